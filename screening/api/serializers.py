@@ -1,0 +1,75 @@
+"""API representations of nights, tracklets, detections and bundle uploads."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from screening.models import BundleUpload, Detection, Night, Tracklet
+
+
+class NightSerializer(serializers.ModelSerializer):
+    tracklets = serializers.IntegerField(source="n_tracklets", read_only=True)
+
+    class Meta:
+        model = Night
+        fields = ["date", "tracklets", "created_at"]
+
+
+class DetectionSerializer(serializers.ModelSerializer):
+    display_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Detection
+        fields = ["index", "mjd", "ra", "dec", "mag", "x", "y", "stamp_format", "stamp_width",
+                  "stamp_height", "stamp_sha256", "display_url"]
+
+    def get_display_url(self, obj: Detection) -> str:
+        return reverse("stamp-display", args=[obj.pk])
+
+
+class TrackletSerializer(serializers.ModelSerializer):
+    night = serializers.DateField(source="night.date")
+    tracklet = serializers.CharField(source="survey_id")
+    model_version = serializers.CharField(source="model_version.version", default=None)
+
+    class Meta:
+        model = Tracklet
+        fields = ["id", "night", "tracklet", "status", "score", "model_version", "n_detections",
+                  "rate_deg_per_day", "position_angle_deg", "mean_mag", "created_at", "scored_at"]
+
+
+class TrackletDetailSerializer(TrackletSerializer):
+    detections = DetectionSerializer(many=True, read_only=True)
+
+    class Meta(TrackletSerializer.Meta):
+        fields = [*TrackletSerializer.Meta.fields, "detections"]
+
+
+class TrackletUploadSerializer(serializers.Serializer):
+    """Multipart form: `metadata` is the tracklet as JSON; each stamp is a file field by name."""
+
+    metadata = serializers.JSONField(
+        help_text='{"night": "YYYY-MM-DD", "tracklet": "id", "detections": [{"index": 0, '
+        '"mjd": ..., "ra": ..., "dec": ..., "mag": ..., "x": ..., "y": ..., "stamp": "<file '
+        'field name>"}, ...]}'
+    )
+
+    def validate_metadata(self, value: object) -> dict:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("metadata must be a JSON object")
+        if not isinstance(value.get("detections"), list):
+            raise serializers.ValidationError("metadata.detections must be a list")
+        return value
+
+
+class BundleUploadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BundleUpload
+        fields = ["id", "original_name", "status", "progress", "summary", "results", "error",
+                  "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class BundleUploadCreateSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A .zip or .tar.gz night bundle.")

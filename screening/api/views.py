@@ -1,0 +1,115 @@
+"""REST API views: parse the request, call one service, serialise the result."""
+
+from __future__ import annotations
+
+from django.db.models import Count
+from django_filters import rest_framework as filters
+from rest_framework import generics, mixins, permissions, status, viewsets
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from screening.api.serializers import (
+    BundleUploadCreateSerializer,
+    BundleUploadSerializer,
+    NightSerializer,
+    TrackletDetailSerializer,
+    TrackletSerializer,
+    TrackletUploadSerializer,
+)
+from screening.ingest import IngestRejected, StampSource, TrackletInput, tracklet_ingest
+from screening.models import BundleUpload, Night, Tracklet
+from screening.uploads import bundle_upload_create
+
+
+class CanIngest(permissions.BasePermission):
+    """Reading needs a login; sending tracklets or bundles needs the add-tracklet permission."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return request.user.has_perm("screening.add_tracklet")
+
+
+class TrackletFilter(filters.FilterSet):
+    night = filters.DateFilter(field_name="night__date")
+    tracklet = filters.CharFilter(field_name="survey_id")
+    score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
+    score_max = filters.NumberFilter(field_name="score", lookup_expr="lte")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Tracklet
+        fields = ["night", "tracklet", "status", "score_min", "score_max", "created_after"]
+
+
+class TrackletViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Tracklets: list with filters, read one with its detections, send one as multipart."""
+
+    queryset = Tracklet.objects.select_related("night", "model_version").order_by("id")
+    filterset_class = TrackletFilter
+    parser_classes = [MultiPartParser]
+    permission_classes = [permissions.IsAuthenticated, CanIngest]
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return TrackletDetailSerializer
+        if self.action == "create":
+            return TrackletUploadSerializer
+        return TrackletSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related("detections")
+        return queryset
+
+    def create(self, request: Request) -> Response:
+        upload = TrackletUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        metadata = upload.validated_data["metadata"]
+        stamps = {
+            name: StampSource(name=file.name, read=lambda limit, f=file: f.read(limit + 1))
+            for name, file in request.FILES.items()
+        }
+        tracklet = TrackletInput(
+            night=metadata.get("night"),
+            survey_id=metadata.get("tracklet"),
+            detections=metadata["detections"],
+            stamps=stamps,
+        )
+        try:
+            result = tracklet_ingest(tracklet=tracklet)
+        except IngestRejected as exc:
+            return Response(exc.as_dict(), status=exc.status)
+        body = TrackletDetailSerializer(result.tracklet).data
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class NightList(generics.ListAPIView):
+    """Nights with their number of tracklets, newest first."""
+
+    serializer_class = NightSerializer
+    queryset = Night.objects.annotate(n_tracklets=Count("tracklets")).order_by("-date")
+
+
+class BundleUploadViewSet(
+    mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Upload a .zip or .tar.gz night bundle; it is ingested by a worker, poll it for results."""
+
+    queryset = BundleUpload.objects.order_by("-created_at")
+    parser_classes = [MultiPartParser]
+    permission_classes = [permissions.IsAuthenticated, CanIngest]
+
+    def get_serializer_class(self):
+        return BundleUploadCreateSerializer if self.action == "create" else BundleUploadSerializer
+
+    def create(self, request: Request) -> Response:
+        form = BundleUploadCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = bundle_upload_create(file=form.validated_data["file"], user=request.user)
+        return Response(BundleUploadSerializer(upload).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class ScreeningConfig(AppConfig):
+    name = "screening"
+    verbose_name = "Tracklet screening"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from screening.roles import roles_ensure
+
+        post_migrate.connect(roles_ensure, sender=self)

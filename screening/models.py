@@ -1,0 +1,256 @@
+"""The data model: nights, tracklets, detections, classes, models, predictions, labels, jobs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Night(models.Model):
+    """One observing night; tracklets are unique by their survey id within a night."""
+
+    date = models.DateField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-date"]
+
+    def __str__(self) -> str:
+        return self.date.isoformat()
+
+
+class StampClass(models.Model):
+    """A class a stamp can belong to: the paper's 8, plus any an admin adds (say GLARE)."""
+
+    name = models.CharField(max_length=32, unique=True)
+    is_real = models.BooleanField(help_text="True for a real source (AST, STREAK, COMET).")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "stamp classes"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """A trained ICN + TCN pair; `version` is its checkpoint's content hash."""
+
+    version = models.CharField(max_length=64, unique=True)
+    checkpoint = models.CharField(max_length=500, help_text="Path of the checkpoint file.")
+    classes = models.JSONField(default=list)
+    threshold = models.FloatField(default=0.8)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.version[:12]
+
+
+class Tracklet(models.Model):
+    """A candidate moving object: its detections, and once scored, its real/bogus score."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        SCORED = "scored", "scored"
+        REVIEWED = "reviewed", "reviewed"
+
+    night = models.ForeignKey(Night, on_delete=models.PROTECT, related_name="tracklets")
+    survey_id = models.CharField(max_length=64, help_text="The survey's id, unique per night.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    score = models.FloatField(null=True, blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    content_sha256 = models.CharField(
+        max_length=64, help_text="Hash of metadata and stamps, to tell a re-send from a conflict."
+    )
+    n_detections = models.PositiveSmallIntegerField()
+    rate_deg_per_day = models.FloatField(help_text="Rate of motion from first to last detection.")
+    position_angle_deg = models.FloatField(help_text="Direction of motion, east of north.")
+    mean_mag = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["night", "survey_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["night", "survey_id"], name="tracklet_unique_per_night")
+        ]
+        indexes = [
+            models.Index(fields=["night", "-score"], name="tracklet_night_score"),
+            models.Index(fields=["status", "created_at"], name="tracklet_status_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.night}/{self.survey_id}"
+
+
+class Detection(models.Model):
+    """One detection of a tracklet, with its stamp as received and what ingest derived from it."""
+
+    tracklet = models.ForeignKey(Tracklet, on_delete=models.CASCADE, related_name="detections")
+    index = models.PositiveSmallIntegerField(help_text="0-based position in time order.")
+    mjd = models.FloatField()
+    ra = models.FloatField(help_text="Right ascension, degrees.")
+    dec = models.FloatField(help_text="Declination, degrees.")
+    mag = models.FloatField()
+    x = models.FloatField(help_text="Detector x, pixels.")
+    y = models.FloatField(help_text="Detector y, pixels.")
+    stamp = models.FileField(upload_to="stamps/", help_text="The stamp file as received.")
+    stamp_format = models.CharField(max_length=8)
+    stamp_sha256 = models.CharField(max_length=64)
+    stamp_width = models.PositiveIntegerField()
+    stamp_height = models.PositiveIntegerField()
+    pixels = models.FileField(upload_to="pixels/", help_text="Model input: 100x100 float32 .npy.")
+    display = models.FileField(upload_to="display/", help_text="Display PNG.")
+
+    class Meta:
+        ordering = ["tracklet", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["tracklet", "index"], name="detection_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tracklet}#{self.index}"
+
+
+class StampPrediction(models.Model):
+    """The ICN's class probabilities for one stamp, by one model version."""
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    probabilities = models.JSONField(help_text="Class name to probability.")
+    top_class = models.CharField(max_length=32)
+    top_probability = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["detection", "model_version"], name="prediction_unique_per_model"
+            )
+        ]
+
+
+class TrackletScore(models.Model):
+    """The TCN's real/bogus score for one tracklet, by one model version (history kept)."""
+
+    tracklet = models.ForeignKey(Tracklet, on_delete=models.CASCADE, related_name="scores")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    score = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tracklet", "model_version"], name="score_unique_per_model"
+            )
+        ]
+
+
+class Verdict(models.Model):
+    """A reviewer's real/bogus verdict on a tracklet. Append-only: the latest one wins."""
+
+    class Value(models.TextChoices):
+        REAL = "real", "real"
+        BOGUS = "bogus", "bogus"
+
+    tracklet = models.ForeignKey(Tracklet, on_delete=models.CASCADE, related_name="verdicts")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verdicts"
+    )
+    value = models.CharField(max_length=8, choices=Value.choices)
+    score_shown = models.FloatField(null=True, blank=True)
+    model_version_shown = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tracklet", "-created_at"], name="verdict_latest")]
+
+
+class StampLabel(models.Model):
+    """A reviewer's class for one stamp. Append-only: the latest one wins."""
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="labels")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stamp_labels"
+    )
+    stamp_class = models.ForeignKey(StampClass, on_delete=models.PROTECT, related_name="labels")
+    class_shown = models.CharField(max_length=32, blank=True, help_text="Model's top class shown.")
+    probability_shown = models.FloatField(null=True, blank=True)
+    model_version_shown = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["detection", "-created_at"], name="stamp_label_latest")]
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+
+
+class TrainingRun(models.Model):
+    """A retraining job: its status, progress, log and the candidate model it registered."""
+
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    step = models.CharField(max_length=200, blank=True)
+    log = models.TextField(blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    candidate = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class BundleUpload(models.Model):
+    """A night bundle uploaded over the API, ingested by a worker with per-tracklet results."""
+
+    file = models.FileField(upload_to="bundles/")
+    original_name = models.CharField(max_length=255)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    summary = models.JSONField(default=dict, blank=True)
+    results = models.JSONField(default=list, blank=True, help_text="One entry per tracklet.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,35 @@
+"""The roles (Django groups) and their permissions, made sure of after every migrate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REVIEWER = "reviewer"
+ADMIN = "admin"
+PIPELINE = "pipeline"
+
+_VIEW = ["night", "tracklet", "detection", "stampclass", "modelversion", "stampprediction",
+         "trackletscore", "verdict", "stamplabel", "trainingrun", "bundleupload"]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    REVIEWER: [f"view_{m}" for m in _VIEW] + ["add_verdict", "add_stamplabel"],
+    PIPELINE: ["view_night", "view_tracklet", "view_detection", "add_tracklet",
+               "add_bundleupload", "view_bundleupload"],
+    ADMIN: ["*"],
+}
+
+
+def roles_ensure(**kwargs: Any) -> None:
+    """Create the role groups and give them their permissions (idempotent; a post_migrate hook)."""
+    from django.contrib.auth.models import Group, Permission
+
+    screening = Permission.objects.filter(content_type__app_label="screening")
+    for role, codenames in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        if codenames == ["*"]:
+            admin_perms = Permission.objects.filter(
+                content_type__app_label__in=["screening", "auth", "authtoken"]
+            )
+            group.permissions.set(admin_perms)
+        else:
+            group.permissions.set(screening.filter(codename__in=codenames))

@@ -1,0 +1,19 @@
+"""URL configuration."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from screening import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("nights/<str:date>/", views.night_detail, name="night-detail"),
+    path("stamps/<int:pk>.png", views.stamp_display, name="stamp-display"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("screening.api.urls")),
+]

@@ -1,0 +1,87 @@
+"""Shared fixtures: isolated media storage, API clients per role, a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ZTF_DIR = ROOT.parent / "shared" / "data" / "ztf-alert-cutouts"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def stored_files(media: Path) -> list[Path]:
+    return [p for p in media.rglob("*") if p.is_file()] if media.exists() else []
+
+
+def make_user(username: str, role: str):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password="a-long-test-password")
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def pipeline_client(db):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    token = Token.objects.create(user=make_user("pipeline", "pipeline"))
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def reviewer(db):
+    return make_user("reviewer", "reviewer")
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker(transactional_db, media_root: Path) -> Iterator[subprocess.Popen]:
+    """A real `celery worker` process on the test database and the Redis of `./run test`."""
+    if not os.environ.get("REDIS_URL") or "postgresql" not in django_settings.DATABASES[
+        "default"
+    ]["ENGINE"]:
+        pytest.skip("needs the PostgreSQL and Redis that ./run test starts")
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "MEDIA_ROOT": str(media_root)}
+    log = media_root.parent / "worker.log"
+    with open(log, "wb") as sink:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "screening", "worker",
+             "-Q", "default,inference,training", "--pool", "solo", "-n", f"test-{os.getpid()}@%h",
+             "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while b" ready." not in log.read_bytes():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            pytest.fail(f"the worker did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    yield worker
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()

@@ -1,0 +1,207 @@
+"""The ingest service: whole tracklets in one transaction, clear errors, nothing half-written."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from screening.ingest import IngestRejected, TrackletInput, stamp_from_bytes, tracklet_ingest
+from screening.models import Detection, Night, Tracklet
+from screening.stamp_display import NAN_RGB, SATURATED_RGB
+from tests.conftest import ZTF_DIR, stored_files
+from tests.stamps import NIGHT, detection_rows, fits_bytes, npy_bytes, stamp_files, stamp_pixels
+
+pytestmark = pytest.mark.django_db
+
+
+def tracklet_input(survey_id: str = "T1", *, rows=None, files=None, night=NIGHT) -> TrackletInput:
+    rows = detection_rows(survey_id) if rows is None else rows
+    files = stamp_files(survey_id) if files is None else files
+    return TrackletInput(
+        night=night, survey_id=survey_id, detections=rows,
+        stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
+    )
+
+
+def rejection(tracklet: TrackletInput) -> IngestRejected:
+    with pytest.raises(IngestRejected) as info:
+        tracklet_ingest(tracklet=tracklet)
+    return info.value
+
+
+def test_it_stores_a_tracklet_with_its_detections_and_derived_files(media_root):
+    result = tracklet_ingest(tracklet=tracklet_input())
+    assert result.created
+    tracklet = Tracklet.objects.get()
+    assert (str(tracklet.night), tracklet.survey_id, tracklet.status) == (NIGHT, "T1", "pending")
+    assert tracklet.n_detections == 4
+    assert tracklet.rate_deg_per_day == pytest.approx(1.0, rel=0.02)
+    assert 0 < tracklet.position_angle_deg < 90  # moving north-east
+    detections = list(tracklet.detections.order_by("index"))
+    assert [d.index for d in detections] == [0, 1, 2, 3]
+    first = detections[0]
+    assert first.stamp.read() == stamp_files("T1")["T1_0.fits"]
+    assert np.load(first.pixels.open("rb")).shape == (100, 100)
+    assert Image.open(first.display.open("rb")).size == (100, 100)
+    assert len(stored_files(media_root)) == 12
+
+
+def test_it_marks_nan_and_saturated_pixels_in_distinct_colours():
+    pixels = stamp_pixels(7)
+    pixels[:, :5] = np.nan
+    pixels[50, 50] = 70000.0
+    files = stamp_files("T1")
+    files["T1_0.fits"] = fits_bytes(pixels, saturate=60000.0)
+    tracklet_ingest(tracklet=tracklet_input(files=files))
+    png = np.asarray(Image.open(Detection.objects.get(index=0).display.open("rb")).convert("RGB"))
+    assert tuple(png[10, 2]) == NAN_RGB
+    assert tuple(png[50, 50]) == SATURATED_RGB
+    assert tuple(png[20, 20]) not in (NAN_RGB, SATURATED_RGB)
+
+
+def test_it_shows_a_faint_source_above_the_background_in_the_display():
+    files = {f"T1_{i}.fits": fits_bytes(stamp_pixels(i, source_flux=400.0)) for i in range(4)}
+    tracklet_ingest(tracklet=tracklet_input(files=files))
+    grey = np.asarray(Image.open(Detection.objects.get(index=0).display.open("rb")).convert("L"))
+    assert grey[48:52, 48:52].mean() > grey[:30, :30].mean() + 40
+
+
+def test_it_ingests_every_real_ztf_difference_cutout():
+    paths = sorted(ZTF_DIR.glob("*_difference.fits.gz"))
+    chunks = [paths[i : i + 4] for i in range(0, len(paths), 4)]
+    if len(chunks[-1]) < 3:
+        chunks[-2:] = [chunks[-2] + chunks[-1]]
+    for number, chunk in enumerate(chunks):
+        survey_id = f"ZTF{number}"
+        rows = detection_rows(survey_id, n=len(chunk))
+        for row, path in zip(rows, chunk, strict=True):
+            row["stamp"] = path.name
+        files = {path.name: path.read_bytes() for path in chunk}
+        tracklet_ingest(tracklet=tracklet_input(survey_id, rows=rows, files=files))
+    assert Detection.objects.count() == len(paths)
+    assert set(Detection.objects.values_list("stamp_width", "stamp_height")) == {(63, 63)}
+    pixels = np.load(Detection.objects.first().pixels.open("rb"))
+    assert np.isnan(pixels[:18]).all() and np.isfinite(pixels[50, 50])
+
+
+def test_it_accepts_png_and_npy_stamps_of_other_sizes():
+    files = stamp_files("T1")
+    files["T1_1.fits"] = npy_bytes(stamp_pixels(1, size=64))
+    files["T1_2.fits"] = npy_bytes(stamp_pixels(2, size=250))
+    tracklet_ingest(tracklet=tracklet_input(files=files))
+    formats = dict(Detection.objects.values_list("index", "stamp_format"))
+    assert formats == {0: "fits", 1: "npy", 2: "npy", 3: "fits"}
+
+
+def test_it_treats_a_resend_of_the_same_tracklet_as_a_no_op(media_root):
+    first = tracklet_ingest(tracklet=tracklet_input())
+    again = tracklet_ingest(tracklet=tracklet_input())
+    assert not again.created and again.tracklet.pk == first.tracklet.pk
+    assert Tracklet.objects.count() == 1 and Detection.objects.count() == 4
+    assert len(stored_files(media_root)) == 12
+
+
+def test_it_refuses_the_same_id_with_other_content_as_a_conflict():
+    tracklet_ingest(tracklet=tracklet_input())
+    rows = detection_rows("T1")
+    rows[2]["mag"] += 0.5
+    error = rejection(tracklet_input(rows=rows))
+    assert error.status == 409
+    assert "already stored with other content" in error.as_dict()["errors"][0]["reason"]
+    assert Detection.objects.get(index=2).mag == pytest.approx(detection_rows("T1")[2]["mag"])
+
+
+def test_the_same_id_on_another_night_is_another_tracklet():
+    tracklet_ingest(tracklet=tracklet_input())
+    tracklet_ingest(tracklet=tracklet_input(night="2026-11-25"))
+    assert Tracklet.objects.filter(survey_id="T1").count() == 2
+
+
+def _bad_file(files: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:
+    return {**files, name: data}
+
+
+def _big_nan_free(size: int) -> bytes:
+    return fits_bytes(np.zeros((size, size), dtype=np.float32) + 1)
+
+
+@pytest.mark.parametrize(
+    ("index", "data", "reason"),
+    [
+        (0, b"", "file is empty"),
+        (1, fits_bytes(stamp_pixels(9), gz=True)[:700], "gzip stream is truncated"),
+        (2, fits_bytes(np.full((100, 100), np.nan, np.float32)), "no finite pixel"),
+        (3, b"SIMPLE  =                    T" + b" " * 50 + b"END" + b" " * 2797, "no 2-D image"),
+    ],
+    ids=["empty", "truncated-gzip", "nan-only", "fits-without-image"],
+)
+def test_it_rejects_a_bad_stamp_naming_the_file_and_writes_nothing(index, data, reason, media_root):
+    files = _bad_file(stamp_files("T1"), f"T1_{index}.fits", data)
+    error = rejection(tracklet_input(files=files))
+    assert error.status == 400
+    problem = error.as_dict()["errors"][0]
+    assert problem["file"] == f"T1_{index}.fits"
+    assert problem["field"] == f"detections[{index}].stamp"
+    assert reason in problem["reason"]
+    assert not Tracklet.objects.exists() and not Night.objects.exists()
+    assert stored_files(media_root) == []
+
+
+def test_it_rejects_a_10000_by_10000_image():
+    import gzip
+
+    huge = gzip.compress(fits_bytes(np.zeros((10000, 10000), np.float32)), mtime=0)
+    error = rejection(tracklet_input(files=_bad_file(stamp_files("T1"), "T1_0.fits", huge)))
+    assert "10000x10000 pixels" in error.as_dict()["errors"][0]["reason"]
+    assert not Tracklet.objects.exists()
+
+
+def test_it_rejects_a_file_over_the_size_limit(settings):
+    settings.STAMP_MAX_BYTES = 50_000
+    big = fits_bytes(np.random.default_rng(0).normal(size=(150, 150)).astype(np.float32))
+    error = rejection(tracklet_input(files=_bad_file(stamp_files("T1"), "T1_3.fits", big)))
+    assert "larger than the limit of 50000 bytes" in error.as_dict()["errors"][0]["reason"]
+    assert not Tracklet.objects.exists()
+
+
+def test_it_reports_every_problem_of_a_tracklet_at_once():
+    rows = detection_rows("T1")
+    del rows[1]["mjd"]
+    rows[2]["dec"] = 95.0
+    rows[3]["ra"] = "east"
+    files = stamp_files("T1")
+    del files["T1_0.fits"]
+    problems = rejection(tracklet_input(rows=rows, files=files)).as_dict()["errors"]
+    fields = {p["field"]: p["reason"] for p in problems}
+    assert fields["detections[1].mjd"] == "mjd is missing"
+    assert "outside -90..90" in fields["detections[2].dec"]
+    assert "not a number" in fields["detections[3].ra"]
+    assert fields["detections[0].stamp"] == "stamp file was not sent"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        (lambda t: {**t, "night": "24/11/2026"}, "night", "not YYYY-MM-DD"),
+        (lambda t: {**t, "survey_id": "../etc"}, "tracklet", "letters, digits"),
+        (lambda t: {**t, "detections": t["detections"][:2]}, "detections", "3 to 16 detections"),
+    ],
+    ids=["night", "id", "too-few"],
+)
+def test_it_validates_tracklet_fields(change, field, reason):
+    base = {"night": NIGHT, "survey_id": "T1", "detections": detection_rows("T1")}
+    changed = change(base)
+    error = rejection(tracklet_input(changed["survey_id"], rows=changed["detections"],
+                                     night=changed["night"]))
+    assert any(p.get("field") == field and reason in p["reason"]
+               for p in error.as_dict()["errors"])
+
+
+def test_it_requires_detections_in_time_order():
+    rows = detection_rows("T1")
+    rows[1]["mjd"], rows[2]["mjd"] = rows[2]["mjd"], rows[1]["mjd"]
+    error = rejection(tracklet_input(rows=rows))
+    assert "time order" in error.as_dict()["errors"][0]["reason"]

@@ -1,0 +1,89 @@
+"""Test data makers: small deterministic stamps in every accepted format, tracklets and bundles."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from PIL import Image
+
+NIGHT = "2026-11-24"
+
+
+def stamp_pixels(seed: int, size: int = 100, *, source_flux: float = 400.0) -> np.ndarray:
+    """Gaussian noise with a point source at the centre: what a detection stamp looks like."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(0.0, 10.0, (size, size))
+    yy, xx = np.mgrid[:size, :size]
+    c = (size - 1) / 2
+    image += source_flux / (2 * np.pi * 1.5**2) * np.exp(-((xx - c) ** 2 + (yy - c) ** 2) / 4.5)
+    return image.astype(np.float32)
+
+
+def fits_bytes(pixels: np.ndarray, *, big_endian: bool = True, gz: bool = False,
+               saturate: float | None = None) -> bytes:
+    data = pixels.astype(">f4" if big_endian else "<f4")
+    hdu = fits.PrimaryHDU(data)
+    if saturate is not None:
+        hdu.header["SATURATE"] = saturate
+    buffer = io.BytesIO()
+    hdu.writeto(buffer)
+    raw = buffer.getvalue()
+    return gzip.compress(raw, mtime=0) if gz else raw
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    scaled = np.clip((pixels - pixels.min()) / (np.ptp(pixels) or 1) * 65535, 0, 65535)
+    buffer = io.BytesIO()
+    Image.fromarray(scaled.astype(np.uint16)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def npy_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, pixels)
+    return buffer.getvalue()
+
+
+def detection_rows(survey_id: str, n: int = 4, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Detections of a mover at 1 degree/day, 15 minutes apart, stamps named `<id>_<i>.fits`."""
+    rng = np.random.default_rng(seed)
+    ra0, dec0 = 40.0 + rng.uniform(0, 10), -5.0 + rng.uniform(0, 10)
+    rows = []
+    for i in range(n):
+        dt = i * 15 / 1440
+        rows.append({
+            "index": i, "mjd": 61368.4 + dt, "ra": ra0 + dt * 0.8, "dec": dec0 + dt * 0.6,
+            "mag": 19.0 + rng.normal(0, 0.05), "x": 5000.0 + i * 20, "y": 3000.0 + i * 15,
+            "stamp": f"{survey_id}_{i}.fits",
+        })
+    return rows
+
+
+def stamp_files(survey_id: str, n: int = 4, *, seed: int = 0) -> dict[str, bytes]:
+    return {f"{survey_id}_{i}.fits": fits_bytes(stamp_pixels(seed * 100 + i)) for i in range(n)}
+
+
+def write_bundle(folder: Path, tracklets: list[str], *, night: str = NIGHT,
+                 csv_manifest: bool = False) -> Path:
+    """Write a bundle directory of the given tracklet ids (4 detections each)."""
+    (folder / "stamps").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed, survey_id in enumerate(tracklets):
+        for name, data in stamp_files(survey_id, seed=seed).items():
+            (folder / "stamps" / name).write_bytes(data)
+        for row in detection_rows(survey_id, seed=seed):
+            rows.append({"night": night, "tracklet": survey_id, **row,
+                         "stamp": f"stamps/{row['stamp']}"})
+    if csv_manifest:
+        keys = list(rows[0])
+        lines = [",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]
+        (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    else:
+        (folder / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return folder
