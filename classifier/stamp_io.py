@@ -94,7 +94,7 @@ def _gunzip(data: bytes) -> bytes:
         if out.startswith(FITS_MAGIC) and _fits_primary_shape(out):
             _check_shape(_fits_primary_shape(out), max_side=MAX_SIDE)
         raise StampError(
-            f"gzip content is larger than {MAX_DECOMPRESSED_BYTES // (1024 * 1024)} MiB uncompressed"
+            f"gzip content is larger than {MAX_DECOMPRESSED_BYTES // 2**20} MiB uncompressed"
         )
     if not decompressor.eof:
         raise StampError("gzip stream is truncated (ends before its end-of-stream marker)")
@@ -142,9 +142,10 @@ def _read_fits(data: bytes, *, max_side: int) -> Stamp:
 
 def _read_fits_hdus(fits, data: bytes, *, max_side: int) -> Stamp:
     try:
-        with warnings.catch_warnings(), fits.open(
-            io.BytesIO(data), memmap=False, lazy_load_hdus=True
-        ) as hdus:
+        with (
+            warnings.catch_warnings(),
+            fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True) as hdus,
+        ):
             for hdu in hdus:
                 naxis = int(hdu.header.get("NAXIS", 0))
                 if naxis < 2 or not isinstance(hdu, fits.PrimaryHDU | fits.ImageHDU):
@@ -201,4 +202,3 @@ def _read_npy(data: bytes, *, max_side: int) -> Stamp:
         raise StampError(f".npy file cannot be read ({exc})") from exc
     pixels = np.asarray(array, dtype=np.float32)
     return Stamp(pixels=pixels.reshape(_check_shape(pixels.shape, max_side=max_side)), format="npy")
-

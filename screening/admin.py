@@ -37,8 +37,17 @@ class DetectionInline(admin.TabularInline):
 
 @admin.register(models.Tracklet)
 class TrackletAdmin(admin.ModelAdmin):
-    list_display = ["survey_id", "night", "status", "score", "model_version", "n_detections",
-                    "rate_deg_per_day", "mean_mag", "created_at"]
+    list_display = [
+        "survey_id",
+        "night",
+        "status",
+        "score",
+        "model_version",
+        "n_detections",
+        "rate_deg_per_day",
+        "mean_mag",
+        "created_at",
+    ]
     list_filter = ["status", "night", "model_version"]
     search_fields = ["survey_id"]
     list_select_related = ["night", "model_version"]
@@ -71,8 +80,14 @@ class TrackletScoreAdmin(admin.ModelAdmin):
 
 @admin.register(models.Verdict)
 class VerdictAdmin(admin.ModelAdmin):
-    list_display = ["tracklet", "value", "reviewer", "score_shown", "model_version_shown",
-                    "created_at"]
+    list_display = [
+        "tracklet",
+        "value",
+        "reviewer",
+        "score_shown",
+        "model_version_shown",
+        "created_at",
+    ]
     list_filter = ["value", "reviewer", "created_at"]
     search_fields = ["tracklet__survey_id"]
     raw_id_fields = ["tracklet"]
@@ -87,14 +102,29 @@ class StampLabelAdmin(admin.ModelAdmin):
 
 @admin.register(models.TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "status", "progress", "step", "candidate", "started_by", "created_at",
-                    "finished_at"]
+    list_display = [
+        "id",
+        "status",
+        "progress",
+        "step",
+        "candidate",
+        "started_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status"]
 
 
 @admin.register(models.BundleUpload)
 class BundleUploadAdmin(admin.ModelAdmin):
-    list_display = ["id", "original_name", "status", "progress", "uploaded_by", "created_at",
-                    "finished_at"]
+    list_display = [
+        "id",
+        "original_name",
+        "status",
+        "progress",
+        "uploaded_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status"]
     readonly_fields = ["summary", "results", "error"]

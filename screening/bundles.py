@@ -46,8 +46,13 @@ class BundleReport:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {"tracklets": len(self.results), "created": 0, "unchanged": 0, "rejected": 0,
-                  "conflict": 0}
+        counts = {
+            "tracklets": len(self.results),
+            "created": 0,
+            "unchanged": 0,
+            "rejected": 0,
+            "conflict": 0,
+        }
         for result in self.results:
             counts[result["status"]] += 1
         return counts
@@ -64,7 +69,7 @@ class _ManifestGroup:
 def bundle_ingest(
     *, path: Path, progress: Callable[[int, int], None] | None = None
 ) -> BundleReport:
-    """Ingest every tracklet of a bundle, each in its own transaction; raise BundleError if unusable."""
+    """Ingest each tracklet of a bundle in its own transaction; BundleError if it is unusable."""
     with bundle_open(path) as root:
         manifest = _find_manifest(root)
         groups = _read_manifest(manifest)
@@ -81,7 +86,9 @@ def _ingest_group(group: _ManifestGroup, base: Path, manifest_name: str) -> dict
     origin = f"{manifest_name} line{'s' if len(group.lines) > 1 else ''} " + ", ".join(
         str(n) for n in group.lines
     )
-    stamps = {row["stamp"]: _file_source(base, row["stamp"]) for row in group.rows if row.get("stamp")}
+    stamps = {
+        row["stamp"]: _file_source(base, row["stamp"]) for row in group.rows if row.get("stamp")
+    }
     tracklet = TrackletInput(
         night=group.night,
         survey_id=group.survey_id,
@@ -158,7 +165,9 @@ def _extract_zip(path: Path, target: Path) -> None:
             for info in members:
                 _check_member_name(info.filename)
                 if stat.S_ISLNK(info.external_attr >> 16):
-                    raise BundleError(f"bundle member {info.filename!r} is a link; links are refused")
+                    raise BundleError(
+                        f"bundle member {info.filename!r} is a link; links are refused"
+                    )
             _check_total(sum(info.file_size for info in members))
             for info in members:
                 destination = target / info.filename

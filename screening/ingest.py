@@ -152,9 +152,7 @@ def tracklet_ingest(*, tracklet: TrackletInput) -> IngestResult:
 
 
 def _existing(prepared: _PreparedTracklet) -> IngestResult | None:
-    row = Tracklet.objects.filter(
-        night__date=prepared.night, survey_id=prepared.survey_id
-    ).first()
+    row = Tracklet.objects.filter(night__date=prepared.night, survey_id=prepared.survey_id).first()
     if row is None:
         return None
     if row.content_sha256 != prepared.content_sha256:
@@ -447,8 +445,9 @@ def _content_hash(night: date, survey_id: str, detections: list[_PreparedDetecti
 def _motion(detections: list[_PreparedDetection]) -> dict[str, float]:
     """Rate and direction of motion between the first and last detection, and mean magnitude."""
     first, last = detections[0].values, detections[-1].values
-    ra1, dec1, ra2, dec2 = (math.radians(float(v)) for v in (first["ra"], first["dec"],
-                                                            last["ra"], last["dec"]))
+    ra1, dec1, ra2, dec2 = (
+        math.radians(float(v)) for v in (first["ra"], first["dec"], last["ra"], last["dec"])
+    )
     cos_sep = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(
         ra2 - ra1
     )

@@ -145,6 +145,9 @@ class StampPrediction(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.detection_id}: {self.top_class} {self.top_probability:.2f}"
+
 
 class TrackletScore(models.Model):
     """The TCN's real/bogus score for one tracklet, by one model version (history kept)."""
@@ -160,6 +163,9 @@ class TrackletScore(models.Model):
                 fields=["tracklet", "model_version"], name="score_unique_per_model"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.tracklet_id}: {self.score:.3f}"
 
 
 class Verdict(models.Model):
@@ -184,6 +190,9 @@ class Verdict(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tracklet", "-created_at"], name="verdict_latest")]
 
+    def __str__(self) -> str:
+        return f"{self.tracklet_id}: {self.value}"
+
 
 class StampLabel(models.Model):
     """A reviewer's class for one stamp. Append-only: the latest one wins."""
@@ -203,6 +212,9 @@ class StampLabel(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["detection", "-created_at"], name="stamp_label_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.detection_id}: {self.stamp_class_id}"
 
 
 class JobStatus(models.TextChoices):
@@ -234,6 +246,9 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
 
 class BundleUpload(models.Model):
     """A night bundle uploaded over the API, ingested by a worker with per-tracklet results."""
@@ -254,3 +269,6 @@ class BundleUpload(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.status})"

@@ -8,13 +8,30 @@ REVIEWER = "reviewer"
 ADMIN = "admin"
 PIPELINE = "pipeline"
 
-_VIEW = ["night", "tracklet", "detection", "stampclass", "modelversion", "stampprediction",
-         "trackletscore", "verdict", "stamplabel", "trainingrun", "bundleupload"]
+_VIEW = [
+    "night",
+    "tracklet",
+    "detection",
+    "stampclass",
+    "modelversion",
+    "stampprediction",
+    "trackletscore",
+    "verdict",
+    "stamplabel",
+    "trainingrun",
+    "bundleupload",
+]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     REVIEWER: [f"view_{m}" for m in _VIEW] + ["add_verdict", "add_stamplabel"],
-    PIPELINE: ["view_night", "view_tracklet", "view_detection", "add_tracklet",
-               "add_bundleupload", "view_bundleupload"],
+    PIPELINE: [
+        "view_night",
+        "view_tracklet",
+        "view_detection",
+        "add_tracklet",
+        "add_bundleupload",
+        "view_bundleupload",
+    ],
     ADMIN: ["*"],
 }
 

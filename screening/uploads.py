@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -65,3 +67,18 @@ def _finish(upload_id: int, **fields) -> None:
     BundleUpload.objects.filter(pk=upload_id).update(
         finished_at=timezone.now(), progress=1.0, **fields
     )
+
+
+def bundle_uploads_prune(*, older_than_days: int | None = None) -> int:
+    """Delete the stored archives of finished uploads older than the retention; keep the rows."""
+    days = older_than_days if older_than_days is not None else settings.BUNDLE_UPLOAD_KEEP_DAYS
+    stale = BundleUpload.objects.filter(
+        status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED],
+        finished_at__lt=timezone.now() - timedelta(days=days),
+    ).exclude(file="")
+    pruned = 0
+    for upload in stale:
+        upload.file.delete(save=False)
+        BundleUpload.objects.filter(pk=upload.pk).update(file="")
+        pruned += 1
+    return pruned

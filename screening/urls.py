@@ -10,6 +10,7 @@ from screening import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
     path("nights/<str:date>/", views.night_detail, name="night-detail"),
     path("stamps/<int:pk>.png", views.stamp_display, name="stamp-display"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

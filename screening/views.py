@@ -15,6 +15,12 @@ from screening.models import Detection, Night, Tracklet
 STAMP_CACHE_SECONDS = 7 * 24 * 3600
 
 
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for containers and load balancers: the database answers."""
+    Night.objects.exists()
+    return HttpResponse("ok", content_type="text/plain")
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     nights = Night.objects.annotate(

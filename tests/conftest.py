@@ -60,18 +60,37 @@ def _test_database_url() -> str:
 @pytest.fixture
 def celery_worker(transactional_db, media_root: Path) -> Iterator[subprocess.Popen]:
     """A real `celery worker` process on the test database and the Redis of `./run test`."""
-    if not os.environ.get("REDIS_URL") or "postgresql" not in django_settings.DATABASES[
-        "default"
-    ]["ENGINE"]:
+    if (
+        not os.environ.get("REDIS_URL")
+        or "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]
+    ):
         pytest.skip("needs the PostgreSQL and Redis that ./run test starts")
     env = {**os.environ, "DATABASE_URL": _test_database_url(), "MEDIA_ROOT": str(media_root)}
     log = media_root.parent / "worker.log"
     with open(log, "wb") as sink:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "screening", "worker",
-             "-Q", "default,inference,training", "--pool", "solo", "-n", f"test-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "screening",
+                "worker",
+                "-Q",
+                "default,inference,training",
+                "--pool",
+                "solo",
+                "-n",
+                f"test-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while b" ready." not in log.read_bytes():

@@ -25,8 +25,9 @@ def stamp_pixels(seed: int, size: int = 100, *, source_flux: float = 400.0) -> n
     return image.astype(np.float32)
 
 
-def fits_bytes(pixels: np.ndarray, *, big_endian: bool = True, gz: bool = False,
-               saturate: float | None = None) -> bytes:
+def fits_bytes(
+    pixels: np.ndarray, *, big_endian: bool = True, gz: bool = False, saturate: float | None = None
+) -> bytes:
     data = pixels.astype(">f4" if big_endian else "<f4")
     hdu = fits.PrimaryHDU(data)
     if saturate is not None:
@@ -57,11 +58,18 @@ def detection_rows(survey_id: str, n: int = 4, *, seed: int = 0) -> list[dict[st
     rows = []
     for i in range(n):
         dt = i * 15 / 1440
-        rows.append({
-            "index": i, "mjd": 61368.4 + dt, "ra": ra0 + dt * 0.8, "dec": dec0 + dt * 0.6,
-            "mag": 19.0 + rng.normal(0, 0.05), "x": 5000.0 + i * 20, "y": 3000.0 + i * 15,
-            "stamp": f"{survey_id}_{i}.fits",
-        })
+        rows.append(
+            {
+                "index": i,
+                "mjd": 61368.4 + dt,
+                "ra": ra0 + dt * 0.8,
+                "dec": dec0 + dt * 0.6,
+                "mag": 19.0 + rng.normal(0, 0.05),
+                "x": 5000.0 + i * 20,
+                "y": 3000.0 + i * 15,
+                "stamp": f"{survey_id}_{i}.fits",
+            }
+        )
     return rows
 
 
@@ -69,8 +77,9 @@ def stamp_files(survey_id: str, n: int = 4, *, seed: int = 0) -> dict[str, bytes
     return {f"{survey_id}_{i}.fits": fits_bytes(stamp_pixels(seed * 100 + i)) for i in range(n)}
 
 
-def write_bundle(folder: Path, tracklets: list[str], *, night: str = NIGHT,
-                 csv_manifest: bool = False) -> Path:
+def write_bundle(
+    folder: Path, tracklets: list[str], *, night: str = NIGHT, csv_manifest: bool = False
+) -> Path:
     """Write a bundle directory of the given tracklet ids (4 detections each)."""
     (folder / "stamps").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -78,8 +87,9 @@ def write_bundle(folder: Path, tracklets: list[str], *, night: str = NIGHT,
         for name, data in stamp_files(survey_id, seed=seed).items():
             (folder / "stamps" / name).write_bytes(data)
         for row in detection_rows(survey_id, seed=seed):
-            rows.append({"night": night, "tracklet": survey_id, **row,
-                         "stamp": f"stamps/{row['stamp']}"})
+            rows.append(
+                {"night": night, "tracklet": survey_id, **row, "stamp": f"stamps/{row['stamp']}"}
+            )
     if csv_manifest:
         keys = list(rows[0])
         lines = [",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]

@@ -21,8 +21,20 @@ class DetectionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Detection
-        fields = ["index", "mjd", "ra", "dec", "mag", "x", "y", "stamp_format", "stamp_width",
-                  "stamp_height", "stamp_sha256", "display_url"]
+        fields = [
+            "index",
+            "mjd",
+            "ra",
+            "dec",
+            "mag",
+            "x",
+            "y",
+            "stamp_format",
+            "stamp_width",
+            "stamp_height",
+            "stamp_sha256",
+            "display_url",
+        ]
 
     def get_display_url(self, obj: Detection) -> str:
         return reverse("stamp-display", args=[obj.pk])
@@ -35,8 +47,20 @@ class TrackletSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Tracklet
-        fields = ["id", "night", "tracklet", "status", "score", "model_version", "n_detections",
-                  "rate_deg_per_day", "position_angle_deg", "mean_mag", "created_at", "scored_at"]
+        fields = [
+            "id",
+            "night",
+            "tracklet",
+            "status",
+            "score",
+            "model_version",
+            "n_detections",
+            "rate_deg_per_day",
+            "position_angle_deg",
+            "mean_mag",
+            "created_at",
+            "scored_at",
+        ]
 
 
 class TrackletDetailSerializer(TrackletSerializer):
@@ -66,8 +90,18 @@ class TrackletUploadSerializer(serializers.Serializer):
 class BundleUploadSerializer(serializers.ModelSerializer):
     class Meta:
         model = BundleUpload
-        fields = ["id", "original_name", "status", "progress", "summary", "results", "error",
-                  "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "original_name",
+            "status",
+            "progress",
+            "summary",
+            "results",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 

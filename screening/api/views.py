@@ -43,9 +43,7 @@ class TrackletFilter(filters.FilterSet):
         fields = ["night", "tracklet", "status", "score_min", "score_max", "created_after"]
 
 
-class TrackletViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class TrackletViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Tracklets: list with filters, read one with its detections, send one as multipart."""
 
     queryset = Tracklet.objects.select_related("night", "model_version").order_by("id")
@@ -85,7 +83,9 @@ class TrackletViewSet(
         except IngestRejected as exc:
             return Response(exc.as_dict(), status=exc.status)
         body = TrackletDetailSerializer(result.tracklet).data
-        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+        return Response(
+            body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
 
 
 class NightList(generics.ListAPIView):
@@ -96,7 +96,9 @@ class NightList(generics.ListAPIView):
 
 
 class BundleUploadViewSet(
-    mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.ListModelMixin,
     viewsets.GenericViewSet,
 ):
     """Upload a .zip or .tar.gz night bundle; it is ingested by a worker, poll it for results."""

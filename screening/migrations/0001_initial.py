@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,212 +14,492 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Night',
+            name="Night",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField(unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("date", models.DateField(unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-date'],
+                "ordering": ["-date"],
             },
         ),
         migrations.CreateModel(
-            name='StampClass',
+            name="StampClass",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=32, unique=True)),
-                ('is_real', models.BooleanField(help_text='True for a real source (AST, STREAK, COMET).')),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=32, unique=True)),
+                (
+                    "is_real",
+                    models.BooleanField(help_text="True for a real source (AST, STREAK, COMET)."),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name_plural': 'stamp classes',
-                'ordering': ['id'],
+                "verbose_name_plural": "stamp classes",
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='BundleUpload',
+            name="BundleUpload",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file', models.FileField(upload_to='bundles/')),
-                ('original_name', models.CharField(max_length=255)),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('succeeded', 'succeeded'), ('failed', 'failed')], default='queued', max_length=16)),
-                ('progress', models.FloatField(default=0.0, help_text='0 to 1.')),
-                ('summary', models.JSONField(blank=True, default=dict)),
-                ('results', models.JSONField(blank=True, default=list, help_text='One entry per tracklet.')),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('uploaded_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("file", models.FileField(upload_to="bundles/")),
+                ("original_name", models.CharField(max_length=255)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0, help_text="0 to 1.")),
+                ("summary", models.JSONField(blank=True, default=dict)),
+                (
+                    "results",
+                    models.JSONField(blank=True, default=list, help_text="One entry per tracklet."),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "uploaded_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=64, unique=True)),
-                ('checkpoint', models.CharField(help_text='Path of the checkpoint file.', max_length=500)),
-                ('classes', models.JSONField(default=list)),
-                ('threshold', models.FloatField(default=0.8)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('is_active', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('activated_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.CharField(max_length=64, unique=True)),
+                (
+                    "checkpoint",
+                    models.CharField(help_text="Path of the checkpoint file.", max_length=500),
+                ),
+                ("classes", models.JSONField(default=list)),
+                ("threshold", models.FloatField(default=0.8)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("is_active", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("activated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('is_active',), name='one_active_model')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_active", True)),
+                        fields=("is_active",),
+                        name="one_active_model",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Tracklet',
+            name="Tracklet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('survey_id', models.CharField(help_text="The survey's id, unique per night.", max_length=64)),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('scored', 'scored'), ('reviewed', 'reviewed')], default='pending', max_length=16)),
-                ('score', models.FloatField(blank=True, null=True)),
-                ('content_sha256', models.CharField(help_text='Hash of metadata and stamps, to tell a re-send from a conflict.', max_length=64)),
-                ('n_detections', models.PositiveSmallIntegerField()),
-                ('rate_deg_per_day', models.FloatField(help_text='Rate of motion from first to last detection.')),
-                ('position_angle_deg', models.FloatField(help_text='Direction of motion, east of north.')),
-                ('mean_mag', models.FloatField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('scored_at', models.DateTimeField(blank=True, null=True)),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='screening.modelversion')),
-                ('night', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tracklets', to='screening.night')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "survey_id",
+                    models.CharField(help_text="The survey's id, unique per night.", max_length=64),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("scored", "scored"),
+                            ("reviewed", "reviewed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("score", models.FloatField(blank=True, null=True)),
+                (
+                    "content_sha256",
+                    models.CharField(
+                        help_text="Hash of metadata and stamps, to tell a re-send from a conflict.",
+                        max_length=64,
+                    ),
+                ),
+                ("n_detections", models.PositiveSmallIntegerField()),
+                (
+                    "rate_deg_per_day",
+                    models.FloatField(help_text="Rate of motion from first to last detection."),
+                ),
+                (
+                    "position_angle_deg",
+                    models.FloatField(help_text="Direction of motion, east of north."),
+                ),
+                ("mean_mag", models.FloatField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("scored_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="screening.modelversion",
+                    ),
+                ),
+                (
+                    "night",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="tracklets",
+                        to="screening.night",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['night', 'survey_id'],
+                "ordering": ["night", "survey_id"],
             },
         ),
         migrations.CreateModel(
-            name='Detection',
+            name="Detection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveSmallIntegerField(help_text='0-based position in time order.')),
-                ('mjd', models.FloatField()),
-                ('ra', models.FloatField(help_text='Right ascension, degrees.')),
-                ('dec', models.FloatField(help_text='Declination, degrees.')),
-                ('mag', models.FloatField()),
-                ('x', models.FloatField(help_text='Detector x, pixels.')),
-                ('y', models.FloatField(help_text='Detector y, pixels.')),
-                ('stamp', models.FileField(help_text='The stamp file as received.', upload_to='stamps/')),
-                ('stamp_format', models.CharField(max_length=8)),
-                ('stamp_sha256', models.CharField(max_length=64)),
-                ('stamp_width', models.PositiveIntegerField()),
-                ('stamp_height', models.PositiveIntegerField()),
-                ('pixels', models.FileField(help_text='Model input: 100x100 float32 .npy.', upload_to='pixels/')),
-                ('display', models.FileField(help_text='Display PNG.', upload_to='display/')),
-                ('tracklet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='detections', to='screening.tracklet')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "index",
+                    models.PositiveSmallIntegerField(help_text="0-based position in time order."),
+                ),
+                ("mjd", models.FloatField()),
+                ("ra", models.FloatField(help_text="Right ascension, degrees.")),
+                ("dec", models.FloatField(help_text="Declination, degrees.")),
+                ("mag", models.FloatField()),
+                ("x", models.FloatField(help_text="Detector x, pixels.")),
+                ("y", models.FloatField(help_text="Detector y, pixels.")),
+                (
+                    "stamp",
+                    models.FileField(help_text="The stamp file as received.", upload_to="stamps/"),
+                ),
+                ("stamp_format", models.CharField(max_length=8)),
+                ("stamp_sha256", models.CharField(max_length=64)),
+                ("stamp_width", models.PositiveIntegerField()),
+                ("stamp_height", models.PositiveIntegerField()),
+                (
+                    "pixels",
+                    models.FileField(
+                        help_text="Model input: 100x100 float32 .npy.", upload_to="pixels/"
+                    ),
+                ),
+                ("display", models.FileField(help_text="Display PNG.", upload_to="display/")),
+                (
+                    "tracklet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="detections",
+                        to="screening.tracklet",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tracklet', 'index'],
+                "ordering": ["tracklet", "index"],
             },
         ),
         migrations.CreateModel(
-            name='TrackletScore',
+            name="TrackletScore",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('score', models.FloatField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='screening.modelversion')),
-                ('tracklet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='scores', to='screening.tracklet')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("score", models.FloatField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="screening.modelversion",
+                    ),
+                ),
+                (
+                    "tracklet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="scores",
+                        to="screening.tracklet",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='TrainingRun',
+            name="TrainingRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('succeeded', 'succeeded'), ('failed', 'failed')], default='queued', max_length=16)),
-                ('progress', models.FloatField(default=0.0, help_text='0 to 1.')),
-                ('step', models.CharField(blank=True, max_length=200)),
-                ('log', models.TextField(blank=True)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('candidate', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='screening.modelversion')),
-                ('started_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0, help_text="0 to 1.")),
+                ("step", models.CharField(blank=True, max_length=200)),
+                ("log", models.TextField(blank=True)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "candidate",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="screening.modelversion",
+                    ),
+                ),
+                (
+                    "started_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Verdict',
+            name="Verdict",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('value', models.CharField(choices=[('real', 'real'), ('bogus', 'bogus')], max_length=8)),
-                ('score_shown', models.FloatField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('model_version_shown', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='screening.modelversion')),
-                ('reviewer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='verdicts', to=settings.AUTH_USER_MODEL)),
-                ('tracklet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='verdicts', to='screening.tracklet')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "value",
+                    models.CharField(choices=[("real", "real"), ("bogus", "bogus")], max_length=8),
+                ),
+                ("score_shown", models.FloatField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "model_version_shown",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="screening.modelversion",
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="verdicts",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tracklet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="verdicts",
+                        to="screening.tracklet",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='StampLabel',
+            name="StampLabel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('class_shown', models.CharField(blank=True, help_text="Model's top class shown.", max_length=32)),
-                ('probability_shown', models.FloatField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('detection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='labels', to='screening.detection')),
-                ('model_version_shown', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='screening.modelversion')),
-                ('reviewer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='stamp_labels', to=settings.AUTH_USER_MODEL)),
-                ('stamp_class', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='labels', to='screening.stampclass')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "class_shown",
+                    models.CharField(
+                        blank=True, help_text="Model's top class shown.", max_length=32
+                    ),
+                ),
+                ("probability_shown", models.FloatField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "detection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="labels",
+                        to="screening.detection",
+                    ),
+                ),
+                (
+                    "model_version_shown",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="screening.modelversion",
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="stamp_labels",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "stamp_class",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="labels",
+                        to="screening.stampclass",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['detection', '-created_at'], name='stamp_label_latest')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["detection", "-created_at"], name="stamp_label_latest")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='StampPrediction',
+            name="StampPrediction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('probabilities', models.JSONField(help_text='Class name to probability.')),
-                ('top_class', models.CharField(max_length=32)),
-                ('top_probability', models.FloatField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('detection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='screening.detection')),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='screening.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("probabilities", models.JSONField(help_text="Class name to probability.")),
+                ("top_class", models.CharField(max_length=32)),
+                ("top_probability", models.FloatField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "detection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictions",
+                        to="screening.detection",
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="screening.modelversion",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('detection', 'model_version'), name='prediction_unique_per_model')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("detection", "model_version"), name="prediction_unique_per_model"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='tracklet',
-            index=models.Index(fields=['night', '-score'], name='tracklet_night_score'),
+            model_name="tracklet",
+            index=models.Index(fields=["night", "-score"], name="tracklet_night_score"),
         ),
         migrations.AddIndex(
-            model_name='tracklet',
-            index=models.Index(fields=['status', 'created_at'], name='tracklet_status_created'),
+            model_name="tracklet",
+            index=models.Index(fields=["status", "created_at"], name="tracklet_status_created"),
         ),
         migrations.AddConstraint(
-            model_name='tracklet',
-            constraint=models.UniqueConstraint(fields=('night', 'survey_id'), name='tracklet_unique_per_night'),
+            model_name="tracklet",
+            constraint=models.UniqueConstraint(
+                fields=("night", "survey_id"), name="tracklet_unique_per_night"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='detection',
-            constraint=models.UniqueConstraint(fields=('tracklet', 'index'), name='detection_unique_index'),
+            model_name="detection",
+            constraint=models.UniqueConstraint(
+                fields=("tracklet", "index"), name="detection_unique_index"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trackletscore',
-            constraint=models.UniqueConstraint(fields=('tracklet', 'model_version'), name='score_unique_per_model'),
+            model_name="trackletscore",
+            constraint=models.UniqueConstraint(
+                fields=("tracklet", "model_version"), name="score_unique_per_model"
+            ),
         ),
         migrations.AddIndex(
-            model_name='verdict',
-            index=models.Index(fields=['tracklet', '-created_at'], name='verdict_latest'),
+            model_name="verdict",
+            index=models.Index(fields=["tracklet", "-created_at"], name="verdict_latest"),
         ),
     ]

@@ -84,8 +84,16 @@ def _zeros_fits(shape: tuple[int, int]) -> bytes:
         (npy_bytes(np.zeros((4, 4, 4))), "must be 2-D"),
         (npy_bytes(np.array([{"a": 1}], dtype=object)), "must be numeric"),
     ],
-    ids=["empty", "truncated-gzip", "nan-only", "10000x10000", "garbage", "bad-gzip", "3d",
-         "pickle"],
+    ids=[
+        "empty",
+        "truncated-gzip",
+        "nan-only",
+        "10000x10000",
+        "garbage",
+        "bad-gzip",
+        "3d",
+        "pickle",
+    ],
 )
 def test_it_rejects_bad_stamps_with_a_reason(data, reason):
     with pytest.raises(StampError, match=reason):
@@ -94,8 +102,12 @@ def test_it_rejects_bad_stamps_with_a_reason(data, reason):
 
 def test_it_rejects_a_fits_file_with_no_image():
     header_only = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
-        [fits.Column(name="a", format="E", array=np.zeros(3))])]).writeto(header_only)
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=np.zeros(3))]),
+        ]
+    ).writeto(header_only)
     with pytest.raises(StampError, match="no 2-D image HDU"):
         read_stamp(header_only.getvalue())
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,7 +19,9 @@ def tracklet_input(survey_id: str = "T1", *, rows=None, files=None, night=NIGHT)
     rows = detection_rows(survey_id) if rows is None else rows
     files = stamp_files(survey_id) if files is None else files
     return TrackletInput(
-        night=night, survey_id=survey_id, detections=rows,
+        night=night,
+        survey_id=survey_id,
+        detections=rows,
         stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
     )
 
@@ -194,10 +194,10 @@ def test_it_reports_every_problem_of_a_tracklet_at_once():
 def test_it_validates_tracklet_fields(change, field, reason):
     base = {"night": NIGHT, "survey_id": "T1", "detections": detection_rows("T1")}
     changed = change(base)
-    error = rejection(tracklet_input(changed["survey_id"], rows=changed["detections"],
-                                     night=changed["night"]))
-    assert any(p.get("field") == field and reason in p["reason"]
-               for p in error.as_dict()["errors"])
+    error = rejection(
+        tracklet_input(changed["survey_id"], rows=changed["detections"], night=changed["night"])
+    )
+    assert any(p.get("field") == field and reason in p["reason"] for p in error.as_dict()["errors"])
 
 
 def test_it_requires_detections_in_time_order():

@@ -1,4 +1,4 @@
-"""`manage.py ingest PATH`: ingest a night bundle (directory, .zip or .tar.gz) with a progress bar."""
+"""`manage.py ingest PATH`: ingest a night bundle (folder, .zip or .tar.gz) with a progress bar."""
 
 from __future__ import annotations
 
@@ -41,15 +41,19 @@ class Command(BaseCommand):
         finally:
             bar.close()
         if report is not None:
-            report.write_text(json.dumps({"summary": result.summary, "results": result.results},
-                                         indent=1))
+            report.write_text(
+                json.dumps({"summary": result.summary, "results": result.results}, indent=1)
+            )
         for item in result.results:
             if item["status"] in ("rejected", "conflict"):
                 reasons = "; ".join(
-                    f"{e.get('field') or e.get('file') or ''}: {e['reason']}" for e in item["errors"]
+                    f"{e.get('field') or e.get('file') or ''}: {e['reason']}"
+                    for e in item["errors"]
                 )
-                self.stderr.write(f"{item['status']}: {item['night']}/{item['tracklet']} "
-                                  f"({item['origin']}): {reasons}")
+                self.stderr.write(
+                    f"{item['status']}: {item['night']}/{item['tracklet']} "
+                    f"({item['origin']}): {reasons}"
+                )
         summary = result.summary
         self.stdout.write(
             "{tracklets} tracklets: {created} created, {unchanged} unchanged, "

@@ -1,0 +1,100 @@
+"""The embedded default of the demo: SQLite and the filesystem broker with a real worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.screening.test_bundles import zip_folder
+from tests.stamps import write_bundle
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
+    keep = ("PATH", "HOME", "LANG", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(
+        DEBUG="1",
+        MEDIA_ROOT=str(tmp_path / "media"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        CELERY_DATA_DIR=str(tmp_path / "celery"),
+    )
+
+    def manage(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    manage("migrate", "--no-input", "-v", "0")
+    manage("demo_users", "--password", "demo-password-123")
+    archive = zip_folder(write_bundle(tmp_path / "night", ["A", "B"]), tmp_path / "night.zip")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "screening",
+            "worker",
+            "-Q",
+            "default,inference,training",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        script = (
+            "from django.contrib.auth.models import User\n"
+            "from django.core.files.uploadedfile import SimpleUploadedFile\n"
+            "from screening.uploads import bundle_upload_create\n"
+            f"data = open({str(archive)!r}, 'rb').read()\n"
+            "up = bundle_upload_create(file=SimpleUploadedFile('night.zip', data),"
+            " user=User.objects.get(username='pipeline'))\n"
+            "print(up.pk)\n"
+        )
+        upload_id = manage("shell", "-v", "0", "-c", script).strip()
+        deadline = time.monotonic() + 90
+        status = ""
+        while time.monotonic() < deadline:
+            status = manage(
+                "shell",
+                "-v",
+                "0",
+                "-c",
+                "from screening.models import BundleUpload as B; "
+                f"print(B.objects.get(pk={upload_id}).status)",
+            ).strip()
+            if status in ("succeeded", "failed"):
+                break
+            time.sleep(1)
+        assert status == "succeeded"
+        count = manage(
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            "from screening.models import Tracklet; print(Tracklet.objects.count())",
+        ).strip()
+        assert count == "2"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
