@@ -101,20 +101,64 @@ def _gunzip(data: bytes) -> bytes:
     return out
 
 
-def _fits_primary_shape(data: bytes) -> tuple[int, ...]:
-    """NAXISn of a FITS primary header read from its 80-character cards (no data needed)."""
-    cards = {}
-    for start in range(0, min(len(data), 2880 * 10), 80):
+def _fits_primary_header(data: bytes) -> tuple[dict[str, str], int] | None:
+    """The primary header's cards (keyword to raw value) and where its data starts, or None."""
+    cards: dict[str, str] = {}
+    for start in range(0, min(len(data), 2880 * 20), 80):
         card = data[start : start + 80].decode("ascii", "replace")
-        if card.startswith("END"):
-            break
+        if card.rstrip() == "END":
+            data_start = (start // 2880 + 1) * 2880
+            return cards, data_start
         if card[8:10] == "= ":
-            cards[card[:8].strip()] = card[10:].split("/")[0].strip()
+            value = card[10:]
+            if not value.lstrip().startswith("'"):
+                value = value.split("/")[0]
+            cards[card[:8].strip()] = value.strip()
+    return None
+
+
+def _fits_primary_shape(data: bytes) -> tuple[int, ...]:
+    """NAXISn of a FITS primary header, read from its cards (no data needed); () if unknown."""
+    header = _fits_primary_header(data)
     try:
-        naxis = int(cards["NAXIS"])
-        return tuple(int(cards[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
+        cards = header[0] if header else {}
+        return tuple(int(cards[f"NAXIS{i}"]) for i in range(int(cards["NAXIS"]), 0, -1))
     except (KeyError, ValueError):
         return ()
+
+
+_FITS_DTYPES = {-32: ">f4", -64: ">f8", 8: "u1", 16: ">i2", 32: ">i4", 64: ">i8"}
+
+
+def _read_simple_fits(data: bytes, *, max_side: int) -> Stamp | None:
+    """Fast path for the common case, a plain 2-D primary image; None means 'ask astropy'."""
+    header = _fits_primary_header(data)
+    if header is None:
+        return None
+    cards, data_start = header
+    try:
+        bitpix = int(cards["BITPIX"])
+        shape = _fits_primary_shape(data)
+        scale = float(cards.get("BSCALE", "1").replace("D", "E"))
+        zero = float(cards.get("BZERO", "0").replace("D", "E"))
+    except (KeyError, ValueError):
+        return None
+    if bitpix not in _FITS_DTYPES or len(shape) < 2 or "BLANK" in cards:
+        return None
+    height, width = _check_shape(shape, max_side=max_side)
+    count = height * width
+    dtype = np.dtype(_FITS_DTYPES[bitpix])
+    if len(data) < data_start + count * dtype.itemsize:
+        return None
+    pixels = np.frombuffer(data, dtype=dtype, count=count, offset=data_start)
+    pixels = pixels.astype(np.float32).reshape(height, width)
+    if scale != 1.0 or zero != 0.0:
+        pixels = (pixels * scale + zero).astype(np.float32)
+    try:
+        saturation = float(cards["SATURATE"].replace("D", "E")) if "SATURATE" in cards else None
+    except ValueError:
+        saturation = None
+    return Stamp(pixels=pixels, format="fits", saturation=saturation)
 
 
 def _check_shape(shape: tuple[int, ...], *, max_side: int) -> tuple[int, int]:
@@ -132,6 +176,9 @@ def _check_shape(shape: tuple[int, ...], *, max_side: int) -> tuple[int, int]:
 
 
 def _read_fits(data: bytes, *, max_side: int) -> Stamp:
+    simple = _read_simple_fits(data, max_side=max_side)
+    if simple is not None:
+        return simple
     from astropy.io import fits
 
     with warnings.catch_warnings():

@@ -105,7 +105,7 @@ class _PreparedDetection:
     stamp_sha256: str
     width: int
     height: int
-    pixels_npy: bytes
+    pixels: np.ndarray
     display_png: bytes
 
 
@@ -135,6 +135,10 @@ def tracklet_ingest(*, tracklet: TrackletInput) -> IngestResult:
                 n_detections=len(prepared.detections),
                 **prepared.motion,
             )
+            row.pixels.name = _save(
+                f"pixels/{night.date.isoformat()}/{row.pk}.npy", _stack_npy(prepared), written
+            )
+            row.save(update_fields=["pixels"])
             Detection.objects.bulk_create(
                 [_detection_row(row, night, det, written) for det in prepared.detections]
             )
@@ -177,7 +181,6 @@ def _detection_row(
     stem = f"{night.date.isoformat()}/{tracklet.pk}/{det.values['index']}"
     names = {
         "stamp": _save(f"stamps/{stem}{_stamp_suffix(det)}", det.stamp_bytes, written),
-        "pixels": _save(f"pixels/{stem}.npy", det.pixels_npy, written),
         "display": _save(f"display/{stem}.png", det.display_png, written),
     }
     return Detection(
@@ -189,6 +192,13 @@ def _detection_row(
         **det.values,
         **names,
     )
+
+
+def _stack_npy(prepared: _PreparedTracklet) -> bytes:
+    """The model's input for the whole tracklet: (n, 100, 100) float32, in time order."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.stack([d.pixels for d in prepared.detections]), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _save(name: str, data: bytes, written: list[str]) -> str:
@@ -416,8 +426,6 @@ def _prepare_stamp(
     except StampError as exc:
         problems.append(IngestProblem(field=where, file=source.name, reason=str(exc)))
         return None
-    npy = io.BytesIO()
-    np.save(npy, fitted, allow_pickle=False)
     numbers = {k: v for k, v in values.items() if k != "stamp"}
     return _PreparedDetection(
         values=numbers,
@@ -427,7 +435,7 @@ def _prepare_stamp(
         stamp_sha256=hashlib.sha256(data).hexdigest(),
         width=stamp.shape[1],
         height=stamp.shape[0],
-        pixels_npy=npy.getvalue(),
+        pixels=fitted,
         display_png=render_display_png(fitted, saturation=stamp.saturation),
     )
 

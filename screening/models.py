@@ -82,6 +82,10 @@ class Tracklet(models.Model):
     rate_deg_per_day = models.FloatField(help_text="Rate of motion from first to last detection.")
     position_angle_deg = models.FloatField(help_text="Direction of motion, east of north.")
     mean_mag = models.FloatField()
+    pixels = models.FileField(
+        upload_to="pixels/",
+        help_text="Model input: the stamps in time order as one (n, 100, 100) float32 .npy.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     scored_at = models.DateTimeField(null=True, blank=True)
 
@@ -115,7 +119,6 @@ class Detection(models.Model):
     stamp_sha256 = models.CharField(max_length=64)
     stamp_width = models.PositiveIntegerField()
     stamp_height = models.PositiveIntegerField()
-    pixels = models.FileField(upload_to="pixels/", help_text="Model input: 100x100 float32 .npy.")
     display = models.FileField(upload_to="display/", help_text="Display PNG.")
 
     class Meta:

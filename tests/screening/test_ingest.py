@@ -44,9 +44,9 @@ def test_it_stores_a_tracklet_with_its_detections_and_derived_files(media_root):
     assert [d.index for d in detections] == [0, 1, 2, 3]
     first = detections[0]
     assert first.stamp.read() == stamp_files("T1")["T1_0.fits"]
-    assert np.load(first.pixels.open("rb")).shape == (100, 100)
+    assert np.load(tracklet.pixels.open("rb")).shape == (4, 100, 100)
     assert Image.open(first.display.open("rb")).size == (100, 100)
-    assert len(stored_files(media_root)) == 12
+    assert len(stored_files(media_root)) == 9
 
 
 def test_it_marks_nan_and_saturated_pixels_in_distinct_colours():
@@ -83,8 +83,9 @@ def test_it_ingests_every_real_ztf_difference_cutout():
         tracklet_ingest(tracklet=tracklet_input(survey_id, rows=rows, files=files))
     assert Detection.objects.count() == len(paths)
     assert set(Detection.objects.values_list("stamp_width", "stamp_height")) == {(63, 63)}
-    pixels = np.load(Detection.objects.first().pixels.open("rb"))
-    assert np.isnan(pixels[:18]).all() and np.isfinite(pixels[50, 50])
+    pixels = np.load(Tracklet.objects.first().pixels.open("rb"))
+    assert pixels.shape == (4, 100, 100)
+    assert np.isnan(pixels[:, :18]).all() and np.isfinite(pixels[:, 50, 50]).all()
 
 
 def test_it_accepts_png_and_npy_stamps_of_other_sizes():
@@ -101,7 +102,7 @@ def test_it_treats_a_resend_of_the_same_tracklet_as_a_no_op(media_root):
     again = tracklet_ingest(tracklet=tracklet_input())
     assert not again.created and again.tracklet.pk == first.tracklet.pk
     assert Tracklet.objects.count() == 1 and Detection.objects.count() == 4
-    assert len(stored_files(media_root)) == 12
+    assert len(stored_files(media_root)) == 9
 
 
 def test_it_refuses_the_same_id_with_other_content_as_a_conflict():
