@@ -1,0 +1,120 @@
+"""Write simulated nights as night bundles: the same door a survey's data comes through.
+
+Layout of a bundle directory::
+
+    manifest.jsonl   one JSON object per detection (night, tracklet, index, mjd, ra, dec, mag,
+                     x, y, stamp); the only file the ingest reads
+    stamps/          difference stamps, float32 FITS in ADU, SATURATE keyword where saturated
+    truth.jsonl      the simulator's truth, one row per tracklet (ignored by the ingest)
+    images/          optional science and reference stamps (not referenced by the manifest)
+    params.json      simulator parameters and counts of this build
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier.simulate import SimConfig, StampSample
+from classifier.tracklets import Tracklet, make_tracklet, night_mix
+
+
+def fits_bytes(pixels: np.ndarray, saturate: float | None = None,
+               header: dict[str, Any] | None = None) -> bytes:
+    """A float32 primary-HDU FITS file; NaN stays NaN (chip edge, masked pixels)."""
+    from astropy.io import fits
+
+    hdu = fits.PrimaryHDU(np.asarray(pixels, dtype=np.float32))
+    if saturate is not None:
+        hdu.header["SATURATE"] = (float(saturate), "ADU level at/above which pixels saturated")
+    for key, value in (header or {}).items():
+        hdu.header[key] = value
+    buffer = io.BytesIO()
+    hdu.writeto(buffer)
+    return buffer.getvalue()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _write_stamp(path: Path, sample: StampSample, gz: bool) -> None:
+    data = fits_bytes(sample.difference, sample.saturate, {"BUNIT": "ADU"})
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+
+
+def write_bundle(out: Path, night: str, tracklets: list[Tracklet], *, gz: bool = False,
+                 keep_images: bool = False, params: dict[str, Any] | None = None) -> Path:
+    """Write tracklets as a night bundle in directory `out`; return the manifest path."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stamps").mkdir(exist_ok=True)
+    if keep_images:
+        (out / "images").mkdir(exist_ok=True)
+    suffix = ".fits.gz" if gz else ".fits"
+    manifest_rows, truth_rows = [], []
+    for tracklet in tracklets:
+        for det in tracklet.detections:
+            rel = f"stamps/{tracklet.tracklet_id}_{det.index}{suffix}"
+            _write_stamp(out / rel, det.stamp, gz)
+            if keep_images:
+                stem = f"images/{tracklet.tracklet_id}_{det.index}"
+                (out / f"{stem}_science.fits").write_bytes(fits_bytes(det.stamp.science))
+                (out / f"{stem}_reference.fits").write_bytes(fits_bytes(det.stamp.reference))
+            manifest_rows.append({
+                "night": night, "tracklet": tracklet.tracklet_id, "index": det.index,
+                "mjd": round(det.mjd, 7), "ra": round(det.ra, 7), "dec": round(det.dec, 7),
+                "mag": round(det.mag, 3), "x": round(det.x, 3), "y": round(det.y, 3),
+                "stamp": rel,
+            })
+        truth_rows.append({
+            "tracklet": tracklet.tracklet_id, "real": tracklet.real, "kind": tracklet.kind,
+            "classes": tracklet.classes, "latents": _jsonable(tracklet.latents),
+            "detections": [_jsonable(d.stamp.latents) for d in tracklet.detections],
+        })
+    manifest = out / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in manifest_rows))
+    (out / "truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in truth_rows))
+    summary = {
+        "night": night, "tracklets": len(tracklets),
+        "real": sum(t.real for t in tracklets),
+        "kinds": dict(Counter(t.kind for t in tracklets)),
+        "classes": dict(Counter(c for t in tracklets for c in t.classes)),
+        **(params or {}),
+    }
+    (out / "params.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+    return manifest
+
+
+def simulate_night(out: Path, *, seed: int, night: str, n_tracklets: int,
+                   real_fraction: float = 0.02, glare: bool = True, gz: bool = False,
+                   keep_images: bool = False, cfg: SimConfig | None = None,
+                   progress: bool = True) -> Path:
+    """Simulate one night of unknown tracklets and write it as a bundle; return the manifest."""
+    from datetime import date
+
+    from tqdm import tqdm
+
+    cfg = cfg or SimConfig()
+    mjd = float((date.fromisoformat(night) - date(1858, 11, 17)).days)
+    flags = night_mix(seed, n_tracklets, real_fraction)
+    tracklets = [
+        make_tracklet(seed, i, real, cfg, glare=glare, night_mjd=mjd)
+        for i, real in enumerate(tqdm(flags, desc=f"night {night}", disable=not progress))
+    ]
+    params = {"seed": seed, "real_fraction": real_fraction, "glare": glare,
+              "simulator": cfg.to_dict()}
+    return write_bundle(out, night, tracklets, gz=gz, keep_images=keep_images, params=params)

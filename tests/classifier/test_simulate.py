@@ -1,0 +1,112 @@
+"""Stamps per class: determinism, latents, and the honesty checks of simulator.md."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from classifier.classes import ALL_CLASSES
+from classifier.simulate import SimConfig, make_stamp, power_law, stamp_rng
+
+CLEAN = SimConfig(field_star_mean=(0.0, 0.0), blend_fraction=0.0, ast_cosmic_fraction=0.0,
+                  chip_edge_fraction=0.0)
+
+
+@pytest.mark.parametrize("cls", ALL_CLASSES)
+def test_it_makes_each_class_deterministically_from_seed_and_index(cls: str) -> None:
+    a = make_stamp(cls, stamp_rng(3, 1, 7))
+    b = make_stamp(cls, stamp_rng(3, 1, 7))
+    c = make_stamp(cls, stamp_rng(3, 1, 8))
+    assert a.difference.shape == (100, 100) and a.difference.dtype == np.float32
+    np.testing.assert_array_equal(a.difference, b.difference)
+    assert not np.array_equal(np.nan_to_num(a.difference), np.nan_to_num(c.difference))
+    assert a.latents["class"] == cls
+    assert {"fwhm", "sky", "ref_depth", "kernel_error"} <= set(a.latents["conditions"])
+
+
+def test_it_leaves_the_global_random_state_alone() -> None:
+    np.random.seed(1)
+    expected = np.random.random()
+    np.random.seed(1)
+    make_stamp("AST", stamp_rng(0, 1, 0))
+    assert np.random.random() == expected
+
+
+@pytest.mark.parametrize("cls", ["BURN", "CR", "SCAR", "SPIKE", "GLARE"])
+def test_it_puts_bogus_detections_above_the_detection_threshold(cls: str) -> None:
+    sigmas = [make_stamp(cls, stamp_rng(11, 1, i)).latents["det_sigma"] for i in range(8)]
+    assert np.mean(np.array(sigmas) >= 5.0) >= 0.75
+
+
+def test_it_draws_snr_from_a_steep_law_near_the_detection_limit() -> None:
+    rng = np.random.default_rng(0)
+    snr = np.array([power_law(rng, 4.0, 300.0, 2.5) for _ in range(20000)])
+    assert 4.0 <= snr.min() and snr.max() <= 300.0
+    # P(SNR < 5) = (4^-1.5 - 5^-1.5) / (4^-1.5 - 300^-1.5) = 0.285
+    assert np.mean(snr < 5) == pytest.approx(0.285, abs=0.015)
+
+
+def _plain_detector(stamp: np.ndarray, fwhm: float) -> float:
+    """Gaussian PSF matched filter, noise measured on the filtered stamp, peak near the centre."""
+    filtered = gaussian_filter(stamp.astype(float), fwhm / 2.3548)
+    mad = np.median(np.abs(filtered - np.median(filtered))) * 1.4826
+    return float(filtered[49:52, 49:52].max() / mad)
+
+
+def _fraction_detected(snr: float, n: int = 150) -> float:
+    found = 0
+    for i in range(n):
+        s = make_stamp("AST", stamp_rng(21, 1, int(snr * 100), i), CLEAN,
+                       fixed={"snr": snr, "length": 0.0})
+        found += _plain_detector(s.difference, s.latents["conditions"]["fwhm"]) >= 5.0
+    return found / n
+
+
+def test_it_lets_a_plain_matched_filter_find_half_the_asteroids_at_threshold() -> None:
+    assert 0.3 <= _fraction_detected(5.0) <= 0.7
+
+
+def test_it_lets_a_plain_matched_filter_find_nearly_all_a_sigma_above_threshold() -> None:
+    assert _fraction_detected(6.0) >= 0.75
+    assert _fraction_detected(7.0) >= 0.93
+
+
+def test_it_injects_streaks_whose_length_and_angle_can_be_measured() -> None:
+    errors_len, errors_ang = [], []
+    for i in range(16):
+        rng = stamp_rng(5, 1, i)
+        length, angle = float(rng.uniform(10, 40)), float(rng.uniform(0, math.pi))
+        s = make_stamp("STREAK", rng, CLEAN, fixed={"snr": 150.0, "length": length, "angle": angle})
+        d = s.difference.astype(float)
+        sigma = np.median(np.abs(d - np.median(d))) * 1.4826
+        yy, xx = np.mgrid[:100, :100]
+        w = np.where((d > 2 * sigma) & (np.hypot(xx - 50, yy - 50) < length / 2 + 8), d, 0)
+        m = w.sum()
+        cx, cy = (w * xx).sum() / m, (w * yy).sum() / m
+        cov = np.cov(np.vstack([(xx - cx).ravel(), (yy - cy).ravel()]), aweights=w.ravel())
+        evals, evecs = np.linalg.eigh(cov)
+        measured_len = math.sqrt(12 * (evals[1] - evals[0]))
+        measured_ang = math.atan2(evecs[1, 1], evecs[0, 1]) % math.pi
+        errors_len.append(measured_len / length - 1)
+        diff = abs(measured_ang - angle) % math.pi
+        errors_ang.append(math.degrees(min(diff, math.pi - diff)))
+    assert np.median(np.abs(errors_len)) < 0.1
+    assert max(np.abs(errors_len)) < 0.25
+    assert max(errors_ang) < 4.0
+
+
+def test_it_keeps_asteroids_shorter_and_streaks_longer_than_a_fwhm() -> None:
+    for i in range(10):
+        ast = make_stamp("AST", stamp_rng(2, 1, i))
+        streak = make_stamp("STREAK", stamp_rng(2, 1, 100 + i))
+        assert ast.latents["length_over_fwhm"] < 1.0 <= streak.latents["length_over_fwhm"]
+        assert streak.latents["length"] <= 60.0 + 1e-9
+
+
+def test_it_saturates_bright_stars_and_reports_the_level() -> None:
+    s = make_stamp("BURN", stamp_rng(1, 1, 3), fixed={"star_flux": 3e8, "distance": 10.0})
+    assert s.saturate is not None
+    assert np.nanmax(s.difference) == pytest.approx(s.saturate)
