@@ -1,0 +1,37 @@
+"""Screenshots of the main pages for the docs, taken in Debian's headless Chromium.
+
+Usage: python docs/make_screenshots.py URL USERNAME PASSWORD NIGHT (against a running server).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "screenshots"
+
+
+def main(url: str, username: str, password: str, night: str) -> None:
+    OUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
+                                             args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 760})
+        page.goto(f"{url}/accounts/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/")
+        page.goto(f"{url}/nights/{night}/")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(OUT / "night.png"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
