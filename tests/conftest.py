@@ -66,7 +66,13 @@ def celery_worker(transactional_db, media_root: Path) -> Iterator[subprocess.Pop
     ):
         pytest.skip("needs the PostgreSQL and Redis that ./run test starts")
     env = {**os.environ, "DATABASE_URL": _test_database_url(), "MEDIA_ROOT": str(media_root)}
-    log = media_root.parent / "worker.log"
+    worker = start_celery_worker(env, media_root.parent / "worker.log")
+    yield worker
+    stop_process(worker)
+
+
+def start_celery_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start `celery worker` on all queues with this environment; return once it is ready."""
     with open(log, "wb") as sink:
         worker = subprocess.Popen(
             [
@@ -98,9 +104,12 @@ def celery_worker(transactional_db, media_root: Path) -> Iterator[subprocess.Pop
             worker.kill()
             pytest.fail(f"the worker did not start:\n{log.read_text()}")
         time.sleep(0.2)
-    yield worker
-    worker.terminate()
+    return worker
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
     try:
-        worker.wait(timeout=20)
+        process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        worker.kill()
+        process.kill()

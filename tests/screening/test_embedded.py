@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, start_celery_worker, stop_process
 from tests.screening.test_bundles import zip_folder
 from tests.stamps import write_bundle
 
@@ -41,26 +41,7 @@ def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
     manage("migrate", "--no-input", "-v", "0")
     manage("demo_users", "--password", "demo-password-123")
     archive = zip_folder(write_bundle(tmp_path / "night", ["A", "B"]), tmp_path / "night.zip")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "screening",
-            "worker",
-            "-Q",
-            "default,inference,training",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_celery_worker(env, tmp_path / "worker.log")
     try:
         script = (
             "from django.contrib.auth.models import User\n"
@@ -96,5 +77,4 @@ def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
         ).strip()
         assert count == "2"
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_process(worker)

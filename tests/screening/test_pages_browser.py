@@ -17,10 +17,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _ingest(survey_id: str, seed: int) -> None:
     files = stamp_files(survey_id, seed=seed)
-    tracklet_ingest(tracklet=TrackletInput(
-        night=NIGHT, survey_id=survey_id, detections=detection_rows(survey_id, seed=seed),
-        stamps={n: stamp_from_bytes(n, d) for n, d in files.items()},
-    ))
+    tracklet_ingest(
+        tracklet=TrackletInput(
+            night=NIGHT,
+            survey_id=survey_id,
+            detections=detection_rows(survey_id, seed=seed),
+            stamps={n: stamp_from_bytes(n, d) for n, d in files.items()},
+        )
+    )
 
 
 def test_a_reviewer_logs_in_and_sees_the_stamps_of_a_night(page, live_server):  # noqa: F811

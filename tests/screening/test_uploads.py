@@ -33,3 +33,27 @@ def test_it_deletes_old_finished_archives_and_keeps_recent_or_running_ones(media
     recent.refresh_from_db()
     running.refresh_from_db()
     assert (media_root / recent.file.name).exists() and (media_root / running.file.name).exists()
+
+
+def test_running_an_upload_job_twice_ingests_it_once(tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from screening.models import Tracklet
+    from screening.uploads import bundle_upload_run
+    from tests.screening.test_bundles import zip_folder
+    from tests.stamps import write_bundle
+
+    archive = zip_folder(write_bundle(tmp_path / "night", ["A", "B"]), tmp_path / "night.zip")
+    upload = BundleUpload.objects.create(
+        file=SimpleUploadedFile("night.zip", archive.read_bytes()), original_name="night.zip"
+    )
+    bundle_upload_run(upload_id=upload.pk)
+    BundleUpload.objects.filter(pk=upload.pk).update(status=JobStatus.RUNNING)  # a redelivery
+    bundle_upload_run(upload_id=upload.pk)
+    upload.refresh_from_db()
+    assert upload.status == JobStatus.SUCCEEDED
+    assert upload.summary["tracklets"] == 2 and upload.summary["unchanged"] == 2
+    assert Tracklet.objects.count() == 2
+    bundle_upload_run(upload_id=upload.pk)  # finished: nothing to do
+    upload.refresh_from_db()
+    assert upload.summary["unchanged"] == 2
