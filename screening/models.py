@@ -172,17 +172,19 @@ class TrackletScore(models.Model):
 
 
 class Verdict(models.Model):
-    """A reviewer's real/bogus verdict on a tracklet. Append-only: the latest one wins."""
+    """A reviewer's real/bogus verdict on a tracklet. Append-only: each reviewer's latest row is
+    their current verdict; an undo appends a `withdrawn` row."""
 
     class Value(models.TextChoices):
         REAL = "real", "real"
         BOGUS = "bogus", "bogus"
+        WITHDRAWN = "withdrawn", "withdrawn (undo)"
 
     tracklet = models.ForeignKey(Tracklet, on_delete=models.CASCADE, related_name="verdicts")
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verdicts"
     )
-    value = models.CharField(max_length=8, choices=Value.choices)
+    value = models.CharField(max_length=16, choices=Value.choices)
     score_shown = models.FloatField(null=True, blank=True)
     model_version_shown = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -191,7 +193,10 @@ class Verdict(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["tracklet", "-created_at"], name="verdict_latest")]
+        indexes = [
+            models.Index(fields=["tracklet", "-created_at"], name="verdict_latest"),
+            models.Index(fields=["reviewer", "tracklet", "-created_at"], name="verdict_mine"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.tracklet_id}: {self.value}"

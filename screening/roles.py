@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 REVIEWER = "reviewer"
 ADMIN = "admin"
 PIPELINE = "pipeline"
@@ -36,8 +34,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
-def roles_ensure(**kwargs: Any) -> None:
-    """Create the role groups and give them their permissions (idempotent; a post_migrate hook)."""
+def roles_ensure() -> None:
+    """Create the role groups and give them their permissions (idempotent)."""
     from django.contrib.auth.models import Group, Permission
 
     screening = Permission.objects.filter(content_type__app_label="screening")

@@ -11,7 +11,10 @@ from screening import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("nights/<str:date>/", views.night_detail, name="night-detail"),
+    path("nights/<str:date>/", views.queue, name="queue"),
+    path("nights/<str:date>/summary/", views.night_summary, name="night-summary"),
+    path("nights/<str:date>/histogram.png", views.night_histogram, name="night-histogram"),
+    path("tracklets/<int:pk>/", views.tracklet_detail, name="tracklet-page"),
     path("stamps/<int:pk>.png", views.stamp_display, name="stamp-display"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

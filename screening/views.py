@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Q
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import http_date
 from django.views.decorators.http import condition
 
-from screening.models import Detection, Night, Tracklet
+from screening.models import (
+    Detection,
+    Night,
+    StampClass,
+    StampLabel,
+    StampPrediction,
+    Tracklet,
+)
+from screening.night_summary import night_summary_counts, score_histogram_png
+from screening.queue import STATUS_FILTERS, QueueFilters, queue_rows, queue_tracklets
 
 STAMP_CACHE_SECONDS = 7 * 24 * 3600
 
@@ -32,16 +41,90 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def night_detail(request: HttpRequest, date: str) -> HttpResponse:
+def queue(request: HttpRequest, date: str) -> HttpResponse:
+    """A night's tracklets as rows of stamp strips, sorted by score, screened from the keyboard."""
     night = get_object_or_404(Night, date=date)
-    tracklets = (
-        Tracklet.objects.filter(night=night)
-        .select_related("model_version")
-        .prefetch_related(Prefetch("detections", queryset=Detection.objects.order_by("index")))
-        .order_by("-score", "survey_id")
+    filters = QueueFilters.from_query(request.GET)
+    tracklets = queue_tracklets(night=night, reviewer=request.user, filters=filters)
+    page = Paginator(tracklets, _page_size(request)).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "screening/queue.html",
+        {
+            "night": night,
+            "nights": Night.objects.order_by("-date")[:60],
+            "page": page,
+            "rows": queue_rows(list(page.object_list), reviewer=request.user),
+            "filters": filters,
+            "status_filters": STATUS_FILTERS,
+            "classes": list(StampClass.objects.values_list("name", "is_real")),
+            "query": query.urlencode(),
+        },
     )
-    page = Paginator(tracklets, 50).get_page(request.GET.get("page"))
-    return render(request, "screening/night.html", {"night": night, "page": page})
+
+
+def _page_size(request: HttpRequest) -> int:
+    try:
+        return max(10, min(200, int(request.GET.get("per_page", 50))))
+    except ValueError:
+        return 50
+
+
+@login_required
+def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One tracklet: large stamps, blink view, detections, prediction and review history."""
+    tracklet = get_object_or_404(Tracklet.objects.select_related("night", "model_version"), pk=pk)
+    row = queue_rows([tracklet], reviewer=request.user)[0]
+    scores = tracklet.scores.select_related("model_version").order_by("-created_at")
+    predictions: dict[int, dict[int, str]] = {}
+    for p in StampPrediction.objects.filter(detection__tracklet=tracklet).select_related(
+        "detection"
+    ):
+        predictions.setdefault(p.model_version_id, {})[p.detection.index] = (
+            f"{p.top_class} {p.top_probability:.2f}"
+        )
+    indexes = [stamp.detection.index for stamp in row.stamps]
+    history = [
+        {
+            "score": s,
+            "stamps": [predictions.get(s.model_version_id, {}).get(i, "") for i in indexes],
+        }
+        for s in scores
+    ]
+    return render(
+        request,
+        "screening/tracklet.html",
+        {
+            "tracklet": tracklet,
+            "row": row,
+            "history": history,
+            "verdicts": tracklet.verdicts.select_related("reviewer", "model_version_shown"),
+            "labels": StampLabel.objects.filter(detection__tracklet=tracklet).select_related(
+                "reviewer", "stamp_class", "detection"
+            ),
+            "classes": list(StampClass.objects.values_list("name", "is_real")),
+        },
+    )
+
+
+@login_required
+def night_summary(request: HttpRequest, date: str) -> HttpResponse:
+    """What happened to a night: in, scored, auto-rejected, reviewed, real found."""
+    night = get_object_or_404(Night, date=date)
+    return render(
+        request, "screening/summary.html", {"night": night, "summary": night_summary_counts(night)}
+    )
+
+
+@login_required
+def night_histogram(request: HttpRequest, date: str) -> HttpResponse:
+    """The night's score histogram, split by the tracklets' current verdict (a PNG)."""
+    night = get_object_or_404(Night, date=date)
+    response = HttpResponse(score_histogram_png(night), content_type="image/png")
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 def _stamp_etag(request: HttpRequest, pk: int) -> str | None:

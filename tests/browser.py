@@ -26,8 +26,13 @@ def chromium_path() -> str | None:
 
 
 @pytest.fixture
-def page(live_server) -> Iterator[object]:
+def page(live_server, settings) -> Iterator[object]:
     """A fresh browser page; Django's ORM may be used in the test while Playwright's loop runs."""
+    # The live server serves static files from the app folders, by their plain names.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     path = chromium_path()
     if path is None:
         pytest.skip("needs Debian's chromium (./run test installs it)")

@@ -97,3 +97,53 @@ def write_bundle(
     else:
         (folder / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return folder
+
+
+PAPER_CLASSES = ["BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET"]
+
+
+def ingest_tracklet(survey_id: str, *, seed: int = 0, night: str = NIGHT, n: int = 4):
+    """Store a tracklet through the real ingest service; return it."""
+    from screening.ingest import TrackletInput, stamp_from_bytes, tracklet_ingest
+
+    files = stamp_files(survey_id, n, seed=seed)
+    return tracklet_ingest(
+        tracklet=TrackletInput(
+            night=night,
+            survey_id=survey_id,
+            detections=detection_rows(survey_id, n, seed=seed),
+            stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
+        )
+    ).tracklet
+
+
+def model_version(version: str = "a" * 64, *, threshold: float = 0.8, active: bool = True):
+    from screening.models import ModelVersion
+
+    return ModelVersion.objects.create(
+        version=version,
+        checkpoint=f"/models/{version}.pt",
+        classes=PAPER_CLASSES,
+        threshold=threshold,
+        is_active=active,
+    )
+
+
+def score_tracklet(tracklet, model, *, score: float, top_class: str = "AST", top: float = 0.9):
+    """Store a model's output for a tracklet through the real scoring service."""
+    from screening.scoring import TrackletResult, scores_store
+
+    rest = (1 - top) / (len(PAPER_CLASSES) - 1)
+    row = [top if c == top_class else rest for c in PAPER_CLASSES]
+    scores_store(
+        model_version=model,
+        results=[
+            TrackletResult(
+                tracklet_id=tracklet.pk,
+                stamp_probabilities=[row] * tracklet.n_detections,
+                score=score,
+            )
+        ],
+    )
+    tracklet.refresh_from_db()
+    return tracklet

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from screening.models import BundleUpload, Detection, Night, Tracklet
+from screening.models import BundleUpload, Detection, Night, StampLabel, Tracklet, Verdict
 
 
 class NightSerializer(serializers.ModelSerializer):
@@ -107,3 +107,47 @@ class BundleUploadSerializer(serializers.ModelSerializer):
 
 class BundleUploadCreateSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A .zip or .tar.gz night bundle.")
+
+
+class VerdictInputSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(choices=["real", "bogus", "withdrawn"])
+
+
+class VerdictSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.username")
+    tracklet_status = serializers.CharField(source="tracklet.status")
+    model_version_shown = serializers.CharField(source="model_version_shown.version", default=None)
+
+    class Meta:
+        model = Verdict
+        fields = [
+            "id",
+            "tracklet",
+            "reviewer",
+            "value",
+            "score_shown",
+            "model_version_shown",
+            "created_at",
+            "tracklet_status",
+        ]
+
+
+class StampLabelInputSerializer(serializers.Serializer):
+    stamp_class = serializers.CharField(max_length=32)
+
+
+class StampLabelSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.username")
+    stamp_class = serializers.CharField(source="stamp_class.name")
+
+    class Meta:
+        model = StampLabel
+        fields = [
+            "id",
+            "detection",
+            "reviewer",
+            "stamp_class",
+            "class_shown",
+            "probability_shown",
+            "created_at",
+        ]

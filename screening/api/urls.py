@@ -11,5 +11,7 @@ router.register("bundles", views.BundleUploadViewSet, basename="bundle")
 
 urlpatterns = [
     path("nights/", views.NightList.as_view(), name="night-list"),
+    path("tracklets/<int:pk>/verdict/", views.VerdictCreate.as_view(), name="verdict-create"),
+    path("detections/<int:pk>/label/", views.StampLabelCreate.as_view(), name="label-create"),
     *router.urls,
 ]

@@ -13,12 +13,17 @@ from screening.api.serializers import (
     BundleUploadCreateSerializer,
     BundleUploadSerializer,
     NightSerializer,
+    StampLabelInputSerializer,
+    StampLabelSerializer,
     TrackletDetailSerializer,
     TrackletSerializer,
     TrackletUploadSerializer,
+    VerdictInputSerializer,
+    VerdictSerializer,
 )
 from screening.ingest import IngestRejected, StampSource, TrackletInput, tracklet_ingest
-from screening.models import BundleUpload, Night, Tracklet
+from screening.models import BundleUpload, Detection, Night, Tracklet
+from screening.review import ReviewError, stamp_label_record, verdict_record
 from screening.uploads import bundle_upload_create
 
 
@@ -115,3 +120,62 @@ class BundleUploadViewSet(
         form.is_valid(raise_exception=True)
         upload = bundle_upload_create(file=form.validated_data["file"], user=request.user)
         return Response(BundleUploadSerializer(upload).data, status=status.HTTP_202_ACCEPTED)
+
+
+class HasModelPermission(permissions.BasePermission):
+    """Allow a user holding `permission` (a Django model permission)."""
+
+    permission = ""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return request.user.has_perm(self.permission)
+
+
+class CanGiveVerdicts(HasModelPermission):
+    permission = "screening.add_verdict"
+
+
+class CanLabelStamps(HasModelPermission):
+    permission = "screening.add_stamplabel"
+
+
+class VerdictCreate(generics.GenericAPIView):
+    """Record the caller's verdict on a tracklet: real, bogus, or withdrawn (an undo)."""
+
+    serializer_class = VerdictInputSerializer
+    permission_classes = [permissions.IsAuthenticated, CanGiveVerdicts]
+
+    def post(self, request: Request, pk: int) -> Response:
+        form = VerdictInputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            verdict = verdict_record(
+                tracklet_id=pk, reviewer=request.user, value=form.validated_data["value"]
+            )
+        except Tracklet.DoesNotExist:
+            return Response({"detail": f"tracklet {pk} does not exist"}, status=404)
+        except ReviewError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        return Response(VerdictSerializer(verdict).data, status=status.HTTP_201_CREATED)
+
+
+class StampLabelCreate(generics.GenericAPIView):
+    """Record the caller's class for one stamp (a correction of the model's class)."""
+
+    serializer_class = StampLabelInputSerializer
+    permission_classes = [permissions.IsAuthenticated, CanLabelStamps]
+
+    def post(self, request: Request, pk: int) -> Response:
+        form = StampLabelInputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            label = stamp_label_record(
+                detection_id=pk,
+                reviewer=request.user,
+                class_name=form.validated_data["stamp_class"],
+            )
+        except Detection.DoesNotExist:
+            return Response({"detail": f"detection {pk} does not exist"}, status=404)
+        except ReviewError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        return Response(StampLabelSerializer(label).data, status=status.HTTP_201_CREATED)

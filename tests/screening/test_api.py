@@ -7,9 +7,8 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from screening.ingest import TrackletInput, stamp_from_bytes, tracklet_ingest
 from screening.models import Tracklet
-from tests.stamps import NIGHT, detection_rows, stamp_files
+from tests.stamps import NIGHT, detection_rows, ingest_tracklet, stamp_files
 
 pytestmark = pytest.mark.django_db
 
@@ -81,22 +80,10 @@ def test_it_needs_a_token_and_the_ingest_permission(client, reviewer):
     assert not Tracklet.objects.exists()
 
 
-def _store(survey_id: str, night: str = NIGHT) -> Tracklet:
-    files = stamp_files(survey_id)
-    return tracklet_ingest(
-        tracklet=TrackletInput(
-            night=night,
-            survey_id=survey_id,
-            detections=detection_rows(survey_id),
-            stamps={n: stamp_from_bytes(n, d) for n, d in files.items()},
-        )
-    ).tracklet
-
-
 def test_it_lists_tracklets_with_filters(pipeline_client):
-    _store("A")
-    _store("B")
-    _store("C", night="2026-11-25")
+    ingest_tracklet("A")
+    ingest_tracklet("B")
+    ingest_tracklet("C", night="2026-11-25")
     Tracklet.objects.filter(survey_id="B").update(score=0.93, status="scored")
     listed = pipeline_client.get("/api/v1/tracklets/", {"night": NIGHT}).json()
     assert listed["count"] == 2
@@ -110,7 +97,7 @@ def test_it_lists_tracklets_with_filters(pipeline_client):
 
 
 def test_it_returns_one_tracklet_with_its_detections(pipeline_client):
-    tracklet = _store("A")
+    tracklet = ingest_tracklet("A")
     body = pipeline_client.get(f"/api/v1/tracklets/{tracklet.pk}/").json()
     assert body["tracklet"] == "A" and len(body["detections"]) == 4
     assert pipeline_client.get("/api/v1/tracklets/999999/").status_code == 404

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from screening.ingest import TrackletInput, stamp_from_bytes, tracklet_ingest
-from tests.stamps import NIGHT, detection_rows, stamp_files
+from tests.stamps import NIGHT, ingest_tracklet
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def tracklet():
-    files = stamp_files("T1")
-    return tracklet_ingest(
-        tracklet=TrackletInput(
-            night=NIGHT,
-            survey_id="T1",
-            detections=detection_rows("T1"),
-            stamps={n: stamp_from_bytes(n, d) for n, d in files.items()},
-        )
-    ).tracklet
+    return ingest_tracklet("T1")
 
 
 def test_pages_and_stamps_redirect_to_the_login_when_logged_out(client, tracklet):
@@ -56,3 +47,52 @@ def test_the_login_page_logs_a_reviewer_in(client, reviewer):
     )
     assert response.status_code == 302
     assert client.get("/").status_code == 200
+
+
+def test_the_tracklet_page_shows_predictions_verdicts_and_labels(client, reviewer):
+    from screening.review import stamp_label_record, verdict_record
+    from tests.stamps import model_version, score_tracklet
+
+    tracklet = score_tracklet(ingest_tracklet("T9"), model_version(), score=0.97)
+    verdict_record(tracklet_id=tracklet.pk, reviewer=reviewer, value="real")
+    stamp_label_record(
+        detection_id=tracklet.detections.first().pk, reviewer=reviewer, class_name="STREAK"
+    )
+    client.force_login(reviewer)
+    page = client.get(f"/tracklets/{tracklet.pk}/").content.decode()
+    for text in ("T9", "0.970", "aaaaaaaaaaaa", "AST 0.90", ">real<", "STREAK", "reviewer"):
+        assert text in page, text
+
+
+def test_the_night_summary_counts_and_draws_the_histogram(client, reviewer):
+    from screening.review import verdict_record
+    from tests.stamps import model_version, score_tracklet
+
+    model = model_version(threshold=0.8)
+    for seed, score in enumerate([0.95, 0.3, 0.2, 0.9]):
+        score_tracklet(ingest_tracklet(f"S{seed}", seed=seed), model, score=score)
+    first = ingest_tracklet("S0", seed=0)
+    verdict_record(tracklet_id=first.pk, reviewer=reviewer, value="real")
+    client.force_login(reviewer)
+    page = client.get(f"/nights/{NIGHT}/summary/").content.decode()
+    figures = {
+        name: page.split(f'data-figure="{name}">')[1].split("<")[0]
+        for name in (
+            "total",
+            "scored",
+            "auto_rejected",
+            "reviewed",
+            "real_found",
+            "share_not_looked_at",
+        )
+    }
+    assert figures == {
+        "total": "4",
+        "scored": "4",
+        "auto_rejected": "2",
+        "reviewed": "1",
+        "real_found": "1",
+        "share_not_looked_at": "50%",
+    }
+    png = client.get(f"/nights/{NIGHT}/histogram.png")
+    assert png["Content-Type"] == "image/png" and png.content.startswith(b"\x89PNG")

@@ -1,9 +1,12 @@
-"""The paper's 8 stamp classes (Rabeendran & Denneau 2021); admins may add more."""
+"""Rows every installation needs, made sure of after every migrate (and every test flush)."""
 
 from __future__ import annotations
 
-from django.db import migrations
+from typing import Any
 
+from screening.roles import roles_ensure
+
+# The paper's 8 stamp classes (Rabeendran & Denneau 2021); admins may add more.
 PAPER_CLASSES = [
     ("BURN", False, "Vertical readout/bleed line from a saturated source."),
     ("CR", False, "Cosmic ray: small, sharp, not PSF-shaped; in one exposure only."),
@@ -16,20 +19,17 @@ PAPER_CLASSES = [
 ]
 
 
-def add_classes(apps, schema_editor):
-    StampClass = apps.get_model("screening", "StampClass")
+def stamp_classes_ensure() -> None:
+    """Create the paper's classes that are missing; never change or remove existing ones."""
+    from screening.models import StampClass
+
     for name, is_real, description in PAPER_CLASSES:
         StampClass.objects.get_or_create(
             name=name, defaults={"is_real": is_real, "description": description}
         )
 
 
-def remove_classes(apps, schema_editor):
-    apps.get_model("screening", "StampClass").objects.filter(
-        name__in=[name for name, _, _ in PAPER_CLASSES]
-    ).delete()
-
-
-class Migration(migrations.Migration):
-    dependencies = [("screening", "0001_initial")]
-    operations = [migrations.RunPython(add_classes, remove_classes)]
+def setup_data_ensure(**kwargs: Any) -> None:
+    """The post_migrate hook: roles with their permissions, and the paper's stamp classes."""
+    roles_ensure()
+    stamp_classes_ensure()

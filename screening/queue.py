@@ -1,0 +1,180 @@
+"""The screening queue: which tracklets a reviewer sees, in what order, and what each row shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+
+from screening.models import Detection, Night, StampLabel, StampPrediction, Tracklet, Verdict
+from screening.review import current_verdicts
+
+STATUS_FILTERS = {
+    "to_review": "to review",
+    "reviewed": "reviewed",
+    "auto_rejected": "auto-rejected (below threshold)",
+    "all": "all",
+}
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    status: str = "to_review"
+    score_min: float | None = None
+    score_max: float | None = None
+    stamp_class: str = ""
+    hide_judged: bool = False
+    ascending: bool = False
+
+    @classmethod
+    def from_query(cls, query: Any) -> QueueFilters:
+        """Read the filters from a request's GET parameters; bad values fall back to defaults."""
+
+        def number(name: str) -> float | None:
+            try:
+                return float(query.get(name, ""))
+            except ValueError:
+                return None
+
+        status = query.get("status", "to_review")
+        return cls(
+            status=status if status in STATUS_FILTERS else "to_review",
+            score_min=number("score_min"),
+            score_max=number("score_max"),
+            stamp_class=query.get("stamp_class", "").strip().upper(),
+            hide_judged=query.get("hide_judged") in ("1", "on", "true"),
+            ascending=query.get("order") == "asc",
+        )
+
+
+def _below_threshold() -> Q:
+    return Q(score__isnull=False, score__lt=F("model_version__threshold"))
+
+
+def queue_tracklets(
+    *, night: Night, reviewer: AbstractBaseUser, filters: QueueFilters
+) -> QuerySet[Tracklet]:
+    """The night's tracklets that pass the filters, sorted by score (unscored last)."""
+    tracklets = Tracklet.objects.filter(night=night).select_related("model_version")
+    if filters.status == "to_review":
+        tracklets = tracklets.exclude(status=Tracklet.Status.REVIEWED).exclude(_below_threshold())
+    elif filters.status == "reviewed":
+        tracklets = tracklets.filter(status=Tracklet.Status.REVIEWED)
+    elif filters.status == "auto_rejected":
+        tracklets = tracklets.filter(_below_threshold())
+    if filters.score_min is not None:
+        tracklets = tracklets.filter(score__gte=filters.score_min)
+    if filters.score_max is not None:
+        tracklets = tracklets.filter(score__lte=filters.score_max)
+    if filters.stamp_class:
+        tracklets = tracklets.filter(
+            Exists(
+                StampPrediction.objects.filter(
+                    detection__tracklet=OuterRef("pk"),
+                    model_version=OuterRef("model_version"),
+                    top_class=filters.stamp_class,
+                )
+            )
+        )
+    if filters.hide_judged:
+        mine = Verdict.objects.filter(tracklet=OuterRef("pk"), reviewer=reviewer).order_by(
+            "-created_at", "-id"
+        )
+        tracklets = tracklets.annotate(my_verdict=Subquery(mine.values("value")[:1])).filter(
+            Q(my_verdict__isnull=True) | Q(my_verdict=Verdict.Value.WITHDRAWN)
+        )
+    score = (
+        F("score").asc(nulls_last=True) if filters.ascending else F("score").desc(nulls_last=True)
+    )
+    return tracklets.order_by(score, "id")
+
+
+@dataclass
+class StampView:
+    detection: Detection
+    top_class: str = ""
+    top_probability: float | None = None
+    probabilities: list[tuple[str, float]] = field(default_factory=list)
+    label: str = ""
+
+
+@dataclass
+class QueueRow:
+    tracklet: Tracklet
+    stamps: list[StampView]
+    my_verdict: str | None
+    verdicts: dict[str, int]  # value to number of reviewers currently giving it
+    auto_rejected: bool
+
+    @property
+    def arrow_rotation(self) -> float:
+        """CSS rotation of an up-arrow showing the motion on a north-up, east-left sky."""
+        return (360.0 - self.tracklet.position_angle_deg) % 360.0
+
+    @property
+    def disagreement(self) -> bool:
+        return self.verdicts.get("real", 0) > 0 and self.verdicts.get("bogus", 0) > 0
+
+
+def queue_rows(tracklets: list[Tracklet], *, reviewer: AbstractBaseUser) -> list[QueueRow]:
+    """What each row shows, in a fixed number of queries whatever the page size."""
+    ids = [t.pk for t in tracklets]
+    detections: dict[int, list[Detection]] = {}
+    for detection in Detection.objects.filter(tracklet_id__in=ids).order_by("tracklet_id", "index"):
+        detections.setdefault(detection.tracklet_id, []).append(detection)
+    versions = {t.pk: t.model_version_id for t in tracklets}
+    predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
+    for (
+        detection_id,
+        tracklet_id,
+        version_id,
+        top,
+        probability,
+        probabilities,
+    ) in StampPrediction.objects.filter(detection__tracklet_id__in=ids).values_list(
+        "detection_id",
+        "detection__tracklet_id",
+        "model_version_id",
+        "top_class",
+        "top_probability",
+        "probabilities",
+    ):
+        if version_id == versions[tracklet_id]:
+            predictions[detection_id] = (top, probability, probabilities)
+    labels: dict[int, str] = {}
+    for detection_id, name in (
+        StampLabel.objects.filter(detection__tracklet_id__in=ids)
+        .order_by("detection_id", "-created_at", "-id")
+        .values_list("detection_id", "stamp_class__name")
+    ):
+        labels.setdefault(detection_id, name)
+    verdicts = current_verdicts(ids)
+    rows = []
+    for tracklet in tracklets:
+        stamps = []
+        for detection in detections.get(tracklet.pk, []):
+            view = StampView(detection=detection, label=labels.get(detection.pk, ""))
+            if detection.pk in predictions:
+                view.top_class, view.top_probability, probabilities = predictions[detection.pk]
+                view.probabilities = sorted(probabilities.items(), key=lambda item: -item[1])
+            stamps.append(view)
+        current = verdicts.get(tracklet.pk, {})
+        counts: dict[str, int] = {}
+        for value in current.values():
+            if value != Verdict.Value.WITHDRAWN:
+                counts[value] = counts.get(value, 0) + 1
+        threshold = tracklet.model_version.threshold if tracklet.model_version else None
+        rows.append(
+            QueueRow(
+                tracklet=tracklet,
+                stamps=stamps,
+                my_verdict=current.get(reviewer.pk),
+                verdicts=counts,
+                auto_rejected=tracklet.score is not None
+                and threshold is not None
+                and tracklet.score < threshold,
+            )
+        )
+    return rows

@@ -1,0 +1,89 @@
+"""Reviewing: verdicts and stamp labels (append-only), and the tracklet status they imply."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from screening.models import (
+    Detection,
+    StampClass,
+    StampLabel,
+    StampPrediction,
+    Tracklet,
+    Verdict,
+)
+
+
+class ReviewError(ValueError):
+    """A verdict or label that cannot be recorded, with the reason."""
+
+
+def verdict_record(*, tracklet_id: int, reviewer: AbstractBaseUser, value: str) -> Verdict:
+    """Append a reviewer's verdict (or its withdrawal) with the score they saw; update status."""
+    if value not in Verdict.Value.values:
+        raise ReviewError(f"verdict {value!r} must be one of {', '.join(Verdict.Value.values)}")
+    with transaction.atomic():
+        # Lock the tracklet so concurrent verdicts on it update its status one after the other.
+        tracklet = Tracklet.objects.select_for_update().get(pk=tracklet_id)
+        if value == Verdict.Value.WITHDRAWN:
+            mine = current_verdicts([tracklet.pk]).get(tracklet.pk, {}).get(reviewer.pk)
+            if mine in (None, Verdict.Value.WITHDRAWN):
+                raise ReviewError("there is no verdict of yours on this tracklet to withdraw")
+        verdict = Verdict.objects.create(
+            tracklet=tracklet,
+            reviewer=reviewer,
+            value=value,
+            score_shown=tracklet.score,
+            model_version_shown=tracklet.model_version,
+        )
+        _status_refresh(tracklet)
+    return verdict
+
+
+def current_verdicts(tracklet_ids: list[int]) -> dict[int, dict[int, str]]:
+    """Each reviewer's latest verdict on each tracklet: {tracklet id: {reviewer id: value}}."""
+    current: dict[int, dict[int, str]] = {}
+    rows = (
+        Verdict.objects.filter(tracklet_id__in=tracklet_ids)
+        .order_by("tracklet_id", "reviewer_id", "-created_at", "-id")
+        .values_list("tracklet_id", "reviewer_id", "value")
+    )
+    for tracklet_id, reviewer_id, value in rows:
+        current.setdefault(tracklet_id, {}).setdefault(reviewer_id, value)
+    return current
+
+
+def _status_refresh(tracklet: Tracklet) -> None:
+    values = current_verdicts([tracklet.pk]).get(tracklet.pk, {}).values()
+    if any(v != Verdict.Value.WITHDRAWN for v in values):
+        status = Tracklet.Status.REVIEWED
+    elif tracklet.score is not None:
+        status = Tracklet.Status.SCORED
+    else:
+        status = Tracklet.Status.PENDING
+    if status != tracklet.status:
+        tracklet.status = status
+        tracklet.save(update_fields=["status"])
+
+
+def stamp_label_record(
+    *, detection_id: int, reviewer: AbstractBaseUser, class_name: str
+) -> StampLabel:
+    """Append a reviewer's class for one stamp, with the model's top class they were shown."""
+    stamp_class = StampClass.objects.filter(name=class_name).first()
+    if stamp_class is None:
+        known = ", ".join(StampClass.objects.values_list("name", flat=True))
+        raise ReviewError(f"stamp class {class_name!r} does not exist (known: {known})")
+    detection = Detection.objects.select_related("tracklet").get(pk=detection_id)
+    prediction = StampPrediction.objects.filter(
+        detection=detection, model_version_id=detection.tracklet.model_version_id
+    ).first()
+    return StampLabel.objects.create(
+        detection=detection,
+        reviewer=reviewer,
+        stamp_class=stamp_class,
+        class_shown=prediction.top_class if prediction else "",
+        probability_shown=prediction.top_probability if prediction else None,
+        model_version_shown_id=detection.tracklet.model_version_id,
+    )

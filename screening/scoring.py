@@ -1,0 +1,96 @@
+"""Storing the model's output: per-stamp class probabilities and tracklet scores, in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from screening.models import Detection, ModelVersion, StampPrediction, Tracklet, TrackletScore
+
+
+@dataclass(frozen=True)
+class TrackletResult:
+    """One tracklet's output from a model: per-stamp probabilities (time order) and its score."""
+
+    tracklet_id: int
+    stamp_probabilities: Sequence[Sequence[float]]  # one row per detection, one column per class
+    score: float
+
+
+def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResult]) -> int:
+    """Write predictions and scores for many tracklets in one transaction; return how many.
+
+    A tracklet already scored by this model version is skipped, so storing twice changes nothing.
+    Reviewed tracklets keep their status; the others become `scored`.
+    """
+    classes = list(model_version.classes)
+    ids = [r.tracklet_id for r in results]
+    with transaction.atomic():
+        done = set(
+            TrackletScore.objects.filter(
+                model_version=model_version, tracklet_id__in=ids
+            ).values_list("tracklet_id", flat=True)
+        )
+        todo = [r for r in results if r.tracklet_id not in done]
+        detections = _detections_by_tracklet([r.tracklet_id for r in todo])
+        predictions, scores = [], []
+        for result in todo:
+            rows = detections[result.tracklet_id]
+            if len(rows) != len(result.stamp_probabilities):
+                raise ValueError(
+                    f"tracklet {result.tracklet_id} has {len(rows)} detections but "
+                    f"{len(result.stamp_probabilities)} stamp predictions"
+                )
+            for detection_id, probabilities in zip(rows, result.stamp_probabilities, strict=True):
+                named = {c: round(float(p), 6) for c, p in zip(classes, probabilities, strict=True)}
+                top = max(named, key=named.__getitem__)
+                predictions.append(
+                    StampPrediction(
+                        detection_id=detection_id,
+                        model_version=model_version,
+                        probabilities=named,
+                        top_class=top,
+                        top_probability=named[top],
+                    )
+                )
+            scores.append(
+                TrackletScore(
+                    tracklet_id=result.tracklet_id,
+                    model_version=model_version,
+                    score=float(result.score),
+                )
+            )
+        StampPrediction.objects.bulk_create(predictions, batch_size=2000)
+        TrackletScore.objects.bulk_create(scores, batch_size=2000)
+        now = timezone.now()
+        Tracklet.objects.bulk_update(
+            [
+                Tracklet(
+                    pk=r.tracklet_id,
+                    score=float(r.score),
+                    model_version=model_version,
+                    scored_at=now,
+                )
+                for r in todo
+            ],
+            ["score", "model_version", "scored_at"],
+            batch_size=1000,
+        )
+        Tracklet.objects.filter(pk__in=[r.tracklet_id for r in todo]).exclude(
+            status=Tracklet.Status.REVIEWED
+        ).update(status=Tracklet.Status.SCORED)
+    return len(todo)
+
+
+def _detections_by_tracklet(ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {i: [] for i in ids}
+    for tracklet_id, detection_id in (
+        Detection.objects.filter(tracklet_id__in=ids)
+        .order_by("tracklet_id", "index")
+        .values_list("tracklet_id", "id")
+    ):
+        out[tracklet_id].append(detection_id)
+    return out

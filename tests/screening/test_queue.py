@@ -1,0 +1,80 @@
+"""The queue: sort order, filters, and a number of queries that does not grow with the page."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from screening.models import Night
+from screening.queue import QueueFilters, queue_rows, queue_tracklets
+from screening.review import verdict_record
+from tests.stamps import ingest_tracklet, model_version, score_tracklet
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def night(reviewer):
+    model = model_version(threshold=0.8)
+    scores = {"A": 0.95, "B": 0.85, "C": 0.5, "D": None, "E": 0.99}
+    for seed, (name, score) in enumerate(scores.items()):
+        tracklet = ingest_tracklet(name, seed=seed)
+        if score is not None:
+            score_tracklet(tracklet, model, score=score, top_class="CR" if name == "B" else "AST")
+    return Night.objects.get()
+
+
+def ids(night, reviewer, **filters) -> list[str]:
+    tracklets = queue_tracklets(night=night, reviewer=reviewer, filters=QueueFilters(**filters))
+    return [t.survey_id for t in tracklets]
+
+
+def test_it_sorts_by_score_highest_first_unscored_last_and_reverses(night, reviewer):
+    assert ids(night, reviewer, status="all") == ["E", "A", "B", "C", "D"]
+    assert ids(night, reviewer, status="all", ascending=True) == ["C", "B", "A", "E", "D"]
+
+
+def test_to_review_leaves_out_auto_rejected_and_reviewed(night, reviewer):
+    assert ids(night, reviewer) == ["E", "A", "B", "D"]
+    assert ids(night, reviewer, status="auto_rejected") == ["C"]
+    verdict_record(
+        tracklet_id=night.tracklets.get(survey_id="A").pk, reviewer=reviewer, value="real"
+    )
+    assert ids(night, reviewer) == ["E", "B", "D"]
+    assert ids(night, reviewer, status="reviewed") == ["A"]
+
+
+def test_score_range_and_stamp_class_filters(night, reviewer):
+    assert ids(night, reviewer, status="all", score_min=0.8, score_max=0.96) == ["A", "B"]
+    assert ids(night, reviewer, status="all", stamp_class="CR") == ["B"]
+
+
+def test_hide_what_i_judged_counts_a_withdrawn_verdict_as_not_judged(night, reviewer):
+    from tests.conftest import make_user
+
+    a = night.tracklets.get(survey_id="A").pk
+    e = night.tracklets.get(survey_id="E").pk
+    verdict_record(tracklet_id=a, reviewer=reviewer, value="bogus")
+    verdict_record(tracklet_id=e, reviewer=reviewer, value="real")
+    verdict_record(tracklet_id=e, reviewer=reviewer, value="withdrawn")
+    assert ids(night, reviewer, status="all", hide_judged=True) == ["E", "B", "C", "D"]
+    other = make_user("other", "reviewer")
+    assert ids(night, other, status="all", hide_judged=True) == ["E", "A", "B", "C", "D"]
+
+
+def test_building_rows_takes_the_same_number_of_queries_for_any_page_size(night, reviewer):
+    for seed in range(10, 30):
+        ingest_tracklet(f"X{seed}", seed=seed)
+    counts = []
+    for size in (2, 20):
+        tracklets = list(
+            queue_tracklets(night=night, reviewer=reviewer, filters=QueueFilters(status="all"))[
+                :size
+            ]
+        )
+        with CaptureQueriesContext(connection) as captured:
+            rows = queue_rows(tracklets, reviewer=reviewer)
+        assert len(rows) == size and all(len(r.stamps) == 4 for r in rows)
+        counts.append(len(captured))
+    assert counts[0] == counts[1]
