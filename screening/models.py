@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 
 class Night(models.Model):
@@ -60,6 +61,12 @@ class ModelVersion(models.Model):
         return self.version[:12]
 
 
+# Sort keys of the queue that put unscored tracklets last in both directions (scores are 0..1).
+# Indexed as expressions; NULLS LAST would do the same but SQLite cannot index it.
+QUEUE_ORDER_DESC = Coalesce(F("score"), Value(-1.0))
+QUEUE_ORDER_ASC = Coalesce(F("score"), Value(2.0))
+
+
 class Tracklet(models.Model):
     """A candidate moving object: its detections, and once scored, its real/bogus score."""
 
@@ -95,7 +102,9 @@ class Tracklet(models.Model):
             models.UniqueConstraint(fields=["night", "survey_id"], name="tracklet_unique_per_night")
         ]
         indexes = [
-            models.Index(fields=["night", "-score"], name="tracklet_night_score"),
+            # The queue's orders: a night's tracklets by score, either way, unscored last.
+            models.Index(F("night"), QUEUE_ORDER_DESC.desc(), F("id"), name="tracklet_queue_desc"),
+            models.Index(F("night"), QUEUE_ORDER_ASC.asc(), F("id"), name="tracklet_queue_asc"),
             models.Index(fields=["status", "created_at"], name="tracklet_status_created"),
         ]
 
@@ -193,10 +202,31 @@ class Verdict(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["tracklet", "-created_at"], name="verdict_latest"),
-            models.Index(fields=["reviewer", "tracklet", "-created_at"], name="verdict_mine"),
+        indexes = [models.Index(fields=["tracklet", "-created_at"], name="verdict_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.tracklet_id}: {self.value}"
+
+
+class CurrentVerdict(models.Model):
+    """Each reviewer's latest verdict on a tracklet, kept beside the history for fast queries.
+
+    Written only by `verdict_record`, in the transaction that appends the Verdict row; the
+    history in Verdict is never changed.
+    """
+
+    tracklet = models.ForeignKey(Tracklet, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    verdict = models.OneToOneField(Verdict, on_delete=models.CASCADE, related_name="+")
+    value = models.CharField(max_length=16, choices=Verdict.Value.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reviewer", "tracklet"], name="current_verdict_unique")
         ]
+        indexes = [models.Index(fields=["tracklet"], name="current_verdict_tracklet")]
 
     def __str__(self) -> str:
         return f"{self.tracklet_id}: {self.value}"

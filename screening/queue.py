@@ -6,9 +6,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.urls import reverse
 
-from screening.models import Detection, Night, StampLabel, StampPrediction, Tracklet, Verdict
+from screening.models import (
+    QUEUE_ORDER_ASC,
+    QUEUE_ORDER_DESC,
+    CurrentVerdict,
+    Detection,
+    Night,
+    StampLabel,
+    StampPrediction,
+    Tracklet,
+    Verdict,
+)
 from screening.review import current_verdicts
 
 STATUS_FILTERS = {
@@ -79,16 +90,32 @@ def queue_tracklets(
             )
         )
     if filters.hide_judged:
-        mine = Verdict.objects.filter(tracklet=OuterRef("pk"), reviewer=reviewer).order_by(
-            "-created_at", "-id"
+        judged = CurrentVerdict.objects.filter(tracklet=OuterRef("pk"), reviewer=reviewer).exclude(
+            value=Verdict.Value.WITHDRAWN
         )
-        tracklets = tracklets.annotate(my_verdict=Subquery(mine.values("value")[:1])).filter(
-            Q(my_verdict__isnull=True) | Q(my_verdict=Verdict.Value.WITHDRAWN)
-        )
-    score = (
-        F("score").asc(nulls_last=True) if filters.ascending else F("score").desc(nulls_last=True)
-    )
-    return tracklets.order_by(score, "id")
+        tracklets = tracklets.exclude(Exists(judged))
+    order = QUEUE_ORDER_ASC.asc() if filters.ascending else QUEUE_ORDER_DESC.desc()
+    return tracklets.order_by(order, "id")
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue; no total count, which would cost a scan of the whole night."""
+
+    number: int
+    tracklets: list[Tracklet]
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+
+def queue_page(tracklets: QuerySet[Tracklet], *, number: int, size: int) -> QueuePage:
+    """Page `number` (from 1) of `size` tracklets, reading one more row to know if more follow."""
+    number = max(1, number)
+    rows = list(tracklets[(number - 1) * size : number * size + 1])
+    return QueuePage(number=number, tracklets=rows[:size], has_next=len(rows) > size)
 
 
 @dataclass
@@ -98,6 +125,17 @@ class StampView:
     top_probability: float | None = None
     probabilities: list[tuple[str, float]] = field(default_factory=list)
     label: str = ""
+
+    url: str = ""
+
+    @property
+    def caption(self) -> str:
+        return f"{self.top_class} {self.top_probability:.2f}" if self.top_class else ""
+
+    @property
+    def distribution(self) -> str:
+        """The full class distribution, highest first, as text (hover) and for the tooltip."""
+        return ", ".join(f"{name} {p:.3f}" for name, p in self.probabilities)
 
 
 @dataclass
@@ -151,11 +189,16 @@ def queue_rows(tracklets: list[Tracklet], *, reviewer: AbstractBaseUser) -> list
     ):
         labels.setdefault(detection_id, name)
     verdicts = current_verdicts(ids)
+    url_prefix = reverse("stamp-display", args=[0]).removesuffix("0.png")
     rows = []
     for tracklet in tracklets:
         stamps = []
         for detection in detections.get(tracklet.pk, []):
-            view = StampView(detection=detection, label=labels.get(detection.pk, ""))
+            view = StampView(
+                detection=detection,
+                label=labels.get(detection.pk, ""),
+                url=f"{url_prefix}{detection.pk}.png",
+            )
             if detection.pk in predictions:
                 view.top_class, view.top_probability, probabilities = predictions[detection.pk]
                 view.probabilities = sorted(probabilities.items(), key=lambda item: -item[1])

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from screening.models import (
+    CurrentVerdict,
     Detection,
     StampClass,
     StampLabel,
@@ -37,6 +38,9 @@ def verdict_record(*, tracklet_id: int, reviewer: AbstractBaseUser, value: str) 
             score_shown=tracklet.score,
             model_version_shown=tracklet.model_version,
         )
+        CurrentVerdict.objects.update_or_create(
+            tracklet=tracklet, reviewer=reviewer, defaults={"verdict": verdict, "value": value}
+        )
         _status_refresh(tracklet)
     return verdict
 
@@ -44,13 +48,11 @@ def verdict_record(*, tracklet_id: int, reviewer: AbstractBaseUser, value: str) 
 def current_verdicts(tracklet_ids: list[int]) -> dict[int, dict[int, str]]:
     """Each reviewer's latest verdict on each tracklet: {tracklet id: {reviewer id: value}}."""
     current: dict[int, dict[int, str]] = {}
-    rows = (
-        Verdict.objects.filter(tracklet_id__in=tracklet_ids)
-        .order_by("tracklet_id", "reviewer_id", "-created_at", "-id")
-        .values_list("tracklet_id", "reviewer_id", "value")
+    rows = CurrentVerdict.objects.filter(tracklet_id__in=tracklet_ids).values_list(
+        "tracklet_id", "reviewer_id", "value"
     )
     for tracklet_id, reviewer_id, value in rows:
-        current.setdefault(tracklet_id, {}).setdefault(reviewer_id, value)
+        current.setdefault(tracklet_id, {})[reviewer_id] = value
     return current
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -19,7 +18,13 @@ from screening.models import (
     Tracklet,
 )
 from screening.night_summary import night_summary_counts, score_histogram_png
-from screening.queue import STATUS_FILTERS, QueueFilters, queue_rows, queue_tracklets
+from screening.queue import (
+    STATUS_FILTERS,
+    QueueFilters,
+    queue_page,
+    queue_rows,
+    queue_tracklets,
+)
 
 STAMP_CACHE_SECONDS = 7 * 24 * 3600
 
@@ -46,7 +51,11 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
     night = get_object_or_404(Night, date=date)
     filters = QueueFilters.from_query(request.GET)
     tracklets = queue_tracklets(night=night, reviewer=request.user, filters=filters)
-    page = Paginator(tracklets, _page_size(request)).get_page(request.GET.get("page"))
+    page = queue_page(
+        tracklets,
+        number=_int_param(request, "page", 1, 1, 100_000),
+        size=_int_param(request, "per_page", 50, 10, 200),
+    )
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -56,7 +65,7 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
             "night": night,
             "nights": Night.objects.order_by("-date")[:60],
             "page": page,
-            "rows": queue_rows(list(page.object_list), reviewer=request.user),
+            "rows": queue_rows(page.tracklets, reviewer=request.user),
             "filters": filters,
             "status_filters": STATUS_FILTERS,
             "classes": list(StampClass.objects.values_list("name", "is_real")),
@@ -65,11 +74,11 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
     )
 
 
-def _page_size(request: HttpRequest) -> int:
+def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
     try:
-        return max(10, min(200, int(request.GET.get("per_page", 50))))
+        return max(low, min(high, int(request.GET.get(name, default))))
     except ValueError:
-        return 50
+        return default
 
 
 @login_required

@@ -56,12 +56,32 @@
     focusStamp(Math.min(stampIndex, stamps(row).length - 1));
   }
 
+  function showDistribution(stamp) {
+    // The full class distribution of the focused (or hovered) stamp, built when first needed.
+    if (stamp.querySelector(".dist") || !stamp.dataset.dist) return;
+    const table = document.createElement("table");
+    table.className = "dist";
+    table.setAttribute("role", "tooltip");
+    for (const item of stamp.dataset.dist.split(", ")) {
+      const [name, p] = item.split(" ");
+      const tr = table.insertRow();
+      tr.insertCell().textContent = name;
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = `${Math.round(Number(p) * 60)}px`;
+      tr.insertCell().appendChild(bar);
+      tr.insertCell().textContent = p;
+    }
+    stamp.appendChild(table);
+  }
+
   function focusStamp(index) {
     const all = stamps(rows[current]);
     if (!all.length) return;
     stampIndex = Math.max(0, Math.min(all.length - 1, index));
     document.querySelectorAll(".stamp.focused").forEach((s) => s.classList.remove("focused"));
     all[stampIndex].classList.add("focused");
+    showDistribution(all[stampIndex]);
     all[stampIndex].focus({ preventScroll: true });
   }
 
@@ -141,6 +161,9 @@
       if (stamp) focusStamp(stamps(row).indexOf(stamp));
       if (button) giveVerdict(row, button.dataset.action);
     });
+  });
+  document.querySelectorAll(".stamp").forEach((stamp) => {
+    stamp.addEventListener("mouseenter", () => showDistribution(stamp));
   });
   menu.addEventListener("click", (event) => {
     const item = event.target.closest("[data-class]");
