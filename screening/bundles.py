@@ -31,9 +31,11 @@ from typing import Any
 
 from django.conf import settings
 
+from screening import tasks
 from screening.ingest import IngestRejected, StampSource, TrackletInput, tracklet_ingest
 
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv")
+SCORING_REQUEST_EVERY = 200  # tracklets ingested between two requests to score
 
 
 class BundleError(ValueError):
@@ -77,6 +79,8 @@ def bundle_ingest(
         report = BundleReport()
         for done, group in enumerate(groups, start=1):
             report.results.append(_ingest_group(group, base, manifest.name))
+            if done % SCORING_REQUEST_EVERY == 0 or done == len(groups):
+                tasks.request_scoring()  # scoring overlaps the rest of the ingest
             if progress is not None:
                 progress(done, len(groups))
         return report
@@ -97,7 +101,7 @@ def _ingest_group(group: _ManifestGroup, base: Path, manifest_name: str) -> dict
         origin=origin,
     )
     try:
-        result = tracklet_ingest(tracklet=tracklet)
+        result = tracklet_ingest(tracklet=tracklet, request_scoring=False)
     except IngestRejected as exc:
         status = "conflict" if exc.status == 409 else "rejected"
         return {**exc.as_dict(), "status": status, "origin": origin}

@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from classifier.stamp_io import StampError, fit_to_input, read_stamp
+from screening import tasks
 from screening.models import Detection, Night, Tracklet
 from screening.stamp_display import render_display_png
 
@@ -118,8 +119,11 @@ class _PreparedTracklet:
     motion: dict[str, float] = field(default_factory=dict)
 
 
-def tracklet_ingest(*, tracklet: TrackletInput) -> IngestResult:
-    """Validate a tracklet whole, then store it in one transaction; raise IngestRejected if not."""
+def tracklet_ingest(*, tracklet: TrackletInput, request_scoring: bool = True) -> IngestResult:
+    """Validate a tracklet whole, then store it in one transaction; raise IngestRejected if not.
+
+    Once stored, scoring is queued (unless the caller queues it for many tracklets at once).
+    """
     prepared = _prepare(tracklet)
     existing = _existing(prepared)
     if existing is not None:
@@ -142,6 +146,8 @@ def tracklet_ingest(*, tracklet: TrackletInput) -> IngestResult:
             Detection.objects.bulk_create(
                 [_detection_row(row, night, det, written) for det in prepared.detections]
             )
+            if request_scoring:
+                transaction.on_commit(tasks.request_scoring)
     except IntegrityError:
         # Another upload of the same tracklet committed first: same content is fine.
         _delete_files(written)

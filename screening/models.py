@@ -95,6 +95,9 @@ class Tracklet(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     scored_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an inference worker took it; expires after a lease."
+    )
 
     class Meta:
         ordering = ["night", "survey_id"]

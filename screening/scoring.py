@@ -21,20 +21,23 @@ class TrackletResult:
 
 
 def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResult]) -> int:
-    """Write predictions and scores for many tracklets in one transaction; return how many.
+    """Write predictions and scores for many tracklets in one transaction.
 
-    A tracklet already scored by this model version is skipped, so storing twice changes nothing.
-    Reviewed tracklets keep their status; the others become `scored`.
+    Returns how many tracklets now show this model's score and did not before.
+
+    A tracklet already scored by this model version keeps that score, so storing twice changes
+    nothing. Reviewed tracklets keep their status; pending ones become `scored`.
     """
     classes = list(model_version.classes)
     ids = [r.tracklet_id for r in results]
     with transaction.atomic():
-        done = set(
+        stored = dict(
             TrackletScore.objects.filter(
                 model_version=model_version, tracklet_id__in=ids
-            ).values_list("tracklet_id", flat=True)
+            ).values_list("tracklet_id", "score")
         )
-        todo = [r for r in results if r.tracklet_id not in done]
+        todo = [r for r in results if r.tracklet_id not in stored]
+        changed = Tracklet.objects.filter(pk__in=ids).exclude(model_version=model_version).count()
         detections = _detections_by_tracklet([r.tracklet_id for r in todo])
         predictions, scores = [], []
         for result in todo:
@@ -63,26 +66,26 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
                     score=float(result.score),
                 )
             )
+            stored[result.tracklet_id] = float(result.score)
         StampPrediction.objects.bulk_create(predictions, batch_size=2000)
         TrackletScore.objects.bulk_create(scores, batch_size=2000)
+        # Every tracklet now shows this model's score: the new one, or the one stored before
+        # (a model made active again after a rollback), and is no longer claimed by a worker.
         now = timezone.now()
         Tracklet.objects.bulk_update(
             [
                 Tracklet(
-                    pk=r.tracklet_id,
-                    score=float(r.score),
-                    model_version=model_version,
-                    scored_at=now,
+                    pk=pk, score=score, model_version=model_version, scored_at=now, claimed_at=None
                 )
-                for r in todo
+                for pk, score in stored.items()
             ],
-            ["score", "model_version", "scored_at"],
+            ["score", "model_version", "scored_at", "claimed_at"],
             batch_size=1000,
         )
-        Tracklet.objects.filter(pk__in=[r.tracklet_id for r in todo]).exclude(
-            status=Tracklet.Status.REVIEWED
-        ).update(status=Tracklet.Status.SCORED)
-    return len(todo)
+        Tracklet.objects.filter(pk__in=ids, status=Tracklet.Status.PENDING).update(
+            status=Tracklet.Status.SCORED
+        )
+    return changed
 
 
 def _detections_by_tracklet(ids: list[int]) -> dict[int, list[int]]:

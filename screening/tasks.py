@@ -1,19 +1,57 @@
-"""Celery tasks: thin adapters that take ids and call a service; each is safe to run twice."""
+"""Celery tasks: thin adapters that take ids and call a service; each is safe to run twice.
+
+Services are imported inside the tasks: the services queue tasks too, and the web process must
+not import what only workers need.
+"""
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
 
-from screening.uploads import bundle_upload_run, bundle_uploads_prune
+from celery import shared_task
 
 
 @shared_task(time_limit=2 * 3600, soft_time_limit=2 * 3600 - 60)
 def ingest_bundle_upload(upload_id: int) -> None:
     """Ingest an uploaded night bundle (default queue)."""
+    from screening.uploads import bundle_upload_run
+
     bundle_upload_run(upload_id=upload_id)
+
+
+logger = logging.getLogger(__name__)
+
+
+def request_scoring() -> None:
+    """Queue a scoring pass (call after commit). If the broker is down, the sweep catches up."""
+    try:
+        score_pending.delay()
+    except Exception:  # the broker is not ours to fix here; nothing is lost
+        logger.warning("could not queue scoring; the periodic sweep will", exc_info=True)
+
+
+@shared_task(time_limit=3600, soft_time_limit=3540)
+def score_pending() -> int:
+    """Score what the active model has not scored yet, in batches (inference queue)."""
+    from screening.inference import tracklets_score_pending
+
+    return tracklets_score_pending()
+
+
+@shared_task(time_limit=120, soft_time_limit=110)
+def sweep_unscored() -> int:
+    """Beat: queue scoring when tracklets wait unclaimed (lost messages, killed workers)."""
+    from screening.inference import unscored_waiting
+
+    waiting = unscored_waiting()
+    if waiting:
+        score_pending.delay()
+    return waiting
 
 
 @shared_task
 def prune_bundle_uploads() -> int:
     """Housekeeping (beat): drop stored archives of finished uploads past their retention."""
+    from screening.uploads import bundle_uploads_prune
+
     return bundle_uploads_prune()

@@ -1,0 +1,127 @@
+"""Scoring with a real (untrained) ICN + TCN checkpoint: batches, idempotence, rescoring, leases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from screening import inference
+from screening.model_registry import model_activate, model_register
+from screening.models import StampPrediction, Tracklet, TrackletScore
+from screening.review import verdict_record
+from tests.stamps import ingest_tracklet
+
+pytestmark = pytest.mark.django_db
+
+
+def make_checkpoint(directory, seed: int):
+    """A real checkpoint of the paper's networks with random weights (no training)."""
+    import torch
+
+    from classifier.checkpoint import save_checkpoint
+    from classifier.networks import IcnConfig, TcnConfig, build_icn, build_tcn
+    from classifier.preprocess import Preprocessing
+    from classifier.train import checkpoint_payload
+    from tests.stamps import PAPER_CLASSES
+
+    torch.manual_seed(seed)
+    icn_cfg, tcn_cfg = IcnConfig(classes=tuple(PAPER_CLASSES)), TcnConfig(n_classes=8)
+    payload = checkpoint_payload(
+        build_icn(icn_cfg),
+        icn_cfg,
+        build_tcn(tcn_cfg),
+        tcn_cfg,
+        Preprocessing(),
+        threshold=0.5,
+        metrics={},
+        training={"note": f"untrained test model, seed {seed}"},
+        half=True,
+    )
+    return save_checkpoint(payload, directory)
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("models")
+    return [make_checkpoint(directory, seed) for seed in (1, 2)]
+
+
+@pytest.fixture
+def active(checkpoints):
+    inference._loaded.clear()
+    model = model_register(path=checkpoints[0])
+    model_activate(version=model.version)
+    model.refresh_from_db()
+    return model
+
+
+def test_registering_reads_the_checkpoint_and_names_it_by_its_hash(checkpoints):
+    model = model_register(path=checkpoints[0])
+    assert checkpoints[0].name.endswith(f"{model.version}.pt")
+    assert model.classes[:2] == ["BURN", "CR"] and model.threshold == 0.5
+    assert model_register(path=checkpoints[0]).pk == model.pk  # idempotent
+
+
+def test_it_scores_every_pending_tracklet_in_batches_as_the_model_does(active, settings):
+    from classifier.inference import load_model
+
+    settings.INFERENCE_BATCH_STAMPS = 8  # two tracklets per batch
+    tracklets = [ingest_tracklet(f"T{i}", seed=i, n=3 + i % 2) for i in range(5)]
+    assert inference.tracklets_score_pending() == 5
+    model = load_model(active.checkpoint)
+    arrays = [np.load(t.pixels.path) for t in tracklets]
+    probs, scores = model.score(np.concatenate(arrays), [len(a) for a in arrays])
+    for tracklet, expected in zip(tracklets, scores, strict=True):
+        tracklet.refresh_from_db()
+        assert tracklet.status == "scored" and tracklet.model_version == active
+        assert tracklet.score == pytest.approx(float(expected), abs=1e-5)
+        assert tracklet.claimed_at is None
+    first = (
+        StampPrediction.objects.filter(detection__tracklet=tracklets[0])
+        .order_by("detection__index")
+        .first()
+    )
+    assert first.probabilities[active.classes[0]] == pytest.approx(float(probs[0][0]), abs=1e-5)
+    assert inference.tracklets_score_pending() == 0  # nothing left; scoring again is a no-op
+
+
+def test_a_new_active_model_rescores_unreviewed_tracklets_and_a_rollback_restores(
+    active, checkpoints, reviewer
+):
+    reviewed, open_ = ingest_tracklet("R"), ingest_tracklet("O", seed=1)
+    inference.tracklets_score_pending()
+    verdict_record(tracklet_id=reviewed.pk, reviewer=reviewer, value="real")
+    first_score = Tracklet.objects.get(pk=open_.pk).score
+    newer = model_register(path=checkpoints[1])
+    model_activate(version=newer.version)
+    assert inference.tracklets_score_pending() == 1
+    assert Tracklet.objects.get(pk=open_.pk).model_version == newer
+    assert Tracklet.objects.get(pk=reviewed.pk).model_version == active  # reviewed: kept
+    model_activate(version=active.version)  # rollback
+    assert inference.tracklets_score_pending() == 1
+    rolled_back = Tracklet.objects.get(pk=open_.pk)
+    assert rolled_back.model_version == active and rolled_back.score == first_score
+    assert TrackletScore.objects.filter(tracklet=open_).count() == 2
+
+
+def test_a_claim_of_a_dead_worker_expires_and_the_sweep_sees_it(active, settings):
+    ingest_tracklet("T1")
+    claimed = inference.tracklets_claim(model=active, max_stamps=100)
+    assert [t.survey_id for t in claimed] == ["T1"]
+    assert inference.unscored_waiting() == 0  # claimed by a live worker
+    assert inference.tracklets_claim(model=active, max_stamps=100) == []
+    Tracklet.objects.update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.INFERENCE_CLAIM_SECONDS + 1)
+    )
+    assert inference.unscored_waiting() == 1
+    assert inference.tracklets_score_pending() == 1
+
+
+def test_without_an_active_model_tracklets_stay_pending():
+    inference._loaded.clear()
+    ingest_tracklet("T1")
+    assert inference.tracklets_score_pending() == 0
+    assert Tracklet.objects.get().status == "pending"
