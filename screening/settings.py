@@ -194,8 +194,8 @@ BUNDLE_UPLOAD_KEEP_DAYS = env_int("BUNDLE_UPLOAD_KEEP_DAYS", 7, minimum=1)
 # Inference: device ("auto" = a GPU when there is one), stamps per forward pass, how long a
 # worker's claim on tracklets lasts before the sweep hands them to another worker.
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto")
-INFERENCE_BATCH_STAMPS = env_int("INFERENCE_BATCH_STAMPS", 2048, minimum=16)
-INFERENCE_CLAIM_SECONDS = env_int("INFERENCE_CLAIM_SECONDS", 300, minimum=5)
+INFERENCE_BATCH_STAMPS = env_int("INFERENCE_BATCH_STAMPS", 2048, minimum=1)
+INFERENCE_CLAIM_SECONDS = env_int("INFERENCE_CLAIM_SECONDS", 300, minimum=1)
 INFERENCE_SWEEP_SECONDS = env_int("INFERENCE_SWEEP_SECONDS", 60, minimum=5)
 MODELS_DIR = Path(env_str("MODELS_DIR", str(BASE_DIR / "models")))
 

@@ -58,17 +58,39 @@ def _test_database_url() -> str:
 
 
 @pytest.fixture
-def celery_worker(transactional_db, media_root: Path) -> Iterator[subprocess.Popen]:
-    """A real `celery worker` process on the test database and the Redis of `./run test`."""
+def start_worker(transactional_db, media_root: Path) -> Iterator:
+    """Start real `celery worker` processes on the test database and the Redis of `./run test`.
+
+    Call it with extra environment variables; every worker started is stopped at the end.
+    """
     if (
         not os.environ.get("REDIS_URL")
         or "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]
     ):
         pytest.skip("needs the PostgreSQL and Redis that ./run test starts")
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "MEDIA_ROOT": str(media_root)}
-    worker = start_celery_worker(env, media_root.parent / "worker.log")
-    yield worker
-    stop_process(worker)
+    workers: list[subprocess.Popen] = []
+
+    def start(**extra: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DATABASE_URL": _test_database_url(),
+            "MEDIA_ROOT": str(media_root),
+            **extra,
+        }
+        worker = start_celery_worker(env, media_root.parent / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.poll() is None:
+            stop_process(worker)
+
+
+@pytest.fixture
+def celery_worker(start_worker) -> subprocess.Popen:
+    """One real worker on all queues."""
+    return start_worker()
 
 
 def start_celery_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
