@@ -16,7 +16,8 @@ from tests.stamps import write_bundle
 pytestmark = pytest.mark.slow
 
 
-def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
+def embedded_env(tmp_path) -> dict[str, str]:
+    """The demo's settings: SQLite and the filesystem broker, nothing else running."""
     keep = ("PATH", "HOME", "LANG", "SYSTEMROOT")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(
@@ -24,8 +25,12 @@ def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
         MEDIA_ROOT=str(tmp_path / "media"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         CELERY_DATA_DIR=str(tmp_path / "celery"),
+        MODELS_DIR=str(tmp_path / "models"),
     )
+    return env
 
+
+def manager(env: dict[str, str]):
     def manage(*args: str) -> str:
         result = subprocess.run(
             [sys.executable, "manage.py", *args],
@@ -37,6 +42,13 @@ def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
+
+    return manage
+
+
+def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
+    env = embedded_env(tmp_path)
+    manage = manager(env)
 
     manage("migrate", "--no-input", "-v", "0")
     manage("demo_users", "--password", "demo-password-123")
@@ -78,3 +90,28 @@ def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
         assert count == "2"
     finally:
         stop_process(worker)
+
+
+def test_the_demo_night_is_simulated_ingested_and_scored_without_any_server(tmp_path):
+    from tests.screening.test_inference import make_checkpoint
+
+    env = embedded_env(tmp_path)
+    manage = manager(env)
+    make_checkpoint(tmp_path / "models", seed=3)
+    manage("migrate", "--no-input", "-v", "0")
+    out = manage("demo_night", "--tracklets", "6", "--night", "2026-01-02", "--seed", "5")
+    assert "6 tracklets: 6 created" in out and "active" in out
+    worker = start_celery_worker(env, tmp_path / "worker.log")
+    try:
+        count = (
+            "from screening.models import Tracklet; "
+            "print(Tracklet.objects.filter(status='scored').count())"
+        )
+        deadline = time.monotonic() + 120
+        while manage("shell", "-v", "0", "-c", count).strip() != "6":
+            assert time.monotonic() < deadline, "the demo night was not scored"
+            time.sleep(1)
+    finally:
+        stop_process(worker)
+    again = manage("demo_night", "--tracklets", "6", "--night", "2026-01-02", "--seed", "5")
+    assert "already ingested" in again

@@ -1,4 +1,4 @@
-"""Scoring through real Celery workers on Redis: after ingest, after SIGKILL, after a Redis restart."""
+"""Scoring through real Celery workers on Redis: after ingest, SIGKILL, a Redis restart."""
 
 from __future__ import annotations
 
