@@ -22,12 +22,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tracklets", type=int, default=500, help="tracklets in the night")
         parser.add_argument("--seed", type=int, default=20261124, help="simulator seed")
-        parser.add_argument("--real-fraction", type=float, default=0.05,
-                            help="share of real tracklets (the paper's nights: about 0.02)")
+        parser.add_argument(
+            "--real-fraction",
+            type=float,
+            default=0.05,
+            help="share of real tracklets (the paper's nights: about 0.02)",
+        )
         parser.add_argument("--night", default=date.today().isoformat(), help="YYYY-MM-DD")
 
-    def handle(self, *args, tracklets: int, seed: int, real_fraction: float, night: str,
-               **options) -> None:
+    def handle(
+        self, *args, tracklets: int, seed: int, real_fraction: float, night: str, **options
+    ) -> None:
         self._activate_model()
         if Night.objects.filter(date=night).exists():
             self.stdout.write(f"night {night} is already ingested")
@@ -37,16 +42,22 @@ class Command(BaseCommand):
             from classifier.bundle import simulate_night
 
             self.stdout.write(f"simulating {tracklets} tracklets into {folder}")
-            simulate_night(folder, seed=seed, night=night, n_tracklets=tracklets,
-                           real_fraction=real_fraction)
+            simulate_night(
+                folder, seed=seed, night=night, n_tracklets=tracklets, real_fraction=real_fraction
+            )
         call_command("ingest", str(folder), stdout=self.stdout, stderr=self.stderr)
 
     def _activate_model(self) -> None:
         if ModelVersion.objects.filter(is_active=True).exists():
             return
-        checkpoints = sorted(Path(settings.MODELS_DIR).glob("*.pt"), key=lambda p: p.stat().st_mtime)
+        checkpoints = sorted(
+            Path(settings.MODELS_DIR).glob("*.pt"), key=lambda p: p.stat().st_mtime
+        )
         if not checkpoints:
-            self.stdout.write(self.style.WARNING(
-                f"no model checkpoint under {settings.MODELS_DIR}: tracklets stay unscored"))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"no model checkpoint under {settings.MODELS_DIR}: tracklets stay unscored"
+                )
+            )
             return
         call_command("model_register", str(checkpoints[-1]), "--activate", stdout=self.stdout)
