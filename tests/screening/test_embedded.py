@@ -93,7 +93,7 @@ def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
 
 
 def test_the_demo_night_is_simulated_ingested_and_scored_without_any_server(tmp_path):
-    from tests.screening.test_inference import make_checkpoint
+    from tests.untrained_model import make_checkpoint
 
     env = embedded_env(tmp_path)
     manage = manager(env)
