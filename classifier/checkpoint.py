@@ -1,0 +1,72 @@
+"""Checkpoints: one plain dict per model pair, written atomically, named by its content hash.
+
+The file is ``screening-<hash>.pt`` where ``<hash>`` is the first 16 hex digits of the SHA-256
+of its bytes; that hash is the model version everywhere. Loading uses ``weights_only=True`` and
+checks the hash against the name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+PREFIX = "screening-"
+HASH_LENGTH = 16
+NAME_RE = re.compile(rf"^{PREFIX}([0-9a-f]{{{HASH_LENGTH}}})\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is corrupt, of an unknown format or does not match its name."""
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:HASH_LENGTH]
+
+
+def save_checkpoint(payload: dict[str, Any], directory: Path) -> Path:
+    """Write payload (plus the format version) atomically; return the hash-named path."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {"format_version": FORMAT_VERSION, **payload}
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        final = directory / f"{PREFIX}{file_hash(tmp)}.pt"
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with weights_only=True, verifying its hash when the name carries one."""
+    import torch
+
+    path = Path(path)
+    match = NAME_RE.match(path.name)
+    version = file_hash(path)
+    if match and match.group(1) != version:
+        raise CheckpointError(f"{path.name} is corrupt: its content hash is {version}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise CheckpointError(f"{path} cannot be loaded: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} is not a screening checkpoint of format {FORMAT_VERSION}")
+    payload["version"] = version
+    return payload

@@ -1,0 +1,214 @@
+"""The command line: python -m classifier {simulate-night,montage,train,evaluate,threshold}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from classifier.classes import ALL_CLASSES, PAPER_CLASSES
+
+EVAL_SEED = 20261124  # never used to train the baseline
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto",
+                   help="torch device: cpu, cuda, cuda:1, or auto (cuda when available)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes simulating data in parallel (default: all CPU cores)")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m classifier",
+        description="Simulate survey stamps and tracklets, train and evaluate the ICN+TCN model.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate-night", help="write a simulated night as a night bundle")
+    p.add_argument("--out", type=Path, required=True, help="bundle directory to write")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same night")
+    p.add_argument("--night", default="2026-11-24", help="night date, YYYY-MM-DD")
+    p.add_argument("--tracklets", type=int, default=200, help="number of unknown tracklets")
+    p.add_argument("--real-fraction", type=float, default=0.02,
+                   help="fraction of real tracklets (the paper's nights: about 0.02)")
+    p.add_argument("--no-glare", action="store_true", help="leave GLARE out of the bogus mix")
+    p.add_argument("--gzip", action="store_true", help="write stamps as .fits.gz")
+    p.add_argument("--keep-images", action="store_true",
+                   help="also write science and reference stamps under images/")
+
+    p = sub.add_parser("montage", help="write a PNG of every class over SNR bins")
+    p.add_argument("--out", type=Path, default=Path("docs/classifier/montage.png"),
+                   help="PNG path to write")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--per-bin", type=int, default=2, help="stamps per SNR bin and class")
+
+    p = sub.add_parser("train", help="simulate training data from a seed, train ICN and TCN")
+    p.add_argument("--seed", type=int, default=1, help="seed of all training data and weights")
+    p.add_argument("--preset", choices=["paper", "default"], default="default",
+                   help="paper: Adam lr 0.01, batch 15, TCN MSE+SGD batch 1; default: AdamW "
+                        "lr 2e-3, batch 32, cosine schedule, TCN weighted BCE+Adam")
+    p.add_argument("--out-dir", type=Path, default=Path("var/models"),
+                   help="directory for the hash-named checkpoint (retrained models stay "
+                        "out of git; only the baseline lives in models/)")
+    p.add_argument("--with-glare", action="store_true",
+                   help="train with the GLARE class too (the baseline is trained without)")
+    p.add_argument("--per-class", type=int, default=None,
+                   help="training stamps per class (preset: 470; validation adds 30)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum ICN epochs (preset: 12)")
+    p.add_argument("--tcn-tracklets", type=int, default=None,
+                   help="real and bogus TCN training tracklets, each (preset: 1200)")
+    p.add_argument("--threshold", type=float, default=0.8,
+                   help="TCN threshold stored in the model (ignored with --target-recall)")
+    p.add_argument("--target-recall", type=float, default=None,
+                   help="choose the threshold reaching this real recall on the TCN "
+                        "validation split, e.g. 0.996")
+    p.add_argument("--full-precision", action="store_true",
+                   help="store float32 weights (default: float16, half the size)")
+    _add_device(p)
+
+    p = sub.add_parser("evaluate", help="evaluate a model on simulated tracklets (JSON + PNG)")
+    p.add_argument("--model", type=Path, required=True, nargs="+",
+                   help="checkpoint file(s); several are evaluated on the same tracklets")
+    p.add_argument("--seed", type=int, default=EVAL_SEED,
+                   help="evaluation seed (default: one never used for training)")
+    p.add_argument("--real", type=int, default=10000, help="real tracklets")
+    p.add_argument("--bogus", type=int, default=10000, help="bogus tracklets")
+    p.add_argument("--glare", choices=["without", "with", "both"], default="both",
+                   help="GLARE in the bogus mix: without (the paper's world), with, or both")
+    p.add_argument("--out", type=Path, default=Path("docs/classifier"),
+                   help="directory for the JSON report and the PNG plots")
+    _add_device(p)
+
+    p = sub.add_parser("threshold",
+                       help="choose the threshold for a target real recall; writes a new model")
+    p.add_argument("--model", type=Path, required=True, help="checkpoint file")
+    p.add_argument("--target-recall", type=float, default=0.996, help="real recall to reach")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the validation tracklets (default: the model's training seed)")
+    p.add_argument("--real", type=int, default=2000, help="real validation tracklets")
+    p.add_argument("--bogus", type=int, default=2000, help="bogus validation tracklets")
+    p.add_argument("--out-dir", type=Path, default=Path("var/models"),
+                   help="directory for the new hash-named checkpoint")
+    _add_device(p)
+    return parser
+
+
+def cmd_simulate_night(args: argparse.Namespace) -> None:
+    from classifier.bundle import simulate_night
+
+    manifest = simulate_night(args.out, seed=args.seed, night=args.night,
+                              n_tracklets=args.tracklets, real_fraction=args.real_fraction,
+                              glare=not args.no_glare, gz=args.gzip,
+                              keep_images=args.keep_images)
+    print(manifest)
+
+
+def cmd_montage(args: argparse.Namespace) -> None:
+    from classifier.montage import write_montage
+
+    print(write_montage(args.out, seed=args.seed, per_bin=args.per_bin))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from classifier.train import train_model
+
+    icn, tcn = {}, {}
+    if args.per_class is not None:
+        icn["n_train"] = args.per_class
+    if args.epochs is not None:
+        icn["max_epochs"] = args.epochs
+    if args.tcn_tracklets is not None:
+        tcn["n_real"] = tcn["n_bogus"] = args.tcn_tracklets
+    classes = ALL_CLASSES if args.with_glare else PAPER_CLASSES
+    t0 = time.time()
+    path, payload = train_model(
+        seed=args.seed, preset=args.preset, out_dir=args.out_dir, classes=classes,
+        device=args.device, workers=args.workers, half=not args.full_precision,
+        threshold=args.threshold, target_recall=args.target_recall, icn_overrides=icn,
+        tcn_overrides=tcn, command="python -m classifier " + shlex.join(sys.argv[1:]),
+    )
+    val = payload["metrics"]["validation"]
+    print(json.dumps({"checkpoint": str(path), "seconds": round(time.time() - t0, 1),
+                      "timings": payload["training"]["timings"], "validation": val}, indent=1))
+
+
+def _eval_sets(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    return {"without": [("without_glare", False)], "with": [("with_glare", True)],
+            "both": [("without_glare", False), ("with_glare", True)]}[args.glare]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from classifier.datasets import build_tracklet_set, write_build_report
+    from classifier.evaluate import (
+        evaluate_tracklets,
+        format_confusion,
+        summary_line,
+        write_plots,
+        write_report,
+    )
+    from classifier.inference import load_model
+
+    models = [(path, load_model(path, args.device)) for path in args.model]
+    presets = {m.preprocessing for _, m in models}
+    if len(presets) > 1:
+        raise SystemExit("models evaluated together must share their preprocessing preset")
+    for set_name, glare in _eval_sets(args):
+        t0 = time.time()
+        tset = build_tracklet_set(args.seed, args.real, args.bogus, models[0][1].preprocessing,
+                                  glare=glare, workers=args.workers)
+        simulated = time.time() - t0
+        write_build_report(args.out / f"{set_name}_dataset.json", tset.params,
+                           tset.det_classes, tset.det_snr)
+        for path, model in models:
+            name = set_name if len(models) == 1 else f"{model.version}_{set_name}"
+            t0 = time.time()
+            report = evaluate_tracklets(model, tset)
+            report["model"] = {"version": model.version, "path": str(path),
+                               "preset": model.training.get("preset")}
+            report["seconds"] = {"simulate": simulated, "score": time.time() - t0}
+            write_report(report, args.out, name)
+            write_plots(report, args.out, name)
+            print(f"== {name} ({model.training.get('preset')}): {report['tracklets']}")
+            print(summary_line(report))
+            for kind, figures in report["by_bogus_kind"].items():
+                print(f"   {kind:>22}: n={figures['tracklets']:5d} rejected "
+                      f"{100 * figures['rejection_at_threshold']:.1f}% at threshold, "
+                      f"{100 * figures['rejection_at_paper_recall']:.1f}% at 99.6% recall")
+            print(format_confusion(report["icn_confusion"]))
+
+
+def cmd_threshold(args: argparse.Namespace) -> None:
+    from classifier.checkpoint import load_checkpoint, save_checkpoint
+    from classifier.datasets import build_tracklet_set
+    from classifier.inference import model_from_checkpoint
+    from classifier.train import TCN_VALIDATION_OFFSET, operating_point, threshold_for_recall
+
+    payload = load_checkpoint(args.model)
+    model = model_from_checkpoint(payload, args.device if args.device != "auto" else "cpu")
+    seed = args.seed if args.seed is not None else payload["training"]["seed"]
+    tset = build_tracklet_set(seed, args.real, args.bogus, model.preprocessing,
+                              glare="GLARE" in model.classes,
+                              first_index=TCN_VALIDATION_OFFSET, workers=args.workers)
+    scores = model.tracklet_scores(model.stamp_probabilities(tset.images), tset.lengths)
+    threshold = threshold_for_recall(scores, tset.real, args.target_recall)
+    payload.pop("version")
+    payload.pop("format_version")
+    payload["threshold"] = threshold
+    payload["metrics"] = {**payload["metrics"], "threshold_choice": {
+        "target_recall": args.target_recall, "seed": seed,
+        **operating_point(scores, tset.real, threshold)}}
+    path = save_checkpoint(payload, args.out_dir)
+    print(path, json.dumps(payload["metrics"]["threshold_choice"]))
+
+
+COMMANDS = {"simulate-night": cmd_simulate_night, "montage": cmd_montage, "train": cmd_train,
+            "evaluate": cmd_evaluate, "threshold": cmd_threshold}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_args_parser().parse_args(argv)
+    COMMANDS[args.command](args)

@@ -1,0 +1,158 @@
+"""Dataset builds: curated per-class stamp sets and tracklet sets, generated in parallel.
+
+Every build is a pure function of its seed and sizes; `write_build_report` puts its parameters,
+per-class counts and latent histograms beside it. numpy only (no torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier.classes import ALL_CLASSES
+from classifier.preprocess import Preprocessing, prepare
+from classifier.simulate import STREAM_STAMPS, SimConfig, make_stamp, stamp_rng
+from classifier.tracklets import make_tracklet
+
+BOGUS_INDEX_OFFSET = 10_000_000  # bogus tracklet indices, so real and bogus never share a stream
+SNR_EDGES = (4, 5, 6, 8, 12, 25, 60, 1e12)
+
+
+@dataclass
+class StampSet:
+    """Prepared stamps (N, H, W) with integer labels into `classes` and per-stamp latents."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    latents: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrackletSet:
+    """Prepared stamps of consecutive tracklets, with truth per tracklet and per detection."""
+
+    images: np.ndarray
+    lengths: np.ndarray
+    real: np.ndarray
+    kinds: list[str]
+    det_classes: list[str]
+    det_snr: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(int)
+
+
+def _pool_map(fn, jobs: list, workers: int, desc: str, progress: bool) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
+    if workers <= 1:
+        for job in jobs:
+            yield fn(job)
+            bar.update()
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for result in pool.imap(fn, jobs):
+                yield result
+                bar.update()
+    bar.close()
+
+
+def _stamp_job(job: tuple) -> tuple[np.ndarray, list[int], list[dict[str, Any]]]:
+    seed, cls, label, indices, pre, crop, cfg = job
+    class_index = ALL_CLASSES.index(cls)
+    samples = [make_stamp(cls, stamp_rng(seed, STREAM_STAMPS, class_index, i), cfg)
+               for i in indices]
+    raw = np.stack([s.difference for s in samples])
+    images = prepare(raw, pre, crop=crop).astype(np.float16)
+    latents = [{k: v for k, v in s.latents.items() if not isinstance(v, dict | list)}
+               for s in samples]
+    return images, [label] * len(samples), latents
+
+
+def build_stamp_set(seed: int, classes: tuple[str, ...], n_per_class: int, pre: Preprocessing,
+                    *, crop: bool = False, cfg: SimConfig | None = None,
+                    workers: int | None = None, progress: bool = True,
+                    chunk: int = 50) -> StampSet:
+    """n_per_class stamps of each class, prepared (uncropped by default, for augmentation)."""
+    cfg = cfg or SimConfig()
+    workers = workers or os.cpu_count() or 1
+    jobs = [(seed, cls, label, list(range(s, min(s + chunk, n_per_class))), pre, crop, cfg)
+            for label, cls in enumerate(classes) for s in range(0, n_per_class, chunk)]
+    images, labels, latents = [], [], []
+    for im, lab, lat in _pool_map(_stamp_job, jobs, workers, "stamps", progress):
+        images.append(im)
+        labels += lab
+        latents += lat
+    return StampSet(np.concatenate(images), np.array(labels, dtype=np.int64), tuple(classes),
+                    latents)
+
+
+def _tracklet_job(job: tuple) -> dict[str, Any]:
+    seed, items, glare, pre, cfg = job
+    out: dict[str, Any] = {"images": [], "lengths": [], "real": [], "kinds": [],
+                           "det_classes": [], "det_snr": []}
+    for index, real in items:
+        t = make_tracklet(seed, index, real, cfg, glare=glare)
+        raw = np.stack([d.stamp.difference for d in t.detections])
+        out["images"].append(prepare(raw, pre).astype(np.float16))
+        out["lengths"].append(len(t.detections))
+        out["real"].append(t.real)
+        out["kinds"].append(t.kind if not t.real else "real")
+        if t.kind == "correlated":
+            out["kinds"][-1] = f"correlated-{t.latents['correlated_kind']}"
+        out["det_classes"] += t.classes
+        out["det_snr"] += [float(d.stamp.latents.get("snr", 0.0)) for d in t.detections]
+    out["images"] = np.concatenate(out["images"])
+    return out
+
+
+def build_tracklet_set(seed: int, n_real: int, n_bogus: int, pre: Preprocessing, *,
+                       glare: bool, first_index: int = 0, cfg: SimConfig | None = None,
+                       workers: int | None = None, progress: bool = True,
+                       chunk: int = 25) -> TrackletSet:
+    """n_real real and n_bogus bogus tracklets of `seed`, stamps prepared with `pre` (cropped)."""
+    cfg = cfg or SimConfig()
+    workers = workers or os.cpu_count() or 1
+    items = [(first_index + i, True) for i in range(n_real)]
+    items += [(BOGUS_INDEX_OFFSET + first_index + i, False) for i in range(n_bogus)]
+    jobs = [(seed, items[s : s + chunk], glare, pre, cfg) for s in range(0, len(items), chunk)]
+    parts = list(_pool_map(_tracklet_job, jobs, workers, "tracklets", progress))
+    params = {"seed": seed, "n_real": n_real, "n_bogus": n_bogus, "glare": glare,
+              "first_index": first_index, "preprocessing": pre.to_dict(),
+              "simulator": cfg.to_dict()}
+    return TrackletSet(
+        images=np.concatenate([p["images"] for p in parts]),
+        lengths=np.array([n for p in parts for n in p["lengths"]], dtype=int),
+        real=np.array([r for p in parts for r in p["real"]], dtype=bool),
+        kinds=[k for p in parts for k in p["kinds"]],
+        det_classes=[c for p in parts for c in p["det_classes"]],
+        det_snr=np.array([s for p in parts for s in p["det_snr"]]),
+        params=params,
+    )
+
+
+def write_build_report(path: Path, params: dict[str, Any], classes: list[str],
+                       snr: np.ndarray) -> None:
+    """Write a build's parameters, per-class counts and per-class SNR histograms as JSON."""
+    counts = Counter(classes)
+    hist = {}
+    for cls in sorted(counts):
+        values = snr[np.array(classes) == cls]
+        hist[cls] = np.histogram(values, bins=SNR_EDGES)[0].tolist()
+    report = {"params": params, "counts": dict(sorted(counts.items())),
+              "snr_histogram_edges": list(SNR_EDGES), "snr_histograms": hist}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
