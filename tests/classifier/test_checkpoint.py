@@ -1,0 +1,37 @@
+"""Checkpoints: hash-named, atomic, weights_only, corruption detected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from classifier.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def test_it_names_the_file_by_its_content_hash_and_loads_it(tmp_path: Path) -> None:
+    payload = {"classes": ["AST", "NOISE"], "weights": {"w": torch.ones(3)}, "threshold": 0.8}
+    path = save_checkpoint(payload, tmp_path)
+    assert path.name.startswith("screening-") and path.suffix == ".pt"
+    loaded = load_checkpoint(path)
+    assert loaded["version"] == path.stem.removeprefix("screening-")
+    assert loaded["format_version"] == 1 and loaded["classes"] == ["AST", "NOISE"]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+    assert save_checkpoint({**payload, "threshold": 0.5}, tmp_path) != path
+
+
+def test_it_refuses_a_corrupted_file(tmp_path: Path) -> None:
+    path = save_checkpoint({"x": torch.zeros(10)}, tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)
+
+
+def test_it_refuses_a_pickle_that_is_not_a_plain_dict(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"format_version": 1, "obj": object}, path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)

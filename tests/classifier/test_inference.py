@@ -1,0 +1,46 @@
+"""The workers' API: load a checkpoint, score raw stamps with NaN, batched per tracklet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier.inference import load_model
+from classifier.tracklets import make_tracklet
+from tests.classifier.test_train import tiny_model  # noqa: F401 - shared fixture
+
+BASELINES = sorted(Path(__file__).resolve().parents[2].joinpath("models").glob("screening-*.pt"))
+
+
+def test_it_scores_stamps_and_tracklets_of_any_length(tiny_model) -> None:  # noqa: F811
+    path, _ = tiny_model
+    model = load_model(path)
+    assert model.version == path.stem.removeprefix("screening-")
+    assert model.threshold == 0.8 and len(model.classes) == 8
+    stamps = np.random.default_rng(0).normal(size=(10, 100, 100)).astype(np.float32)
+    stamps[2, :, :30] = np.nan
+    probs, scores = model.score(stamps, [4, 3, 3])
+    assert probs.shape == (10, 8) and scores.shape == (3,)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    # batching does not change results
+    _, alone = model.score(stamps[4:7], [3])
+    assert alone[0] == pytest.approx(scores[1], abs=1e-5)
+    with pytest.raises(ValueError):
+        model.score(stamps, [4, 4])
+
+
+@pytest.mark.skipif(not BASELINES, reason="no committed baseline model")
+def test_it_ships_a_baseline_that_separates_clear_cases() -> None:
+    model = load_model(BASELINES[-1])
+    assert BASELINES[-1].stat().st_size < 25e6
+    real = [make_tracklet(77, i, real=True) for i in range(30)]
+    real = [t for t in real if t.latents["snr"] > 20][:5]
+    bogus = [make_tracklet(77, 1000 + i, real=False) for i in range(40)]
+    bogus = [t for t in bogus if t.kind == "correlated"][:5]
+    tracklets = real + bogus
+    stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
+    _, scores = model.score(stamps, [len(t.detections) for t in tracklets])
+    assert min(scores[: len(real)]) > max(scores[len(real) :])

@@ -1,0 +1,73 @@
+"""Training on tiny data: a model pair comes out, is saved, loads, and the helpers are right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier.classes import PAPER_CLASSES
+from classifier.train import (
+    augment,
+    operating_point,
+    roc_auc,
+    threshold_for_recall,
+    train_model,
+)
+
+TINY_ICN = {"n_train": 6, "n_val": 2, "max_epochs": 1}
+TINY_TCN = {"n_real": 8, "n_bogus": 8, "n_val_real": 6, "n_val_bogus": 6, "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("models")
+    return train_model(seed=3, preset="default", out_dir=out, device="cpu", workers=1,
+                       icn_overrides=TINY_ICN, tcn_overrides=TINY_TCN, progress=False)
+
+
+def test_it_trains_and_saves_a_half_precision_model_pair(tiny_model) -> None:
+    path, payload = tiny_model
+    assert path.exists() and path.stat().st_size < 25e6
+    assert payload["classes"] == list(PAPER_CLASSES)
+    assert payload["threshold"] == 0.8
+    assert payload["preprocessing"]["name"] == "equalize"
+    icn_weights = payload["icn"]["state_dict"]
+    assert icn_weights["conv1.weight"].dtype.is_floating_point
+    assert str(icn_weights["fc.weight"].dtype) == "torch.float16"
+    assert set(payload["training"]["timings"]) >= {"train_icn_s", "train_tcn_s"}
+    assert payload["metrics"]["validation"]["tracklets"] == {"real": 6, "bogus": 6}
+
+
+def test_it_trains_the_paper_preset_with_a_chosen_threshold(tmp_path: Path) -> None:
+    _, payload = train_model(seed=4, preset="paper", out_dir=tmp_path, device="cpu", workers=1,
+                             icn_overrides=TINY_ICN, tcn_overrides={**TINY_TCN, "epochs": 1},
+                             target_recall=0.5, progress=False)
+    assert payload["training"]["tcn"]["loss"] == "mse"
+    assert payload["metrics"]["validation"]["real_recall"] >= 0.5
+
+
+def test_it_chooses_the_highest_threshold_reaching_the_recall() -> None:
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.05])
+    real = np.array([True, True, True, True, False, False])
+    t = threshold_for_recall(scores, real, 0.75)
+    assert t == pytest.approx(0.2)
+    assert operating_point(scores, real, t) == {"threshold": t, "real_recall": 0.75,
+                                                 "bogus_rejection": 0.5}
+
+
+def test_it_computes_the_auc_by_ranks() -> None:
+    real = np.array([True, True, False, False])
+    assert roc_auc(np.array([0.9, 0.8, 0.1, 0.2]), real) == 1.0
+    assert roc_auc(np.array([0.1, 0.2, 0.9, 0.8]), real) == 0.0
+    assert roc_auc(np.array([0.5, 0.5, 0.5, 0.5]), real) == 0.5
+
+
+def test_it_augments_with_rotations_flips_and_jittered_crops() -> None:
+    import torch
+
+    x = torch.arange(100 * 100, dtype=torch.float32).reshape(1, 1, 100, 100).repeat(16, 1, 1, 1)
+    out = augment(x, torch.Generator().manual_seed(0), crop=80, jitter=4)
+    assert out.shape == (16, 1, 80, 80)
+    assert len({tuple(o.flatten()[:3].tolist()) for o in out}) > 4
