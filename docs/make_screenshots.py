@@ -1,6 +1,7 @@
 """Screenshots of the main pages for the docs, taken in Debian's headless Chromium.
 
-Usage: python docs/make_screenshots.py URL USERNAME PASSWORD NIGHT (against a running server).
+Usage: python docs/make_screenshots.py URL USERNAME PASSWORD NIGHT, against a running server
+(the README's come from `./run demo`'s scored night).
 """
 
 from __future__ import annotations
@@ -19,17 +20,27 @@ OUT = Path(__file__).resolve().parent / "screenshots"
 def main(url: str, username: str, password: str, night: str) -> None:
     OUT.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
-                                             args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 760})
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
         page.goto(f"{url}/accounts/login/")
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
         page.wait_for_url(f"{url}/")
         page.goto(f"{url}/nights/{night}/")
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(OUT / "night.png"))
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        page.keyboard.press("l")  # focus the second stamp: its class distribution shows
+        page.screenshot(path=str(OUT / "queue.png"))
+        page.keyboard.press("o")
+        page.wait_for_url("**/tracklets/*/")
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        page.keyboard.press(" ")  # pause the blink on its first frame
+        page.screenshot(path=str(OUT / "tracklet.png"), full_page=True)
+        page.goto(f"{url}/nights/{night}/summary/")
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        page.screenshot(path=str(OUT / "summary.png"))
         browser.close()
 
 
