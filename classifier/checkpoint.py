@@ -45,6 +45,7 @@ def save_checkpoint(payload: dict[str, Any], directory: Path) -> Path:
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; workers may run as another user
         final = directory / f"{PREFIX}{file_hash(tmp)}.pt"
         os.replace(tmp, final)
     except BaseException:
