@@ -6,7 +6,20 @@ from pathlib import Path
 
 import pytest
 
+TINY_ICN = {"n_train": 6, "n_val": 2, "max_epochs": 1}
+TINY_TCN = {"n_real": 8, "n_bogus": 8, "n_val_real": 6, "n_val_bogus": 6, "epochs": 2}
+
 
 @pytest.fixture(autouse=True)
 def media_root(tmp_path: Path) -> Path:
     return tmp_path / "media"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> tuple[Path, dict]:
+    """A model pair trained in seconds on tiny simulated data (shared by the whole session)."""
+    from classifier.train import train_model
+
+    out = tmp_path_factory.mktemp("models")
+    return train_model(seed=3, preset="default", out_dir=out, device="cpu", workers=1,
+                       icn_overrides=TINY_ICN, tcn_overrides=TINY_TCN, progress=False)

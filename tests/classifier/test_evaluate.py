@@ -9,7 +9,6 @@ import numpy as np
 from classifier.datasets import build_tracklet_set
 from classifier.evaluate import confusion, evaluate_tracklets, write_plots, write_report
 from classifier.inference import load_model
-from tests.classifier.test_train import tiny_model  # noqa: F401 - shared fixture
 
 
 def test_it_counts_true_against_predicted_classes() -> None:
@@ -18,7 +17,7 @@ def test_it_counts_true_against_predicted_classes() -> None:
     assert conf["counts"] == [[1, 1], [0, 1]]
 
 
-def test_it_writes_a_report_and_plots(tiny_model, tmp_path: Path) -> None:  # noqa: F811
+def test_it_writes_a_report_and_plots(tiny_model, tmp_path: Path) -> None:
     model = load_model(tiny_model[0])
     tset = build_tracklet_set(5, 6, 6, model.preprocessing, glare=True, workers=1,
                               progress=False)

@@ -9,12 +9,11 @@ import pytest
 
 from classifier.inference import load_model
 from classifier.tracklets import make_tracklet
-from tests.classifier.test_train import tiny_model  # noqa: F401 - shared fixture
 
 BASELINES = sorted(Path(__file__).resolve().parents[2].joinpath("models").glob("screening-*.pt"))
 
 
-def test_it_scores_stamps_and_tracklets_of_any_length(tiny_model) -> None:  # noqa: F811
+def test_it_scores_stamps_and_tracklets_of_any_length(tiny_model) -> None:
     path, _ = tiny_model
     model = load_model(path)
     assert model.version == path.stem.removeprefix("screening-")

@@ -15,16 +15,7 @@ from classifier.train import (
     threshold_for_recall,
     train_model,
 )
-
-TINY_ICN = {"n_train": 6, "n_val": 2, "max_epochs": 1}
-TINY_TCN = {"n_real": 8, "n_bogus": 8, "n_val_real": 6, "n_val_bogus": 6, "epochs": 2}
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("models")
-    return train_model(seed=3, preset="default", out_dir=out, device="cpu", workers=1,
-                       icn_overrides=TINY_ICN, tcn_overrides=TINY_TCN, progress=False)
+from tests.classifier.conftest import TINY_ICN, TINY_TCN
 
 
 def test_it_trains_and_saves_a_half_precision_model_pair(tiny_model) -> None:
