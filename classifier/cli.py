@@ -66,6 +66,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-recall", type=float, default=None,
                    help="choose the threshold reaching this real recall on the TCN "
                         "validation split, e.g. 0.996")
+    p.add_argument("--curated-snr-slope", type=float, default=None,
+                   help="SNR law slope of the ICN's per-class stamps only (default: the "
+                        "simulator's 2.5; 1.0 = log-uniform, more bright examples)")
+    p.add_argument("--preprocessing", choices=["equalize", "asinh_sigma"], default="equalize",
+                   help="preprocessing preset stored with the model (default: the paper's)")
     p.add_argument("--full-precision", action="store_true",
                    help="store float32 weights (default: float16, half the size)")
     _add_device(p)
@@ -114,6 +119,7 @@ def cmd_montage(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from classifier.preprocess import Preprocessing
     from classifier.train import train_model
 
     icn, tcn = {}, {}
@@ -129,7 +135,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed, preset=args.preset, out_dir=args.out_dir, classes=classes,
         device=args.device, workers=args.workers, half=not args.full_precision,
         threshold=args.threshold, target_recall=args.target_recall, icn_overrides=icn,
-        tcn_overrides=tcn, command="python -m classifier " + shlex.join(sys.argv[1:]),
+        tcn_overrides=tcn, curated_snr_slope=args.curated_snr_slope,
+        pre=Preprocessing(args.preprocessing),
+        command="python -m classifier " + shlex.join(sys.argv[1:]),
     )
     val = payload["metrics"]["validation"]
     print(json.dumps({"checkpoint": str(path), "seconds": round(time.time() - t0, 1),

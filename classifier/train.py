@@ -19,6 +19,7 @@ from classifier.classes import PAPER_CLASSES, is_real
 from classifier.datasets import StampSet, TrackletSet, build_stamp_set, build_tracklet_set
 from classifier.networks import IcnConfig, TcnConfig, build_icn, build_tcn, tcn_inputs
 from classifier.preprocess import Preprocessing, centre_crop
+from classifier.simulate import SimConfig
 
 if TYPE_CHECKING:
     import torch
@@ -321,8 +322,13 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
                 icn_overrides: dict[str, Any] | None = None,
                 tcn_overrides: dict[str, Any] | None = None,
                 pre: Preprocessing | None = None, progress: bool = True,
+                curated_snr_slope: float | None = None,
                 command: str = "") -> tuple[Path, dict[str, Any]]:
-    """Simulate data from `seed`, train ICN then TCN, choose the threshold, save a checkpoint."""
+    """Simulate data from `seed`, train ICN then TCN, choose the threshold, save a checkpoint.
+
+    `curated_snr_slope` changes only the SNR law of the ICN's per-class (curated) stamps, e.g.
+    1.0 for log-uniform, so that bright examples are not rare; tracklets keep the physical law.
+    """
     device = resolve_device(device)
     icn_cfg_t, tcn_cfg_t = PRESETS[preset]
     icn_cfg_t = replace(icn_cfg_t, **(icn_overrides or {}))
@@ -331,8 +337,9 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
     glare = "GLARE" in classes
     timings: dict[str, float] = {}
     t0 = time.time()
+    stamp_cfg = None if curated_snr_slope is None else SimConfig(snr_slope=curated_snr_slope)
     stamps = build_stamp_set(seed, classes, icn_cfg_t.n_train + icn_cfg_t.n_val, pre,
-                             workers=workers, progress=progress)
+                             cfg=stamp_cfg, workers=workers, progress=progress)
     train_set, val_set = split_per_class(stamps, icn_cfg_t.n_train)
     timings["simulate_stamps_s"] = time.time() - t0
 
@@ -373,7 +380,8 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
     timings["total_s"] = sum(timings.values())
     training = {"seed": seed, "preset": preset, "device": device, "icn": asdict(icn_cfg_t),
                 "tcn": asdict(tcn_cfg_t), "target_recall": target_recall, "timings": timings,
-                "half_precision": half, "command": command}
+                "half_precision": half, "curated_snr_slope": curated_snr_slope,
+                "command": command}
     payload = checkpoint_payload(icn, IcnConfig(classes=tuple(classes)), tcn,
                                  TcnConfig(n_classes=len(classes)), pre, threshold, metrics,
                                  training, half)
