@@ -87,6 +87,8 @@ def power_law(rng: np.random.Generator, lo: float, hi: float, slope: float) -> f
     """Draw from p(x) proportional to x^-slope on [lo, hi]."""
     a = 1.0 - slope
     u = rng.random()
+    if abs(a) < 1e-9:  # slope 1: log-uniform
+        return float(lo * (hi / lo) ** u)
     return float((lo**a + u * (hi**a - lo**a)) ** (1.0 / a))
 
 

@@ -47,6 +47,8 @@ def test_it_draws_snr_from_a_steep_law_near_the_detection_limit() -> None:
     assert 4.0 <= snr.min() and snr.max() <= 300.0
     # P(SNR < 5) = (4^-1.5 - 5^-1.5) / (4^-1.5 - 300^-1.5) = 0.285
     assert np.mean(snr < 5) == pytest.approx(0.285, abs=0.015)
+    flat = np.array([power_law(rng, 4.0, 300.0, 1.0) for _ in range(20000)])
+    assert np.mean(flat < math.sqrt(4.0 * 300.0)) == pytest.approx(0.5, abs=0.015)  # log-uniform
 
 
 def _plain_detector(stamp: np.ndarray, fwhm: float) -> float:
