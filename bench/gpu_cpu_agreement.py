@@ -1,6 +1,9 @@
-"""Scores of the same stamps on the CPU and on a GPU: the largest differences.
+"""Scores of the same simulated stamps on the CPU and on a GPU, against the documented tolerance.
 
-Run on a machine with a GPU: `python bench/gpu_cpu_agreement.py [--checkpoint PATH]`.
+Run on a machine with a GPU: `python bench/gpu_cpu_agreement.py [--checkpoint PATH]`. Compares
+the CPU reference (eager float32) with the GPU worker path (bfloat16 autocast, channels-last;
+`--compile` adds torch.compile) and with the GPU in float32; prints the largest differences
+and the tolerance of `classifier.inference.AGREEMENT` they must stay within.
 """
 
 from __future__ import annotations
@@ -16,24 +19,33 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
-    parser.add_argument("--tracklets", type=int, default=250)
+    parser.add_argument("--tracklets", type=int, default=300)
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     from bench.scoring_core import checkpoint_path
-    from classifier.inference import load_model
+    from classifier.inference import AGREEMENT, Runtime, load_model
+    from classifier.tracklets import make_tracklet
 
     path = checkpoint_path(args.checkpoint)
-    rng = np.random.default_rng(1)
-    stamps = rng.normal(0, 10, (args.tracklets * 4, 100, 100)).astype(np.float32)
-    yy, xx = np.mgrid[:100, :100]
-    stamps[::2] += 60 * np.exp(-((xx - 49.5) ** 2 + (yy - 49.5) ** 2) / 5.0)  # sources
-    lengths = [4] * args.tracklets
-    cpu_probs, cpu_scores = load_model(path, device="cpu").score(stamps, lengths)
-    gpu_probs, gpu_scores = load_model(path, device="cuda").score(stamps, lengths)
-    print(f"model {path.name}, {len(stamps)} stamps")
-    print(f"largest difference: stamp probability {np.max(np.abs(cpu_probs - gpu_probs)):.2e}, "
-          f"tracklet score {np.max(np.abs(cpu_scores - gpu_scores)):.2e}")
+    tracklets = [make_tracklet(4242, i, real=i % 3 == 0) for i in range(args.tracklets)]
+    stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
+    lengths = [len(t.detections) for t in tracklets]
+    cpu_probs, cpu_scores = load_model(path, runtime=Runtime.reference("cpu")).score(
+        stamps, lengths)
+    print(f"model {path.name}, {len(stamps)} simulated stamps in {len(lengths)} tracklets")
+    for precision in ("bf16", "fp32"):
+        runtime = Runtime.for_device("cuda", precision=precision, compile=args.compile)
+        model = load_model(path, runtime=runtime)
+        probs, scores = model.score(stamps, lengths)
+        flips = int((model.accepts(scores) != model.accepts(cpu_scores)).sum())
+        print(f"GPU {precision}: largest difference stamp probability "
+              f"{np.max(np.abs(cpu_probs - probs)):.2e}, tracklet score "
+              f"{np.max(np.abs(cpu_scores - scores)):.2e} (tolerance "
+              f"{AGREEMENT[precision]['probability']}, {AGREEMENT[precision]['score']}); "
+              f"decisions at the threshold that differ: {flips}")
 
 
 if __name__ == "__main__":

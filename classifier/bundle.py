@@ -99,22 +99,31 @@ def write_bundle(out: Path, night: str, tracklets: list[Tracklet], *, gz: bool =
     return manifest
 
 
+def _tracklet_job(job: tuple) -> Tracklet:
+    seed, index, real, cfg, glare, mjd = job
+    return make_tracklet(seed, index, real, cfg, glare=glare, night_mjd=mjd)
+
+
 def simulate_night(out: Path, *, seed: int, night: str, n_tracklets: int,
                    real_fraction: float = 0.02, glare: bool = True, gz: bool = False,
                    keep_images: bool = False, cfg: SimConfig | None = None,
-                   progress: bool = True) -> Path:
-    """Simulate one night of unknown tracklets and write it as a bundle; return the manifest."""
+                   progress: bool = True, workers: int | None = None) -> Path:
+    """Simulate one night of unknown tracklets and write it as a bundle; return the manifest.
+
+    `workers` processes simulate in parallel (default: every core); each tracklet depends only
+    on (seed, index), so the night is the same whatever the number of workers.
+    """
+    import os
     from datetime import date
 
-    from tqdm import tqdm
+    from classifier.datasets import _pool_map
 
     cfg = cfg or SimConfig()
     mjd = float((date.fromisoformat(night) - date(1858, 11, 17)).days)
     flags = night_mix(seed, n_tracklets, real_fraction)
-    tracklets = [
-        make_tracklet(seed, i, real, cfg, glare=glare, night_mjd=mjd)
-        for i, real in enumerate(tqdm(flags, desc=f"night {night}", disable=not progress))
-    ]
+    jobs = [(seed, i, bool(real), cfg, glare, mjd) for i, real in enumerate(flags)]
+    workers = min(workers or os.cpu_count() or 1, max(1, len(jobs) // 20))
+    tracklets = list(_pool_map(_tracklet_job, jobs, workers, f"night {night}", progress))
     params = {"seed": seed, "real_fraction": real_fraction, "glare": glare,
               "simulator": cfg.to_dict()}
     return write_bundle(out, night, tracklets, gz=gz, keep_images=keep_images, params=params)

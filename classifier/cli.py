@@ -37,6 +37,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="fraction of real tracklets (the paper's nights: about 0.02)")
     p.add_argument("--no-glare", action="store_true", help="leave GLARE out of the bogus mix")
     p.add_argument("--gzip", action="store_true", help="write stamps as .fits.gz")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes simulating in parallel (default: all CPU cores)")
     p.add_argument("--keep-images", action="store_true",
                    help="also write science and reference stamps under images/")
 
@@ -108,7 +110,7 @@ def cmd_simulate_night(args: argparse.Namespace) -> None:
     manifest = simulate_night(args.out, seed=args.seed, night=args.night,
                               n_tracklets=args.tracklets, real_fraction=args.real_fraction,
                               glare=not args.no_glare, gz=args.gzip,
-                              keep_images=args.keep_images)
+                              keep_images=args.keep_images, workers=args.workers)
     print(manifest)
 
 

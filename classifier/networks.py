@@ -95,23 +95,42 @@ def build_tcn(cfg: TcnConfig) -> torch.nn.Module:
     return torch.nn.Sequential(*layers)
 
 
-def tcn_inputs(probs: np.ndarray, lengths: list[int] | np.ndarray,
-               n_detections: int = TCN_DETECTIONS) -> np.ndarray:
+def tcn_inputs_tensor(probs: torch.Tensor, lengths: torch.Tensor,
+                      n_detections: int = TCN_DETECTIONS) -> torch.Tensor:
     """(T, n_detections * C) TCN inputs from per-stamp probabilities of consecutive tracklets.
 
     The first `n_detections` detections of each tracklet in time order are used; a shorter
     tracklet (3 detections) is padded with the mean of its own detections' scores, so that
     padding looks like one more typical detection of the same tracklet, never like a class.
+    Runs on the device of `probs` (lengths: int64 tensor on the same device).
     """
-    lengths = np.asarray(lengths, dtype=int)
-    if lengths.sum() != len(probs):
-        raise ValueError(f"lengths sum to {lengths.sum()} but there are {len(probs)} stamps")
-    if (lengths < 1).any():
+    import torch
+
+    if int(lengths.sum()) != len(probs):
+        raise ValueError(f"lengths sum to {int(lengths.sum())} but there are {len(probs)} stamps")
+    if bool((lengths < 1).any()):
         raise ValueError("every tracklet needs at least one detection")
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    out = np.empty((len(lengths), n_detections, probs.shape[1]), dtype=np.float32)
-    for t, (s, n) in enumerate(zip(starts, lengths, strict=True)):
-        rows = probs[s : s + min(n, n_detections)]
-        out[t, : len(rows)] = rows
-        out[t, len(rows) :] = probs[s : s + n].mean(axis=0)
-    return out.reshape(len(lengths), -1)
+    count = len(lengths)
+    starts = torch.cumsum(lengths, 0) - lengths
+    owner = torch.repeat_interleave(torch.arange(count, device=probs.device), lengths)
+    means = torch.zeros((count, probs.shape[1]), dtype=probs.dtype, device=probs.device)
+    means.index_add_(0, owner, probs)
+    means /= lengths[:, None].to(probs.dtype)
+    columns = []
+    for j in range(n_detections):
+        row = probs[(starts + j).clamp(max=len(probs) - 1)]
+        columns.append(torch.where((lengths > j)[:, None], row, means))
+    return torch.stack(columns, dim=1).reshape(count, -1)
+
+
+def tcn_inputs(probs: np.ndarray, lengths: list[int] | np.ndarray,
+               n_detections: int = TCN_DETECTIONS) -> np.ndarray:
+    """NumPy form of `tcn_inputs_tensor` (training builds its TCN sets with it)."""
+    import torch
+
+    with torch.inference_mode():
+        return tcn_inputs_tensor(
+            torch.as_tensor(np.asarray(probs, dtype=np.float32)),
+            torch.as_tensor(np.asarray(lengths, dtype=np.int64).reshape(-1)),
+            n_detections,
+        ).numpy()

@@ -34,12 +34,23 @@ def active_model() -> tuple[ModelVersion, Any] | None:
     if _loaded.get("version") != row.version:
         from classifier.inference import load_model
 
-        logger.info("loading model %s on %s", row.version, settings.INFERENCE_DEVICE)
         _loaded.clear()
-        _loaded.update(
-            version=row.version, model=load_model(row.checkpoint, device=settings.INFERENCE_DEVICE)
-        )
+        model = load_model(row.checkpoint, **runtime_options())
+        logger.info("loaded model %s: %s", row.version, model.runtime)
+        _loaded.update(version=row.version, model=model)
     return row, _loaded["model"]
+
+
+def runtime_options() -> dict[str, Any]:
+    """How this worker runs models, from the INFERENCE_* settings."""
+    precision = settings.INFERENCE_PRECISION
+    return {
+        "device": settings.INFERENCE_DEVICE,
+        "precision": None if precision == "auto" else precision,
+        "compile": settings.INFERENCE_COMPILE,
+        "batch_stamps": settings.INFERENCE_PASS_STAMPS or None,
+        "threads": settings.INFERENCE_THREADS,
+    }
 
 
 def unscored(model: ModelVersion) -> QuerySet[Tracklet]:

@@ -49,6 +49,13 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -191,10 +198,17 @@ else:
 
 BUNDLE_UPLOAD_KEEP_DAYS = env_int("BUNDLE_UPLOAD_KEEP_DAYS", 7, minimum=1)
 
-# Inference: device ("auto" = a GPU when there is one), stamps per forward pass, how long a
-# worker's claim on tracklets lasts before the sweep hands them to another worker.
+# Inference: device ("auto" = a GPU when there is one); stamps a worker claims at once; stamps
+# per forward pass of the ICN (0 = the device's default: 4096 on a GPU, 128 on the CPU);
+# precision ("auto" = bfloat16 autocast on a GPU, float32 on the CPU); torch.compile on or off;
+# CPU threads per worker process (0 = every core the process may use); how long a worker's
+# claim on tracklets lasts before the sweep hands them to another worker.
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto")
 INFERENCE_BATCH_STAMPS = env_int("INFERENCE_BATCH_STAMPS", 2048, minimum=1)
+INFERENCE_PASS_STAMPS = env_int("INFERENCE_PASS_STAMPS", 0)
+INFERENCE_PRECISION = env_choice("INFERENCE_PRECISION", "auto", ("auto", "fp32", "bf16"))
+INFERENCE_COMPILE = env_bool("INFERENCE_COMPILE", False)
+INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)
 INFERENCE_CLAIM_SECONDS = env_int("INFERENCE_CLAIM_SECONDS", 300, minimum=1)
 INFERENCE_SWEEP_SECONDS = env_int("INFERENCE_SWEEP_SECONDS", 60, minimum=5)
 MODELS_DIR = Path(env_str("MODELS_DIR", str(BASE_DIR / "models")))

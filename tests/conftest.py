@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+
+from tests import processes
+from tests.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 ZTF_DIR = ROOT.parent / "shared" / "data" / "ztf-alert-cutouts"
@@ -95,43 +96,7 @@ def celery_worker(start_worker) -> subprocess.Popen:
 
 def start_celery_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start `celery worker` on all queues with this environment; return once it is ready."""
-    with open(log, "wb") as sink:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "screening",
-                "worker",
-                "-Q",
-                "default,inference,training",
-                "--pool",
-                "solo",
-                "-n",
-                f"test-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while b" ready." not in log.read_bytes():
-        if worker.poll() is not None or time.monotonic() > deadline:
-            worker.kill()
-            pytest.fail(f"the worker did not start:\n{log.read_text()}")
-        time.sleep(0.2)
-    return worker
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        return processes.start_celery_worker(env, log)
+    except RuntimeError as error:
+        pytest.fail(str(error))

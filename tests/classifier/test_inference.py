@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.inference import load_model
+from classifier.inference import AGREEMENT, Runtime, load_model
 from classifier.tracklets import make_tracklet
 
 BASELINES = sorted(Path(__file__).resolve().parents[2].joinpath("models").glob("screening-*.pt"))
@@ -43,3 +43,48 @@ def test_it_ships_a_baseline_that_separates_clear_cases() -> None:
     stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
     _, scores = model.score(stamps, [len(t.detections) for t in tracklets])
     assert min(scores[: len(real)]) > max(scores[len(real) :])
+
+
+def simulated_night(count: int) -> tuple[np.ndarray, list[int]]:
+    tracklets = [make_tracklet(4242, i, real=i % 3 == 0) for i in range(count)]
+    stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
+    return stamps.astype(np.float32), [len(t.detections) for t in tracklets]
+
+
+@pytest.mark.skipif(not BASELINES, reason="no committed baseline model")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_fast_paths_agree_with_the_eager_reference(precision: str) -> None:
+    """The workers' path (folded batch norm, channels-last; bf16 autocast as on a GPU) against
+    eager float32, within the documented tolerance; no accept/reject decision flips."""
+    stamps, lengths = simulated_night(24)
+    reference = load_model(BASELINES[-1], runtime=Runtime.reference())
+    fast = load_model(BASELINES[-1], runtime=Runtime(precision=precision, batch_stamps=32))
+    ref_probs, ref_scores = reference.score(stamps, lengths)
+    probs, scores = fast.score(stamps, lengths)
+    tolerance = AGREEMENT[precision]
+    assert np.abs(probs - ref_probs).max() <= tolerance["probability"]
+    assert np.abs(scores - ref_scores).max() <= tolerance["score"]
+    clear = np.abs(ref_scores - reference.threshold) > tolerance["score"]
+    assert (fast.accepts(scores) == reference.accepts(ref_scores))[clear].all()
+
+
+def test_the_compiled_path_pads_to_one_shape_and_scores_the_same(tiny_model) -> None:
+    path, _ = tiny_model
+    stamps = np.random.default_rng(5).normal(size=(11, 100, 100)).astype(np.float32)
+    stamps[3, :20] = np.nan
+    lengths = [4, 3, 4]
+    reference = load_model(path, runtime=Runtime.reference())
+    compiled = load_model(path, runtime=Runtime(compile=True, batch_stamps=8))
+    ref_probs, ref_scores = reference.score(stamps, lengths)
+    probs, scores = compiled.score(stamps, lengths)  # one full pass of 8, one padded pass of 3
+    assert probs.shape == (11, 8) and scores.shape == (3,)
+    np.testing.assert_allclose(probs, ref_probs, atol=AGREEMENT["fp32"]["probability"])
+    np.testing.assert_allclose(scores, ref_scores, atol=AGREEMENT["fp32"]["score"])
+
+
+def test_a_runtime_rejects_settings_that_cannot_work() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        Runtime(precision="fp8")
+    with pytest.raises(ValueError, match="batch_stamps"):
+        Runtime(batch_stamps=0)
+    assert Runtime.for_device("cpu").precision == "fp32"
