@@ -28,16 +28,28 @@ def display_limits(pixels: np.ndarray) -> tuple[float, float]:
     return (low, high) if high > low else (low, low + 1.0)
 
 
+GREY_LEVELS = 254  # palette entries 0..253 are grey; the last two are the flag colours
+_NAN_INDEX, _SATURATED_INDEX = GREY_LEVELS, GREY_LEVELS + 1
+_PALETTE = [
+    round(v * 255 / (GREY_LEVELS - 1)) for v in range(GREY_LEVELS) for _ in range(3)
+] + list(NAN_RGB) + list(SATURATED_RGB)
+
+
 def render_display_png(pixels: np.ndarray, *, saturation: float | None = None) -> bytes:
-    """Render a 2-D stamp as an RGB PNG: stretched grey, NaN in blue, saturated pixels in red."""
+    """Render a 2-D stamp as a PNG: stretched grey, NaN in blue, saturated pixels in red.
+
+    A palette PNG (one byte per pixel: 254 grey levels and the two flag colours) encodes about
+    three times faster than RGB and is a third of the size.
+    """
     low, high = display_limits(pixels)
     finite = np.isfinite(pixels)
     scaled = np.clip((np.where(finite, pixels, low) - low) / (high - low), 0.0, 1.0)
-    grey = (scaled * 255.0 + 0.5).astype(np.uint8)
-    rgb = np.repeat(grey[:, :, None], 3, axis=2)
-    rgb[~finite] = NAN_RGB
+    index = (scaled * (GREY_LEVELS - 1) + 0.5).astype(np.uint8)
+    index[~finite] = _NAN_INDEX
     if saturation is not None:
-        rgb[finite & (np.where(finite, pixels, -np.inf) >= saturation)] = SATURATED_RGB
+        index[finite & (np.where(finite, pixels, -np.inf) >= saturation)] = _SATURATED_INDEX
+    image = Image.fromarray(index, mode="P")
+    image.putpalette(_PALETTE)
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG", optimize=False, compress_level=1)
+    image.save(buffer, format="PNG", optimize=False, compress_level=1)
     return buffer.getvalue()
