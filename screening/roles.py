@@ -5,6 +5,7 @@ from __future__ import annotations
 REVIEWER = "reviewer"
 ADMIN = "admin"
 PIPELINE = "pipeline"
+CONSUMER = "consumer"  # read-only tokens for scientists taking the labels out
 
 _VIEW = [
     "night",
@@ -29,6 +30,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "add_tracklet",
         "add_bundleupload",
         "view_bundleupload",
+    ],
+    CONSUMER: [
+        "view_night",
+        "view_tracklet",
+        "view_detection",
+        "view_stampclass",
+        "view_modelversion",
+        "view_verdict",
+        "view_stamplabel",
     ],
     ADMIN: ["*"],
 }

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from screening.api import views
+from screening.api import export, views
 
 router = DefaultRouter()
 router.register("tracklets", views.TrackletViewSet, basename="tracklet")
@@ -13,5 +14,9 @@ urlpatterns = [
     path("nights/", views.NightList.as_view(), name="night-list"),
     path("tracklets/<int:pk>/verdict/", views.VerdictCreate.as_view(), name="verdict-create"),
     path("detections/<int:pk>/label/", views.StampLabelCreate.as_view(), name="label-create"),
+    path("export/verdicts/", export.VerdictExport.as_view(), name="export-verdicts"),
+    path("export/labels/", export.StampLabelExport.as_view(), name="export-labels"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     *router.urls,
 ]

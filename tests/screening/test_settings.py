@@ -64,6 +64,8 @@ def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
         ("DEBUG", "maybe", "DEBUG='maybe' is not a boolean"),
         ("STAMP_MAX_BYTES", "lots", "STAMP_MAX_BYTES='lots' is not an integer"),
         ("STAMP_MAX_SIDE", "10", "STAMP_MAX_SIDE=10 is below its minimum 100"),
+        ("API_THROTTLE_USER", "lots", "API_THROTTLE_USER='lots' is not a rate like 100/minute"),
+        ("INFERENCE_PRECISION", "fp8", "INFERENCE_PRECISION='fp8' is not one of auto, fp32, bf16"),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable(name, value, message):

@@ -1,0 +1,142 @@
+"""Label export endpoints: verdicts and stamp labels as JSON pages or one streamed CSV.
+
+`GET /api/export/verdicts/` and `GET /api/export/labels/`, token or session authentication;
+`?format=csv` (or `Accept: text/csv`) streams every matching row as CSV; otherwise JSON pages of
+up to `page_size` rows (default 1000, at most 10000) with `next`/`previous` cursor links.
+Filters: `night`, `since`/`until` (ISO date-time of the label), `reviewer` (username),
+`model_version` (the version shown to the reviewer); `verdict` for verdicts, `stamp_class` for
+labels. Readers need the view permission of the model (reviewers, admins and the read-only
+`consumer` role have it).
+"""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from django_filters import rest_framework as filters
+from rest_framework import generics, permissions, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+
+from screening.export import LABEL_COLUMNS, VERDICT_COLUMNS, csv_lines, row_dicts
+from screening.models import StampLabel, Verdict
+
+
+class CSVRenderer(BaseRenderer):
+    """Declares text/csv for content negotiation; the views stream the body themselves."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        # Only errors (401, 403, 400) reach here: the rows themselves are streamed.
+        return "".join(f"{k},{v}\n" for k, v in (data or {}).items()).encode()
+
+
+class ExportPagination(CursorPagination):
+    ordering = "id"
+    page_size = 1000
+    page_size_query_param = "page_size"
+    max_page_size = 10000
+
+
+class CanView(permissions.BasePermission):
+    """A reader holding the view permission of the exported model."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        model = view.queryset.model
+        return request.user.has_perm(f"screening.view_{model._meta.model_name}")
+
+
+class _LabelFilter(filters.FilterSet):
+    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    reviewer = filters.CharFilter(field_name="reviewer__username")
+    model_version = filters.CharFilter(field_name="model_version_shown__version")
+
+
+class VerdictExportFilter(_LabelFilter):
+    night = filters.DateFilter(field_name="tracklet__night__date")
+    verdict = filters.ChoiceFilter(field_name="value", choices=Verdict.Value.choices)
+
+    class Meta:
+        model = Verdict
+        fields = ["night", "since", "until", "reviewer", "model_version", "verdict"]
+
+
+class StampLabelExportFilter(_LabelFilter):
+    night = filters.DateFilter(field_name="detection__tracklet__night__date")
+    stamp_class = filters.CharFilter(field_name="stamp_class__name")
+
+    class Meta:
+        model = StampLabel
+        fields = ["night", "since", "until", "reviewer", "model_version", "stamp_class"]
+
+
+class VerdictRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    night = serializers.DateField()
+    tracklet = serializers.CharField(help_text="The survey's tracklet id.")
+    tracklet_id = serializers.IntegerField()
+    reviewer = serializers.CharField()
+    verdict = serializers.ChoiceField(choices=Verdict.Value.choices)
+    score_shown = serializers.FloatField(allow_null=True)
+    model_version_shown = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class StampLabelRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    night = serializers.DateField()
+    tracklet = serializers.CharField(help_text="The survey's tracklet id.")
+    tracklet_id = serializers.IntegerField()
+    detection_index = serializers.IntegerField()
+    detection_id = serializers.IntegerField()
+    reviewer = serializers.CharField()
+    stamp_class = serializers.CharField()
+    class_is_real = serializers.BooleanField()
+    class_shown = serializers.CharField(allow_blank=True)
+    probability_shown = serializers.FloatField(allow_null=True)
+    model_version_shown = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class _Export(generics.ListAPIView):
+    permission_classes = [permissions.IsAuthenticated, CanView]
+    pagination_class = ExportPagination
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+    columns: dict = {}
+    filename = ""
+
+    def list(self, request: Request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        if request.accepted_renderer.format == "csv":
+            response = StreamingHttpResponse(
+                csv_lines(queryset, self.columns), content_type="text/csv"
+            )
+            response["Content-Disposition"] = f'attachment; filename="{self.filename}"'
+            return response
+        page = self.paginate_queryset(queryset)
+        data = row_dicts(queryset.model.objects.filter(pk__in=[r.pk for r in page]), self.columns)
+        return self.get_paginated_response(self.get_serializer(data, many=True).data)
+
+
+class VerdictExport(_Export):
+    """Every verdict (full history, undo rows included) with the score and model shown."""
+
+    queryset = Verdict.objects.all()
+    serializer_class = VerdictRowSerializer
+    filterset_class = VerdictExportFilter
+    columns = VERDICT_COLUMNS
+    filename = "verdicts.csv"
+
+
+class StampLabelExport(_Export):
+    """Every stamp label (full history) with the class and model shown to the reviewer."""
+
+    queryset = StampLabel.objects.all()
+    serializer_class = StampLabelRowSerializer
+    filterset_class = StampLabelExportFilter
+    columns = LABEL_COLUMNS
+    filename = "stamp-labels.csv"

@@ -1,0 +1,77 @@
+"""Label export: reviewers' verdicts and stamp labels as flat rows, for JSON pages or CSV streams.
+
+Every row carries what the reviewer saw (the score or class and the model version) so that a
+scientist can tell labels given against one model from those given against another. Rows are
+the full history (an undo is a `withdrawn` verdict row), oldest first, in id order.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+
+VERDICT_COLUMNS = {
+    "id": "id",
+    "night": "tracklet__night__date",
+    "tracklet": "tracklet__survey_id",
+    "tracklet_id": "tracklet_id",
+    "reviewer": "reviewer__username",
+    "verdict": "value",
+    "score_shown": "score_shown",
+    "model_version_shown": "model_version_shown__version",
+    "created_at": "created_at",
+}
+
+LABEL_COLUMNS = {
+    "id": "id",
+    "night": "detection__tracklet__night__date",
+    "tracklet": "detection__tracklet__survey_id",
+    "tracklet_id": "detection__tracklet_id",
+    "detection_index": "detection__index",
+    "detection_id": "detection_id",
+    "reviewer": "reviewer__username",
+    "stamp_class": "stamp_class__name",
+    "class_is_real": "stamp_class__is_real",
+    "class_shown": "class_shown",
+    "probability_shown": "probability_shown",
+    "model_version_shown": "model_version_shown__version",
+    "created_at": "created_at",
+}
+
+
+def rows(queryset: QuerySet, columns: dict[str, str]) -> QuerySet:
+    """Tuples of the columns' values (in `columns` order), in id order."""
+    return queryset.order_by("id").values_list(*columns.values())
+
+
+def row_dicts(queryset: QuerySet, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """The rows of a (small) queryset as dicts named by column."""
+    return [dict(zip(columns, values, strict=True)) for values in rows(queryset, columns)]
+
+
+class _Line:
+    """A file-like sink for csv.writer that hands back what was written."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else value
+
+
+def csv_lines(queryset: QuerySet, columns: dict[str, str], chunk_size: int = 2000
+              ) -> Iterator[str]:
+    """CSV text, header first, fetching rows in chunks (a server-side cursor on PostgreSQL),
+    so memory stays flat however many rows there are."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(list(columns))
+    for values in rows(queryset, columns).iterator(chunk_size=chunk_size):
+        yield writer.writerow([_cell(v) for v in values])
