@@ -19,8 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint")
     parser.add_argument("--tracklets", type=int, default=300)
     parser.add_argument("--compile", action="store_true")
@@ -34,18 +35,21 @@ def main() -> None:
     stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
     lengths = [len(t.detections) for t in tracklets]
     cpu_probs, cpu_scores = load_model(path, runtime=Runtime.reference("cpu")).score(
-        stamps, lengths)
+        stamps, lengths
+    )
     print(f"model {path.name}, {len(stamps)} simulated stamps in {len(lengths)} tracklets")
     for precision in ("bf16", "fp32"):
         runtime = Runtime.for_device("cuda", precision=precision, compile=args.compile)
         model = load_model(path, runtime=runtime)
         probs, scores = model.score(stamps, lengths)
         flips = int((model.accepts(scores) != model.accepts(cpu_scores)).sum())
-        print(f"GPU {precision}: largest difference stamp probability "
-              f"{np.max(np.abs(cpu_probs - probs)):.2e}, tracklet score "
-              f"{np.max(np.abs(cpu_scores - scores)):.2e} (tolerance "
-              f"{AGREEMENT[precision]['probability']}, {AGREEMENT[precision]['score']}); "
-              f"decisions at the threshold that differ: {flips}")
+        print(
+            f"GPU {precision}: largest difference stamp probability "
+            f"{np.max(np.abs(cpu_probs - probs)):.2e}, tracklet score "
+            f"{np.max(np.abs(cpu_scores - scores)):.2e} (tolerance "
+            f"{AGREEMENT[precision]['probability']}, {AGREEMENT[precision]['score']}); "
+            f"decisions at the threshold that differ: {flips}"
+        )
 
 
 if __name__ == "__main__":

@@ -62,9 +62,7 @@ def main() -> None:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; database {connection.vendor}")
     print(f"model {model.version}; night of {args.tracklets} tracklets from {folder}")
     log = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
-    worker = start_celery_worker(
-        {**os.environ, "INFERENCE_DEVICE": "cpu"}, log, queues="inference"
-    )
+    worker = start_celery_worker({**os.environ, "INFERENCE_DEVICE": "cpu"}, log, queues="inference")
     try:
         started = time.perf_counter()
         report = bundle_ingest(path=folder)
@@ -89,11 +87,15 @@ def main() -> None:
     last = rows.aggregate(t=Max("scored_at"))["t"]
     first_ingest = rows.order_by("id").values_list("created_at", flat=True).first()
     print(f"tracklets {expected}, stamps {stamps}")
-    print(f"ingest                          : {ingested - started:7.1f} s "
-          f"({expected / (ingested - started):.1f} tracklets/s, scoring running alongside)")
+    print(
+        f"ingest                          : {ingested - started:7.1f} s "
+        f"({expected / (ingested - started):.1f} tracklets/s, scoring running alongside)"
+    )
     print(f"scoring left after the ingest   : {done - ingested:7.1f} s")
-    print(f"wall, start of ingest to last score: {done - started:7.1f} s "
-          f"(database: first tracklet {first_ingest:%H:%M:%S}, last score {last:%H:%M:%S})")
+    print(
+        f"wall, start of ingest to last score: {done - started:7.1f} s "
+        f"(database: first tracklet {first_ingest:%H:%M:%S}, last score {last:%H:%M:%S})"
+    )
     print(f"worker throughput over the night: {stamps / (done - started):.0f} stamps/s")
     print(f"worker peak resident memory     : {peak / 2**30:.2f} GiB")
 

@@ -58,8 +58,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tracklets", type=int, default=300, help="tracklets of 4 stamps")
-    parser.add_argument("--naive-tracklets", type=int, help="tracklets for the naive path "
-                        "(default: all; the rates are per stamp either way)")
+    parser.add_argument(
+        "--naive-tracklets",
+        type=int,
+        help="tracklets for the naive path (default: all; the rates are per stamp either way)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--checkpoint", help="model checkpoint (.pt)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the batched path")
@@ -72,8 +75,7 @@ def main() -> None:
     from classifier.inference import Runtime, load_model
 
     path = checkpoint_path(args.checkpoint)
-    runtime = Runtime.for_device(args.device, compile=args.compile,
-                                 batch_stamps=args.batch_stamps)
+    runtime = Runtime.for_device(args.device, compile=args.compile, batch_stamps=args.batch_stamps)
     model = load_model(path, runtime=runtime)
     reference = load_model(path, runtime=Runtime.reference(runtime.device))
     rng = np.random.default_rng(0)
@@ -88,8 +90,10 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, device {model.device}"
         + (f" ({torch.cuda.get_device_name()})" if runtime.is_cuda else "")
     )
-    print(f"model {path.name}; {len(stamps)} stamps in {args.tracklets} tracklets; "
-          f"batched path: {runtime}")
+    print(
+        f"model {path.name}; {len(stamps)} stamps in {args.tracklets} tracklets; "
+        f"batched path: {runtime}"
+    )
 
     def sync() -> None:
         if runtime.is_cuda:
@@ -109,12 +113,17 @@ def main() -> None:
         sync()
         batched_rate = max(batched_rate, len(stamps) / (time.perf_counter() - started))
     diff = float(np.max(np.abs(naive - batched[:naive_n])))
-    print(f"naive   (eager fp32, one tracklet per pass): {naive_rate:9.0f} stamps/s "
-          f"({naive_n * 4} stamps)")
-    print(f"batched (the workers' path)                : {batched_rate:9.0f} stamps/s "
-          f"(best of {args.repeat})")
-    print(f"ratio batched/naive: {batched_rate / naive_rate:.2f}; "
-          f"largest score difference {diff:.2e}")
+    print(
+        f"naive   (eager fp32, one tracklet per pass): {naive_rate:9.0f} stamps/s "
+        f"({naive_n * 4} stamps)"
+    )
+    print(
+        f"batched (the workers' path)                : {batched_rate:9.0f} stamps/s "
+        f"(best of {args.repeat})"
+    )
+    print(
+        f"ratio batched/naive: {batched_rate / naive_rate:.2f}; largest score difference {diff:.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,11 @@ def display_limits(pixels: np.ndarray) -> tuple[float, float]:
 
 GREY_LEVELS = 254  # palette entries 0..253 are grey; the last two are the flag colours
 _NAN_INDEX, _SATURATED_INDEX = GREY_LEVELS, GREY_LEVELS + 1
-_PALETTE = [
-    round(v * 255 / (GREY_LEVELS - 1)) for v in range(GREY_LEVELS) for _ in range(3)
-] + list(NAN_RGB) + list(SATURATED_RGB)
+_PALETTE = (
+    [round(v * 255 / (GREY_LEVELS - 1)) for v in range(GREY_LEVELS) for _ in range(3)]
+    + list(NAN_RGB)
+    + list(SATURATED_RGB)
+)
 
 
 def render_display_png(pixels: np.ndarray, *, saturation: float | None = None) -> bytes:

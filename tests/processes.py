@@ -11,18 +11,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_celery_worker(env: dict[str, str], log: Path,
-                        queues: str = "default,inference,training") -> subprocess.Popen:
+def start_celery_worker(
+    env: dict[str, str], log: Path, queues: str = "default,inference,training"
+) -> subprocess.Popen:
     """Start one `celery worker` (solo pool) with this environment; return once it is ready."""
     with open(log, "wb") as sink:
         worker = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "screening", "worker",
-                "-Q", queues,
-                "--pool", "solo",
-                "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-                "--without-gossip", "--without-mingle",
-                "--loglevel", "INFO",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "screening",
+                "worker",
+                "-Q",
+                queues,
+                "--pool",
+                "solo",
+                "-n",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
             ],
             cwd=ROOT,
             env=env,

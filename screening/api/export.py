@@ -18,7 +18,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 
-from screening.export import LABEL_COLUMNS, VERDICT_COLUMNS, csv_lines, row_dicts
+from screening.export import LABEL_COLUMNS, VERDICT_COLUMNS, csv_chunks, row_dicts
 from screening.models import StampLabel, Verdict
 
 
@@ -113,7 +113,7 @@ class _Export(generics.ListAPIView):
         queryset = self.filter_queryset(self.get_queryset())
         if request.accepted_renderer.format == "csv":
             response = StreamingHttpResponse(
-                csv_lines(queryset, self.columns), content_type="text/csv"
+                csv_chunks(queryset, self.columns), content_type="text/csv"
             )
             response["Content-Disposition"] = f'attachment; filename="{self.filename}"'
             return response

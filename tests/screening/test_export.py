@@ -92,7 +92,9 @@ def test_csv_is_streamed_whole_with_a_header(labelled) -> None:
     assert float(rows[0]["score_shown"]) == pytest.approx(0.91)
     labels = client.get("/api/v1/export/labels/", HTTP_ACCEPT="text/csv")
     table = list(csv.DictReader(io.StringIO(b"".join(labels.streaming_content).decode())))
-    assert [(r["tracklet"], r["stamp_class"], r["reviewer"]) for r in table] == [("T2", "CR", "bob")]
+    assert [(r["tracklet"], r["stamp_class"], r["reviewer"]) for r in table] == [
+        ("T2", "CR", "bob")
+    ]
 
 
 def test_json_pages_follow_cursor_links_without_gaps(labelled) -> None:
@@ -115,7 +117,8 @@ def test_only_readers_of_labels_get_them(labelled) -> None:
     consumer = token_client(make_user("scientist", "consumer"))
     # read-only: a consumer token cannot give verdicts or labels
     first = labelled["first"]
-    assert consumer.post(f"/api/v1/tracklets/{first.pk}/verdict/", {"value": "real"}).status_code == 403
+    refused = consumer.post(f"/api/v1/tracklets/{first.pk}/verdict/", {"value": "real"})
+    assert refused.status_code == 403
 
 
 def test_the_api_throttles_a_client_that_asks_too_often(labelled, monkeypatch) -> None:
