@@ -1,0 +1,297 @@
+"""Retraining on reviewers' labels: grow the ICN by new classes, fine-tune, retrain the TCN.
+
+Plain PyTorch (the Celery training job gathers the labels from the database and calls
+`retrain`). Inputs are raw stamps as the ingest stored them:
+
+- labelled stamps (one class name each, new classes allowed) teach the ICN, mixed with a replay
+  of synthetic stamps of the base model's classes so that it does not forget them;
+- tracklets with a real/bogus verdict teach the TCN, mixed with synthetic tracklets.
+
+A share of the labelled tracklets (chosen by a hash of their key, so the same tracklet is always
+on the same side) is held out: neither network trains on its stamps or verdicts. The candidate
+and the base model are both evaluated on it and on a fixed synthetic evaluation set, so that a
+promotion compares them on the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier.checkpoint import load_checkpoint, save_checkpoint
+from classifier.datasets import StampSet, build_stamp_set, build_tracklet_set
+from classifier.evaluate import evaluate_tracklets
+from classifier.inference import ScreeningModel, load_model, model_from_checkpoint
+from classifier.networks import IcnConfig, TcnConfig, grow_icn, tcn_inputs
+from classifier.preprocess import prepare
+from classifier.train import (
+    TCN_VALIDATION_OFFSET,
+    IcnTraining,
+    TcnTraining,
+    checkpoint_payload,
+    operating_point,
+    predict_icn,
+    predict_tcn,
+    resolve_device,
+    roc_auc,
+    threshold_for_recall,
+    train_icn,
+    train_tcn,
+)
+
+EVALUATION_SEED = 20261124  # the fixed synthetic evaluation set (never used in training)
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class LabelledStamp:
+    key: str  # the tracklet it belongs to (held-out split is per tracklet)
+    pixels: np.ndarray  # raw (100, 100) float32 with NaN
+    stamp_class: str
+
+
+@dataclass
+class LabelledTracklet:
+    key: str
+    pixels: np.ndarray  # raw (n, 100, 100) float32, time order
+    real: bool
+
+
+@dataclass
+class Labels:
+    stamps: list[LabelledStamp] = field(default_factory=list)
+    tracklets: list[LabelledTracklet] = field(default_factory=list)
+    real_classes: dict[str, bool] = field(default_factory=dict)  # every class name -> is real
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """How a retraining run is made; small enough for a CPU within minutes by default."""
+
+    seed: int = 0
+    holdout_fraction: float = 0.25
+    replay_per_class: int = 150  # synthetic stamps per base class, so nothing is forgotten
+    labelled_min: int = 150  # each labelled class is repeated up to this many stamps
+    icn_epochs: int = 4
+    icn_lr: float = 5e-4
+    icn_batch: int = 32
+    tcn_real: int = 600  # synthetic tracklets for the TCN
+    tcn_bogus: int = 600
+    tcn_val: int = 400  # synthetic validation tracklets (each of real and bogus)
+    tcn_epochs: int = 30
+    labelled_tracklet_weight: int = 3  # verdict tracklets are repeated this many times
+    target_recall: float = 0.996
+    eval_real: int = 300  # fixed synthetic evaluation set (glare in the bogus mix)
+    eval_bogus: int = 300
+    device: str = "auto"
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if not 0.5 <= self.target_recall < 1.0:
+            raise ValueError(f"target_recall must be in [0.5, 1), got {self.target_recall}")
+
+
+class RetrainError(ValueError):
+    """Labels that cannot train a model (say, no labels at all)."""
+
+
+def is_held_out(key: str, fraction: float) -> bool:
+    """Stable split by tracklet key: the same tracklet is always on the same side."""
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    return digest / 2**64 < fraction
+
+
+def _split(items: list, fraction: float) -> tuple[list, list]:
+    held = [i for i in items if is_held_out(i.key, fraction)]
+    kept = [i for i in items if not is_held_out(i.key, fraction)]
+    return kept, held
+
+
+def holdout_figures(model: ScreeningModel, tracklets: list[LabelledTracklet]) -> dict[str, Any]:
+    """Real recall and bogus rejection at the model's threshold on labelled tracklets."""
+    if not tracklets:
+        return {"tracklets": {"real": 0, "bogus": 0}}
+    stamps = np.concatenate([t.pixels for t in tracklets]).astype(np.float32)
+    real = np.array([t.real for t in tracklets])
+    _, scores = model.score(stamps, [len(t.pixels) for t in tracklets])
+    out: dict[str, Any] = {
+        "tracklets": {"real": int(real.sum()), "bogus": int((~real).sum())},
+        **operating_point(scores, real, model.threshold),
+    }
+    if real.any() and (~real).any():
+        out["auc"] = roc_auc(scores, real)
+    return out
+
+
+def stamp_accuracy(model: ScreeningModel, stamps: list[LabelledStamp]) -> dict[str, Any]:
+    """Share of labelled stamps whose top class is the label, overall and per class."""
+    if not stamps:
+        return {"stamps": 0}
+    probs, _ = model.score(np.stack([s.pixels for s in stamps]).astype(np.float32),
+                           [1] * len(stamps))
+    names = np.array(model.classes)[probs.argmax(1)]
+    truth = np.array([s.stamp_class for s in stamps])
+    per_class = {c: float((names[truth == c] == c).mean()) for c in sorted(set(truth))}
+    return {"stamps": len(stamps), "accuracy": float((names == truth).mean()),
+            "per_class": per_class}
+
+
+def plain(value: Any) -> Any:
+    """Numbers and containers as plain Python (a weights_only checkpoint holds nothing else)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a synthetic evaluation a registry page shows (no per-point curves)."""
+    keep = ("tracklets", "auc", "at_model_threshold", "at_paper_recall", "by_bogus_kind",
+            "icn_confusion", "roc")
+    return {k: report[k] for k in keep if k in report}
+
+
+def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
+            cfg: RetrainConfig | None = None, progress: Progress | None = None
+            ) -> tuple[Path, dict[str, Any]]:
+    """Train a candidate from `base_checkpoint` and the labels; return its checkpoint and payload.
+
+    The payload's metrics hold both models' figures on the held-out labels and on the fixed
+    synthetic evaluation set (`metrics["comparison"]`).
+    """
+    cfg = cfg or RetrainConfig()
+    report = progress or (lambda fraction, step: None)
+    device = resolve_device(cfg.device)
+    started = time.time()
+    if not labels.stamps and not labels.tracklets:
+        raise RetrainError("there are no stamp labels or verdicts to train on")
+
+    report(0.02, "loading the base model")
+    base_payload = load_checkpoint(Path(base_checkpoint))
+    base = model_from_checkpoint(base_payload)
+    pre = base.preprocessing
+    base_classes = tuple(base.classes)
+    new_classes = tuple(dict.fromkeys(
+        s.stamp_class for s in labels.stamps if s.stamp_class not in base_classes))
+    classes = base_classes + new_classes
+    unknown = [c for c in classes if c not in labels.real_classes and c in new_classes]
+    if unknown:
+        raise RetrainError(f"no real/bogus category for the new classes {unknown}")
+    icn_cfg = IcnConfig(classes=classes)
+    icn, _ = grow_icn(base.icn, IcnConfig(classes=base_classes), classes)
+
+    stamps_train, stamps_held = _split(labels.stamps, cfg.holdout_fraction)
+    tracklets_train, tracklets_held = _split(labels.tracklets, cfg.holdout_fraction)
+
+    report(0.05, f"simulating {cfg.replay_per_class} replay stamps per base class")
+    replay = build_stamp_set(cfg.seed, base_classes, cfg.replay_per_class, pre,
+                             workers=cfg.workers, progress=False)
+    images, targets = [replay.images], [replay.labels]
+    for name in sorted({s.stamp_class for s in stamps_train}):
+        mine = [s.pixels for s in stamps_train if s.stamp_class == name]
+        prepared = prepare(np.stack(mine), pre, crop=False).astype(np.float16)
+        repeats = max(1, min(20, math.ceil(cfg.labelled_min / len(mine))))
+        images.append(np.repeat(prepared, repeats, axis=0))
+        targets.append(np.full(len(mine) * repeats, classes.index(name), dtype=np.int64))
+    train_set = StampSet(np.concatenate(images), np.concatenate(targets), classes)
+    val_source = stamps_held or stamps_train
+    if val_source:
+        val_images = prepare(np.stack([s.pixels for s in val_source]), pre, crop=False)
+        val_labels = np.array([classes.index(s.stamp_class) for s in val_source])
+    else:  # no stamp labels: validate on part of the replay
+        val_images, val_labels = replay.images[::10], replay.labels[::10]
+    val_set = StampSet(val_images.astype(np.float16), val_labels, classes)
+
+    report(0.15, f"training the ICN on {len(train_set.labels)} stamps "
+                 f"({len(stamps_train)} labelled, new classes: {list(new_classes) or 'none'})")
+    icn_training = IcnTraining("retrain", optimizer="adamw", lr=cfg.icn_lr,
+                               batch_size=cfg.icn_batch, max_epochs=cfg.icn_epochs,
+                               schedule="cosine", weight_decay=1e-4, patience=cfg.icn_epochs)
+    icn, history = train_icn(train_set, val_set, icn_training, pre, device=device,
+                             seed=cfg.seed, progress=False, model=icn)
+
+    report(0.55, "simulating tracklets for the TCN")
+    glare = "GLARE" in classes
+    synthetic = build_tracklet_set(cfg.seed, cfg.tcn_real, cfg.tcn_bogus, pre, glare=glare,
+                                   workers=cfg.workers, progress=False)
+    synthetic_val = build_tracklet_set(cfg.seed, cfg.tcn_val, cfg.tcn_val, pre, glare=glare,
+                                       first_index=TCN_VALIDATION_OFFSET, workers=cfg.workers,
+                                       progress=False)
+    report(0.7, f"training the TCN ({len(tracklets_train)} labelled tracklets)")
+    x_parts = [tcn_inputs(predict_icn(icn, synthetic.images, device), synthetic.lengths)]
+    y_parts = [synthetic.real.astype(np.float32)]
+    if tracklets_train:
+        raw = np.concatenate([t.pixels for t in tracklets_train]).astype(np.float32)
+        x_lab = tcn_inputs(predict_icn(icn, prepare(raw, pre), device),
+                           [len(t.pixels) for t in tracklets_train])
+        y_lab = np.array([t.real for t in tracklets_train], dtype=np.float32)
+        x_parts.append(np.repeat(x_lab, cfg.labelled_tracklet_weight, axis=0))
+        y_parts.append(np.repeat(y_lab, cfg.labelled_tracklet_weight))
+    tcn_training = TcnTraining(epochs=cfg.tcn_epochs)
+    tcn = train_tcn(np.concatenate(x_parts), np.concatenate(y_parts), tcn_training,
+                    len(classes), device=device, seed=cfg.seed, progress=False)
+
+    report(0.8, f"choosing the threshold for {cfg.target_recall:.1%} real recall")
+    x_val = [tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)]
+    real_val = [synthetic_val.real]
+    if tracklets_train:
+        x_val.append(x_lab)
+        real_val.append(y_lab.astype(bool))
+    val_scores = predict_tcn(tcn, np.concatenate(x_val), device)
+    threshold = threshold_for_recall(val_scores, np.concatenate(real_val), cfg.target_recall)
+
+    training = {
+        "kind": "retrain",
+        "base_version": base_payload.get("version") or Path(base_checkpoint).stem,
+        "config": asdict(cfg),
+        "new_classes": list(new_classes),
+        "labels": {"stamps_train": len(stamps_train), "stamps_held_out": len(stamps_held),
+                   "tracklets_train": len(tracklets_train),
+                   "tracklets_held_out": len(tracklets_held)},
+        "icn_history": history,
+    }
+    base_real = set(base_payload.get("real_classes", []))
+    real_classes = [c for c in classes if labels.real_classes.get(c, c in base_real)]
+    payload = checkpoint_payload(icn, icn_cfg, tcn, TcnConfig(n_classes=len(classes)), pre,
+                                 threshold, {}, plain(training), half=True)
+    payload["real_classes"] = real_classes
+    candidate_path = save_checkpoint(payload, Path(out_dir) / ".unevaluated")
+
+    report(0.85, "evaluating candidate and base on held-out labels and the synthetic set")
+    candidate = load_model(candidate_path, device=device)
+    base_model = load_model(base_checkpoint, device=device)
+    evaluation = build_tracklet_set(EVALUATION_SEED, cfg.eval_real, cfg.eval_bogus, pre,
+                                    glare=True, workers=cfg.workers, progress=False)
+    comparison = {
+        "base_version": training["base_version"],
+        "holdout": {"candidate": holdout_figures(candidate, tracklets_held),
+                    "base": holdout_figures(base_model, tracklets_held)},
+        "holdout_stamps": {"candidate": stamp_accuracy(candidate, stamps_held),
+                           "base": stamp_accuracy(base_model, stamps_held)},
+        "synthetic": {"candidate": _summary(evaluate_tracklets(candidate, evaluation)),
+                      "base": _summary(evaluate_tracklets(base_model, evaluation)),
+                      "params": {"seed": EVALUATION_SEED, "real": cfg.eval_real,
+                                 "bogus": cfg.eval_bogus, "glare": True}},
+    }
+    training["seconds"] = time.time() - started
+    payload["metrics"] = plain({"validation": {"icn": history[-1] if history else {}},
+                                "comparison": comparison})
+    payload["training"] = plain(training)
+    final = save_checkpoint(payload, Path(out_dir))
+    candidate_path.unlink(missing_ok=True)
+    report(1.0, f"candidate {final.stem} written")
+    return final, payload

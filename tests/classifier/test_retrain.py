@@ -1,0 +1,76 @@
+"""Retraining on labels: a new class grows the ICN, held-out labels stay out of training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from classifier.checkpoint import load_checkpoint
+from classifier.inference import load_model
+from classifier.retrain import (
+    LabelledStamp,
+    LabelledTracklet,
+    Labels,
+    RetrainConfig,
+    RetrainError,
+    is_held_out,
+    retrain,
+)
+from classifier.simulate import make_stamp, stamp_rng
+from classifier.tracklets import make_tracklet
+
+TINY = RetrainConfig(replay_per_class=4, labelled_min=8, icn_epochs=1, tcn_real=12, tcn_bogus=12,
+                     tcn_val=12, tcn_epochs=2, eval_real=6, eval_bogus=6, workers=1,
+                     device="cpu", target_recall=0.9)
+
+
+def glare_labels() -> Labels:
+    stamps = [
+        LabelledStamp(key=f"G{i}", stamp_class="GLARE",
+                      pixels=make_stamp("GLARE", stamp_rng(9, 7, i)).difference)
+        for i in range(16)
+    ]
+    tracklets = []
+    for i in range(16):
+        t = make_tracklet(9, i, real=i % 2 == 0)
+        pixels = np.stack([d.stamp.difference for d in t.detections]).astype(np.float32)
+        tracklets.append(LabelledTracklet(key=f"T{i}", pixels=pixels, real=t.real))
+    return Labels(stamps=stamps, tracklets=tracklets,
+                  real_classes={"GLARE": False, "AST": True, "STREAK": True, "COMET": True})
+
+
+def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_path) -> None:
+    base_path, base_payload = tiny_model
+    steps: list[tuple[float, str]] = []
+    path, payload = retrain(base_path, glare_labels(), tmp_path, TINY,
+                            progress=lambda f, s: steps.append((f, s)))
+    loaded = load_checkpoint(path)
+    assert loaded["classes"] == [*base_payload["classes"], "GLARE"]
+    assert "GLARE" not in loaded["real_classes"] and "AST" in loaded["real_classes"]
+    assert loaded["training"]["base_version"] == base_path.stem.removeprefix("screening-")
+    assert loaded["training"]["new_classes"] == ["GLARE"]
+    counts = loaded["training"]["labels"]
+    assert counts["tracklets_train"] + counts["tracklets_held_out"] == 16
+    held = sum(is_held_out(f"T{i}", TINY.holdout_fraction) for i in range(16))
+    assert counts["tracklets_held_out"] == held > 0
+    comparison = loaded["metrics"]["comparison"]
+    for side in ("candidate", "base"):
+        assert comparison["holdout"][side]["tracklets"]["real"] + \
+            comparison["holdout"][side]["tracklets"]["bogus"] == held
+        assert 0.0 <= comparison["synthetic"][side]["auc"] <= 1.0
+    model = load_model(path, device="cpu")
+    probs, scores = model.score(glare_labels().stamps[0].pixels[None], [1])
+    assert probs.shape == (1, 9) and 0.0 <= scores[0] <= 1.0
+    fractions = [f for f, _ in steps]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert not list(tmp_path.glob(".unevaluated/*.pt"))  # no half-made candidate left
+
+
+def test_it_refuses_to_train_on_nothing_or_on_an_unknown_category(tiny_model, tmp_path) -> None:
+    base_path, _ = tiny_model
+    with pytest.raises(RetrainError, match="no stamp labels or verdicts"):
+        retrain(base_path, Labels(), tmp_path, TINY)
+    labels = glare_labels()
+    labels.real_classes = {}
+    with pytest.raises(RetrainError, match="GLARE"):
+        retrain(base_path, labels, tmp_path, TINY)
