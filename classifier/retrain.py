@@ -146,7 +146,8 @@ def stamp_accuracy(model: ScreeningModel, stamps: list[LabelledStamp]) -> dict[s
 
 
 def plain(value: Any) -> Any:
-    """Numbers and containers as plain Python (a weights_only checkpoint holds nothing else)."""
+    """Numbers and containers as plain Python (a weights_only checkpoint holds nothing else);
+    NaN (say, a real recall with no real tracklets) becomes None."""
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -154,7 +155,9 @@ def plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return plain(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON (and PostgreSQL's jsonb) have no NaN: "not measurable here"
     return value
 
 

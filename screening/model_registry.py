@@ -7,7 +7,11 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from screening.models import ModelVersion
+from screening.models import ModelActivation, ModelVersion
+
+
+class PromotionRefused(Exception):
+    """A candidate that may not replace the active model (an admin may force it)."""
 
 
 def model_register(*, path: Path) -> ModelVersion:
@@ -25,6 +29,61 @@ def model_register(*, path: Path) -> ModelVersion:
         },
     )
     return model
+
+
+def promotion_check(candidate: ModelVersion, active: ModelVersion | None) -> str:
+    """Why a candidate may replace the active model; PromotionRefused if it may not.
+
+    A model that was active before (a rollback) or the first model may always be activated.
+    A new candidate must keep real recall at its threshold at least as high as the active
+    model's on the same held-out labels (both measured by the training run).
+    """
+    if active is None:
+        return "first active model"
+    if candidate.pk == active.pk:
+        return "already active"
+    if candidate.activated_at is not None:
+        return f"rollback to a model active before (replacing {active.version})"
+    comparison = (candidate.metrics or {}).get("comparison") or {}
+    if comparison.get("base_version") != active.version:
+        raise PromotionRefused(
+            f"candidate {candidate.version} was compared with model "
+            f"{comparison.get('base_version') or 'none'}, not with the active {active.version}; "
+            "retrain from the active model, or force"
+        )
+    holdout = comparison.get("holdout", {})
+    mine = holdout.get("candidate", {}).get("real_recall")
+    theirs = holdout.get("base", {}).get("real_recall")
+    n_real = holdout.get("candidate", {}).get("tracklets", {}).get("real", 0)
+    if not n_real or mine is None or theirs is None:
+        raise PromotionRefused(
+            "no held-out real tracklets to compare real recall on; label more, or force"
+        )
+    if mine < theirs:
+        raise PromotionRefused(
+            f"candidate real recall {mine:.4f} is below the active model's {theirs:.4f} on the "
+            f"same {n_real} held-out real tracklets"
+        )
+    return f"real recall {mine:.4f} >= {theirs:.4f} on {n_real} held-out real tracklets"
+
+
+def model_promote(*, version: str, user=None, force: bool = False) -> ModelActivation:
+    """Make a model active if the promotion rule allows it (or forced, which is recorded)."""
+    with transaction.atomic():
+        candidate = ModelVersion.objects.select_for_update().get(version=version)
+        active = ModelVersion.objects.filter(is_active=True).first()
+        try:
+            reason = promotion_check(candidate, active)
+            forced = False
+        except PromotionRefused as refusal:
+            if not force:
+                raise
+            reason, forced = f"forced by an admin over: {refusal}", True
+        record = ModelActivation.objects.create(
+            model_version=candidate, previous=active, by=user, forced=forced, reason=reason
+        )
+        model_activate(version=version)
+    return record
 
 
 def model_activate(*, version: str) -> ModelVersion:

@@ -266,9 +266,20 @@ class JobStatus(models.TextChoices):
 
 
 class TrainingRun(models.Model):
-    """A retraining job: its status, progress, log and the candidate model it registered."""
+    """A retraining job: its status, progress, log and the candidate model it registered.
+
+    `is_live` is True while the run is queued or running and NULL after: a unique constraint on
+    it lets the database itself refuse a second live run.
+    """
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "started by an admin"
+        SCHEDULED = "scheduled", "on the schedule"
 
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    is_live = models.BooleanField(null=True, default=True, editable=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     progress = models.FloatField(default=0.0, help_text="0 to 1.")
     step = models.CharField(max_length=200, blank=True)
     log = models.TextField(blank=True)
@@ -286,9 +297,33 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_live"], name="one_live_training_run"),
+        ]
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.status})"
+
+
+class ModelActivation(models.Model):
+    """Each time a model became the active one: by whom, replacing which, and on what grounds."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    previous = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    forced = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} active from {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class BundleUpload(models.Model):

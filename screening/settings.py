@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from here, not from a CDN
+    "django_celery_beat",
     "screening",
 ]
 
@@ -253,6 +254,16 @@ INFERENCE_CLAIM_SECONDS = env_int("INFERENCE_CLAIM_SECONDS", 300, minimum=1)
 INFERENCE_SWEEP_SECONDS = env_int("INFERENCE_SWEEP_SECONDS", 60, minimum=5)
 MODELS_DIR = Path(env_str("MODELS_DIR", str(BASE_DIR / "models")))
 
+# Retraining (training queue): device; a running job that sends no heartbeat for this long is
+# marked failed (its worker was lost); TRAINING_QUICK=1 makes runs of seconds for tests and
+# demos (not a useful model).
+TRAINING_DEVICE = env_str("TRAINING_DEVICE", "auto")
+TRAINING_STALE_SECONDS = env_int("TRAINING_STALE_SECONDS", 2 * 3600, minimum=60)
+TRAINING_QUICK = env_bool("TRAINING_QUICK", False)
+
+# Beat keeps its schedule in the database (editable in the admin); the entries below are
+# installed there on start, the weekly retraining by the post-migrate hook.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "prune-bundle-uploads": {"task": "screening.tasks.prune_bundle_uploads", "schedule": 6 * 3600},
     "sweep-unscored": {

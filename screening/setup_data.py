@@ -29,7 +29,28 @@ def stamp_classes_ensure() -> None:
         )
 
 
+RETRAINING_SCHEDULE_NAME = "weekly retraining"
+
+
+def retraining_schedule_ensure() -> None:
+    """The retraining schedule (Sundays 03:00 UTC), created once; admins edit or disable it."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    if PeriodicTask.objects.filter(name=RETRAINING_SCHEDULE_NAME).exists():
+        return
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="0", hour="3", day_of_week="0", day_of_month="*", month_of_year="*", timezone="UTC"
+    )
+    PeriodicTask.objects.create(
+        name=RETRAINING_SCHEDULE_NAME,
+        task="screening.tasks.train_scheduled",
+        crontab=crontab,
+        description="Retrain from the active model on reviewers' labels when there are new ones.",
+    )
+
+
 def setup_data_ensure(**kwargs: Any) -> None:
-    """The post_migrate hook: roles with their permissions, and the paper's stamp classes."""
+    """The post_migrate hook: roles, the paper's stamp classes, the retraining schedule."""
     roles_ensure()
     stamp_classes_ensure()
+    retraining_schedule_ensure()

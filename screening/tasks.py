@@ -55,3 +55,24 @@ def prune_bundle_uploads() -> int:
     from screening.uploads import bundle_uploads_prune
 
     return bundle_uploads_prune()
+
+
+@shared_task(time_limit=3 * 3600, soft_time_limit=3 * 3600 - 120)
+def train_model_run(run_id: int) -> None:
+    """Run a queued training run (training queue); marks it failed on any error."""
+    from screening.training import training_run_execute
+
+    training_run_execute(run_id=run_id)
+
+
+@shared_task
+def train_scheduled() -> int | None:
+    """Beat (weekly by default, editable in the admin): retrain when there are new labels."""
+    from screening.training import TrainingBusy, labels_since_last_run, training_run_request
+
+    if not labels_since_last_run():
+        return None
+    try:
+        return training_run_request(trigger="scheduled").pk
+    except TrainingBusy:
+        return None

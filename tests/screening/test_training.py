@@ -1,0 +1,174 @@
+"""Retraining jobs and promotion: one run at a time, candidates never activate themselves,
+failures are recorded and leave the active model alone, promotion keeps real recall."""
+
+from __future__ import annotations
+
+import pytest
+
+from screening.model_registry import (
+    PromotionRefused,
+    model_activate,
+    model_promote,
+    model_register,
+)
+from screening.models import (
+    JobStatus,
+    ModelActivation,
+    ModelVersion,
+    StampClass,
+    TrainingRun,
+)
+from screening.review import stamp_label_record, verdict_record
+from screening.tasks import train_scheduled
+from screening.training import (
+    TrainingBusy,
+    labels_gather,
+    training_run_execute,
+    training_run_request,
+    training_runs_reap,
+)
+from tests.conftest import make_user
+from tests.stamps import ingest_tracklet
+from tests.untrained_model import make_checkpoint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def active(settings, tmp_path) -> ModelVersion:
+    settings.MODELS_DIR = tmp_path / "models"
+    settings.TRAINING_QUICK = True
+    settings.TRAINING_DEVICE = "cpu"
+    model = model_register(path=make_checkpoint(tmp_path / "models", seed=0))
+    return model_activate(version=model.version)
+
+
+@pytest.fixture
+def labelled(active):
+    """An admin-added GLARE class, glare stamp labels, and agreed and disputed verdicts."""
+    StampClass.objects.create(name="GLARE", is_real=False, description="planet glare")
+    alice, bob = make_user("alice", "reviewer"), make_user("bob", "reviewer")
+    tracklets = [ingest_tracklet(f"T{i}", seed=i) for i in range(12)]
+    for i, tracklet in enumerate(tracklets):
+        verdict_record(tracklet_id=tracklet.pk, reviewer=alice, value="real" if i < 4 else "bogus")
+        if i >= 4:
+            for detection in tracklet.detections.all():
+                stamp_label_record(detection_id=detection.pk, reviewer=alice, class_name="GLARE")
+    # bob disagrees on one: it waits for a decision and is left out
+    verdict_record(tracklet_id=tracklets[0].pk, reviewer=bob, value="bogus")
+    # a corrected label: the latest one counts
+    first = tracklets[5].detections.order_by("index").first()
+    stamp_label_record(detection_id=first.pk, reviewer=bob, class_name="CR")
+    return tracklets
+
+
+def test_labels_are_gathered_as_reviewers_left_them(labelled) -> None:
+    labels = labels_gather()
+    assert len(labels.tracklets) == 11  # 12 minus the disputed one
+    assert sum(t.real for t in labels.tracklets) == 3
+    assert len(labels.stamps) == 8 * 4
+    classes = [s.stamp_class for s in labels.stamps]
+    assert classes.count("CR") == 1 and classes.count("GLARE") == 31
+    assert labels.real_classes["GLARE"] is False and labels.real_classes["AST"] is True
+    assert labels.stamps[0].pixels.shape == (100, 100)
+
+
+def test_a_run_trains_a_candidate_that_waits_for_promotion(labelled, active) -> None:
+    admin = make_user("root", "admin")
+    run = training_run_request(user=admin)
+    assert run.status == JobStatus.QUEUED and run.is_live
+    with pytest.raises(TrainingBusy, match=f"training run {run.pk} is queued"):
+        training_run_request(user=admin)
+
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.progress == 1.0 and run.is_live is None and run.finished_at
+    assert "gathering labels" in run.log and "training the ICN" in run.log
+    candidate = run.candidate
+    assert candidate.classes[-1] == "GLARE" and not candidate.is_active
+    assert run.metrics["base_version"] == active.version
+    assert "candidate" in run.metrics["holdout"] and "base" in run.metrics["holdout"]
+    assert ModelVersion.objects.get(is_active=True) == active  # nothing activated itself
+    assert training_run_request(user=admin).pk != run.pk  # the next run may start
+
+    training_run_execute(run_id=run.pk)  # delivered twice: nothing happens
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED
+
+
+def test_a_failed_run_records_its_error_and_leaves_the_active_model(active) -> None:
+    run = training_run_request()
+    training_run_execute(run_id=run.pk)  # no labels at all
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED and run.is_live is None
+    assert "no stamp labels or verdicts" in run.error
+    assert ModelVersion.objects.get(is_active=True) == active
+    assert ModelVersion.objects.count() == 1
+
+
+def test_a_run_whose_worker_was_lost_is_marked_failed(active) -> None:
+    run = training_run_request()
+    TrainingRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING)
+    training_run_execute(run_id=run.pk)  # redelivered after the worker died
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED and "lost" in run.error
+
+    other = training_run_request()
+    TrainingRun.objects.filter(pk=other.pk).update(
+        status=JobStatus.RUNNING, heartbeat_at="2000-01-01T00:00:00Z"
+    )
+    assert training_runs_reap() == 1
+    other.refresh_from_db()
+    assert other.status == JobStatus.FAILED and "no heartbeat" in other.error
+
+
+def test_the_schedule_retrains_only_when_there_are_new_labels(labelled) -> None:
+    run_id = train_scheduled()
+    run = TrainingRun.objects.get(pk=run_id)
+    assert run.trigger == "scheduled"
+    training_run_execute(run_id=run_id)
+    assert train_scheduled() is None  # nothing new since that run
+
+
+def candidate_with(
+    active: ModelVersion, mine: float, theirs: float, n_real: int = 40, base: str | None = None
+) -> ModelVersion:
+    holdout = {"tracklets": {"real": n_real, "bogus": 100}}
+    return ModelVersion.objects.create(
+        version=f"c{mine}{theirs}{n_real}".replace(".", ""),
+        checkpoint="/models/x.pt",
+        classes=active.classes,
+        metrics={"comparison": {
+            "base_version": base or active.version,
+            "holdout": {"candidate": {**holdout, "real_recall": mine},
+                        "base": {**holdout, "real_recall": theirs}},
+        }},
+    )  # fmt: skip
+
+
+def test_promotion_keeps_real_recall_or_is_forced_on_record(active) -> None:
+    admin = make_user("root", "admin")
+    worse = candidate_with(active, 0.975, 1.0)
+    with pytest.raises(PromotionRefused, match="0.9750 is below the active model's 1.0000"):
+        model_promote(version=worse.version, user=admin)
+    assert ModelVersion.objects.get(is_active=True) == active
+
+    stale = candidate_with(active, 1.0, 1.0, base="0" * 16)
+    with pytest.raises(PromotionRefused, match="not with the active"):
+        model_promote(version=stale.version, user=admin)
+    with pytest.raises(PromotionRefused, match="no held-out real tracklets"):
+        model_promote(version=candidate_with(active, 1.0, 1.0, n_real=0).version, user=admin)
+
+    better = candidate_with(active, 1.0, 0.975)
+    record = model_promote(version=better.version, user=admin)
+    assert not record.forced and record.previous == active and "1.0000 >= 0.9750" in record.reason
+    assert ModelVersion.objects.get(is_active=True) == better
+
+    # rollback to the earlier model: allowed, recorded
+    back = model_promote(version=active.version, user=admin)
+    assert "rollback" in back.reason and ModelVersion.objects.get(is_active=True) == active
+
+    forced = model_promote(version=worse.version, user=admin, force=True)
+    assert forced.forced and "forced by an admin" in forced.reason and forced.by == admin
+    assert ModelActivation.objects.count() == 3
