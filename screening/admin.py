@@ -112,7 +112,25 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "created_at",
         "finished_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "trigger"]
+    readonly_fields = ["is_live", "heartbeat_at"]
+
+
+@admin.register(models.ModelActivation)
+class ModelActivationAdmin(admin.ModelAdmin):
+    """The activation history is a record: read it here, make activations on the Models page."""
+
+    list_display = ["created_at", "model_version", "previous", "by", "forced", "reason"]
+    list_filter = ["forced"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(models.BundleUpload)

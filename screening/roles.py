@@ -19,6 +19,7 @@ _VIEW = [
     "stamplabel",
     "trainingrun",
     "bundleupload",
+    "modelactivation",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from screening import views
+from screening import model_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,6 +16,11 @@ urlpatterns = [
     path("nights/<str:date>/histogram.png", views.night_histogram, name="night-histogram"),
     path("tracklets/<int:pk>/", views.tracklet_detail, name="tracklet-page"),
     path("stamps/<int:pk>.png", views.stamp_display, name="stamp-display"),
+    path("models/", model_views.models_page, name="models"),
+    path("models/train/", model_views.training_start, name="training-start"),
+    path("models/<str:version>/", model_views.model_page, name="model-page"),
+    path("models/<str:version>/activate/", model_views.model_activate_page, name="model-activate"),
+    path("models/<str:version>/<str:kind>.png", model_views.model_plot, name="model-plot"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

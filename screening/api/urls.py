@@ -4,11 +4,13 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from screening.api import export, views
+from screening.api import export, models, views
 
 router = DefaultRouter()
 router.register("tracklets", views.TrackletViewSet, basename="tracklet")
 router.register("bundles", views.BundleUploadViewSet, basename="bundle")
+router.register("models", models.ModelVersionViewSet, basename="model")
+router.register("training-runs", models.TrainingRunViewSet, basename="training-run")
 
 urlpatterns = [
     path("nights/", views.NightList.as_view(), name="night-list"),

@@ -1,0 +1,136 @@
+"""Plots of a model version (matplotlib PNGs): ROC curves, ICN confusion, score histograms.
+
+ROC and confusion come from the fixed synthetic evaluation a training run stores with a candidate
+(`metrics["comparison"]["synthetic"]`), with the model it was compared to drawn beside it; the
+score histogram is of the tracklets this model actually scored, split by reviewers' verdicts.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from screening.models import CurrentVerdict, ModelVersion, TrackletScore
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def _png(figure) -> bytes:
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _synthetic(model: ModelVersion) -> dict[str, Any]:
+    return ((model.metrics or {}).get("comparison") or {}).get("synthetic") or {}
+
+
+def roc_png(model: ModelVersion) -> bytes:
+    figure = _figure(4.6, 4.2)
+    axes = figure.add_subplot()
+    synthetic = _synthetic(model)
+    drawn = False
+    for side, label, style in (("candidate", model.version[:12], "-"), ("base", "base", "--")):
+        report = synthetic.get(side) or {}
+        roc = report.get("roc")
+        if roc:
+            auc = report.get("auc")
+            axes.plot(roc["fpr"], roc["tpr"], style, label=f"{label} (AUC {auc:.3f})")
+            drawn = True
+    if drawn:
+        axes.legend(loc="lower right", fontsize=8)
+    else:
+        axes.text(
+            0.5,
+            0.5,
+            "no evaluation stored\n(made outside a training run)",
+            ha="center",
+            va="center",
+        )
+    axes.set_xlabel("bogus kept (false positive rate)")
+    axes.set_ylabel("real kept (true positive rate)")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.01)
+    axes.set_title("ROC, fixed synthetic set (glare in the mix)", fontsize=9)
+    return _png(figure)
+
+
+def confusion_png(model: ModelVersion) -> bytes:
+    import numpy as np
+
+    figure = _figure(5.6, 4.8)
+    axes = figure.add_subplot()
+    conf = (_synthetic(model).get("candidate") or {}).get("icn_confusion")
+    if conf and conf.get("counts"):
+        matrix = np.asarray(conf["counts"], dtype=float)
+        rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+        axes.set_xticks(range(len(conf["columns"])), conf["columns"], rotation=60, fontsize=7)
+        axes.set_yticks(range(len(conf["rows"])), conf["rows"], fontsize=7)
+        for i in range(rows.shape[0]):
+            for j in range(rows.shape[1]):
+                if rows[i, j] >= 0.005:
+                    axes.text(
+                        j,
+                        i,
+                        f"{rows[i, j]:.0%}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if rows[i, j] > 0.5 else "black",
+                    )
+        axes.set_xlabel("ICN class")
+        axes.set_ylabel("true class")
+    else:
+        axes.text(0.5, 0.5, "no confusion matrix stored", ha="center", va="center")
+        axes.set_axis_off()
+    axes.set_title("ICN confusion (share of each true class)", fontsize=9)
+    return _png(figure)
+
+
+def score_histogram_png(model: ModelVersion) -> bytes:
+    """Scores this model gave, split by the tracklets' agreed current verdict."""
+    verdicts: dict[int, set[str]] = {}
+    for tracklet_id, value in CurrentVerdict.objects.exclude(value="withdrawn").values_list(
+        "tracklet_id", "value"
+    ):
+        verdicts.setdefault(tracklet_id, set()).add(value)
+    groups: dict[str, list[float]] = {"not judged": [], "bogus": [], "real": []}
+    for tracklet_id, score in TrackletScore.objects.filter(model_version=model).values_list(
+        "tracklet_id", "score"
+    ):
+        values = verdicts.get(tracklet_id, set())
+        groups[values.pop() if len(values) == 1 else "not judged"].append(score)
+    figure = _figure(6.4, 3.0)
+    axes = figure.add_subplot()
+    colours = {"not judged": "#8a949e", "bogus": "#d9534f", "real": "#3fb950"}
+    names = [n for n, v in groups.items() if v]
+    if names:
+        axes.hist(
+            [groups[n] for n in names],
+            bins=40,
+            range=(0, 1),
+            stacked=True,
+            color=[colours[n] for n in names],
+            label=names,
+        )
+        axes.legend(loc="upper center", fontsize=8)
+        axes.set_yscale("log" if sum(map(len, groups.values())) > 200 else "linear")
+    else:
+        axes.text(0.5, 0.5, "this model has scored no tracklet yet", ha="center", va="center")
+    axes.axvline(model.threshold, color="black", linestyle="--", linewidth=1)
+    axes.set_xlabel("tracklet score (1 = real)")
+    axes.set_ylabel("tracklets")
+    axes.set_title("Scores given by this model, by verdict", fontsize=9)
+    return _png(figure)
+
+
+PLOTS = {"roc": roc_png, "confusion": confusion_png, "scores": score_histogram_png}

@@ -1,0 +1,73 @@
+"""An admin retrains from the browser: a real worker trains, the page shows live progress, the
+candidate is promoted (forced, since a few labels cannot show it keeps real recall)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from screening.model_registry import model_activate, model_register
+from screening.models import JobStatus, ModelActivation, ModelVersion, StampClass, TrainingRun
+from screening.review import stamp_label_record, verdict_record
+from tests.browser import page  # noqa: F401 - the fixture
+from tests.conftest import make_user
+from tests.stamps import ingest_tracklet
+from tests.untrained_model import make_checkpoint
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+
+
+def test_an_admin_retrains_and_promotes_from_the_browser(
+    page,
+    live_server,
+    start_worker,
+    tmp_path,
+    settings,  # noqa: F811
+):
+    models_dir = tmp_path / "models"
+    active = model_register(path=make_checkpoint(models_dir, seed=0))
+    model_activate(version=active.version)
+    StampClass.objects.create(name="GLARE", is_real=False)
+    reviewer = make_user("rev", "reviewer")
+    for i in range(8):
+        tracklet = ingest_tracklet(f"T{i}", seed=i)
+        verdict_record(
+            tracklet_id=tracklet.pk, reviewer=reviewer, value="real" if i < 3 else "bogus"
+        )
+        if i >= 3:
+            for detection in tracklet.detections.all():
+                stamp_label_record(detection_id=detection.pk, reviewer=reviewer, class_name="GLARE")
+    start_worker(TRAINING_QUICK="1", TRAINING_DEVICE="cpu", MODELS_DIR=str(models_dir))
+    make_user("root", "admin")
+
+    page.goto(f"{live_server.url}/models/")
+    page.fill("input[name=username]", "root")
+    page.fill("input[name=password]", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/models/")
+    page.click("#start-training")
+    page.wait_for_selector(".run-live")
+    seen = page.wait_for_function(
+        "() => { const p = document.querySelector('.run-progress');"
+        " return p === null || p.value > 0.01 }",
+        timeout=120_000,
+    )
+    assert seen
+    page.wait_for_selector("tr.status-succeeded", timeout=180_000)
+    run = TrainingRun.objects.get()
+    assert run.status == JobStatus.SUCCEEDED and run.candidate.classes[-1] == "GLARE"
+    assert ModelVersion.objects.get(is_active=True) == active
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=str(Path(os.environ["SCREENSHOT_DIR"]) / "models.png"), full_page=True)
+
+    page.click(f"a:has-text('{run.candidate.version}')")
+    page.wait_for_selector("#promotion")
+    if page.locator("input[name=force]").count():
+        page.check("input[name=force]")
+    page.click("#activate")
+    page.wait_for_selector(".messages .success")
+    assert ModelVersion.objects.get(is_active=True) == run.candidate
+    record = ModelActivation.objects.get()
+    assert record.by.username == "root" and record.previous == active
