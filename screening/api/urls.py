@@ -9,7 +9,7 @@ from screening.api import export, models, views
 router = DefaultRouter()
 router.register("tracklets", views.TrackletViewSet, basename="tracklet")
 router.register("bundles", views.BundleUploadViewSet, basename="bundle")
-router.register("models", models.ModelVersionViewSet, basename="model")
+router.register("models", models.ModelVersionViewSet, basename="modelversion")
 router.register("training-runs", models.TrainingRunViewSet, basename="training-run")
 
 urlpatterns = [

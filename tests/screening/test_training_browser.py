@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
 
 def test_an_admin_retrains_and_promotes_from_the_browser(
-    page,
+    page,  # noqa: F811
     live_server,
     start_worker,
     tmp_path,
@@ -67,7 +67,8 @@ def test_an_admin_retrains_and_promotes_from_the_browser(
     if page.locator("input[name=force]").count():
         page.check("input[name=force]")
     page.click("#activate")
-    page.wait_for_selector(".messages .success")
+    message = page.wait_for_selector(".messages li")
+    assert "success" in message.get_attribute("class"), message.inner_text()
     assert ModelVersion.objects.get(is_active=True) == run.candidate
     record = ModelActivation.objects.get()
     assert record.by.username == "root" and record.previous == active
