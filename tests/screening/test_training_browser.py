@@ -24,7 +24,6 @@ def test_an_admin_retrains_and_promotes_from_the_browser(
     live_server,
     start_worker,
     tmp_path,
-    settings,  # noqa: F811
 ):
     models_dir = tmp_path / "models"
     active = model_register(path=make_checkpoint(models_dir, seed=0))
