@@ -52,6 +52,12 @@ class TrackletSet:
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(int)
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _pool_map(fn, jobs: list, workers: int, desc: str, progress: bool) -> Iterator[Any]:
     from tqdm import tqdm
 
@@ -63,7 +69,10 @@ def _pool_map(fn, jobs: list, workers: int, desc: str, progress: bool) -> Iterat
     else:
         import multiprocessing
 
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # The caller may have run torch already (an inference worker, the training job): a
+        # forked child then hangs in its first parallel torch operation (the preprocessing is
+        # torch) unless it runs torch single-threaded, which each child does.
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
             for result in pool.imap(fn, jobs):
                 yield result
                 bar.update()

@@ -112,3 +112,24 @@ def test_it_saturates_bright_stars_and_reports_the_level() -> None:
     s = make_stamp("BURN", stamp_rng(1, 1, 3), fixed={"star_flux": 3e8, "distance": 10.0})
     assert s.saturate is not None
     assert np.nanmax(s.difference) == pytest.approx(s.saturate)
+
+
+def test_parallel_simulation_works_in_a_process_that_already_ran_torch() -> None:
+    """Workers and the training job run torch before simulating in forked children: the
+    children must not hang on torch's inherited thread pool."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import numpy as np\n"
+        "from classifier.preprocess import Preprocessing, prepare\n"
+        "prepare(np.random.rand(64, 100, 100).astype(np.float32), Preprocessing())\n"
+        "from classifier.datasets import build_stamp_set\n"
+        "s = build_stamp_set(0, ('BURN', 'AST'), 6, Preprocessing(), workers=2, progress=False)\n"
+        "print(s.images.shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert "(12, 100, 100)" in done.stdout
