@@ -11,6 +11,7 @@ import io
 from typing import Any
 
 from screening.models import CurrentVerdict, ModelVersion, TrackletScore
+from screening.night_summary import score_histogram_figure
 
 
 def _figure(width: float, height: float):
@@ -109,28 +110,13 @@ def score_histogram_png(model: ModelVersion) -> bytes:
     ):
         values = verdicts.get(tracklet_id, set())
         groups[values.pop() if len(values) == 1 else "not judged"].append(score)
-    figure = _figure(6.4, 3.0)
-    axes = figure.add_subplot()
-    colours = {"not judged": "#8a949e", "bogus": "#d9534f", "real": "#3fb950"}
-    names = [n for n, v in groups.items() if v]
-    if names:
-        axes.hist(
-            [groups[n] for n in names],
-            bins=40,
-            range=(0, 1),
-            stacked=True,
-            color=[colours[n] for n in names],
-            label=names,
-        )
-        axes.legend(loc="upper center", fontsize=8)
-        axes.set_yscale("log" if sum(map(len, groups.values())) > 200 else "linear")
-    else:
-        axes.text(0.5, 0.5, "this model has scored no tracklet yet", ha="center", va="center")
-    axes.axvline(model.threshold, color="black", linestyle="--", linewidth=1)
-    axes.set_xlabel("tracklet score (1 = real)")
-    axes.set_ylabel("tracklets")
-    axes.set_title("Scores given by this model, by verdict", fontsize=9)
-    return _png(figure)
+    return score_histogram_figure(
+        groups,
+        [model.threshold],
+        "Scores given by this model, by verdict",
+        empty="this model has scored no tracklet yet",
+        size=(6.4, 3.0),
+    )
 
 
 PLOTS = {"roc": roc_png, "confusion": confusion_png, "scores": score_histogram_png}

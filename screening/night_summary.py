@@ -42,13 +42,58 @@ def _tracklet_verdicts(night: Night) -> dict[int, str]:
     return out
 
 
-def score_histogram_png(night: Night) -> bytes:
-    """Histogram of the night's scores, stacked by current verdict, with the threshold marked."""
+VERDICT_COLOURS = {
+    "not judged": "#8a949e",
+    "bogus": "#d9534f",
+    "real": "#3fb950",
+    "disagreement": "#e3b341",
+}
+
+
+def score_histogram_figure(
+    groups: dict[str, list[float]],
+    thresholds,
+    title: str,
+    *,
+    empty: str,
+    size: tuple[float, float] = (7, 3.2),
+) -> bytes:
+    """A PNG histogram of scores stacked by verdict group, thresholds as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
+    figure = Figure(figsize=size, dpi=100)
+    axes = figure.add_subplot()
+    names = [name for name, values in groups.items() if values]
+    total = sum(len(v) for v in groups.values())
+    if names:
+        axes.hist(
+            [groups[n] for n in names],
+            bins=40,
+            range=(0, 1),
+            stacked=True,
+            color=[VERDICT_COLOURS[n] for n in names],
+            label=names,
+        )
+        axes.legend(loc="upper center", fontsize=8)
+    else:
+        axes.text(0.5, 0.5, empty, ha="center", va="center")
+    for threshold in sorted(t for t in thresholds if t is not None):
+        axes.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    axes.set_xlabel("tracklet score (1 = real)")
+    axes.set_ylabel("tracklets")
+    axes.set_yscale("log" if total > 200 else "linear")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def score_histogram_png(night: Night) -> bytes:
+    """Histogram of the night's scores, stacked by current verdict, with the threshold marked."""
     verdicts = _tracklet_verdicts(night)
     scored = Tracklet.objects.filter(night=night, score__isnull=False).values_list(
         "id", "score", "model_version__threshold"
@@ -58,34 +103,9 @@ def score_histogram_png(night: Night) -> bytes:
     for tracklet_id, score, threshold in scored:
         groups[verdicts.get(tracklet_id, "not judged")].append(score)
         thresholds.add(threshold)
-    figure = Figure(figsize=(7, 3.2), dpi=100)
-    axes = figure.add_subplot()
-    colours = {
-        "not judged": "#8a949e",
-        "bogus": "#d9534f",
-        "real": "#3fb950",
-        "disagreement": "#e3b341",
-    }
-    names = [name for name, values in groups.items() if values]
-    if names:
-        axes.hist(
-            [groups[n] for n in names],
-            bins=40,
-            range=(0, 1),
-            stacked=True,
-            color=[colours[n] for n in names],
-            label=names,
-        )
-        axes.legend(loc="upper center", fontsize=8)
-    else:
-        axes.text(0.5, 0.5, "no scored tracklet yet", ha="center", va="center")
-    for threshold in sorted(t for t in thresholds if t is not None):
-        axes.axvline(threshold, color="black", linestyle="--", linewidth=1)
-    axes.set_xlabel("tracklet score (1 = real)")
-    axes.set_ylabel("tracklets")
-    axes.set_yscale("log" if len(scored) > 200 else "linear")
-    axes.set_title(f"Night {night.date.isoformat()}: scores by verdict")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return score_histogram_figure(
+        groups,
+        thresholds,
+        f"Night {night.date.isoformat()}: scores by verdict",
+        empty="no scored tracklet yet",
+    )
