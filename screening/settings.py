@@ -258,7 +258,7 @@ MODELS_DIR = Path(env_str("MODELS_DIR", str(BASE_DIR / "models")))
 # marked failed (its worker was lost); TRAINING_QUICK=1 makes runs of seconds for tests and
 # demos (not a useful model).
 TRAINING_DEVICE = env_str("TRAINING_DEVICE", "auto")
-TRAINING_STALE_SECONDS = env_int("TRAINING_STALE_SECONDS", 2 * 3600, minimum=60)
+TRAINING_STALE_SECONDS = env_int("TRAINING_STALE_SECONDS", 2 * 3600, minimum=5)
 TRAINING_QUICK = env_bool("TRAINING_QUICK", False)
 
 # Beat keeps its schedule in the database (editable in the admin); the entries below are
@@ -270,6 +270,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "screening.tasks.sweep_unscored",
         "schedule": INFERENCE_SWEEP_SECONDS,
     },
+    "reap-training-runs": {"task": "screening.tasks.reap_training_runs", "schedule": 300},
 }
 
 LOGGING = {

@@ -65,6 +65,14 @@ def train_model_run(run_id: int) -> None:
     training_run_execute(run_id=run_id)
 
 
+@shared_task(time_limit=120, soft_time_limit=110)
+def reap_training_runs() -> int:
+    """Beat: mark failed the runs whose worker died (no heartbeat for TRAINING_STALE_SECONDS)."""
+    from screening.training import training_runs_reap
+
+    return training_runs_reap()
+
+
 @shared_task
 def train_scheduled() -> int | None:
     """Beat (weekly by default, editable in the admin): retrain when there are new labels."""
