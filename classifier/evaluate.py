@@ -99,6 +99,22 @@ def format_confusion(conf: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def draw_confusion(ax, conf: dict[str, Any], title: str, fontsize: int = 7) -> None:
+    """The ICN confusion matrix of `confusion()` as a heat map, each row in % of its class."""
+    counts = np.array(conf["counts"], dtype=float)
+    norm = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(conf["columns"])), conf["columns"], rotation=45, fontsize=fontsize)
+    ax.set_yticks(range(len(conf["rows"])), conf["rows"], fontsize=fontsize)
+    for i in range(norm.shape[0]):
+        for j in range(norm.shape[1]):
+            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=fontsize,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("ICN class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=fontsize + 2)
+
+
 def write_plots(report: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     """Confusion matrix, ROC curve and recall-by-SNR PNGs for one evaluated set."""
     import matplotlib
@@ -108,20 +124,8 @@ def write_plots(report: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    conf = report["icn_confusion"]
-    counts = np.array(conf["counts"], dtype=float)
-    norm = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(7, 6))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(conf["columns"])), conf["columns"], rotation=45)
-    ax.set_yticks(range(len(conf["rows"])), conf["rows"])
-    for i in range(norm.shape[0]):
-        for j in range(norm.shape[1]):
-            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("ICN class")
-    ax.set_ylabel("true class")
-    ax.set_title(f"ICN confusion (% of row), {name}")
+    draw_confusion(ax, report["icn_confusion"], f"ICN confusion (% of row), {name}")
     fig.tight_layout()
     paths.append(out_dir / f"{name}_confusion.png")
     fig.savefig(paths[-1], dpi=110)

@@ -28,7 +28,7 @@ import numpy as np
 from classifier.checkpoint import load_checkpoint, save_checkpoint
 from classifier.datasets import StampSet, build_stamp_set, build_tracklet_set
 from classifier.evaluate import evaluate_tracklets
-from classifier.inference import ScreeningModel, load_model, model_from_checkpoint
+from classifier.inference import Runtime, ScreeningModel, model_from_checkpoint
 from classifier.networks import IcnConfig, TcnConfig, grow_icn, tcn_inputs
 from classifier.preprocess import prepare
 from classifier.train import (
@@ -111,8 +111,9 @@ def is_held_out(key: str, fraction: float) -> bool:
 
 
 def _split(items: list, fraction: float) -> tuple[list, list]:
-    held = [i for i in items if is_held_out(i.key, fraction)]
-    kept = [i for i in items if not is_held_out(i.key, fraction)]
+    kept, held = [], []
+    for item in items:
+        (held if is_held_out(item.key, fraction) else kept).append(item)
     return kept, held
 
 
@@ -272,11 +273,13 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     payload = checkpoint_payload(icn, icn_cfg, tcn, TcnConfig(n_classes=len(classes)), pre,
                                  threshold, {}, plain(training), half=True)
     payload["real_classes"] = real_classes
-    candidate_path = save_checkpoint(payload, Path(out_dir) / ".unevaluated")
 
     report(0.85, "evaluating candidate and base on held-out labels and the synthetic set")
-    candidate = load_model(candidate_path, device=device)
-    base_model = load_model(base_checkpoint, device=device)
+    # Both from their checkpoint dicts (half-precision weights, as a worker would load them);
+    # the base afresh, since `base.icn` was grown and trained above.
+    runtime = Runtime.for_device(device)
+    candidate = model_from_checkpoint(payload, runtime)
+    base_model = model_from_checkpoint(base_payload, runtime)
     evaluation = build_tracklet_set(EVALUATION_SEED, cfg.eval_real, cfg.eval_bogus, pre,
                                     glare=True, workers=cfg.workers, progress=False)
     comparison = {
@@ -295,6 +298,5 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
                                 "comparison": comparison})
     payload["training"] = plain(training)
     final = save_checkpoint(payload, Path(out_dir))
-    candidate_path.unlink(missing_ok=True)
     report(1.0, f"candidate {final.stem} written")
     return final, payload

@@ -65,35 +65,16 @@ def roc_png(model: ModelVersion) -> bytes:
 
 
 def confusion_png(model: ModelVersion) -> bytes:
-    import numpy as np
+    from classifier.evaluate import draw_confusion
 
     figure = _figure(5.6, 4.8)
     axes = figure.add_subplot()
     conf = (_synthetic(model).get("candidate") or {}).get("icn_confusion")
     if conf and conf.get("counts"):
-        matrix = np.asarray(conf["counts"], dtype=float)
-        rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-        axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-        axes.set_xticks(range(len(conf["columns"])), conf["columns"], rotation=60, fontsize=7)
-        axes.set_yticks(range(len(conf["rows"])), conf["rows"], fontsize=7)
-        for i in range(rows.shape[0]):
-            for j in range(rows.shape[1]):
-                if rows[i, j] >= 0.005:
-                    axes.text(
-                        j,
-                        i,
-                        f"{rows[i, j]:.0%}",
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        color="white" if rows[i, j] > 0.5 else "black",
-                    )
-        axes.set_xlabel("ICN class")
-        axes.set_ylabel("true class")
+        draw_confusion(axes, conf, "ICN confusion (% of each true class)", fontsize=6)
     else:
         axes.text(0.5, 0.5, "no confusion matrix stored", ha="center", va="center")
         axes.set_axis_off()
-    axes.set_title("ICN confusion (share of each true class)", fontsize=9)
     return _png(figure)
 
 

@@ -23,7 +23,6 @@ def model_summary(model: ModelVersion) -> dict[str, Any]:
     holdout = (comparison.get("holdout") or {}).get("candidate") or {}
     synthetic = (comparison.get("synthetic") or {}).get("candidate") or {}
     at_threshold = synthetic.get("at_model_threshold") or {}
-    glare = synthetic.get("by_bogus_kind") or {}
     return {
         "model": model,
         "n_classes": len(model.classes),
@@ -35,7 +34,6 @@ def model_summary(model: ModelVersion) -> dict[str, Any]:
         "synthetic_auc": synthetic.get("auc"),
         "synthetic_recall": at_threshold.get("real_recall"),
         "synthetic_rejection": at_threshold.get("bogus_rejection"),
-        "kinds": glare,
     }
 
 

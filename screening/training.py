@@ -178,11 +178,11 @@ def labels_gather():
     """
     from classifier.retrain import LabelledStamp, LabelledTracklet, Labels
 
-    latest: dict[int, tuple[int, str]] = {}  # detection -> (label id, class)
-    for label_id, detection_id, name in StampLabel.objects.order_by("id").values_list(
-        "id", "detection_id", "stamp_class__name"
+    latest: dict[int, str] = {}  # detection -> class of its latest label
+    for detection_id, name in StampLabel.objects.order_by("id").values_list(
+        "detection_id", "stamp_class__name"
     ):
-        latest[detection_id] = (label_id, name)
+        latest[detection_id] = name
     verdicts: dict[int, set[str]] = defaultdict(set)
     for tracklet_id, value in CurrentVerdict.objects.exclude(
         value=Verdict.Value.WITHDRAWN
@@ -190,22 +190,19 @@ def labels_gather():
         verdicts[tracklet_id].add(value)
     agreed = {t: values.pop() for t, values in verdicts.items() if len(values) == 1}
 
-    detections = dict(
-        Detection.objects.filter(pk__in=latest).values_list("pk", "tracklet_id")
-    )  # fmt: skip
-    indices = dict(Detection.objects.filter(pk__in=latest).values_list("pk", "index"))
-    needed = set(detections.values()) | set(agreed)
+    # tracklet -> [(detection id, its index in the tracklet)] of the labelled detections
+    by_tracklet: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for detection_id, tracklet_id, index in Detection.objects.filter(pk__in=latest).values_list(
+        "pk", "tracklet_id", "index"
+    ):
+        by_tracklet[tracklet_id].append((detection_id, index))
+    needed = set(by_tracklet) | set(agreed)
     labels = Labels(real_classes=dict(StampClass.objects.values_list("name", "is_real")))
-    by_tracklet: dict[int, list[int]] = defaultdict(list)
-    for detection_id, tracklet_id in detections.items():
-        by_tracklet[tracklet_id].append(detection_id)
     for tracklet in Tracklet.objects.filter(pk__in=needed).only("id", "pixels").order_by("id"):
         pixels = _pixels(tracklet)
         key = str(tracklet.pk)
-        for detection_id in sorted(by_tracklet.get(tracklet.pk, [])):
-            labels.stamps.append(
-                LabelledStamp(key, pixels[indices[detection_id]], latest[detection_id][1])
-            )
+        for detection_id, index in sorted(by_tracklet.get(tracklet.pk, [])):
+            labels.stamps.append(LabelledStamp(key, pixels[index], latest[detection_id]))
         if tracklet.pk in agreed:
             labels.tracklets.append(
                 LabelledTracklet(key, pixels, agreed[tracklet.pk] == Verdict.Value.REAL)

@@ -147,3 +147,28 @@ def score_tracklet(tracklet, model, *, score: float, top_class: str = "AST", top
     )
     tracklet.refresh_from_db()
     return tracklet
+
+
+def glare_labelled_setup(models_dir: Path, *, tracklets: int, real: int):
+    """What a retraining run needs: an active (untrained) model, an admin-added GLARE class,
+    and a reviewer's verdicts on `tracklets` tracklets (the first `real` real, the rest bogus
+    with every stamp labelled GLARE). Returns the active model version."""
+    from screening.model_registry import model_activate, model_register
+    from screening.models import StampClass
+    from screening.review import stamp_label_record, verdict_record
+    from tests.conftest import make_user
+    from tests.untrained_model import make_checkpoint
+
+    active = model_register(path=make_checkpoint(models_dir, seed=0))
+    model_activate(version=active.version)
+    StampClass.objects.create(name="GLARE", is_real=False)
+    reviewer = make_user("rev", "reviewer")
+    for i in range(tracklets):
+        tracklet = ingest_tracklet(f"T{i}", seed=i)
+        verdict_record(
+            tracklet_id=tracklet.pk, reviewer=reviewer, value="real" if i < real else "bogus"
+        )
+        if i >= real:
+            for detection in tracklet.detections.all():
+                stamp_label_record(detection_id=detection.pk, reviewer=reviewer, class_name="GLARE")
+    return active

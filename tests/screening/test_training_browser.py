@@ -8,13 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from screening.model_registry import model_activate, model_register
-from screening.models import JobStatus, ModelActivation, ModelVersion, StampClass, TrainingRun
-from screening.review import stamp_label_record, verdict_record
+from screening.models import JobStatus, ModelActivation, ModelVersion, TrainingRun
 from tests.browser import page  # noqa: F401 - the fixture
 from tests.conftest import make_user
-from tests.stamps import ingest_tracklet
-from tests.untrained_model import make_checkpoint
+from tests.stamps import glare_labelled_setup
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -26,18 +23,7 @@ def test_an_admin_retrains_and_promotes_from_the_browser(
     tmp_path,
 ):
     models_dir = tmp_path / "models"
-    active = model_register(path=make_checkpoint(models_dir, seed=0))
-    model_activate(version=active.version)
-    StampClass.objects.create(name="GLARE", is_real=False)
-    reviewer = make_user("rev", "reviewer")
-    for i in range(8):
-        tracklet = ingest_tracklet(f"T{i}", seed=i)
-        verdict_record(
-            tracklet_id=tracklet.pk, reviewer=reviewer, value="real" if i < 3 else "bogus"
-        )
-        if i >= 3:
-            for detection in tracklet.detections.all():
-                stamp_label_record(detection_id=detection.pk, reviewer=reviewer, class_name="GLARE")
+    active = glare_labelled_setup(models_dir, tracklets=8, real=3)
     start_worker(TRAINING_QUICK="1", TRAINING_DEVICE="cpu", MODELS_DIR=str(models_dir))
     make_user("root", "admin")
 

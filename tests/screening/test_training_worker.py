@@ -6,15 +6,11 @@ import signal
 
 import pytest
 
-from screening.model_registry import model_activate, model_register
-from screening.models import JobStatus, ModelVersion, StampClass, TrainingRun
-from screening.review import stamp_label_record, verdict_record
+from screening.models import JobStatus, ModelVersion, TrainingRun
 from screening.tasks import reap_training_runs
 from screening.training import training_run_request
-from tests.conftest import make_user
 from tests.screening.test_inference_worker import wait_for
-from tests.stamps import ingest_tracklet
-from tests.untrained_model import make_checkpoint
+from tests.stamps import glare_labelled_setup
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -24,15 +20,7 @@ def test_a_training_worker_killed_mid_run_leaves_a_failed_run_and_the_active_mod
 ):
     settings.TRAINING_STALE_SECONDS = 5
     models_dir = tmp_path / "models"
-    active = model_register(path=make_checkpoint(models_dir, seed=0))
-    model_activate(version=active.version)
-    StampClass.objects.create(name="GLARE", is_real=False)
-    reviewer = make_user("rev", "reviewer")
-    for i in range(6):
-        tracklet = ingest_tracklet(f"T{i}", seed=i)
-        verdict_record(tracklet_id=tracklet.pk, reviewer=reviewer, value="bogus")
-        detection = tracklet.detections.first()
-        stamp_label_record(detection_id=detection.pk, reviewer=reviewer, class_name="GLARE")
+    active = glare_labelled_setup(models_dir, tracklets=6, real=0)
     worker = start_worker(TRAINING_QUICK="1", TRAINING_DEVICE="cpu", MODELS_DIR=str(models_dir))
     run = training_run_request()
     wait_for(
