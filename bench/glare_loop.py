@@ -8,7 +8,7 @@ services the web pages and API use:
    that reviewers screen and a measurement night nobody reviews; ingest both as bundles and
    score them;
 3. measure on the measurement night: real recall, bogus rejection, share of glare tracklets
-   passing the threshold;
+   passing the threshold (glare-band tracklets, and any tracklet with a glare stamp);
 4. an admin adds the GLARE class; scripted reviewers (using the simulator's truth) label every
    glare stamp of the labelling night GLARE and give verdicts: bogus on glare tracklets, real on
    real ones, bogus on some others;
@@ -39,35 +39,60 @@ def truth(folder: Path) -> dict[str, dict]:
     return {row["tracklet"]: row for row in rows}
 
 
+def glare_band(row: dict) -> bool:
+    """A tracklet the linker made of knots along one glare band: every stamp is glare."""
+    return not row["real"] and row["latents"].get("correlated_kind") == "glare"
+
+
 def night_figures(night: str, folder: Path) -> dict[str, float]:
-    """Real recall, bogus rejection and glare passing at the active model's threshold."""
+    """Real recall, bogus rejection and glare passing at the active model's threshold.
+
+    Two kinds of glare tracklet are counted apart: glare-band tracklets (knots along one band,
+    all stamps glare: the artifact the GLARE class is for) and chance linkages of unrelated
+    bogus detections of which at least one is glare (they pass or not on their other stamps).
+    Rejection at a recall of 99.6% measured on the night itself is printed too: it compares
+    two models without the noise of either one's threshold.
+    """
+    from classifier.train import threshold_for_recall
     from screening.models import ModelVersion, Tracklet
 
     model = ModelVersion.objects.get(is_active=True)
     known = truth(folder)
     rows = Tracklet.objects.filter(night__date=night, model_version=model)
     scores = dict(rows.values_list("survey_id", "score"))
+    values = np.array(list(scores.values()))
     real = np.array([known[t]["real"] for t in scores])
-    glare = np.array(["GLARE" in known[t]["classes"] and not known[t]["real"] for t in scores])
-    passing = np.array(list(scores.values())) >= model.threshold
+    band = np.array([glare_band(known[t]) for t in scores])
+    any_glare = np.array(["GLARE" in known[t]["classes"] and not known[t]["real"] for t in scores])
+    passing = values >= model.threshold
+    matched = values >= threshold_for_recall(values, real, 0.996)
     return {
         "model": model.version,
         "threshold": model.threshold,
         "tracklets": len(scores),
         "real": int(real.sum()),
-        "glare": int(glare.sum()),
+        "real_missed": int((~passing[real]).sum()),
+        "glare_band": int(band.sum()),
+        "glare_any": int(any_glare.sum()),
         "real_recall": float(passing[real].mean()),
         "bogus_rejection": float((~passing[~real]).mean()),
-        "glare_passing": float(passing[glare].mean()),
+        "glare_band_passing": float(passing[band].mean()),
+        "glare_any_passing": float(passing[any_glare].mean()),
+        "matched_bogus_rejection": float((~matched[~real]).mean()),
+        "matched_glare_any_passing": float(matched[any_glare].mean()),
     }
 
 
-def show(label: str, figures: dict) -> None:
+def show(label: str, f: dict) -> None:
     print(
-        f"{label:7s} model {figures['model']}, threshold {figures['threshold']:.4f}: real recall "
-        f"{figures['real_recall']:.2%} of {figures['real']}, bogus rejection "
-        f"{figures['bogus_rejection']:.2%}, glare passing {figures['glare_passing']:.2%} "
-        f"of {figures['glare']} glare tracklets"
+        f"{label:7s} model {f['model']}, threshold {f['threshold']:.4f}: real recall "
+        f"{f['real_recall']:.2%} ({f['real_missed']} missed of {f['real']}), bogus rejection "
+        f"{f['bogus_rejection']:.2%}, glare-band tracklets passing {f['glare_band_passing']:.2%} "
+        f"of {f['glare_band']}, tracklets with any glare stamp passing "
+        f"{f['glare_any_passing']:.2%} of {f['glare_any']}\n"
+        f"{'':7s} at 99.6% real recall on this night: bogus rejection "
+        f"{f['matched_bogus_rejection']:.2%}, any-glare passing "
+        f"{f['matched_glare_any_passing']:.2%}"
     )
 
 
@@ -112,12 +137,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--label-tracklets", type=int, default=2000)
-    parser.add_argument("--night-tracklets", type=int, default=4000)
+    parser.add_argument("--night-tracklets", type=int, default=6000)
     parser.add_argument(
         "--real-fraction",
         type=float,
-        default=0.1,
-        help="share of real tracklets in both nights (enough to measure recall)",
+        default=0.2,
+        help="share of real tracklets in both nights (1,200 in the measurement night: 99.6%% "
+        "recall allows 4 misses)",
     )
     parser.add_argument(
         "--other-bogus", type=int, default=300, help="verdicts on bogus tracklets without glare"
@@ -214,11 +240,11 @@ def main() -> None:
 
     show("before", before)
     show("after", after)
-    drop = before["glare_passing"] / after["glare_passing"] if after["glare_passing"] else np.inf
-    print(
-        f"glare passing dropped {drop:.1f}x (target >= 5x); real recall after "
-        f"{after['real_recall']:.2%} (target >= 99.6%)"
-    )
+    for kind in ("glare_band", "glare_any"):
+        b, a = before[f"{kind}_passing"], after[f"{kind}_passing"]
+        drop = f"{b / a:.1f}x" if a else ("none passed before or after" if not b else "to zero")
+        print(f"{kind.replace('_', ' ')} passing: {b:.2%} -> {a:.2%} ({drop}; target >= 5x)")
+    print(f"real recall after {after['real_recall']:.2%} (target >= 99.6%)")
     for step, seconds in timings.items():
         print(f"  {step:30s} {seconds:7.1f} s")
     print(

@@ -20,8 +20,8 @@ from classifier.simulate import make_stamp, stamp_rng
 from classifier.tracklets import make_tracklet
 
 TINY = RetrainConfig(replay_per_class=4, labelled_min=8, icn_epochs=1, tcn_real=12, tcn_bogus=12,
-                     tcn_val=12, tcn_epochs=2, eval_real=6, eval_bogus=6, workers=1,
-                     device="cpu", target_recall=0.9)
+                     tcn_val_real=12, tcn_val_bogus=6, tcn_epochs=2, eval_real=6, eval_bogus=6,
+                     workers=1, device="cpu", target_recall=0.9)
 
 
 def glare_labels() -> Labels:
