@@ -253,16 +253,29 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     tcn = train_tcn(np.concatenate(x_parts), np.concatenate(y_parts), tcn_training,
                     len(classes), device=device, seed=cfg.seed, progress=False)
 
-    report(0.8, f"choosing the threshold for {cfg.target_recall:.1%} real recall")
+    report(0.8, f"choosing the threshold for {cfg.target_recall:.1%} real recall "
+                "(and no less than the base model's on the same tracklets)")
     # On tracklets neither network has seen: the labelled ones it trained on score higher than
     # new ones would, and the held-out ones are kept for the comparison with the base model.
+    # Keeping real tracklets comes first: where the base model keeps more of these real
+    # tracklets than the target asks, the candidate must keep as many.
+    runtime = Runtime.for_device(device)
+    base_model = model_from_checkpoint(base_payload, runtime)  # afresh: base.icn was trained
     x_val = tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)
     val_scores = predict_tcn(tcn, x_val, device)
-    threshold = threshold_for_recall(val_scores, synthetic_val.real, cfg.target_recall)
-    validation = {"real": int(synthetic_val.real.sum()), "bogus": int((~synthetic_val.real).sum()),
-                  **operating_point(val_scores, synthetic_val.real, threshold)}
-    if (~synthetic_val.real).any():
-        validation["auc"] = roc_auc(val_scores, synthetic_val.real)
+    real_val = synthetic_val.real
+    base_val_scores = base_model.tracklet_scores(
+        base_model.stamp_probabilities(synthetic_val.images), synthetic_val.lengths)
+    base_val_recall = float((base_val_scores[real_val] >= base_model.threshold).mean())
+    recall_floor = max(cfg.target_recall, base_val_recall)
+    threshold = threshold_for_recall(val_scores, real_val, recall_floor)
+    validation = {"real": int(real_val.sum()), "bogus": int((~real_val).sum()),
+                  "recall_floor": recall_floor, "base_recall": base_val_recall,
+                  **operating_point(val_scores, real_val, threshold)}
+    if (~real_val).any():
+        validation["auc"] = roc_auc(val_scores, real_val)
+        validation["base_bogus_rejection"] = float(
+            (base_val_scores[~real_val] < base_model.threshold).mean())
 
     training = {
         "kind": "retrain",
@@ -281,11 +294,8 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     payload["real_classes"] = real_classes
 
     report(0.85, "evaluating candidate and base on held-out labels and the synthetic set")
-    # Both from their checkpoint dicts (half-precision weights, as a worker would load them);
-    # the base afresh, since `base.icn` was grown and trained above.
-    runtime = Runtime.for_device(device)
+    # Both from their checkpoint dicts (half-precision weights, as a worker would load them).
     candidate = model_from_checkpoint(payload, runtime)
-    base_model = model_from_checkpoint(base_payload, runtime)
     evaluation = build_tracklet_set(EVALUATION_SEED, cfg.eval_real, cfg.eval_bogus, pre,
                                     glare=True, workers=cfg.workers, progress=False)
     comparison = {

@@ -58,6 +58,11 @@ def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_
         assert comparison["holdout"][side]["tracklets"]["real"] + \
             comparison["holdout"][side]["tracklets"]["bogus"] == held
         assert 0.0 <= comparison["synthetic"][side]["auc"] <= 1.0
+    # The threshold keeps at least the target recall, and no less than the base model keeps, on
+    # the unseen validation tracklets both were scored on.
+    validation = loaded["metrics"]["validation"]["tcn"]
+    assert validation["recall_floor"] == max(TINY.target_recall, validation["base_recall"])
+    assert validation["real_recall"] >= validation["recall_floor"]
     model = load_model(path, device="cpu")
     probs, scores = model.score(glare_labels().stamps[0].pixels[None], [1])
     assert probs.shape == (1, 9) and 0.0 <= scores[0] <= 1.0
