@@ -172,6 +172,21 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return {k: report[k] for k in keep if k in report}
 
 
+def synthetic_evaluation(models: dict[str, ScreeningModel], n_real: int, n_bogus: int, *,
+                         workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """The models' figures on the fixed synthetic evaluation set (glare in the bogus mix), by
+    name, with the set's parameters under "params". The models must share a preprocessing."""
+    presets = {m.preprocessing for m in models.values()}
+    if len(presets) != 1:
+        raise ValueError("models with different preprocessing cannot share one evaluation set")
+    evaluation = build_tracklet_set(EVALUATION_SEED, n_real, n_bogus, presets.pop(), glare=True,
+                                    workers=workers, progress=progress)
+    out: dict[str, Any] = {name: _summary(evaluate_tracklets(model, evaluation))
+                           for name, model in models.items()}
+    out["params"] = {"seed": EVALUATION_SEED, "real": n_real, "bogus": n_bogus, "glare": True}
+    return out
+
+
 def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
             cfg: RetrainConfig | None = None, progress: Progress | None = None
             ) -> tuple[Path, dict[str, Any]]:
@@ -296,18 +311,14 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     report(0.85, "evaluating candidate and base on held-out labels and the synthetic set")
     # Both from their checkpoint dicts (half-precision weights, as a worker would load them).
     candidate = model_from_checkpoint(payload, runtime)
-    evaluation = build_tracklet_set(EVALUATION_SEED, cfg.eval_real, cfg.eval_bogus, pre,
-                                    glare=True, workers=cfg.workers, progress=False)
     comparison = {
         "base_version": training["base_version"],
         "holdout": {"candidate": holdout_figures(candidate, tracklets_held),
                     "base": holdout_figures(base_model, tracklets_held)},
         "holdout_stamps": {"candidate": stamp_accuracy(candidate, stamps_held),
                            "base": stamp_accuracy(base_model, stamps_held)},
-        "synthetic": {"candidate": _summary(evaluate_tracklets(candidate, evaluation)),
-                      "base": _summary(evaluate_tracklets(base_model, evaluation)),
-                      "params": {"seed": EVALUATION_SEED, "real": cfg.eval_real,
-                                 "bogus": cfg.eval_bogus, "glare": True}},
+        "synthetic": synthetic_evaluation({"candidate": candidate, "base": base_model},
+                                          cfg.eval_real, cfg.eval_bogus, workers=cfg.workers),
     }
     training["seconds"] = time.time() - started
     payload["metrics"] = plain({"validation": {"icn": history[-1] if history else {},

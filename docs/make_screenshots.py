@@ -41,6 +41,11 @@ def main(url: str, username: str, password: str, night: str) -> None:
         page.goto(f"{url}/nights/{night}/summary/")
         page.wait_for_function("Array.from(document.images).every(i => i.complete)")
         page.screenshot(path=str(OUT / "summary.png"))
+        page.goto(f"{url}/models/")
+        page.screenshot(path=str(OUT / "models.png"))
+        page.click("tr.active a")  # the active model's page: ROC, confusion, score histogram
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        page.screenshot(path=str(OUT / "model.png"), full_page=True)
         browser.close()
 
 

@@ -1,15 +1,16 @@
 """Plots of a model version (matplotlib PNGs): ROC curves, ICN confusion, score histograms.
 
 ROC and confusion come from the fixed synthetic evaluation a training run stores with a candidate
-(`metrics["comparison"]["synthetic"]`), with the model it was compared to drawn beside it; the
+(`metrics["comparison"]["synthetic"]`), with the model it was compared to drawn beside it, or
+from a stand-alone one (`manage.py model_evaluate`, for a model made outside a training run); the
 score histogram is of the tracklets this model actually scored, split by reviewers' verdicts.
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any
 
+from screening.model_registry import synthetic_report
 from screening.models import CurrentVerdict, ModelVersion, TrackletScore
 from screening.night_summary import score_histogram_figure
 
@@ -30,14 +31,10 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _synthetic(model: ModelVersion) -> dict[str, Any]:
-    return ((model.metrics or {}).get("comparison") or {}).get("synthetic") or {}
-
-
 def roc_png(model: ModelVersion) -> bytes:
     figure = _figure(4.6, 4.2)
     axes = figure.add_subplot()
-    synthetic = _synthetic(model)
+    synthetic = synthetic_report(model)
     drawn = False
     for side, label, style in (("candidate", model.version[:12], "-"), ("base", "base", "--")):
         report = synthetic.get(side) or {}
@@ -52,7 +49,7 @@ def roc_png(model: ModelVersion) -> bytes:
         axes.text(
             0.5,
             0.5,
-            "no evaluation stored\n(made outside a training run)",
+            f"no evaluation stored\n(manage.py model_evaluate {model.version})",
             ha="center",
             va="center",
         )
@@ -69,11 +66,11 @@ def confusion_png(model: ModelVersion) -> bytes:
 
     figure = _figure(5.6, 4.8)
     axes = figure.add_subplot()
-    conf = (_synthetic(model).get("candidate") or {}).get("icn_confusion")
+    conf = (synthetic_report(model).get("candidate") or {}).get("icn_confusion")
     if conf and conf.get("counts"):
         draw_confusion(axes, conf, "ICN confusion (% of each true class)", fontsize=6)
     else:
-        axes.text(0.5, 0.5, "no confusion matrix stored", ha="center", va="center")
+        axes.text(0.5, 0.5, "no evaluation stored", ha="center", va="center")
         axes.set_axis_off()
     return _png(figure)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,6 +30,36 @@ def model_register(*, path: Path) -> ModelVersion:
             "metrics": payload.get("metrics", {}),
         },
     )
+    return model
+
+
+def synthetic_report(model: ModelVersion) -> dict[str, Any]:
+    """The model's figures on the fixed synthetic evaluation set, as {"candidate": this model,
+    "base": the model it was compared with (if any), "params": the set}: a training run's
+    comparison, or else a stand-alone evaluation (`model_evaluate`); {} when it has neither."""
+    metrics = model.metrics or {}
+    return ((metrics.get("comparison") or {}).get("synthetic")
+            or (metrics.get("evaluation") or {}).get("synthetic") or {})  # fmt: skip
+
+
+def model_evaluate(
+    *, version: str, n_real: int = 300, n_bogus: int = 300, progress: bool = False
+) -> ModelVersion:
+    """Evaluate a model on the fixed synthetic set (as training runs do for their candidates)
+    and store the figures with it: a model made outside a training run (the baseline) gets the
+    registry's columns and its page's ROC curve and confusion matrix."""
+    from classifier.inference import load_model
+    from classifier.retrain import plain, synthetic_evaluation
+
+    if n_real < 1 or n_bogus < 1:
+        raise ValueError(f"need at least one real and one bogus tracklet, got {n_real}, {n_bogus}")
+    model = ModelVersion.objects.get(version=version)
+    network = load_model(Path(model.checkpoint), device=settings.TRAINING_DEVICE)
+    report = synthetic_evaluation({"candidate": network}, n_real, n_bogus, progress=progress)
+    with transaction.atomic():
+        model = ModelVersion.objects.select_for_update().get(pk=model.pk)
+        model.metrics = {**(model.metrics or {}), "evaluation": {"synthetic": plain(report)}}
+        model.save(update_fields=["metrics"])
     return model
 
 

@@ -12,7 +12,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from screening.model_plots import PLOTS
-from screening.model_registry import PromotionRefused, model_promote, promotion_check
+from screening.model_registry import (
+    PromotionRefused,
+    model_promote,
+    promotion_check,
+    synthetic_report,
+)
 from screening.models import ModelActivation, ModelVersion, TrainingRun
 from screening.training import TrainingBusy, training_run_request
 
@@ -21,7 +26,7 @@ def model_summary(model: ModelVersion) -> dict[str, Any]:
     """The figures the registry shows side by side (None where not measured)."""
     comparison = (model.metrics or {}).get("comparison") or {}
     holdout = (comparison.get("holdout") or {}).get("candidate") or {}
-    synthetic = (comparison.get("synthetic") or {}).get("candidate") or {}
+    synthetic = synthetic_report(model).get("candidate") or {}
     at_threshold = synthetic.get("at_model_threshold") or {}
     return {
         "model": model,

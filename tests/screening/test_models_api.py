@@ -102,3 +102,35 @@ def test_the_pages_show_the_registry_and_refuse_actions_to_reviewers(active) -> 
     pipeline = Client()
     pipeline.force_login(make_user("pipe", "pipeline"))
     assert pipeline.get("/models/").status_code == 403
+
+
+def test_a_model_made_outside_a_training_run_can_be_evaluated_for_the_registry(active) -> None:
+    """The baseline has no training run's comparison; `model_evaluate` stores its synthetic
+    figures, which the registry and the model's page then show like a candidate's."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    client = Client()
+    client.force_login(make_user("rev", "reviewer"))
+    assert "evaluation" not in (active.metrics or {})
+
+    out = StringIO()
+    call_command("model_evaluate", "--real", "8", "--bogus", "8", stdout=out)
+    model = ModelVersion.objects.get(pk=active.pk)
+    figures = model.metrics["evaluation"]["synthetic"]
+    assert figures["params"] == {"seed": 20261124, "real": 8, "bogus": 8, "glare": True}
+    report = figures["candidate"]
+    assert report["tracklets"]["real"] == 8 and report["tracklets"]["bogus"] == 8
+    assert 0.0 <= report["auc"] <= 1.0 and len(report["roc"]["fpr"]) > 1
+    assert f"AUC {report['auc']:.4f}" in out.getvalue()
+    registry = client.get("/models/").content.decode()
+    assert f"{report['auc']:.4f}" in registry
+
+    again = StringIO()
+    call_command("model_evaluate", active.version, "--if-missing", stdout=again)
+    assert "already has an evaluation" in again.getvalue()
+    with pytest.raises(CommandError, match="no model version 'nope'"):
+        call_command("model_evaluate", "nope")
+    with pytest.raises(CommandError, match="at least one real and one bogus"):
+        call_command("model_evaluate", "--real", "0")

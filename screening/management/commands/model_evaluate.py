@@ -1,0 +1,52 @@
+"""`manage.py model_evaluate [VERSION]`: evaluate a model on the fixed synthetic set."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from screening.model_registry import model_evaluate
+from screening.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate a model version (the active one by default) on the fixed synthetic evaluation "
+        "set, glare in the bogus mix, as training runs do for their candidates, and store the "
+        "figures with it: the registry's columns, the ROC curve and the confusion matrix."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("version", nargs="?", help="a model version (default: the active)")
+        parser.add_argument("--real", type=int, default=300, help="real tracklets (300)")
+        parser.add_argument("--bogus", type=int, default=300, help="bogus tracklets (300)")
+        parser.add_argument(
+            "--if-missing", action="store_true", help="do nothing if it has an evaluation stored"
+        )
+
+    def handle(self, *args, version: str | None, real: int, bogus: int, if_missing: bool,
+               **options) -> None:  # fmt: skip
+        from screening.model_registry import synthetic_report
+
+        if version is None:
+            model = ModelVersion.objects.filter(is_active=True).first()
+            if model is None:
+                raise CommandError("there is no active model: name a version")
+        else:
+            model = ModelVersion.objects.filter(version=version).first()
+            if model is None:
+                raise CommandError(f"no model version {version!r}")
+        if if_missing and synthetic_report(model):
+            self.stdout.write(f"model {model.version} already has an evaluation")
+            return
+        self.stdout.write(f"evaluating model {model.version} on {real} real + {bogus} bogus "
+                          "simulated tracklets")  # fmt: skip
+        try:
+            model = model_evaluate(version=model.version, n_real=real, n_bogus=bogus, progress=True)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        figures = synthetic_report(model)["candidate"]
+        at = figures["at_model_threshold"]
+        self.stdout.write(
+            f"AUC {figures['auc']:.4f}; at threshold {model.threshold:.4f}: real recall "
+            f"{at['real_recall']:.2%}, bogus rejection {at['bogus_rejection']:.2%}"
+        )
