@@ -92,6 +92,7 @@ def test_a_failed_save_is_shown_and_nothing_is_recorded(page, live_server, night
     make_user("reviewer", "reviewer")
     log_in(page, live_server, f"/nights/{NIGHT}/")
     page.route("**/verdict/", lambda route: route.abort())
+    page.wait_for_selector(".qrow.focused .stamp.focused")  # the queue's script is ready
     page.keyboard.press("r")
     page.wait_for_selector("#toast.error:has-text('Not saved: A real')")
     assert page.locator(".qrow.failed .tid").inner_text() == "A"
