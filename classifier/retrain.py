@@ -289,8 +289,6 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
                   **operating_point(val_scores, real_val, threshold)}
     if (~real_val).any():
         validation["auc"] = roc_auc(val_scores, real_val)
-        validation["base_bogus_rejection"] = float(
-            (base_val_scores[~real_val] < base_model.threshold).mean())
 
     training = {
         "kind": "retrain",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from screening.model_registry import model_evaluate
+from screening.model_registry import model_evaluate, synthetic_report
 from screening.models import ModelVersion
 
 
@@ -25,8 +25,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, version: str | None, real: int, bogus: int, if_missing: bool,
                **options) -> None:  # fmt: skip
-        from screening.model_registry import synthetic_report
-
         if version is None:
             model = ModelVersion.objects.filter(is_active=True).first()
             if model is None:
