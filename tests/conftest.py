@@ -14,7 +14,7 @@ from tests import processes
 from tests.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
-ZTF_DIR = ROOT.parent / "shared" / "data" / "ztf-alert-cutouts"
+ZTF_DIR = ROOT / "tests" / "data" / "ztf-alert-cutouts"
 
 
 @pytest.fixture(autouse=True)
