@@ -62,7 +62,7 @@ def main() -> None:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; database {connection.vendor}")
     print(f"model {model.version}; night of {args.tracklets} tracklets from {folder}")
     log = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
-    worker = start_celery_worker({**os.environ, "INFERENCE_DEVICE": "cpu"}, log, queues="inference")
+    worker = start_celery_worker({**os.environ, "INFERENCE_DEVICE": "cpu"}, log, "cpu")
     try:
         started = time.perf_counter()
         report = bundle_ingest(path=folder)

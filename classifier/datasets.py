@@ -7,6 +7,7 @@ per-class counts and latent histograms beside it. numpy only (no torch).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from classifier.classes import ALL_CLASSES
 from classifier.preprocess import Preprocessing, prepare
 from classifier.simulate import STREAM_STAMPS, SimConfig, make_stamp, stamp_rng
 from classifier.tracklets import make_tracklet
+
+logger = logging.getLogger(__name__)
 
 BOGUS_INDEX_OFFSET = 10_000_000  # bogus tracklet indices, so real and bogus never share a stream
 SNR_EDGES = (4, 5, 6, 8, 12, 25, 60, 1e12)
@@ -59,16 +62,22 @@ def _one_thread() -> None:
 
 
 def _pool_map(fn, jobs: list, workers: int, desc: str, progress: bool) -> Iterator[Any]:
+    import multiprocessing
+
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
+    if workers > 1 and multiprocessing.current_process().daemon:
+        # A daemonic process (a Celery prefork child) may not start children: work here, slower
+        # but correct. The `training` worker (screening/workers.py) runs the solo pool for this.
+        logger.warning("%s: in a daemonic process, simulating in one process instead of %d",
+                       desc, workers)
+        workers = 1
     if workers <= 1:
         for job in jobs:
             yield fn(job)
             bar.update()
     else:
-        import multiprocessing
-
         # The caller may have run torch already (an inference worker, the training job): a
         # forked child then hangs in its first parallel torch operation (the preprocessing is
         # torch) unless it runs torch single-threaded, which each child does.

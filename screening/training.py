@@ -139,7 +139,7 @@ def _quick_overrides() -> dict[str, Any]:
         return {}
     return dict(
         replay_per_class=4, labelled_min=8, icn_epochs=1, tcn_real=12, tcn_bogus=12,
-        tcn_val_real=12, tcn_val_bogus=6, tcn_epochs=2, eval_real=6, eval_bogus=6, workers=1,
+        tcn_val_real=12, tcn_val_bogus=6, tcn_epochs=2, eval_real=6, eval_bogus=6, workers=2,
         target_recall=0.9,
     )  # fmt: skip
 

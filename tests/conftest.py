@@ -60,9 +60,10 @@ def _test_database_url() -> str:
 
 @pytest.fixture
 def start_worker(transactional_db, media_root: Path) -> Iterator:
-    """Start real `celery worker` processes on the test database and the Redis of `./run test`.
+    """Start real workers on the test database and the Redis of `./run test`.
 
-    Call it with extra environment variables; every worker started is stopped at the end.
+    Call it with a role of screening/workers.py ("cpu", "training"; the same commands as the demo
+    and docker-compose) and extra environment variables; every worker is stopped at the end.
     """
     if (
         not os.environ.get("REDIS_URL")
@@ -71,14 +72,15 @@ def start_worker(transactional_db, media_root: Path) -> Iterator:
         pytest.skip("needs the PostgreSQL and Redis that ./run test starts")
     workers: list[subprocess.Popen] = []
 
-    def start(**extra: str) -> subprocess.Popen:
+    def start(role: str = "cpu", **extra: str) -> subprocess.Popen:
         env = {
             **os.environ,
             "DATABASE_URL": _test_database_url(),
             "MEDIA_ROOT": str(media_root),
             **extra,
         }
-        worker = start_celery_worker(env, media_root.parent / f"worker-{len(workers)}.log")
+        log = media_root.parent / f"worker-{len(workers)}-{role}.log"
+        worker = start_celery_worker(env, log, role)
         workers.append(worker)
         return worker
 
@@ -90,13 +92,13 @@ def start_worker(transactional_db, media_root: Path) -> Iterator:
 
 @pytest.fixture
 def celery_worker(start_worker) -> subprocess.Popen:
-    """One real worker on all queues."""
+    """One real `cpu` worker (default and inference queues), as the demo starts it."""
     return start_worker()
 
 
-def start_celery_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start `celery worker` on all queues with this environment; return once it is ready."""
+def start_celery_worker(env: dict[str, str], log: Path, role: str = "cpu") -> subprocess.Popen:
+    """Start a worker of a role with this environment; return once it is ready."""
     try:
-        return processes.start_celery_worker(env, log)
+        return processes.start_celery_worker(env, log, role)
     except RuntimeError as error:
         pytest.fail(str(error))

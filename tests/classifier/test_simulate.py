@@ -133,3 +133,34 @@ def test_parallel_simulation_works_in_a_process_that_already_ran_torch() -> None
                           timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr
     assert "(12, 100, 100)" in done.stdout
+
+
+def test_parallel_simulation_in_a_daemonic_process_gives_the_same_stamps() -> None:
+    """A Celery prefork child is a daemon and may not have children: asked for 2 workers there,
+    the build runs in the process itself and gives what a parallel build gives."""
+    import multiprocessing
+
+    from classifier.datasets import build_stamp_set
+    from classifier.preprocess import Preprocessing
+
+    parallel = build_stamp_set(0, ("BURN", "AST"), 4, Preprocessing(), workers=2, progress=False)
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(
+        target=_build_in_child, args=(queue,), daemon=True
+    )
+    child.start()
+    result = queue.get(timeout=120)
+    child.join(timeout=30)
+    assert not isinstance(result, str), result
+    np.testing.assert_array_equal(result, parallel.images)
+
+
+def _build_in_child(queue) -> None:
+    from classifier.datasets import build_stamp_set
+    from classifier.preprocess import Preprocessing
+
+    try:
+        s = build_stamp_set(0, ("BURN", "AST"), 4, Preprocessing(), workers=2, progress=False)
+        queue.put(s.images)
+    except Exception as exc:  # reported to the test, which fails with it
+        queue.put(f"{type(exc).__name__}: {exc}")

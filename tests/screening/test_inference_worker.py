@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from screening.model_registry import model_activate, model_register
 from screening.models import Tracklet, TrackletScore
 from screening.tasks import sweep_unscored
+from tests.processes import kill_worker
 from tests.screening.test_api import multipart
 from tests.screening.test_inference import checkpoints  # noqa: F401 - the fixture
 from tests.stamps import ingest_tracklet
@@ -60,8 +60,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(start_worker, checkpoints, sett
     env = {"INFERENCE_BATCH_STAMPS": "4", "INFERENCE_CLAIM_SECONDS": "3"}
     worker = start_worker(**env)
     wait_for(lambda: scored() >= 2, 90, "the first batches")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=10)
+    kill_worker(worker)
     left = 30 - scored()
     assert left > 0, "the worker finished before it could be killed; nothing was tested"
     assert Tracklet.objects.filter(status="pending", claimed_at__isnull=False).count() <= 1

@@ -24,7 +24,7 @@ def test_an_admin_retrains_and_promotes_from_the_browser(
 ):
     models_dir = tmp_path / "models"
     active = glare_labelled_setup(models_dir, tracklets=8, real=3)
-    start_worker(TRAINING_QUICK="1", TRAINING_DEVICE="cpu", MODELS_DIR=str(models_dir))
+    start_worker("training", TRAINING_QUICK="1", TRAINING_DEVICE="cpu", MODELS_DIR=str(models_dir))
     make_user("root", "admin")
 
     page.goto(f"{live_server.url}/models/")

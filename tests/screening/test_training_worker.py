@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 
 from screening.models import JobStatus, ModelVersion, TrainingRun
 from screening.tasks import reap_training_runs
 from screening.training import training_run_request
+from tests.processes import kill_worker
 from tests.screening.test_inference_worker import wait_for
 from tests.stamps import glare_labelled_setup
 
@@ -21,13 +20,14 @@ def test_a_training_worker_killed_mid_run_leaves_a_failed_run_and_the_active_mod
     settings.TRAINING_STALE_SECONDS = 5
     models_dir = tmp_path / "models"
     active = glare_labelled_setup(models_dir, tracklets=6, real=0)
-    worker = start_worker(TRAINING_QUICK="1", TRAINING_DEVICE="cpu", MODELS_DIR=str(models_dir))
+    worker = start_worker(
+        "training", TRAINING_QUICK="1", TRAINING_DEVICE="cpu", MODELS_DIR=str(models_dir)
+    )
     run = training_run_request()
     wait_for(
         lambda: TrainingRun.objects.get(pk=run.pk).progress > 0.05, 120, "the run to be under way"
     )
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=10)
+    kill_worker(worker)
     run.refresh_from_db()
     assert run.status == JobStatus.RUNNING, "the run ended before the kill; nothing was tested"
 
