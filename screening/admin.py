@@ -7,6 +7,21 @@ from django.contrib import admin
 from screening import models
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record that is only appended to (verdicts, stamp labels, activations): readable here,
+    never added, changed or deleted. History is corrected by a new row, from the queue or the
+    Models page."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(models.Night)
 class NightAdmin(admin.ModelAdmin):
     list_display = ["date", "created_at"]
@@ -79,7 +94,7 @@ class TrackletScoreAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Verdict)
-class VerdictAdmin(admin.ModelAdmin):
+class VerdictAdmin(RecordAdmin):
     list_display = [
         "tracklet",
         "value",
@@ -94,7 +109,7 @@ class VerdictAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.StampLabel)
-class StampLabelAdmin(admin.ModelAdmin):
+class StampLabelAdmin(RecordAdmin):
     list_display = ["detection", "stamp_class", "class_shown", "reviewer", "created_at"]
     list_filter = ["stamp_class", "reviewer", "created_at"]
     raw_id_fields = ["detection"]
@@ -117,20 +132,11 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.ModelActivation)
-class ModelActivationAdmin(admin.ModelAdmin):
+class ModelActivationAdmin(RecordAdmin):
     """The activation history is a record: read it here, make activations on the Models page."""
 
     list_display = ["created_at", "model_version", "previous", "by", "forced", "reason"]
     list_filter = ["forced"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(models.BundleUpload)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -19,6 +19,7 @@ from screening.model_registry import (
     synthetic_report,
 )
 from screening.models import ModelActivation, ModelVersion, TrainingRun
+from screening.roles import pages_for_reviewers
 from screening.training import TrainingBusy, training_run_request
 
 
@@ -48,8 +49,7 @@ def _paper_classes() -> tuple[str, ...]:
     return PAPER_CLASSES
 
 
-@login_required
-@permission_required("screening.view_modelversion", raise_exception=True)
+@pages_for_reviewers
 def models_page(request: HttpRequest) -> HttpResponse:
     models = ModelVersion.objects.order_by("-created_at")
     runs = TrainingRun.objects.select_related("candidate", "started_by").order_by("-id")[:15]
@@ -63,8 +63,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
     })  # fmt: skip
 
 
-@login_required
-@permission_required("screening.view_modelversion", raise_exception=True)
+@pages_for_reviewers
 def model_page(request: HttpRequest, version: str) -> HttpResponse:
     model = get_object_or_404(ModelVersion, version=version)
     active = ModelVersion.objects.filter(is_active=True).first()
@@ -87,8 +86,7 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
     })  # fmt: skip
 
 
-@login_required
-@permission_required("screening.view_modelversion", raise_exception=True)
+@pages_for_reviewers
 def model_plot(request: HttpRequest, version: str, kind: str) -> HttpResponse:
     if kind not in PLOTS:
         raise Http404(f"no plot {kind!r}")
@@ -99,7 +97,7 @@ def model_plot(request: HttpRequest, version: str, kind: str) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@pages_for_reviewers
 @permission_required("screening.add_trainingrun", raise_exception=True)
 def training_start(request: HttpRequest) -> HttpResponse:
     try:
@@ -111,7 +109,7 @@ def training_start(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@pages_for_reviewers
 @permission_required("screening.change_modelversion", raise_exception=True)
 def model_activate_page(request: HttpRequest, version: str) -> HttpResponse:
     model = get_object_or_404(ModelVersion, version=version)

@@ -59,3 +59,36 @@ def roles_ensure() -> None:
             group.permissions.set(admin_perms)
         else:
             group.permissions.set(screening.filter(codename__in=codenames))
+
+
+# The web pages (queue, tracklet, summary, models) are for reviewers and admins; pipeline and
+# consumer accounts work through the API.
+PAGE_ROLES = (REVIEWER, ADMIN)
+
+
+def page_access(user) -> bool:
+    """Whether a logged-in user may open the screening pages."""
+    return bool(
+        user.is_active and (user.is_superuser or user.groups.filter(name__in=PAGE_ROLES).exists())
+    )
+
+
+def pages_for_reviewers(view):
+    """Page decorator: log in first; then only reviewers and admins (403 for other roles)."""
+    from functools import wraps
+
+    from django.contrib.auth.views import redirect_to_login
+    from django.core.exceptions import PermissionDenied
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not page_access(request.user):
+            raise PermissionDenied(
+                "These pages are for reviewers and admins; this account's role works through "
+                "the API (/api/v1/docs/)."
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapped

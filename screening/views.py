@@ -1,10 +1,12 @@
-"""Web pages: the nights list, a night's tracklets, and stamp images (login required)."""
+"""Web pages: the nights list, a night's tracklets, and stamp images (reviewers and admins)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+import datetime
+import re
+
 from django.db.models import Count, Q
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import http_date
 from django.views.decorators.http import condition
@@ -25,8 +27,10 @@ from screening.queue import (
     queue_rows,
     queue_tracklets,
 )
+from screening.roles import pages_for_reviewers
 
 STAMP_CACHE_SECONDS = 7 * 24 * 3600
+NIGHT_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -35,7 +39,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
-@login_required
+@pages_for_reviewers
 def home(request: HttpRequest) -> HttpResponse:
     nights = Night.objects.annotate(
         n_tracklets=Count("tracklets"),
@@ -45,10 +49,10 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "screening/home.html", {"nights": nights})
 
 
-@login_required
+@pages_for_reviewers
 def queue(request: HttpRequest, date: str) -> HttpResponse:
     """A night's tracklets as rows of stamp strips, sorted by score, screened from the keyboard."""
-    night = get_object_or_404(Night, date=date)
+    night = _night_or_404(date)
     filters = QueueFilters.from_query(request.GET)
     tracklets = queue_tracklets(night=night, reviewer=request.user, filters=filters)
     page = queue_page(
@@ -74,6 +78,17 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
     )
 
 
+def _night_or_404(text: str) -> Night:
+    """The night of a URL's `YYYY-MM-DD`; 404 (not 500) for anything else or an unknown night."""
+    if not NIGHT_PATTERN.fullmatch(text):
+        raise Http404(f"{text!r} is not a night: nights are YYYY-MM-DD")
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise Http404(f"{text!r} is not a date") from None
+    return get_object_or_404(Night, date=day)
+
+
 def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
     try:
         return max(low, min(high, int(request.GET.get(name, default))))
@@ -81,7 +96,7 @@ def _int_param(request: HttpRequest, name: str, default: int, low: int, high: in
         return default
 
 
-@login_required
+@pages_for_reviewers
 def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One tracklet: large stamps, blink view, detections, prediction and review history."""
     tracklet = get_object_or_404(Tracklet.objects.select_related("night", "model_version"), pk=pk)
@@ -118,19 +133,19 @@ def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@login_required
+@pages_for_reviewers
 def night_summary(request: HttpRequest, date: str) -> HttpResponse:
     """What happened to a night: in, scored, auto-rejected, reviewed, real found."""
-    night = get_object_or_404(Night, date=date)
+    night = _night_or_404(date)
     return render(
         request, "screening/summary.html", {"night": night, "summary": night_summary_counts(night)}
     )
 
 
-@login_required
+@pages_for_reviewers
 def night_histogram(request: HttpRequest, date: str) -> HttpResponse:
     """The night's score histogram, split by the tracklets' current verdict (a PNG)."""
-    night = get_object_or_404(Night, date=date)
+    night = _night_or_404(date)
     response = HttpResponse(score_histogram_png(night), content_type="image/png")
     response["Cache-Control"] = "private, no-cache"
     return response
@@ -141,7 +156,7 @@ def _stamp_etag(request: HttpRequest, pk: int) -> str | None:
     return f"display-{sha}" if sha else None
 
 
-@login_required
+@pages_for_reviewers
 @condition(etag_func=_stamp_etag)
 def stamp_display(request: HttpRequest, pk: int) -> HttpResponse:
     """A stamp's display PNG; immutable for a detection, so browsers may keep it."""
