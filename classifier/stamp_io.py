@@ -7,11 +7,25 @@ The input rule, applied to every stamp whatever its size: the model sees a ``INP
 survey cutout); a smaller side is padded with NaN (missing data) equally on both sides, the odd
 pixel going after. Pixel values are not rescaled here: normalisation is the classifier's
 preprocessing preset, stored with each model.
+
+The missing-data rule, applied once here so that the model input and the display agree: a pixel
+that is NaN, infinite, or whose absolute value is at least ``MASK_THRESHOLD`` (1e30) is missing
+data and becomes NaN in ``Stamp.pixels``. Surveys mark masked pixels with the float32 extreme
+(-3.4e38 in ZTF alert templates) as well as with NaN; no real flux comes near 1e30.
+
+Every malformed file is a ``StampError`` naming what is wrong: a FITS header whose NAXIS, NAXISn,
+BITPIX, BSCALE or BZERO is not a valid value (named), a header without END, data shorter than the
+header declares ("FITS data are truncated: ..."; astropy's zero-filling of truncated data is an
+error here too), a PNG that is too large, truncated or has broken chunks, and any other error a
+decoder (astropy, Pillow, numpy) raises on bad input.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import re
+import struct
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -21,6 +35,8 @@ import numpy as np
 INPUT_SIZE = 100
 MAX_SIDE = 1024
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+MASK_THRESHOLD = 1e30  # |value| >= this is a mask value (missing data), like NaN
+MAX_HEADER_CARDS = 36 * 200  # 200 header blocks: far more than any survey stamp's header
 
 FITS_MAGIC = b"SIMPLE  ="
 GZIP_MAGIC = b"\x1f\x8b"
@@ -53,17 +69,28 @@ def read_stamp(data: bytes, *, max_side: int = MAX_SIDE) -> Stamp:
     if compressed:
         data = _gunzip(data)
     if data.startswith(FITS_MAGIC):
-        stamp = _read_fits(data, max_side=max_side)
+        kind, reader = "FITS", _read_fits
     elif data.startswith(PNG_MAGIC) and not compressed:
-        stamp = _read_png(data, max_side=max_side)
+        kind, reader = "PNG", _read_png
     elif data.startswith(NPY_MAGIC):
-        stamp = _read_npy(data, max_side=max_side)
+        kind, reader = ".npy", _read_npy
     else:
-        kind = "gzip content" if compressed else "file"
-        raise StampError(f"{kind} is not a FITS, PNG or NumPy .npy stamp (unrecognised header)")
-    if not np.isfinite(stamp.pixels).any():
-        raise StampError("stamp has no finite pixel (all NaN or infinite)")
-    return stamp
+        what = "gzip content" if compressed else "file"
+        raise StampError(f"{what} is not a FITS, PNG or NumPy .npy stamp (unrecognised header)")
+    try:
+        stamp = reader(data, max_side=max_side)
+    except StampError:
+        raise
+    except Exception as exc:  # a decoder's error on bad input is the file's problem
+        raise StampError(f"{kind} file cannot be read ({type(exc).__name__}: {exc})") from exc
+    pixels = np.array(stamp.pixels, dtype=np.float32)
+    if pixels.ndim != 2:
+        raise StampError(f"image must be 2-D, got shape {pixels.shape}")
+    with np.errstate(invalid="ignore"):
+        pixels[~(np.abs(pixels) < MASK_THRESHOLD)] = np.nan  # NaN, inf and mask values
+    if not np.isfinite(pixels).any():
+        raise StampError("stamp has no finite pixel (all NaN, infinite or masked)")
+    return Stamp(pixels=pixels, format=stamp.format, saturation=stamp.saturation)
 
 
 def fit_to_input(pixels: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
@@ -104,7 +131,7 @@ def _gunzip(data: bytes) -> bytes:
 def _fits_primary_header(data: bytes) -> tuple[dict[str, str], int] | None:
     """The primary header's cards (keyword to raw value) and where its data starts, or None."""
     cards: dict[str, str] = {}
-    for start in range(0, min(len(data), 2880 * 20), 80):
+    for start in range(0, min(len(data), 80 * MAX_HEADER_CARDS), 80):
         card = data[start : start + 80].decode("ascii", "replace")
         if card.rstrip() == "END":
             data_start = (start // 2880 + 1) * 2880
@@ -113,7 +140,7 @@ def _fits_primary_header(data: bytes) -> tuple[dict[str, str], int] | None:
             value = card[10:]
             if not value.lstrip().startswith("'"):
                 value = value.split("/")[0]
-            cards[card[:8].strip()] = value.strip()
+            cards.setdefault(card[:8].strip(), value.strip())
     return None
 
 
@@ -128,29 +155,88 @@ def _fits_primary_shape(data: bytes) -> tuple[int, ...]:
 
 
 _FITS_DTYPES = {-32: ">f4", -64: ">f8", 8: "u1", 16: ">i2", 32: ">i4", 64: ">i8"}
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+
+
+def _int_card(cards: dict[str, str], key: str, *, low: int, high: int, what: str) -> int:
+    raw = cards[key]
+    if not _INTEGER.match(raw) or not low <= int(raw) <= high:
+        raise StampError(f"FITS header {key} must be {what}, got {raw!r}")
+    return int(raw)
+
+
+def _float_card(cards: dict[str, str], key: str, default: float) -> float:
+    if key not in cards:
+        return default
+    raw = cards[key]
+    try:
+        value = float(raw.replace("D", "E").replace("d", "e"))
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise StampError(f"FITS header {key} must be a finite number, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _PrimaryHeader:
+    cards: dict[str, str]
+    data_start: int
+    bitpix: int | None
+    shape: tuple[int, ...]  # NAXISn, slowest axis first; () when NAXIS is 0 or absent
+
+
+def _check_primary_header(data: bytes) -> _PrimaryHeader:
+    """Validate the primary header's structural keywords, naming the one that is wrong."""
+    header = _fits_primary_header(data)
+    if header is None:
+        raise StampError("FITS header has no END card (the header is truncated or not FITS)")
+    cards, data_start = header
+    bitpix = None
+    if "BITPIX" in cards:
+        raw = cards["BITPIX"]
+        if not _INTEGER.match(raw) or int(raw) not in _FITS_DTYPES:
+            raise StampError(
+                f"FITS header BITPIX must be one of 8, 16, 32, 64, -32, -64, got {raw!r}"
+            )
+        bitpix = int(raw)
+    shape: tuple[int, ...] = ()
+    if "NAXIS" in cards:
+        naxis = _int_card(cards, "NAXIS", low=0, high=999, what="an integer from 0 to 999")
+        sides = []
+        for i in range(1, naxis + 1):
+            if f"NAXIS{i}" not in cards:
+                raise StampError(f"FITS header NAXIS{i} is missing (NAXIS = {naxis})")
+            sides.append(
+                _int_card(cards, f"NAXIS{i}", low=0, high=2**31 - 1, what="a non-negative integer")
+            )
+        shape = tuple(reversed(sides))
+        if naxis and bitpix is None:
+            raise StampError("FITS header BITPIX is missing")
+    _float_card(cards, "BSCALE", 1.0)
+    _float_card(cards, "BZERO", 0.0)
+    if shape and bitpix is not None:
+        expected = math.prod(shape) * abs(bitpix) // 8
+        held = max(0, len(data) - data_start)
+        if held < expected:
+            raise StampError(
+                f"FITS data are truncated: header says {expected} bytes of data, file holds {held}"
+            )
+    return _PrimaryHeader(cards=cards, data_start=data_start, bitpix=bitpix, shape=shape)
 
 
 def _read_simple_fits(data: bytes, *, max_side: int) -> Stamp | None:
     """Fast path for the common case, a plain 2-D primary image; None means 'ask astropy'."""
-    header = _fits_primary_header(data)
-    if header is None:
-        return None
-    cards, data_start = header
-    try:
-        bitpix = int(cards["BITPIX"])
-        shape = _fits_primary_shape(data)
-        scale = float(cards.get("BSCALE", "1").replace("D", "E"))
-        zero = float(cards.get("BZERO", "0").replace("D", "E"))
-    except (KeyError, ValueError):
-        return None
-    if bitpix not in _FITS_DTYPES or len(shape) < 2 or "BLANK" in cards:
+    header = _check_primary_header(data)
+    cards, shape, bitpix = header.cards, header.shape, header.bitpix
+    if bitpix is None or len(shape) < 2 or "BLANK" in cards or math.prod(shape) == 0:
         return None
     height, width = _check_shape(shape, max_side=max_side)
+    scale = _float_card(cards, "BSCALE", 1.0)
+    zero = _float_card(cards, "BZERO", 0.0)
     count = height * width
     dtype = np.dtype(_FITS_DTYPES[bitpix])
-    if len(data) < data_start + count * dtype.itemsize:
-        return None
-    pixels = np.frombuffer(data, dtype=dtype, count=count, offset=data_start)
+    pixels = np.frombuffer(data, dtype=dtype, count=count, offset=header.data_start)
     pixels = pixels.astype(np.float32).reshape(height, width)
     if scale != 1.0 or zero != 0.0:
         pixels = (pixels * scale + zero).astype(np.float32)
@@ -158,13 +244,18 @@ def _read_simple_fits(data: bytes, *, max_side: int) -> Stamp | None:
         saturation = float(cards["SATURATE"].replace("D", "E")) if "SATURATE" in cards else None
     except ValueError:
         saturation = None
+    if saturation is not None and not math.isfinite(saturation):
+        saturation = None
     return Stamp(pixels=pixels, format="fits", saturation=saturation)
 
 
 def _check_shape(shape: tuple[int, ...], *, max_side: int) -> tuple[int, int]:
-    dims = tuple(int(n) for n in shape if int(n) != 1) if len(shape) > 2 else tuple(shape)
+    shape = tuple(int(n) for n in shape)
+    if any(n < 0 for n in shape):
+        raise StampError(f"image shape {shape} has a negative side")
+    dims = tuple(n for n in shape if n != 1) if len(shape) > 2 else shape
     if len(dims) != 2:
-        raise StampError(f"image must be 2-D, got shape {tuple(int(n) for n in shape)}")
+        raise StampError(f"image must be 2-D, got shape {shape}")
     height, width = dims
     if height == 0 or width == 0:
         raise StampError("image has no pixels")
@@ -180,52 +271,72 @@ def _read_fits(data: bytes, *, max_side: int) -> Stamp:
     if simple is not None:
         return simple
     from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
 
     with warnings.catch_warnings():
-        # Real survey files often bend the standard (ZTF's SIMPLE card); astropy copes.
+        # Astropy zero-fills truncated data with a warning: here that is an error. Real survey
+        # files often bend the standard (ZTF's SIMPLE card); astropy copes, so those pass.
+        warnings.simplefilter("error", AstropyUserWarning)
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-        return _read_fits_hdus(fits, data, max_side=max_side)
+        try:
+            return _read_fits_hdus(fits, data, max_side=max_side)
+        except AstropyUserWarning as exc:
+            text = str(exc)
+            if "truncated" in text:
+                raise StampError(f"FITS data are truncated: {text}") from exc
+            raise StampError(f"FITS file cannot be read ({text})") from exc
 
 
 def _read_fits_hdus(fits, data: bytes, *, max_side: int) -> Stamp:
     try:
-        with (
-            warnings.catch_warnings(),
-            fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True) as hdus,
-        ):
+        with fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True) as hdus:
             for hdu in hdus:
                 naxis = int(hdu.header.get("NAXIS", 0))
                 if naxis < 2 or not isinstance(hdu, fits.PrimaryHDU | fits.ImageHDU):
                     continue
+                for i in range(1, naxis + 1):
+                    side = hdu.header.get(f"NAXIS{i}")
+                    if not isinstance(side, int) or isinstance(side, bool) or side < 0:
+                        raise StampError(
+                            f"FITS header NAXIS{i} must be a non-negative integer, got {side!r}"
+                        )
                 shape = tuple(int(hdu.header[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
+                if math.prod(shape) == 0:
+                    continue
                 height, width = _check_shape(shape, max_side=max_side)
                 pixels = hdu.data
                 if pixels is None:
                     continue
                 pixels = np.asarray(pixels, dtype=np.float32).reshape(height, width)
                 saturate = hdu.header.get("SATURATE")
-                saturation = float(saturate) if isinstance(saturate, int | float) else None
+                saturation = (
+                    float(saturate)
+                    if isinstance(saturate, int | float) and math.isfinite(saturate)
+                    else None
+                )
                 return Stamp(pixels=pixels, format="fits", saturation=saturation)
-    except StampError:
+    except (StampError, Warning):
         raise
-    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+    except Exception as exc:
         raise StampError(f"FITS file cannot be read ({exc})") from exc
     raise StampError("FITS file has no 2-D image HDU")
 
 
 def _read_png(data: bytes, *, max_side: int) -> Stamp:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as image:
+    if data[12:16] != b"IHDR" or len(data) < 24:
+        raise StampError("PNG file has no IHDR chunk where it must be (right after the signature)")
+    width, height = struct.unpack(">II", data[16:24])
+    _check_shape((height, width), max_side=max_side)  # before Pillow: no decompression bombs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             _check_shape((image.height, image.width), max_side=max_side)
-            if image.mode not in ("L", "I", "I;16", "I;16B", "F"):
+            image.load()
+            if image.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "F"):
                 image = image.convert("L")
             pixels = np.asarray(image, dtype=np.float32)
-    except StampError:
-        raise
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise StampError(f"PNG file cannot be read ({exc})") from exc
     return Stamp(pixels=pixels, format="png")
 
 

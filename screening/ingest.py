@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -28,11 +29,100 @@ from screening import tasks
 from screening.models import Detection, Night, Tracklet
 from screening.stamp_display import render_display_png
 
+logger = logging.getLogger(__name__)
+
 MIN_DETECTIONS = 3
 MAX_DETECTIONS = 16
-SURVEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$")
+SURVEY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}")
+NIGHT_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+FIRST_NIGHT = date(1990, 1, 1)
+LAST_NIGHT = date(2099, 12, 31)
+MJD_EPOCH = date(1858, 11, 17)  # MJD 0 is this date at 00:00 UTC
+# A night D is the observing night starting on the local evening of D at any observatory: its
+# detections have MJD(D 00:00 UTC) - 1 <= mjd <= MJD(D 00:00 UTC) + 2.
+NIGHT_MJD_BEFORE = 1.0
+NIGHT_MJD_AFTER = 2.0
 DETECTION_FIELDS = ("index", "mjd", "ra", "dec", "mag", "x", "y", "stamp")
+MAX_STAMP_NAME = 255
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 1024 * 1024
 _STAMP_SUFFIXES = (".fits.gz", ".fit.gz", ".fits", ".fit", ".fts", ".png", ".npy", ".gz")
+
+
+class JSONInputError(ValueError):
+    """JSON text that is not accepted; the message starts with where it came from."""
+
+
+_JSON_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def json_load(
+    text: str | bytes,
+    *,
+    where: str,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_bytes: int = MAX_JSON_BYTES,
+) -> Any:
+    """Parse untrusted JSON text safely: depth and size bounded, no NaN/Infinity, no duplicate keys.
+
+    Every error is a JSONInputError whose message starts with `where` (e.g. "metadata" or
+    "manifest.jsonl line 7"), so the sender knows which input is wrong.
+    """
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JSONInputError(f"{where}: not UTF-8 text ({exc})") from exc
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise JSONInputError(f"{where}: JSON is larger than {max_bytes} bytes")
+    depth = 0
+    for char in _JSON_NOT_BRACKETS.sub("", _JSON_STRINGS.sub('""', text)):
+        depth += 1 if char in "[{" else -1
+        if depth > max_depth:
+            raise JSONInputError(f"{where}: JSON nested deeper than {max_depth} levels")
+
+    def constant(name: str) -> Any:
+        raise JSONInputError(f"{where}: {name} is not a JSON number (send a number or null)")
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise JSONInputError(f"{where}: key {key!r} appears twice in one object")
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(text, parse_constant=constant, object_pairs_hook=pairs)
+    except JSONInputError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise JSONInputError(f"{where}: not valid JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise JSONInputError(f"{where}: not valid JSON ({exc})") from exc
+
+
+def type_name(value: Any) -> str:
+    """How a JSON value's type is named in messages: 'an object', 'a list', 'a string', ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -56,6 +146,7 @@ class TrackletInput:
     detections: Sequence[Mapping[str, Any]]
     stamps: Mapping[str, StampSource]  # keyed by each detection's "stamp" value
     origin: str = ""  # where the rows came from, e.g. "manifest.jsonl lines 3-6"
+    text_values: bool = False  # numbers arrive as text (CSV); JSON sources must send numbers
 
 
 @dataclass(frozen=True)
@@ -128,10 +219,10 @@ def tracklet_ingest(*, tracklet: TrackletInput, request_scoring: bool = True) ->
     existing = _existing(prepared)
     if existing is not None:
         return existing
-    night, _ = Night.objects.get_or_create(date=prepared.night)
     written: list[str] = []
     try:
         with transaction.atomic():
+            night, _ = Night.objects.get_or_create(date=prepared.night)
             row = Tracklet.objects.create(
                 night=night,
                 survey_id=prepared.survey_id,
@@ -233,8 +324,18 @@ def _prepare(tracklet: TrackletInput) -> _PreparedTracklet:
     problems: list[IngestProblem] = []
     night = _parse_night(tracklet.night, problems)
     survey_id = _parse_survey_id(tracklet.survey_id, problems)
-    rows = list(tracklet.detections)
-    if not MIN_DETECTIONS <= len(rows) <= MAX_DETECTIONS:
+    if isinstance(tracklet.detections, list | tuple):
+        rows = list(tracklet.detections)
+    else:
+        problems.append(
+            IngestProblem(
+                field="detections",
+                reason="detections must be a list of detection objects, "
+                f"got {type_name(tracklet.detections)}",
+            )
+        )
+        rows = []
+    if rows and not MIN_DETECTIONS <= len(rows) <= MAX_DETECTIONS or not rows and not problems:
         problems.append(
             IngestProblem(
                 field="detections",
@@ -242,13 +343,32 @@ def _prepare(tracklet: TrackletInput) -> _PreparedTracklet:
                 f"got {len(rows)}",
             )
         )
-    values = [_parse_detection(i, row, problems) for i, row in enumerate(rows)]
+    rows = rows[: MAX_DETECTIONS + 1]  # more are refused above; do not decode them all
+    values = [
+        _parse_detection(i, row, problems, text_values=tracklet.text_values)
+        for i, row in enumerate(rows)
+    ]
     _check_order(values, problems)
+    if night is not None:
+        _check_night_mjds(night, values, problems)
+    duplicates = _check_duplicate_stamps(values, problems)
+    _check_unnamed_files(values, tracklet.stamps, problems)
     detections: list[_PreparedDetection] = []
     for i, (row, parsed) in enumerate(zip(rows, values, strict=True)):
-        if parsed is None:
+        if parsed is None or i in duplicates:
             continue
-        prepared = _prepare_stamp(i, row, parsed, tracklet.stamps, problems)
+        try:
+            prepared = _prepare_stamp(i, row, parsed, tracklet.stamps, problems)
+        except Exception as exc:  # a decoder's surprise is this stamp's problem, not a 500
+            logger.exception("stamp %r of tracklet %r failed", parsed["stamp"], tracklet.survey_id)
+            problems.append(
+                IngestProblem(
+                    field=f"detections[{i}].stamp",
+                    file=parsed["stamp"],
+                    reason=f"stamp cannot be processed ({type(exc).__name__}: {exc})",
+                )
+            )
+            continue
         if prepared is not None:
             detections.append(prepared)
     if problems or night is None or survey_id is None:
@@ -263,14 +383,36 @@ def _prepare(tracklet: TrackletInput) -> _PreparedTracklet:
     )
 
 
+def night_parse(raw: Any) -> date:
+    """A night as sent: a strict YYYY-MM-DD string in FIRST_NIGHT..LAST_NIGHT; ValueError if not."""
+    if not isinstance(raw, str):
+        raise ValueError(f"night must be a YYYY-MM-DD string, got {type_name(raw)} {_short(raw)}")
+    text = raw.strip()
+    if not NIGHT_PATTERN.fullmatch(text):
+        raise ValueError(f"night {_short(raw)} is not YYYY-MM-DD")
+    try:
+        value = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"night {_short(raw)} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_NIGHT <= value <= LAST_NIGHT:
+        raise ValueError(f"night {text} is outside {FIRST_NIGHT}..{LAST_NIGHT}")
+    return value
+
+
+def night_mjd_range(night: date) -> tuple[float, float]:
+    """The MJDs accepted for detections of a night (see NIGHT_MJD_BEFORE and _AFTER)."""
+    start = float((night - MJD_EPOCH).days)
+    return start - NIGHT_MJD_BEFORE, start + NIGHT_MJD_AFTER
+
+
 def _parse_night(raw: Any, problems: list[IngestProblem]) -> date | None:
     if raw is None or raw == "":
         problems.append(IngestProblem(field="night", reason="night is missing"))
         return None
     try:
-        return date.fromisoformat(str(raw).strip())
-    except ValueError:
-        problems.append(IngestProblem(field="night", reason=f"night {raw!r} is not YYYY-MM-DD"))
+        return night_parse(raw)
+    except ValueError as exc:
+        problems.append(IngestProblem(field="night", reason=str(exc)))
         return None
 
 
@@ -278,12 +420,21 @@ def _parse_survey_id(raw: Any, problems: list[IngestProblem]) -> str | None:
     if raw is None or raw == "":
         problems.append(IngestProblem(field="tracklet", reason="tracklet id is missing"))
         return None
-    value = str(raw).strip()
-    if not SURVEY_ID_PATTERN.match(value):
+    if not isinstance(raw, str):
         problems.append(
             IngestProblem(
                 field="tracklet",
-                reason=f"tracklet id {value!r} must be 1-64 characters of letters, digits "
+                reason=f"tracklet id must be a string, got {type_name(raw)} {_short(raw)}",
+            )
+        )
+        return None
+    value = raw.strip()
+    if not SURVEY_ID_PATTERN.fullmatch(value):
+        problems.append(
+            IngestProblem(
+                field="tracklet",
+                reason=f"tracklet id {_short(value, 80)} must be 1-64 characters of letters, "
+                "digits "
                 "and _ . : + - (starting with a letter or digit)",
             )
         )
@@ -301,69 +452,100 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _parse_detection(
-    position: int, row: Mapping[str, Any], problems: list[IngestProblem]
+    position: int, row: Any, problems: list[IngestProblem], *, text_values: bool = False
 ) -> dict[str, Any] | None:
     where = f"detections[{position}]"
     if not isinstance(row, Mapping):
-        problems.append(IngestProblem(field=where, reason="a detection must be an object"))
+        problems.append(
+            IngestProblem(
+                field=where, reason=f"a detection must be an object, got {type_name(row)}"
+            )
+        )
         return None
     out: dict[str, Any] = {}
     ok = True
+    unknown = [key for key in row if key not in DETECTION_FIELDS]
+    for key in unknown[:5]:
+        problems.append(
+            IngestProblem(
+                field=f"{where}.{key}" if isinstance(key, str) and len(key) <= 40 else where,
+                reason=f"unknown field {_short(key)} (a detection has the fields "
+                f"{', '.join(DETECTION_FIELDS)})",
+            )
+        )
+        ok = False
     for name in DETECTION_FIELDS:
         raw = row.get(name)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             problems.append(IngestProblem(field=f"{where}.{name}", reason=f"{name} is missing"))
             ok = False
             continue
-        if name == "stamp":
-            out[name] = str(raw)
-            continue
-        if name == "index":
-            try:
-                out[name] = _as_int(raw)
-            except ValueError:
-                problems.append(
-                    IngestProblem(field=f"{where}.index", reason=f"index {raw!r} is not an integer")
-                )
-                ok = False
-            continue
         try:
-            value = _as_float(raw)
-        except ValueError:
-            problems.append(
-                IngestProblem(field=f"{where}.{name}", reason=f"{name} {raw!r} is not a number")
-            )
+            if name == "stamp":
+                out[name] = _as_stamp_name(raw)
+            elif name == "index":
+                out[name] = _as_index(raw, text_values=text_values)
+            else:
+                out[name] = _as_number(name, raw, text_values=text_values)
+        except ValueError as exc:
+            problems.append(IngestProblem(field=f"{where}.{name}", reason=str(exc)))
             ok = False
-            continue
-        low, high = _RANGES[name]
-        if not (math.isfinite(value) and low <= value <= high) or (name == "ra" and value == 360):
-            problems.append(
-                IngestProblem(
-                    field=f"{where}.{name}",
-                    reason=f"{name} {value!r} is outside {low:g}..{high:g}",
-                )
-            )
-            ok = False
-            continue
-        out[name] = value
     return out if ok else None
 
 
-def _as_int(raw: Any) -> int:
-    if isinstance(raw, bool):
-        raise ValueError
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    return int(str(raw).strip())
+def _as_stamp_name(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"stamp must be a file path (a string), got {type_name(raw)}")
+    if len(raw) > MAX_STAMP_NAME:
+        raise ValueError(f"stamp name is longer than {MAX_STAMP_NAME} characters")
+    if _CONTROL.search(raw):
+        raise ValueError(f"stamp name {_short(raw)} holds control characters")
+    return raw
 
 
-def _as_float(raw: Any) -> float:
-    if isinstance(raw, bool):
-        raise ValueError
-    return float(raw) if isinstance(raw, int | float) else float(str(raw).strip())
+def _as_index(raw: Any, *, text_values: bool) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"index must be an integer, got {type_name(raw)}")
+    if isinstance(raw, str):
+        if not text_values:
+            raise ValueError(f"index {_short(raw)} is not an integer (send a JSON number)")
+        text = raw.strip()
+        if not re.fullmatch(r"[+-]?[0-9]{1,6}", text):
+            raise ValueError(f"index {_short(raw)} is not an integer")
+        value = int(text)
+    elif isinstance(raw, float):
+        if not (math.isfinite(raw) and raw.is_integer()):
+            raise ValueError(f"index {_short(raw)} is not an integer")
+        value = int(raw)
+    else:
+        value = raw
+    if not 0 <= value < MAX_DETECTIONS:
+        raise ValueError(f"index {_short(value)} is outside 0..{MAX_DETECTIONS - 1}")
+    return value
+
+
+def _as_number(name: str, raw: Any, *, text_values: bool) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"{name} must be a number, got {type_name(raw)}")
+    if isinstance(raw, str):
+        if not text_values:
+            raise ValueError(f"{name} {_short(raw)} is not a number (send a JSON number)")
+        if not _DECIMAL.fullmatch(raw.strip()):
+            raise ValueError(f"{name} {_short(raw)} is not a number")
+    try:
+        value = float(raw.strip() if isinstance(raw, str) else raw)
+    except (OverflowError, ValueError):
+        value = math.inf
+    low, high = _RANGES[name]
+    if not (math.isfinite(value) and low <= value <= high) or (name == "ra" and value == 360):
+        shown = f"{value!r}" if math.isfinite(value) else _short(raw)
+        raise ValueError(f"{name} {shown} is outside {low:g}..{high:g}")
+    return value
 
 
 def _check_order(values: list[dict[str, Any] | None], problems: list[IngestProblem]) -> None:
@@ -388,11 +570,65 @@ def _check_order(values: list[dict[str, Any] | None], problems: list[IngestProbl
                 )
             )
             return
-    stamps = [v["stamp"] for v in values]  # type: ignore[index]
-    if len(set(stamps)) != len(stamps):
-        problems.append(
-            IngestProblem(field="detections", reason="two detections name the same stamp file")
-        )
+
+
+def _check_night_mjds(
+    night: date, values: list[dict[str, Any] | None], problems: list[IngestProblem]
+) -> None:
+    low, high = night_mjd_range(night)
+    for position, value in enumerate(values):
+        if value is not None and not low <= value["mjd"] <= high:
+            problems.append(
+                IngestProblem(
+                    field=f"detections[{position}].mjd",
+                    reason=f"mjd {value['mjd']!r} is not in the night {night.isoformat()} "
+                    f"(its detections have mjd {low:g} to {high:g})",
+                )
+            )
+
+
+def _check_duplicate_stamps(
+    values: list[dict[str, Any] | None], problems: list[IngestProblem]
+) -> set[int]:
+    """Report detections naming a stamp an earlier one names; return their positions."""
+    first: dict[str, int] = {}
+    duplicates: set[int] = set()
+    for position, value in enumerate(values):
+        if value is None:
+            continue
+        name = value["stamp"]
+        if name in first:
+            duplicates.add(position)
+            problems.append(
+                IngestProblem(
+                    field=f"detections[{position}].stamp",
+                    file=name,
+                    reason=f"detections[{first[name]}].stamp and detections[{position}].stamp "
+                    f"name the same file {name}",
+                )
+            )
+        else:
+            first[name] = position
+    return duplicates
+
+
+def _check_unnamed_files(
+    values: list[dict[str, Any] | None],
+    stamps: Mapping[str, StampSource],
+    problems: list[IngestProblem],
+) -> None:
+    if any(v is None for v in values):
+        return  # a detection's stamp is unknown: it may be the one that names the file
+    named = {v["stamp"] for v in values}  # type: ignore[index]
+    for name in stamps:
+        if name not in named:
+            problems.append(
+                IngestProblem(
+                    field=str(name)[:80],
+                    file=stamps[name].name,
+                    reason=f"file {_short(name)} was sent but no detection names it as its stamp",
+                )
+            )
 
 
 def _prepare_stamp(

@@ -172,8 +172,15 @@ STORAGES = {
 STAMP_MAX_BYTES = env_int("STAMP_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 STAMP_MAX_SIDE = env_int("STAMP_MAX_SIDE", 1024, minimum=100)
 BUNDLE_MAX_BYTES = env_int("BUNDLE_MAX_BYTES", 8 * 1024**3, minimum=1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
+# Form fields other than files (a tracklet's metadata is a few kB; the JSON limit is 1 MiB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Uploads over the ingest limits are refused while they arrive (413 naming the limit).
+FILE_UPLOAD_HANDLERS = [
+    "screening.upload_limits.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from screening.bundles import BundleError, bundle_ingest
+from screening.bundles import BundleError, BundleReport, bundle_ingest
 from screening.models import BundleUpload, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -40,25 +40,43 @@ def bundle_upload_run(*, upload_id: int) -> None:
         return
     upload = BundleUpload.objects.get(pk=upload_id)
     step = {"last": -1.0}
+    report = BundleReport()
 
     def progress(done: int, total: int) -> None:
         fraction = done / total
         if fraction - step["last"] >= 0.01 or done == total:
             step["last"] = fraction
-            BundleUpload.objects.filter(pk=upload_id).update(progress=fraction)
+            # The results so far are kept with the progress: a crash midway still lists them.
+            BundleUpload.objects.filter(pk=upload_id).update(
+                progress=fraction, summary=report.summary, results=report.results
+            )
 
     try:
         with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
             local = Path(tmp) / Path(upload.file.name).name
             with upload.file.open("rb") as source, open(local, "wb") as sink:
                 shutil.copyfileobj(source, sink)
-            report = bundle_ingest(path=local, progress=progress)
+            bundle_ingest(path=local, progress=progress, report=report)
     except BundleError as exc:
-        _finish(upload_id, status=JobStatus.FAILED, error=str(exc))
+        _finish(
+            upload_id,
+            status=JobStatus.FAILED,
+            error=f"bundle rejected, nothing written: {exc}" if not report.results else str(exc),
+            summary=report.summary,
+            results=report.results,
+        )
         return
     except Exception as exc:
         logger.exception("bundle upload %s failed", upload_id)
-        _finish(upload_id, status=JobStatus.FAILED, error=f"internal error: {exc}")
+        done = len(report.results)
+        _finish(
+            upload_id,
+            status=JobStatus.FAILED,
+            error=f"internal error after {done} tracklet(s), which the results list: "
+            f"{type(exc).__name__}: {exc}",
+            summary=report.summary,
+            results=report.results,
+        )
         raise
     _finish(upload_id, status=JobStatus.SUCCEEDED, summary=report.summary, results=report.results)
 

@@ -73,18 +73,37 @@ class TrackletDetailSerializer(TrackletSerializer):
 class TrackletUploadSerializer(serializers.Serializer):
     """Multipart form: `metadata` is the tracklet as JSON; each stamp is a file field by name."""
 
-    metadata = serializers.JSONField(
+    metadata = serializers.CharField(
+        trim_whitespace=False,
         help_text='{"night": "YYYY-MM-DD", "tracklet": "id", "detections": [{"index": 0, '
         '"mjd": ..., "ra": ..., "dec": ..., "mag": ..., "x": ..., "y": ..., "stamp": "<file '
-        'field name>"}, ...]}'
+        'field name>"}, ...]}',
     )
 
-    def validate_metadata(self, value: object) -> dict:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("metadata must be a JSON object")
-        if not isinstance(value.get("detections"), list):
-            raise serializers.ValidationError("metadata.detections must be a list")
-        return value
+    def validate_metadata(self, value: str) -> dict:
+        from screening.ingest import JSONInputError, json_load, type_name
+
+        try:
+            parsed = json_load(value, where="metadata")
+        except JSONInputError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        if not isinstance(parsed, dict):
+            raise serializers.ValidationError(
+                f"metadata must be a JSON object, got {type_name(parsed)}"
+            )
+        unknown = sorted(set(parsed) - {"night", "tracklet", "detections"})
+        if unknown:
+            raise serializers.ValidationError(
+                f"metadata has unknown field(s) {', '.join(repr(k[:40]) for k in unknown[:5])}; "
+                "its fields are night, tracklet and detections"
+            )
+        if "detections" not in parsed:
+            raise serializers.ValidationError("metadata.detections is missing")
+        if not isinstance(parsed["detections"], list):
+            raise serializers.ValidationError(
+                f"metadata.detections must be a list, got {type_name(parsed['detections'])}"
+            )
+        return parsed
 
 
 class BundleUploadSerializer(serializers.ModelSerializer):
@@ -107,6 +126,20 @@ class BundleUploadSerializer(serializers.ModelSerializer):
 
 class BundleUploadCreateSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A .zip or .tar.gz night bundle.")
+
+    def validate_file(self, value):
+        """Refuse at once a file that is no archive (its first bytes say so)."""
+        from screening.bundles import archive_kind
+
+        value.seek(0)
+        head = value.read(512)
+        value.seek(0)
+        if archive_kind(head) is None:
+            raise serializers.ValidationError(
+                f"{value.name[:80]!r} is not a .zip or .tar(.gz, .bz2, .xz) archive "
+                "(its first bytes are not a zip, gzip, bzip2, xz or tar header)"
+            )
+        return value
 
 
 class VerdictInputSerializer(serializers.Serializer):

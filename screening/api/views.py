@@ -73,8 +73,16 @@ class TrackletViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         upload = TrackletUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         metadata = upload.validated_data["metadata"]
+        several = [name for name, files in request.FILES.lists() if len(files) > 1]
+        if several:
+            return Response({"detail": f"file field {several[0]!r} holds more than one file"}, 400)
+
+        def read_from_start(file, limit: int) -> bytes:
+            file.seek(0)
+            return file.read(limit + 1)
+
         stamps = {
-            name: StampSource(name=file.name, read=lambda limit, f=file: f.read(limit + 1))
+            name: StampSource(name=file.name, read=lambda limit, f=file: read_from_start(f, limit))
             for name, file in request.FILES.items()
         }
         tracklet = TrackletInput(

@@ -154,7 +154,7 @@ def test_a_manifest_stamp_path_outside_the_bundle_is_refused(tmp_path):
     ("content", "reason"),
     [
         (b"not an archive at all", "not a directory, .zip or .tar.gz"),
-        (b"PK\x03\x04broken zip", "not a directory, .zip or .tar.gz"),
+        (b"PK\x03\x04broken zip", "the zip archive cannot be read"),
     ],
 )
 def test_an_unreadable_file_is_refused(tmp_path, content, reason):
