@@ -678,7 +678,7 @@ def _prepare_stamp(
         width=stamp.shape[1],
         height=stamp.shape[0],
         pixels=fitted,
-        display_png=render_display_png(fitted, saturation=stamp.saturation),
+        display_png=render_display_png(stamp.pixels, saturation=stamp.saturation),
     )
 
 

@@ -1,29 +1,43 @@
-"""Display PNGs of stamps: a background-based stretch that shows faint sources, flags in colour."""
+"""Display PNGs of stamps: the stamp's own pixels (centre-cropped to at most 100x100, never
+padded), zscale limits and a linear stretch as astronomers' viewers (ds9's default zscale) draw
+them, flags in colours that no data value gets."""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
+from astropy.visualization import ZScaleInterval
 from PIL import Image
 
-NAN_RGB = (40, 90, 220)  # blue: no data (chip edge, mask, padding)
+DISPLAY_MAX_SIDE = 100  # the model's input: the display shows the pixels the model saw
+NAN_RGB = (230, 0, 230)  # magenta: no data (NaN, infinite or a survey's mask value)
 SATURATED_RGB = (255, 60, 0)  # orange-red: at or above the stamp's saturation level
+
+# IRAF/ds9 zscale (n_samples=1000, contrast=0.25): about the background's range, so noise is
+# smooth mid-grey and sources go to white. A linear stretch: an asinh one lifts the background
+# towards white and takes contrast from faint sources (compared on the demo night's stamps).
+_ZSCALE = ZScaleInterval()
+
+
+def display_crop(pixels: np.ndarray, side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
+    """The centre of a 2-D stamp, at most `side` x `side` (the same centre as the model's input);
+    a smaller stamp is returned whole, not padded."""
+    slices = []
+    for n in pixels.shape:
+        start = max(0, (n - side) // 2)
+        slices.append(slice(start, start + min(n, side)))
+    return pixels[tuple(slices)]
 
 
 def display_limits(pixels: np.ndarray) -> tuple[float, float]:
-    """Stretch limits from the background: median - 2.5 sigma to median + 6 sigma.
-
-    Sigma comes from the median absolute deviation, so a bright source does not widen the range:
-    a source at the detection limit (a few sigma in its peak pixel) stands out clearly in grey.
-    """
+    """zscale limits of the finite pixels (the background's range; sources go to white)."""
     finite = pixels[np.isfinite(pixels)]
     if finite.size == 0:
         return 0.0, 1.0
-    median = float(np.median(finite))
-    sigma = 1.4826 * float(np.median(np.abs(finite - median)))
-    if sigma > 0:
-        return median - 2.5 * sigma, median + 6.0 * sigma
+    low, high = (float(v) for v in _ZSCALE.get_limits(finite))
+    if high > low:
+        return low, high
     low, high = float(finite.min()), float(finite.max())
     return (low, high) if high > low else (low, low + 1.0)
 
@@ -38,13 +52,15 @@ _PALETTE = (
 
 
 def render_display_png(pixels: np.ndarray, *, saturation: float | None = None) -> bytes:
-    """Render a 2-D stamp as a PNG: stretched grey, NaN in blue, saturated pixels in red.
+    """Render a 2-D stamp of any size, as received, as a PNG of its central (at most) 100x100
+    pixels: zscale, linear grey, missing data in magenta, saturated pixels in orange-red.
 
     A palette PNG (one byte per pixel: 254 grey levels and the two flag colours) encodes about
     three times faster than RGB and is a third of the size.
     """
-    low, high = display_limits(pixels)
+    pixels = display_crop(np.asarray(pixels, dtype=np.float64))
     finite = np.isfinite(pixels)
+    low, high = display_limits(pixels)
     scaled = np.clip((np.where(finite, pixels, low) - low) / (high - low), 0.0, 1.0)
     index = (scaled * (GREY_LEVELS - 1) + 0.5).astype(np.uint8)
     index[~finite] = _NAN_INDEX
