@@ -100,9 +100,20 @@ def promotion_check(candidate: ModelVersion, active: ModelVersion | None) -> str
 
 
 def model_promote(*, version: str, user=None, force: bool = False) -> ModelActivation:
-    """Make a model active if the promotion rule allows it (or forced, which is recorded)."""
+    """Make a model active if the promotion rule allows it (or forced, which is recorded).
+
+    Activating the model that is already active changes nothing: no activation is recorded,
+    nothing is rescored, and the answer is an unsaved record (`pk` None, `already_active`
+    True, reason "already active").
+    """
     with transaction.atomic():
         candidate = ModelVersion.objects.select_for_update().get(version=version)
+        if candidate.is_active:
+            record = ModelActivation(
+                model_version=candidate, previous=candidate, by=user, reason="already active"
+            )
+            record.already_active = True
+            return record
         active = ModelVersion.objects.filter(is_active=True).first()
         try:
             reason = promotion_check(candidate, active)
@@ -115,6 +126,7 @@ def model_promote(*, version: str, user=None, force: bool = False) -> ModelActiv
             model_version=candidate, previous=active, by=user, forced=forced, reason=reason
         )
         model_activate(version=version)
+    record.already_active = False
     return record
 
 

@@ -2,7 +2,8 @@
 
 `GET /api/export/verdicts/` and `GET /api/export/labels/`, token or session authentication;
 `?format=csv` (or `Accept: text/csv`) streams every matching row as CSV; otherwise JSON pages of
-up to `page_size` rows (default 1000, at most 10000) with `next`/`previous` cursor links.
+up to `page_size` rows (default 1000, at most 10000; outside that range: 400) with
+`next`/`previous` cursor links.
 Filters: `night`, `since`/`until` (ISO date-time of the label), `reviewer` (username),
 `model_version` (the version shown to the reviewer); `verdict` for verdicts, `stamp_class` for
 labels. Readers need the view permission of the model (reviewers, admins and the read-only
@@ -13,31 +14,30 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, serializers
-from rest_framework.pagination import CursorPagination
-from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 
+from screening.api.errors import JSONErrorsRenderer
+from screening.api.filters import UTCIsoDateTimeFilter
+from screening.api.pagination import BoundedCursorPagination
 from screening.export import LABEL_COLUMNS, VERDICT_COLUMNS, csv_chunks, row_dicts
 from screening.models import StampLabel, Verdict
 
 
-class CSVRenderer(BaseRenderer):
-    """Declares text/csv for content negotiation; the views stream the body themselves."""
+class CSVRenderer(JSONErrorsRenderer):
+    """Declares text/csv for content negotiation; the views stream the rows themselves, and
+    errors (400, 401, 403, 404, 429) are answered in JSON."""
 
     media_type = "text/csv"
     format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        # Only errors (401, 403, 400) reach here: the rows themselves are streamed.
-        return "".join(f"{k},{v}\n" for k, v in (data or {}).items()).encode()
 
 
-class ExportPagination(CursorPagination):
+class ExportPagination(BoundedCursorPagination):
     ordering = "id"
     page_size = 1000
-    page_size_query_param = "page_size"
     max_page_size = 10000
 
 
@@ -50,8 +50,8 @@ class CanView(permissions.BasePermission):
 
 
 class _LabelFilter(filters.FilterSet):
-    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     reviewer = filters.CharFilter(field_name="reviewer__username")
     model_version = filters.CharFilter(field_name="model_version_shown__version")
 
@@ -102,6 +102,17 @@ class StampLabelRowSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+FORMAT = OpenApiParameter(
+    "format",
+    OpenApiTypes.STR,
+    enum=["json", "csv"],
+    description="`csv`: every matching row, streamed as text/csv (also `Accept: text/csv`); "
+    "`json` or empty: JSON cursor pages. Any other value: 404.",
+    allow_blank=True,
+)
+
+
+@extend_schema(parameters=[FORMAT])
 class _Export(generics.ListAPIView):
     permission_classes = [permissions.IsAuthenticated, CanView]
     pagination_class = ExportPagination
@@ -111,6 +122,7 @@ class _Export(generics.ListAPIView):
 
     def list(self, request: Request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
+        self.paginator.get_page_size(request)  # a bad page_size is a 400 in either form
         if request.accepted_renderer.format == "csv":
             response = StreamingHttpResponse(
                 csv_chunks(queryset, self.columns), content_type="text/csv"

@@ -3,18 +3,26 @@
 - `GET /api/v1/models/`, `GET /api/v1/models/{version}/`: versions with their metrics.
 - `POST /api/v1/models/{version}/activate/` `{"force": false}`: promotion by the rule (409 with
   the reason when refused); `force` overrides it and is recorded. Rollback is activating an
-  earlier version.
+  earlier version. Activating the active model is a no-op: 200 with `"already_active": true`
+  and no activation recorded.
 - `GET /api/v1/training-runs/`, `GET /api/v1/training-runs/{id}/`: status, progress, step, log.
 - `POST /api/v1/training-runs/`: start a run (202; 409 while another is queued or running).
 """
 
 from __future__ import annotations
 
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from screening.api.schema import detail
 from screening.model_registry import PromotionRefused, model_promote
 from screening.models import ModelActivation, ModelVersion, TrainingRun
 from screening.training import TrainingBusy, training_run_request
@@ -48,10 +56,33 @@ class ActivationSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.version")
     previous = serializers.CharField(source="previous.version", allow_null=True)
     by = serializers.CharField(source="by.username", allow_null=True)
+    already_active = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelActivation
-        fields = ["model_version", "previous", "by", "forced", "reason", "created_at"]
+        fields = [
+            "model_version",
+            "previous",
+            "by",
+            "forced",
+            "reason",
+            "created_at",
+            "already_active",
+        ]
+
+    def get_already_active(self, obj: ModelActivation) -> bool:
+        """Always false here: a new activation was recorded."""
+        return False
+
+
+AlreadyActiveSerializer = inline_serializer(
+    "AlreadyActive",
+    {
+        "model_version": serializers.CharField(),
+        "already_active": serializers.BooleanField(help_text="Always true: nothing changed."),
+        "detail": serializers.CharField(),
+    },
+)
 
 
 class ActivateInputSerializer(serializers.Serializer):
@@ -90,12 +121,29 @@ class ModelVersionViewSet(
     queryset = ModelVersion.objects.order_by("-created_at")
     serializer_class = ModelVersionSerializer
     lookup_field = "version"
+    lookup_value_regex = "[^/.\x00]+"  # a NUL is no version: the API's JSON 404
     permission_classes = [permissions.IsAuthenticated, ModelPermission]
     write_permission = "change_modelversion"
 
+    @extend_schema(
+        request=ActivateInputSerializer,
+        responses={
+            200: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="ActivationResult",
+                    serializers=[ActivationSerializer, AlreadyActiveSerializer],
+                    resource_type_field_name=None,
+                ),
+                description="Activated (the activation recorded), or already the active model: "
+                '`{"model_version", "already_active": true, "detail"}`, nothing recorded.',
+            ),
+            409: detail("Refused by the promotion rule (the reason given); `force` overrides."),
+        },
+    )
     @action(detail=True, methods=["post"], serializer_class=ActivateInputSerializer)
     def activate(self, request: Request, version: str) -> Response:
-        """Make this version active: by the promotion rule, or forced (recorded)."""
+        """Make this version active: by the promotion rule, or forced (recorded). The active
+        model itself: nothing changes, `already_active` true."""
         model = self.get_object()
         form = ActivateInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -105,6 +153,14 @@ class ModelVersionViewSet(
             )
         except PromotionRefused as refusal:
             return Response({"detail": str(refusal)}, status=status.HTTP_409_CONFLICT)
+        if record.pk is None:
+            return Response(
+                {
+                    "model_version": model.version,
+                    "already_active": True,
+                    "detail": f"model {model.version} is already the active model; nothing changed",
+                }
+            )
         return Response(ActivationSerializer(record).data)
 
 
@@ -119,6 +175,13 @@ class TrainingRunViewSet(
     permission_classes = [permissions.IsAuthenticated, ModelPermission]
     write_permission = "add_trainingrun"
 
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(TrainingRunSerializer, description="Queued for a worker."),
+            409: detail("A run is already queued or running (runs go one at a time)."),
+        },
+    )
     def create(self, request: Request, *args, **kwargs) -> Response:
         """Start a training run from the active model on the labels given so far."""
         try:

@@ -37,7 +37,8 @@ class DetectionSerializer(serializers.ModelSerializer):
         ]
 
     def get_display_url(self, obj: Detection) -> str:
-        return reverse("stamp-display", args=[obj.pk])
+        """The display PNG over the API (token authentication): GET it for image/png."""
+        return reverse("api-detection-display", args=[obj.pk])
 
 
 class TrackletSerializer(serializers.ModelSerializer):

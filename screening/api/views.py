@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from django.db.models import Count
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, permissions, status, viewsets
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from screening.api.filters import UTCIsoDateTimeFilter
+from screening.api.schema import (
+    TRACKLET_UPLOAD_REQUEST,
+    IngestErrorSerializer,
+    bad_request,
+    detail,
+    too_large,
+)
 from screening.api.serializers import (
     BundleUploadCreateSerializer,
     BundleUploadSerializer,
@@ -30,6 +39,8 @@ from screening.uploads import bundle_upload_create
 class CanIngest(permissions.BasePermission):
     """Reading needs a login; sending tracklets or bundles needs the add-tracklet permission."""
 
+    allows_reading = True  # for the schema: no 403 on reads
+
     def has_permission(self, request: Request, view: object) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True
@@ -41,7 +52,7 @@ class TrackletFilter(filters.FilterSet):
     tracklet = filters.CharFilter(field_name="survey_id")
     score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
     score_max = filters.NumberFilter(field_name="score", lookup_expr="lte")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_after = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Tracklet
@@ -69,6 +80,20 @@ class TrackletViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             queryset = queryset.prefetch_related("detections")
         return queryset
 
+    @extend_schema(
+        request=TRACKLET_UPLOAD_REQUEST,
+        responses={
+            201: OpenApiResponse(TrackletDetailSerializer, description="Stored."),
+            200: OpenApiResponse(
+                TrackletDetailSerializer, description="Sent before, identical: nothing changed."
+            ),
+            400: bad_request(IngestErrorSerializer, description="Invalid metadata or stamps."),
+            409: OpenApiResponse(
+                IngestErrorSerializer, description="Conflicts with the stored tracklet."
+            ),
+            413: too_large(),
+        },
+    )
     def create(self, request: Request) -> Response:
         upload = TrackletUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
@@ -123,6 +148,12 @@ class BundleUploadViewSet(
     def get_serializer_class(self):
         return BundleUploadCreateSerializer if self.action == "create" else BundleUploadSerializer
 
+    @extend_schema(
+        responses={
+            202: OpenApiResponse(BundleUploadSerializer, description="Stored, queued for ingest."),
+            413: too_large(),
+        },
+    )
     def create(self, request: Request) -> Response:
         form = BundleUploadCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -153,6 +184,13 @@ class VerdictCreate(generics.GenericAPIView):
     serializer_class = VerdictInputSerializer
     permission_classes = [permissions.IsAuthenticated, CanGiveVerdicts]
 
+    @extend_schema(
+        responses={
+            201: VerdictSerializer,
+            400: bad_request(description="Invalid verdict."),
+            404: detail("No such tracklet."),
+        }
+    )
     def post(self, request: Request, pk: int) -> Response:
         form = VerdictInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -173,6 +211,13 @@ class StampLabelCreate(generics.GenericAPIView):
     serializer_class = StampLabelInputSerializer
     permission_classes = [permissions.IsAuthenticated, CanLabelStamps]
 
+    @extend_schema(
+        responses={
+            201: StampLabelSerializer,
+            400: bad_request(description="Invalid, or not a stamp class of the database."),
+            404: detail("No such detection."),
+        }
+    )
     def post(self, request: Request, pk: int) -> Response:
         form = StampLabelInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
