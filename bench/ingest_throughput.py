@@ -32,7 +32,7 @@ def write_survey_bundle(folder: Path, n_tracklets: int, night: str) -> None:
     rows = []
     for t in range(n_tracklets):
         survey_id = f"B{t:06d}"
-        for row in detection_rows(survey_id, seed=t):
+        for row in detection_rows(survey_id, seed=t, night=night):
             name = f"stamps/{survey_id}_{row['index']}.fits.gz"
             pixels = stamp_pixels(t * 4 + row["index"], source_flux=float(np.exp(5 + t % 4)))
             (folder / name).write_bytes(fits_bytes(pixels, gz=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,16 @@ def npy_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def detection_rows(survey_id: str, n: int = 4, *, seed: int = 0) -> list[dict[str, Any]]:
-    """Detections of a mover at 1 degree/day, 15 minutes apart, stamps named `<id>_<i>.fits`."""
+def night_mjd(night: str) -> float:
+    """The MJD of the night's date at 00:00 UTC (ingest accepts detections from -1 to +2 days)."""
+    return float((date.fromisoformat(night) - date(1858, 11, 17)).days)
+
+
+def detection_rows(
+    survey_id: str, n: int = 4, *, seed: int = 0, night: str = NIGHT
+) -> list[dict[str, Any]]:
+    """Detections of a mover at 1 degree/day, 15 minutes apart, stamps named `<id>_<i>.fits`,
+    observed in the night `night` (from 09:36 UTC of its date)."""
     rng = np.random.default_rng(seed)
     ra0, dec0 = 40.0 + rng.uniform(0, 10), -5.0 + rng.uniform(0, 10)
     rows = []
@@ -61,7 +70,7 @@ def detection_rows(survey_id: str, n: int = 4, *, seed: int = 0) -> list[dict[st
         rows.append(
             {
                 "index": i,
-                "mjd": 61368.4 + dt,
+                "mjd": night_mjd(night) + 0.4 + dt,
                 "ra": ra0 + dt * 0.8,
                 "dec": dec0 + dt * 0.6,
                 "mag": 19.0 + rng.normal(0, 0.05),
@@ -86,7 +95,7 @@ def write_bundle(
     for seed, survey_id in enumerate(tracklets):
         for name, data in stamp_files(survey_id, seed=seed).items():
             (folder / "stamps" / name).write_bytes(data)
-        for row in detection_rows(survey_id, seed=seed):
+        for row in detection_rows(survey_id, seed=seed, night=night):
             rows.append(
                 {"night": night, "tracklet": survey_id, **row, "stamp": f"stamps/{row['stamp']}"}
             )
@@ -111,7 +120,7 @@ def ingest_tracklet(survey_id: str, *, seed: int = 0, night: str = NIGHT, n: int
         tracklet=TrackletInput(
             night=night,
             survey_id=survey_id,
-            detections=detection_rows(survey_id, n, seed=seed),
+            detections=detection_rows(survey_id, n, seed=seed, night=night),
             stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
         )
     ).tracklet
