@@ -141,8 +141,20 @@ class ScreeningAutoSchema(AutoSchema):
         return errors
 
 
+class TooLargeErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    limit = serializers.CharField(
+        required=False, help_text="The setting that limits it, e.g. STAMP_MAX_BYTES."
+    )
+    limit_bytes = serializers.IntegerField(required=False)
+
+
 def too_large() -> OpenApiResponse:
-    return detail("The form's (non-file) fields are larger than the server accepts.")
+    return OpenApiResponse(
+        TooLargeErrorSerializer,
+        description="The body (a file, the form fields, or the files' number) is over the "
+        "ingest limits; refused while it arrives.",
+    )
 
 
 # The multipart tracklet upload: `metadata` (JSON text) and one file field per stamp, named as
