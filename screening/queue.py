@@ -110,6 +110,15 @@ class QueuePage:
     def has_previous(self) -> bool:
         return self.number > 1
 
+    @property
+    def next_page_number(self) -> int | None:
+        """The next page's number, None on the last page (as Django's Page, without a count)."""
+        return self.number + 1 if self.has_next else None
+
+    @property
+    def previous_page_number(self) -> int | None:
+        return self.number - 1 if self.has_previous else None
+
 
 def queue_page(tracklets: QuerySet[Tracklet], *, number: int, size: int) -> QueuePage:
     """Page `number` (from 1) of `size` tracklets, reading one more row to know if more follow."""

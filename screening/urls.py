@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from screening import model_views, views
 
+
+class FaviconRedirect(RedirectView):
+    """/favicon.ico, which browsers and tools ask for whatever the page says: the SVG icon.
+
+    Not permanent: the static file's name carries a content hash that changes with the icon.
+    """
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("screening/favicon.svg")
+
+
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("nights/<str:date>/", views.queue, name="queue"),
     path("nights/<str:date>/summary/", views.night_summary, name="night-summary"),

@@ -45,10 +45,13 @@
 
   function stamps(row) { return Array.from(row.querySelectorAll(".stamp")); }
 
+  function closeMenu() { menu.hidden = true; }
+
   function focusRow(index) {
     if (!rows.length) return;
     index = Math.max(0, Math.min(rows.length - 1, index));
     if (current >= 0) rows[current].classList.remove("focused");
+    if (index !== current) closeMenu();
     current = index;
     const row = rows[current];
     row.classList.add("focused");
@@ -75,13 +78,27 @@
     stamp.appendChild(table);
   }
 
+  function placeDistribution(stamp) {
+    // Above the stamp (over the row already screened, not the next one), below it only when the
+    // window has no room above; right-aligned when it would run off the window's right edge.
+    const table = stamp.querySelector(".dist");
+    if (!table) return;
+    const box = stamp.getBoundingClientRect();
+    const height = table.offsetHeight || 150;
+    const width = table.offsetWidth || 140;
+    stamp.classList.toggle("dist-below", box.top - height < 0);
+    stamp.classList.toggle("dist-end", box.left + width > document.documentElement.clientWidth);
+  }
+
   function focusStamp(index) {
     const all = stamps(rows[current]);
     if (!all.length) return;
     stampIndex = Math.max(0, Math.min(all.length - 1, index));
+    if (!all[stampIndex].classList.contains("focused")) closeMenu();  // the menu is for one stamp
     document.querySelectorAll(".stamp.focused").forEach((s) => s.classList.remove("focused"));
     all[stampIndex].classList.add("focused");
     showDistribution(all[stampIndex]);
+    placeDistribution(all[stampIndex]);
     all[stampIndex].focus({ preventScroll: true });
   }
 
@@ -126,7 +143,7 @@
   }
 
   async function setClass(name) {
-    menu.hidden = true;
+    closeMenu();
     if (current < 0 || !name) return;
     const stamp = stamps(rows[current])[stampIndex];
     if (!stamp) return;
@@ -140,12 +157,24 @@
   }
 
   function openMenu() {
+    // Under the focused stamp, or above it where the window has no room below; always inside
+    // the window (the menu scrolls itself if it is taller than the window).
     if (current < 0) return;
     const stamp = stamps(rows[current])[stampIndex];
-    const box = stamp.getBoundingClientRect();
-    menu.style.left = `${box.left + window.scrollX}px`;
-    menu.style.top = `${box.bottom + window.scrollY}px`;
+    if (!stamp) return;
     menu.hidden = false;
+    const box = stamp.getBoundingClientRect();
+    const viewWidth = document.documentElement.clientWidth;
+    const viewHeight = document.documentElement.clientHeight;
+    const margin = 8;
+    const height = menu.offsetHeight;
+    const width = menu.offsetWidth;
+    let top = box.bottom;
+    if (top + height > viewHeight - margin) top = box.top - height;
+    top = Math.max(margin, Math.min(top, viewHeight - margin - height));
+    const left = Math.max(margin, Math.min(box.left, viewWidth - margin - width));
+    menu.style.left = `${left + window.scrollX}px`;
+    menu.style.top = `${top + window.scrollY}px`;
   }
 
   function page(which) {
@@ -163,8 +192,12 @@
     });
   });
   document.querySelectorAll(".stamp").forEach((stamp) => {
-    stamp.addEventListener("mouseenter", () => showDistribution(stamp));
+    stamp.addEventListener("mouseenter", () => { showDistribution(stamp); placeDistribution(stamp); });
   });
+  window.addEventListener("scroll", () => {
+    const focused = document.querySelector(".stamp.focused");
+    if (focused) placeDistribution(focused);
+  }, { passive: true });
   menu.addEventListener("click", (event) => {
     const item = event.target.closest("[data-class]");
     if (item) setClass(item.dataset.class);
@@ -174,7 +207,7 @@
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.closest("input, select, textarea")) return;
     const key = event.key;
-    if (key === "Escape") { help.hidden = true; menu.hidden = true; return; }
+    if (key === "Escape") { help.hidden = true; closeMenu(); return; }
     if (key === "?") { help.hidden = !help.hidden; return; }
     if (/^[1-9]$/.test(key)) {
       const name = classes[Number(key) - 1];
@@ -203,4 +236,5 @@
   });
 
   focusRow(0);
+  document.getElementById("queue").dataset.ready = "1";  // for tests: the keys work from now on
 })();

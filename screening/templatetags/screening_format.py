@@ -1,0 +1,74 @@
+"""Number formats of the pages: scores that keep their order near 0 and 1, thresholds with a few
+significant digits, percentages with two decimals.
+
+Load with `{% load screening_format %}`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django import template
+
+register = template.Library()
+
+NONE = "—"
+SCORE_DECIMALS = 3
+# Below this distance from 0 or 1, three decimals would read 0.000 or 1.000: show the distance.
+SCORE_EDGE = 0.5 * 10**-SCORE_DECIMALS
+
+
+def _number(value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _scientific(value: float) -> str:
+    """2 significant digits, a plain exponent: 3.2e-5 (not 3.2e-05)."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+@register.filter
+def score(value: object) -> str:
+    """A tracklet score in [0, 1], with the digits that tell neighbouring rows apart.
+
+    0.0005 to 0.9995: three decimals (0.950). Nearer 1: the distance to 1 with two significant
+    digits, "1 − 3.2e-5" (0.999968); nearer 0: the score itself, "3.2e-5". Exactly 1 or 0: "1", "0".
+    So the order of the rows shows in the numbers even where a night's top is all 0.9999...
+    """
+    number = _number(value)
+    if number is None:
+        return NONE
+    if number >= 1.0:
+        return "1"
+    if number <= 0.0:
+        return "0"
+    if number >= 1.0 - SCORE_EDGE:
+        return f"1 − {_scientific(1.0 - number)}"
+    if number < SCORE_EDGE:
+        return _scientific(number)
+    return f"{number:.{SCORE_DECIMALS}f}"
+
+
+@register.filter
+def sig(value: object, digits: int = 4) -> str:
+    """A number with `digits` significant digits (a threshold of 0.10581812 reads 0.1058)."""
+    number = _number(value)
+    if number is None:
+        return NONE
+    return f"{number:.{int(digits)}g}"
+
+
+@register.filter
+def percent(value: object, decimals: int = 2) -> str:
+    """A fraction as a percentage with `decimals` decimals: 0.99333 reads 99.33%."""
+    number = _number(value)
+    if number is None:
+        return NONE
+    return f"{100.0 * number:.{int(decimals)}f}%"
