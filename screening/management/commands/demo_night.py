@@ -20,7 +20,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--tracklets", type=int, default=2000, help="tracklets in the night")
+        parser.add_argument("--tracklets", type=int, default=1000, help="tracklets in the night")
         parser.add_argument("--seed", type=int, default=20261124, help="simulator seed")
         parser.add_argument(
             "--real-fraction",
