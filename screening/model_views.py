@@ -117,11 +117,14 @@ def model_activate_page(request: HttpRequest, version: str) -> HttpResponse:
         record = model_promote(
             version=model.version, user=request.user, force=request.POST.get("force") == "1"
         )
-        messages.success(
-            request,
-            f"model {model.version} is active: {record.reason}; "
-            "unreviewed tracklets are being rescored",
-        )
+        if getattr(record, "already_active", False):
+            messages.info(request, f"model {model.version} is already active; nothing changed")
+        else:
+            messages.success(
+                request,
+                f"model {model.version} is active: {record.reason}; "
+                "unreviewed tracklets are being rescored",
+            )
     except PromotionRefused as refusal:
         messages.error(request, f"not activated: {refusal}")
     return redirect("model-page", version=model.version)
