@@ -96,3 +96,61 @@ def test_the_night_summary_counts_and_draws_the_histogram(client, reviewer):
     }
     png = client.get(f"/nights/{NIGHT}/histogram.png")
     assert png["Content-Type"] == "image/png" and png.content.startswith(b"\x89PNG")
+
+
+def test_no_page_renders_an_unknown_name_as_silently_empty(client, reviewer, settings):
+    """Every name a page's template uses exists: with `string_if_invalid` set, an unknown one
+    (say page.next_page_number, which rendered empty and sent "next" to page 1) shows up."""
+    from screening.review import stamp_label_record, verdict_record
+    from tests.stamps import model_version, score_tracklet
+
+    settings.TEMPLATES = [
+        {
+            **settings.TEMPLATES[0],
+            "OPTIONS": {**settings.TEMPLATES[0]["OPTIONS"], "string_if_invalid": "INVALID[%s]"},
+        }
+    ]
+    model = model_version(threshold=0.8)
+    tracklets = [
+        score_tracklet(ingest_tracklet(f"U{i}", seed=i), model, score=0.99 - i / 100)
+        for i in range(12)
+    ]
+    verdict_record(tracklet_id=tracklets[0].pk, reviewer=reviewer, value="real")
+    stamp_label_record(
+        detection_id=tracklets[0].detections.first().pk, reviewer=reviewer, class_name="CR"
+    )
+    client.force_login(reviewer)
+    urls = [
+        "/",
+        f"/nights/{NIGHT}/?status=all&per_page=10",
+        f"/nights/{NIGHT}/?status=all&per_page=10&page=2",
+        f"/nights/{NIGHT}/summary/",
+        f"/tracklets/{tracklets[0].pk}/",
+        "/models/",
+        f"/models/{model.version}/",
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "INVALID[" not in response.content.decode(), url
+    second = client.get(f"/nights/{NIGHT}/?status=all&per_page=10").content.decode()
+    assert 'href="?status=all&amp;per_page=10&amp;page=2"' in second
+    assert 'href="?page=1"' in client.get(f"/nights/{NIGHT}/?page=2").content.decode()
+
+
+def test_scores_thresholds_and_recalls_read_with_sensible_digits():
+    from screening.templatetags.screening_format import percent, score, sig
+
+    assert [score(v) for v in (0.95, 0.9994, 0.999968, 1.0, 0.0004, 0.0, None)] == [
+        "0.950",
+        "0.999",
+        "1 − 3.2e-5",
+        "1",
+        "4.0e-4",
+        "0",
+        "—",
+    ]
+    ranked = [0.99999, 0.9999, 0.9996, 0.9990]  # one 1.000 each before; now in order
+    assert len({score(v) for v in ranked}) == 4
+    assert sig(0.10581812262535095) == "0.1058" and sig(0.8) == "0.8"
+    assert (percent(0.99), percent(0.99333), percent(None)) == ("99.00%", "99.33%", "—")
