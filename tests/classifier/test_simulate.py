@@ -144,8 +144,11 @@ def test_parallel_simulation_in_a_daemonic_process_gives_the_same_stamps() -> No
     from classifier.preprocess import Preprocessing
 
     parallel = build_stamp_set(0, ("BURN", "AST"), 4, Preprocessing(), workers=2, progress=False)
-    queue = multiprocessing.get_context("fork").Queue()
-    child = multiprocessing.get_context("fork").Process(
+    # spawn: a fork of this process, which has run torch, would hang in torch's thread pool (a
+    # Celery prefork child is forked before any torch runs).
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(
         target=_build_in_child, args=(queue,), daemon=True
     )
     child.start()
