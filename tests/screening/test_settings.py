@@ -99,15 +99,10 @@ def _compose() -> list[str] | None:
 
 @pytest.mark.skipif(_compose() is None, reason="needs docker compose (./run test installs it)")
 def test_the_compose_file_is_valid():
-    result = subprocess.run(
-        [*_compose(), "-f", "docker-compose.yml", "config", "--quiet"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "SECRET_KEY": PRODUCTION["SECRET_KEY"], "POSTGRES_PASSWORD": "x"},
+    services = _compose_services()  # `config` validates the file
+    assert {"postgres", "redis", "web", "worker", "training-worker", "gpu-worker", "beat"} <= set(
+        services
     )
-    assert result.returncode == 0, result.stderr
 
 
 def _compose_services() -> dict:
