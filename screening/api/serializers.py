@@ -22,6 +22,7 @@ class DetectionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Detection
         fields = [
+            "id",  # what POST /api/v1/detections/ID/label/ takes
             "index",
             "mjd",
             "ra",

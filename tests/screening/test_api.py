@@ -101,3 +101,21 @@ def test_it_returns_one_tracklet_with_its_detections(pipeline_client):
     body = pipeline_client.get(f"/api/v1/tracklets/{tracklet.pk}/").json()
     assert body["tracklet"] == "A" and len(body["detections"]) == 4
     assert pipeline_client.get("/api/v1/tracklets/999999/").status_code == 404
+
+
+def test_a_client_labels_a_stamp_by_the_detection_id_the_tracklet_answer_gives(reviewer):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from screening.models import StampLabel
+
+    tracklet = ingest_tracklet("L1")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reviewer).key}")
+    detections = client.get(f"/api/v1/tracklets/{tracklet.pk}/").json()["detections"]
+    second = next(d for d in detections if d["index"] == 1)
+    answer = client.post(f"/api/v1/detections/{second['id']}/label/", {"stamp_class": "STREAK"})
+    assert answer.status_code == 201, answer.content
+    label = StampLabel.objects.get()
+    assert label.detection.index == 1 and label.detection.tracklet == tracklet
+    assert client.get(second["display_url"]).status_code == 200  # the token reads the image
