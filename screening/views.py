@@ -160,8 +160,13 @@ def _stamp_etag(request: HttpRequest, pk: int) -> str | None:
 @condition(etag_func=_stamp_etag)
 def stamp_display(request: HttpRequest, pk: int) -> HttpResponse:
     """A stamp's display PNG; immutable for a detection, so browsers may keep it."""
-    detection = get_object_or_404(Detection, pk=pk)
+    return stamp_display_response(get_object_or_404(Detection, pk=pk))
+
+
+def stamp_display_response(detection: Detection) -> FileResponse:
+    """A detection's display PNG with its caching headers (the page and the API serve this)."""
     response = FileResponse(detection.display.open("rb"), content_type="image/png")
     response["Cache-Control"] = f"private, max-age={STAMP_CACHE_SECONDS}, immutable"
+    response["ETag"] = f'"display-{detection.stamp_sha256}"'
     response["Last-Modified"] = http_date(detection.tracklet.created_at.timestamp())
     return response

@@ -7,13 +7,14 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from screening.api.errors import JSONErrorsRenderer
 from screening.api.schema import detail
 from screening.models import Detection
-from screening.views import STAMP_CACHE_SECONDS
+from screening.views import stamp_display_response
 
 
 class PNGRenderer(JSONErrorsRenderer):
@@ -41,12 +42,6 @@ class DetectionDisplay(generics.GenericAPIView):
     def get(self, request: Request, pk: int) -> FileResponse:
         detection = self.get_object()
         try:
-            image = detection.display.open("rb")
+            return stamp_display_response(detection)
         except (FileNotFoundError, ValueError):
-            from rest_framework.exceptions import NotFound
-
             raise NotFound(f"detection {pk} has no display image") from None
-        response = FileResponse(image, content_type="image/png")
-        response["Cache-Control"] = f"private, max-age={STAMP_CACHE_SECONDS}, immutable"
-        response["ETag"] = f'"display-{detection.stamp_sha256}"'
-        return response

@@ -7,6 +7,7 @@ Load with `{% load screening_format %}`.
 from __future__ import annotations
 
 import math
+from functools import wraps
 
 from django import template
 
@@ -28,6 +29,17 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _numeric(format_number):
+    """A filter of a finite number; anything else (None, "", text, NaN) reads NONE."""
+
+    @wraps(format_number)
+    def apply(value: object, *args) -> str:
+        number = _number(value)
+        return NONE if number is None else format_number(number, *args)
+
+    return apply
+
+
 def _scientific(value: float) -> str:
     """2 significant digits, a plain exponent: 3.2e-5 (not 3.2e-05)."""
     mantissa, exponent = f"{value:.1e}".split("e")
@@ -35,16 +47,14 @@ def _scientific(value: float) -> str:
 
 
 @register.filter
-def score(value: object) -> str:
+@_numeric
+def score(number: float) -> str:
     """A tracklet score in [0, 1], with the digits that tell neighbouring rows apart.
 
     0.0005 to 0.9995: three decimals (0.950). Nearer 1: the distance to 1 with two significant
     digits, "1 − 3.2e-5" (0.999968); nearer 0: the score itself, "3.2e-5". Exactly 1 or 0: "1", "0".
     So the order of the rows shows in the numbers even where a night's top is all 0.9999...
     """
-    number = _number(value)
-    if number is None:
-        return NONE
     if number >= 1.0:
         return "1"
     if number <= 0.0:
@@ -57,18 +67,14 @@ def score(value: object) -> str:
 
 
 @register.filter
-def sig(value: object, digits: int = 4) -> str:
+@_numeric
+def sig(number: float, digits: int = 4) -> str:
     """A number with `digits` significant digits (a threshold of 0.10581812 reads 0.1058)."""
-    number = _number(value)
-    if number is None:
-        return NONE
     return f"{number:.{int(digits)}g}"
 
 
 @register.filter
-def percent(value: object, decimals: int = 2) -> str:
+@_numeric
+def percent(number: float, decimals: int = 2) -> str:
     """A fraction as a percentage with `decimals` decimals: 0.99333 reads 99.33%."""
-    number = _number(value)
-    if number is None:
-        return NONE
     return f"{100.0 * number:.{int(decimals)}f}%"
