@@ -8,15 +8,21 @@ checks the hash against the name.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 1
+# 2: a set TCN that takes each detection's measured cues (classifier.features) and a Platt
+# calibration of its logit. Format 1 (the paper's TCN on 4 detections, uncalibrated) still loads
+# and scores as before; it simply has neither.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 PREFIX = "screening-"
 HASH_LENGTH = 16
+logger = logging.getLogger(__name__)
 NAME_RE = re.compile(rf"^{PREFIX}([0-9a-f]{{{HASH_LENGTH}}})\.pt$")
 
 
@@ -67,7 +73,13 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise CheckpointError(f"{path} cannot be loaded: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} is not a screening checkpoint of format {FORMAT_VERSION}")
+    found = payload.get("format_version") if isinstance(payload, dict) else None
+    if found not in READABLE_VERSIONS:
+        raise CheckpointError(f"{path} is not a screening checkpoint of a format this version "
+                              f"reads ({', '.join(map(str, READABLE_VERSIONS))}); found {found!r}")
+    if found < FORMAT_VERSION:
+        logger.info("%s is a format-%s checkpoint: the paper's TCN on 4 detections' scores, no "
+                    "motion or magnitude cues, no calibration; it scores as it always did",
+                    path.name, found)
     payload["version"] = version
     return payload

@@ -50,9 +50,20 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="simulate training data from a seed, train ICN and TCN")
     p.add_argument("--seed", type=int, default=1, help="seed of all training data and weights")
-    p.add_argument("--preset", choices=["paper", "default"], default="default",
-                   help="paper: Adam lr 0.01, batch 15, TCN MSE+SGD batch 1; default: AdamW "
-                        "lr 2e-3, batch 32, cosine schedule, TCN weighted BCE+Adam")
+    p.add_argument("--preset", choices=["paper", "default", "metadata"], default="metadata",
+                   help="metadata (the shipped baseline): 20,000 domain-randomised stamps a "
+                        "class, 6 epochs, set TCN with motion and magnitude cues, calibrated; "
+                        "paper: Adam lr 0.01, batch 15, TCN MSE+SGD batch 1; default: the "
+                        "first baseline's recipe (470 stamps a class, 12 epochs)")
+    p.add_argument("--stamp-cache", type=Path, default=Path("var/cache/stamps"),
+                   help="where the ICN's simulated stamps are kept between runs")
+    p.add_argument("--state-dir", type=Path,
+                   default=Path.home() / ".cache" / "screening" / "train",
+                   help="where the ICN's training state is saved after every epoch, so that "
+                        "a stopped run resumes and a finished one is reused")
+    p.add_argument("--tcn-kind", choices=["mlp4", "set"], default=None,
+                   help="TCN: mlp4 (the paper's, ICN scores of 4 detections) or set (every "
+                        "detection, with motion and magnitude cues); default: the preset's")
     p.add_argument("--out-dir", type=Path, default=Path("var/models"),
                    help="directory for the hash-named checkpoint (retrained models stay "
                         "out of git; only the baseline lives in models/)")
@@ -71,8 +82,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--curated-snr-slope", type=float, default=None,
                    help="SNR law slope of the ICN's per-class stamps only (default: the "
                         "simulator's 2.5; 1.0 = log-uniform, more bright examples)")
-    p.add_argument("--preprocessing", choices=["equalize", "asinh_sigma"], default="equalize",
-                   help="preprocessing preset stored with the model (default: the paper's)")
+    p.add_argument("--preprocessing", choices=["equalize", "asinh_sigma"], default=None,
+                   help="preprocessing stored with the model (default: asinh_sigma, which "
+                        "keeps brightness against the noise, for the metadata preset; the "
+                        "paper's equalize for the others)")
     p.add_argument("--full-precision", action="store_true",
                    help="store float32 weights (default: float16, half the size)")
     _add_device(p)
@@ -131,6 +144,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         icn["max_epochs"] = args.epochs
     if args.tcn_tracklets is not None:
         tcn["n_real"] = tcn["n_bogus"] = args.tcn_tracklets
+    if args.tcn_kind is not None:
+        tcn["kind"] = args.tcn_kind
+        tcn["calibrate"] = args.tcn_kind == "set"
+    preprocessing = args.preprocessing or (
+        "asinh_sigma" if args.preset == "metadata" else "equalize")
     classes = ALL_CLASSES if args.with_glare else PAPER_CLASSES
     t0 = time.time()
     path, payload = train_model(
@@ -138,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         device=args.device, workers=args.workers, half=not args.full_precision,
         threshold=args.threshold, target_recall=args.target_recall, icn_overrides=icn,
         tcn_overrides=tcn, curated_snr_slope=args.curated_snr_slope,
-        pre=Preprocessing(args.preprocessing),
+        pre=Preprocessing(preprocessing), stamp_cache=args.stamp_cache,
+        state_dir=args.state_dir,
         command="python -m classifier " + shlex.join(sys.argv[1:]),
     )
     val = payload["metrics"]["validation"]
@@ -194,16 +213,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_threshold(args: argparse.Namespace) -> None:
     from classifier.checkpoint import load_checkpoint, save_checkpoint
     from classifier.datasets import build_tracklet_set
-    from classifier.inference import model_from_checkpoint
+    from classifier.evaluate import score_set
+    from classifier.inference import Runtime, model_from_checkpoint
     from classifier.train import TCN_VALIDATION_OFFSET, operating_point, threshold_for_recall
 
     payload = load_checkpoint(args.model)
-    model = model_from_checkpoint(payload, args.device if args.device != "auto" else "cpu")
+    model = model_from_checkpoint(payload, Runtime.for_device(args.device))
     seed = args.seed if args.seed is not None else payload["training"]["seed"]
     tset = build_tracklet_set(seed, args.real, args.bogus, model.preprocessing,
                               glare="GLARE" in model.classes,
                               first_index=TCN_VALIDATION_OFFSET, workers=args.workers)
-    scores = model.tracklet_scores(model.stamp_probabilities(tset.images), tset.lengths)
+    _, scores = score_set(model, tset)
     threshold = threshold_for_recall(scores, tset.real, args.target_recall)
     payload.pop("version")
     payload.pop("format_version")

@@ -49,6 +49,21 @@ class TrackletSet:
     det_classes: list[str]
     det_snr: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
+    meta: np.ndarray | None = None  # (N, 6) per detection: features.META_COLUMNS
+    det_raw: np.ndarray | None = None  # (N, len(DETECTION_FEATURES)) measured cues
+    trk_raw: np.ndarray | None = None  # (T, len(TRACKLET_FEATURES))
+    snr: np.ndarray | None = None  # (T,) a real mover's SNR (NaN for bogus)
+    rate: np.ndarray | None = None  # (T,) true rate of a real mover, fitted rate of bogus
+
+    def det_inputs(self) -> np.ndarray:
+        from classifier.features import detection_inputs
+
+        return detection_inputs(self.det_raw)
+
+    def trk_inputs(self) -> np.ndarray:
+        from classifier.features import tracklet_inputs
+
+        return tracklet_inputs(self.trk_raw)
 
     @property
     def starts(self) -> np.ndarray:
@@ -118,48 +133,137 @@ def build_stamp_set(seed: int, classes: tuple[str, ...], n_per_class: int, pre: 
                     latents)
 
 
+def stamp_cache_key(seed: int, classes: tuple[str, ...], pre: Preprocessing,
+                    cfg: SimConfig) -> str:
+    """The name of a cached stamp build: a hash of everything the stamps depend on."""
+    import hashlib
+
+    text = json.dumps({"seed": seed, "classes": list(classes), "pre": pre.to_dict(),
+                       "sim": cfg.to_dict(), "stream": STREAM_STAMPS}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_stamp_set(seed: int, classes: tuple[str, ...], n_per_class: int, pre: Preprocessing,
+                     cache_dir: Path, *, cfg: SimConfig | None = None,
+                     workers: int | None = None, progress: bool = True,
+                     chunk: int = 500) -> StampSet:
+    """`build_stamp_set` kept on disk in chunks: a stopped build resumes, a finished one loads.
+
+    Stamps are prepared (uncropped) float16, one `.npy` per (class, chunk of `chunk` stamps)
+    under ``cache_dir/<key>/``; `n_per_class` may grow later and only the new chunks are made.
+    Index i of a class is always the same stamp, whatever n_per_class is.
+    """
+    cfg = cfg or SimConfig()
+    root = Path(cache_dir) / stamp_cache_key(seed, classes, pre, cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.json").write_text(json.dumps(
+        {"seed": seed, "classes": list(classes), "preprocessing": pre.to_dict(),
+         "simulator": cfg.to_dict(), "chunk": chunk}, indent=2, default=str) + "\n")
+    todo, paths = [], []
+    for label, cls in enumerate(classes):
+        for start in range(0, n_per_class, chunk):
+            path = root / f"{cls}-{start:07d}-{chunk}.npy"
+            paths.append((label, path, min(chunk, n_per_class - start)))
+            if not path.exists():
+                todo.append((seed, cls, label, list(range(start, start + chunk)), pre, False,
+                             cfg, path))
+    workers = workers or os.cpu_count() or 1
+    for _ in _pool_map(_cached_stamp_job, todo, workers, "stamps", progress):
+        pass
+    n = sum(count for _, _, count in paths)
+    images = np.empty((n, pre.size, pre.size), np.float16)
+    labels = np.empty(n, np.int64)
+    at = 0
+    for label, path, count in paths:
+        images[at : at + count] = np.load(path, mmap_mode="r")[:count]
+        labels[at : at + count] = label
+        at += count
+    return StampSet(images, labels, tuple(classes), [])
+
+
+def _cached_stamp_job(job: tuple) -> str:
+    *stamp_job, path = job
+    images, _, _ = _stamp_job(tuple(stamp_job))
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, images)
+    tmp.replace(path)
+    return str(path)
+
+
 def _tracklet_job(job: tuple) -> dict[str, Any]:
     seed, items, glare, pre, cfg = job
+    from classifier.features import measure
+
     out: dict[str, Any] = {"images": [], "lengths": [], "real": [], "kinds": [],
-                           "det_classes": [], "det_snr": []}
+                           "det_classes": [], "det_snr": [], "meta": [], "det_raw": [],
+                           "trk_raw": [], "snr": [], "rate": []}
+    presets = pre if isinstance(pre, tuple) else (pre,)
     for index, real in items:
         t = make_tracklet(seed, index, real, cfg, glare=glare)
         raw = np.stack([d.stamp.difference for d in t.detections])
-        out["images"].append(prepare(raw, pre).astype(np.float16))
+        out["images"].append([prepare(raw, p).astype(np.float16) for p in presets])
         out["lengths"].append(len(t.detections))
         out["real"].append(t.real)
-        out["kinds"].append(t.kind if not t.real else "real")
-        if t.kind == "correlated":
-            out["kinds"][-1] = f"correlated-{t.latents['correlated_kind']}"
+        out["kinds"].append(tracklet_kind(t))
         out["det_classes"] += t.classes
         out["det_snr"] += [float(d.stamp.latents.get("snr", 0.0)) for d in t.detections]
-    out["images"] = np.concatenate(out["images"])
+        meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections])
+        cues = measure(*meta.T, raw)
+        out["meta"].append(meta)
+        out["det_raw"].append(cues.detections)
+        out["trk_raw"].append(cues.tracklet)
+        out["snr"].append(float(t.latents["snr"]) if t.real else float("nan"))
+        out["rate"].append(float(t.latents["rate_deg_day"]) if t.real else cues.fit.rate_deg_day)
+    out["images"] = [np.concatenate([im[k] for im in out["images"]]) for k in range(len(presets))]
     return out
 
 
-def build_tracklet_set(seed: int, n_real: int, n_bogus: int, pre: Preprocessing, *,
+def tracklet_kind(t) -> str:
+    """real, independent, correlated-<kind>, or mixed-<kind>: what results are broken down by."""
+    if t.real:
+        return "real"
+    if t.kind == "correlated":
+        return f"correlated-{t.latents['correlated_kind']}"
+    if t.kind == "mixed":
+        return f"mixed-{t.latents.get('mixed_kind', 'real+bogus')}"
+    return t.kind
+
+
+def build_tracklet_set(seed: int, n_real: int, n_bogus: int, pre, *,
                        glare: bool, first_index: int = 0, cfg: SimConfig | None = None,
                        workers: int | None = None, progress: bool = True,
-                       chunk: int = 25) -> TrackletSet:
-    """n_real real and n_bogus bogus tracklets of `seed`, stamps prepared with `pre` (cropped)."""
+                       chunk: int = 25):
+    """n_real real and n_bogus bogus tracklets of `seed`, stamps prepared with `pre` (cropped).
+
+    `pre` may be a tuple of presets: then one TrackletSet per preset comes back (a tuple), on
+    the same simulated tracklets (for comparing models that prepare stamps differently).
+    """
     cfg = cfg or SimConfig()
     workers = workers or os.cpu_count() or 1
     items = [(first_index + i, True) for i in range(n_real)]
     items += [(BOGUS_INDEX_OFFSET + first_index + i, False) for i in range(n_bogus)]
     jobs = [(seed, items[s : s + chunk], glare, pre, cfg) for s in range(0, len(items), chunk)]
     parts = list(_pool_map(_tracklet_job, jobs, workers, "tracklets", progress))
-    params = {"seed": seed, "n_real": n_real, "n_bogus": n_bogus, "glare": glare,
-              "first_index": first_index, "preprocessing": pre.to_dict(),
-              "simulator": cfg.to_dict()}
-    return TrackletSet(
-        images=np.concatenate([p["images"] for p in parts]),
-        lengths=np.array([n for p in parts for n in p["lengths"]], dtype=int),
-        real=np.array([r for p in parts for r in p["real"]], dtype=bool),
-        kinds=[k for p in parts for k in p["kinds"]],
-        det_classes=[c for p in parts for c in p["det_classes"]],
-        det_snr=np.array([s for p in parts for s in p["det_snr"]]),
-        params=params,
-    )
+    presets = pre if isinstance(pre, tuple) else (pre,)
+    common = {
+        "lengths": np.array([n for p in parts for n in p["lengths"]], dtype=int),
+        "real": np.array([r for p in parts for r in p["real"]], dtype=bool),
+        "kinds": [k for p in parts for k in p["kinds"]],
+        "det_classes": [c for p in parts for c in p["det_classes"]],
+        "det_snr": np.array([s for p in parts for s in p["det_snr"]]),
+        "meta": np.concatenate([m for p in parts for m in p["meta"]]),
+        "det_raw": np.concatenate([m for p in parts for m in p["det_raw"]]),
+        "trk_raw": np.stack([m for p in parts for m in p["trk_raw"]]),
+        "snr": np.array([v for p in parts for v in p["snr"]]),
+        "rate": np.array([v for p in parts for v in p["rate"]]),
+    }
+    sets = tuple(
+        TrackletSet(images=np.concatenate([p["images"][k] for p in parts]), **common,
+                    params={"seed": seed, "n_real": n_real, "n_bogus": n_bogus, "glare": glare,
+                            "first_index": first_index, "preprocessing": one.to_dict(),
+                            "simulator": cfg.to_dict()})
+        for k, one in enumerate(presets))
+    return sets if isinstance(pre, tuple) else sets[0]
 
 
 def write_build_report(path: Path, params: dict[str, Any], classes: list[str],

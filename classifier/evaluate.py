@@ -60,8 +60,36 @@ def recall_by_snr(true: list[str], predicted: np.ndarray, snr: np.ndarray,
 
 def evaluate_tracklets(model: ScreeningModel, tset: TrackletSet) -> dict[str, Any]:
     """All figures of one tracklet set (stamps already prepared with the model's preset)."""
+    probs, scores = score_set(model, tset)
+    return tracklet_figures(scores, probs, tset, model.classes, model.threshold)
+
+
+def score_set(model: ScreeningModel, tset: TrackletSet) -> tuple[np.ndarray, np.ndarray]:
+    """(stamp probabilities, tracklet scores) of a prepared tracklet set, cues and all."""
     probs = model.stamp_probabilities(tset.images)
-    scores = model.tracklet_scores(probs, tset.lengths)
+    cues = (tset.det_inputs(), tset.trk_inputs()) if model.needs_metadata else None
+    return probs, model.tracklet_scores(probs, tset.lengths, cues)
+
+
+def _recall_by_bins(scores: np.ndarray, sel: np.ndarray, values: np.ndarray,
+                    edges: tuple[float, ...], threshold: float) -> list[dict[str, Any]]:
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        b = sel & (values >= lo) & (values < hi)
+        n = int(b.sum())
+        rows.append({"lo": lo, "hi": hi, "n": n,
+                     "recall": float((scores[b] >= threshold).mean()) if n else None})
+    return rows
+
+
+RATE_EDGES = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 1e9)  # deg/day
+
+
+def tracklet_figures(scores: np.ndarray, probs: np.ndarray, tset: TrackletSet,
+                     classes: tuple[str, ...], threshold: float) -> dict[str, Any]:
+    """All figures from tracklet scores and stamp probabilities of one tracklet set."""
+    from classifier.train import reliability
+
     real = tset.real
     predicted = probs.argmax(1)
     t_paper = threshold_for_recall(scores, real, PAPER_RECALL)
@@ -71,22 +99,33 @@ def evaluate_tracklets(model: ScreeningModel, tset: TrackletSet) -> dict[str, An
         sel = kinds == kind
         by_kind[kind] = {
             "tracklets": int(sel.sum()),
-            "rejection_at_threshold": float((scores[sel] < model.threshold).mean()),
+            "rejection_at_threshold": float((scores[sel] < threshold).mean()),
             "rejection_at_paper_recall": float((scores[sel] < t_paper).mean()),
         }
     return {
         "tracklets": {"real": int(real.sum()), "bogus": int((~real).sum()),
                       "stamps": int(len(tset.images))},
         "auc": roc_auc(scores, real),
-        "at_model_threshold": operating_point(scores, real, model.threshold),
+        "at_model_threshold": operating_point(scores, real, threshold),
         "at_paper_recall": operating_point(scores, real, t_paper),
         "by_bogus_kind": by_kind,
-        "icn_confusion": confusion(tset.det_classes, predicted, model.classes),
-        "icn_recall_by_snr": recall_by_snr(tset.det_classes, predicted, tset.det_snr,
-                                           model.classes),
+        "icn_confusion": confusion(tset.det_classes, predicted, classes),
+        "icn_accuracy": icn_accuracy(tset.det_classes, predicted, classes),
+        "icn_recall_by_snr": recall_by_snr(tset.det_classes, predicted, tset.det_snr, classes),
+        "real_recall_by_snr": None if tset.snr is None else _recall_by_bins(
+            scores, real, tset.snr, SNR_EDGES, threshold),
+        "real_recall_by_rate": None if tset.rate is None else _recall_by_bins(
+            scores, real, tset.rate, RATE_EDGES, threshold),
+        "reliability": reliability(scores, real),
         "roc": roc_curve(scores, real),
         "params": tset.params,
     }
+
+
+def icn_accuracy(true: list[str], predicted: np.ndarray, classes: tuple[str, ...]) -> float:
+    """Share of stamps of the model's classes whose argmax is their true class."""
+    pairs = [(classes.index(t), p) for t, p in zip(true, predicted, strict=True) if t in classes]
+    return float(np.mean([t == p for t, p in pairs])) if pairs else float("nan")
 
 
 def format_confusion(conf: dict[str, Any]) -> str:

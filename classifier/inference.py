@@ -110,6 +110,8 @@ class ScreeningModel:
     runtime: Runtime
     metrics: dict[str, Any]
     training: dict[str, Any]
+    tcn_config: TcnConfig | None = None
+    calibration: dict[str, Any] | None = None  # Platt a, b of the TCN logit (None: sigmoid)
     _runner: Any = field(default=None, repr=False)  # the ICN as the runtime runs it
     _pinned: list[Any] = field(default_factory=list, repr=False)
 
@@ -171,14 +173,50 @@ class ScreeningModel:
 
     # --- the TCN ----------------------------------------------------------------------------
 
-    def _tcn_scores(self, probs: torch.Tensor, lengths: np.ndarray) -> torch.Tensor:
+    @property
+    def needs_metadata(self) -> bool:
+        """True where the TCN takes each detection's measured cues (a set TCN)."""
+        return bool(self.tcn_config and self.tcn_config.uses_metadata)
+
+    def cues(self, meta: np.ndarray | None, stamps: np.ndarray, lengths
+             ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The TCN's cue inputs (classifier.features) of raw stamps and their metadata."""
+        if not self.needs_metadata:
+            return None
+        if meta is None:
+            raise ValueError(
+                f"model {self.version or '(unsaved)'} scores tracklets by their motion and "
+                "magnitudes too: give each detection's mjd, ra, dec, mag, x, y (meta)")
+        from classifier.features import batch_inputs
+
+        return batch_inputs(meta, stamps, lengths)
+
+    def _tcn_scores(self, probs: torch.Tensor, lengths: np.ndarray,
+                    cues: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
         import torch
 
-        x = tcn_inputs_tensor(probs, torch.as_tensor(lengths, device=probs.device))
-        return torch.sigmoid(self.tcn(x).squeeze(1))
+        lengths_t = torch.as_tensor(lengths, device=probs.device)
+        if self.needs_metadata:
+            from classifier.networks import pack_set_inputs
 
-    def tracklet_scores(self, probs: np.ndarray, lengths: list[int] | np.ndarray) -> np.ndarray:
-        """(T,) TCN scores, 1 = real, of tracklets whose stamps are consecutive in probs."""
+            if cues is None:
+                raise ValueError("this model's TCN needs the tracklets' cues (meta)")
+            det = torch.as_tensor(cues[0], device=probs.device)
+            trk = torch.as_tensor(cues[1], device=probs.device)
+            packed, mask = pack_set_inputs(probs, det, lengths_t)
+            logit = self.tcn(packed, mask, trk).squeeze(1)
+        else:
+            logit = self.tcn(tcn_inputs_tensor(probs, lengths_t)).squeeze(1)
+        if self.calibration:
+            logit = logit * self.calibration["a"] + self.calibration["b"]
+        return torch.sigmoid(logit.float())
+
+    def tracklet_scores(self, probs: np.ndarray, lengths: list[int] | np.ndarray,
+                        cues: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """(T,) TCN scores, 1 = real, of tracklets whose stamps are consecutive in probs.
+
+        `cues` (detection inputs, tracklet inputs) from classifier.features, for a set TCN.
+        """
         import torch
 
         lengths = _checked_lengths(lengths, len(probs))
@@ -186,7 +224,7 @@ class ScreeningModel:
             return np.zeros(0, dtype=np.float32)
         with torch.inference_mode():
             probs_t = torch.as_tensor(np.asarray(probs, np.float32), device=self.device)
-            return self._tcn_scores(probs_t, lengths).cpu().numpy()
+            return self._tcn_scores(probs_t, lengths, cues).cpu().numpy()
 
     # --- raw stamps to scores ---------------------------------------------------------------
 
@@ -217,9 +255,13 @@ class ScreeningModel:
             yield start, on_device
 
     def score(
-        self, stamps: np.ndarray, lengths: list[int] | np.ndarray
+        self, stamps: np.ndarray, lengths: list[int] | np.ndarray, meta: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Score raw stamps (N, 100, 100) float32 with NaN: (stamp probs (N, C), scores (T,))."""
+        """Score raw stamps (N, 100, 100) float32 with NaN: (stamp probs (N, C), scores (T,)).
+
+        `meta` (N, 6): each detection's mjd, ra, dec, mag, x, y (classifier.features), which a
+        model with a set TCN needs (the paper's TCN ignores it).
+        """
         import torch
 
         stamps = np.ascontiguousarray(stamps, dtype=np.float32)
@@ -229,12 +271,13 @@ class ScreeningModel:
             raise ValueError(f"stamps must be (N, {size}, {size}), got {stamps.shape}")
         if not len(stamps):
             return np.zeros((0, len(self.classes)), np.float32), np.zeros(0, np.float32)
+        cues = self.cues(meta, stamps, lengths)
         with torch.inference_mode():
             probs = torch.empty((len(stamps), len(self.classes)), device=self.device)
             for start, raw in self._host_batches(stamps):
                 images = prepare_tensor(raw, self.preprocessing)
                 probs[start : start + len(raw)] = self._icn_probabilities(images)
-            scores = self._tcn_scores(probs, lengths)
+            scores = self._tcn_scores(probs, lengths, cues)
             return probs.cpu().numpy(), scores.cpu().numpy()
 
     def accepts(self, scores: np.ndarray) -> np.ndarray:
@@ -273,6 +316,8 @@ def model_from_checkpoint(payload: dict[str, Any],
         runtime=runtime,
         metrics=payload.get("metrics", {}),
         training=payload.get("training", {}),
+        tcn_config=tcn_cfg,
+        calibration=payload.get("calibration"),
     )
 
 

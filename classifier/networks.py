@@ -32,13 +32,35 @@ class IcnConfig:
         return cls(**{**data, "classes": tuple(data["classes"])})
 
 
+TCN_KINDS = ("mlp4", "set")
+
+
 @dataclass(frozen=True)
 class TcnConfig:
-    """Tracklet classification network: MLP on the class scores of the first detections."""
+    """Tracklet classification network.
+
+    kind "mlp4" (the paper's): an MLP on the class scores of the first 4 detections.
+    kind "set": a masked set model over every detection (any number, 3 to 16 and beyond): each
+    detection's class probabilities and measured cues (classifier.features) go through a shared
+    MLP, are pooled by mean and max over the tracklet's detections, joined with the tracklet's
+    own cues (rate, fit RMS, magnitude scatter...) and a second MLP gives one logit.
+    """
 
     n_classes: int
     n_detections: int = TCN_DETECTIONS
     hidden: tuple[int, ...] = (64, 32)
+    kind: str = "mlp4"
+    n_detection_features: int = 0
+    n_tracklet_features: int = 0
+    width: int = 64
+
+    def __post_init__(self) -> None:
+        if self.kind not in TCN_KINDS:
+            raise ValueError(f"unknown TCN kind {self.kind!r}; known: {TCN_KINDS}")
+
+    @property
+    def uses_metadata(self) -> bool:
+        return self.kind == "set"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "hidden": list(self.hidden)}
@@ -82,10 +104,45 @@ def grow_icn(model: torch.nn.Module, old: IcnConfig, classes: tuple[str, ...]
     return model, IcnConfig(classes=tuple(classes), arch=old.arch, in_channels=old.in_channels)
 
 
-def build_tcn(cfg: TcnConfig) -> torch.nn.Module:
-    """MLP: n_detections x n_classes scores -> hidden layers (ReLU) -> one logit (real = 1)."""
+def _set_tcn_class():
     import torch
 
+    class SetTcn(torch.nn.Module):
+        """Masked set model: shared per-detection MLP, mean+max pooling, tracklet MLP."""
+
+        def __init__(self, cfg: TcnConfig) -> None:
+            super().__init__()
+            w = cfg.width
+            self.phi = torch.nn.Sequential(
+                torch.nn.Linear(cfg.n_classes + cfg.n_detection_features, w), torch.nn.ReLU(),
+                torch.nn.Linear(w, w), torch.nn.ReLU())
+            layers: list[torch.nn.Module] = []
+            width = 2 * w + cfg.n_tracklet_features
+            for h in cfg.hidden:
+                layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+                width = h
+            layers.append(torch.nn.Linear(width, 1))
+            self.rho = torch.nn.Sequential(*layers)
+
+        def forward(self, det: torch.Tensor, mask: torch.Tensor,
+                    trk: torch.Tensor) -> torch.Tensor:
+            """det (T, L, C + D), mask (T, L) True for a detection, trk (T, F) -> (T, 1)."""
+            h = self.phi(det)
+            m = mask.unsqueeze(-1).to(h.dtype)
+            mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+            peak = h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+            peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+            return self.rho(torch.cat([mean, peak, trk], dim=1))
+
+    return SetTcn
+
+
+def build_tcn(cfg: TcnConfig) -> torch.nn.Module:
+    """The TCN of `cfg.kind`: the paper's MLP on 4 detections' scores, or the set model."""
+    import torch
+
+    if cfg.kind == "set":
+        return _set_tcn_class()(cfg)
     layers: list[torch.nn.Module] = []
     width = cfg.n_detections * cfg.n_classes
     for h in cfg.hidden:
@@ -134,3 +191,56 @@ def tcn_inputs(probs: np.ndarray, lengths: list[int] | np.ndarray,
             torch.as_tensor(np.asarray(lengths, dtype=np.int64).reshape(-1)),
             n_detections,
         ).numpy()
+
+
+def pack_set_inputs(probs: torch.Tensor, det_features: torch.Tensor, lengths: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, L, C + D) padded per-detection inputs and the (T, L) mask, L the longest tracklet.
+
+    `probs` (N, C) and `det_features` (N, D) hold consecutive tracklets' detections; runs on
+    their device.
+    """
+    import torch
+
+    if int(lengths.sum()) != len(probs) or len(det_features) != len(probs):
+        raise ValueError(f"lengths sum to {int(lengths.sum())}, probs have {len(probs)} rows "
+                         f"and features {len(det_features)}")
+    count, longest = len(lengths), int(lengths.max()) if len(lengths) else 0
+    starts = torch.cumsum(lengths, 0) - lengths
+    owner = torch.repeat_interleave(torch.arange(count, device=probs.device), lengths)
+    slot = torch.arange(len(probs), device=probs.device) - starts[owner]
+    rows = torch.cat([probs, det_features.to(probs.dtype)], dim=1)
+    packed = rows.new_zeros((count, longest, rows.shape[1]))
+    packed[owner, slot] = rows
+    mask = torch.zeros((count, longest), dtype=torch.bool, device=probs.device)
+    mask[owner, slot] = True
+    return packed, mask
+
+
+def grow_tcn(model: torch.nn.Module, cfg: TcnConfig, old_classes: tuple[str, ...],
+             classes: tuple[str, ...]) -> tuple[torch.nn.Module, TcnConfig]:
+    """A set TCN taking probabilities of `classes` (a superset), old weights kept by name.
+
+    The input columns of a new class start at zero, so the grown TCN scores exactly as before
+    until it is trained. (The paper's MLP cannot grow: retraining builds a new one.)
+    """
+    from dataclasses import replace
+
+    import torch
+
+    if cfg.kind != "set":
+        raise ValueError("only a set TCN can grow its classes")
+    new_cfg = replace(cfg, n_classes=len(classes))
+    grown = build_tcn(new_cfg)
+    grown.load_state_dict({k: v for k, v in model.state_dict().items()
+                           if not k.startswith("phi.0.")}, strict=False)
+    old_w, old_b = model.phi[0].weight, model.phi[0].bias
+    with torch.no_grad():
+        w = torch.zeros_like(grown.phi[0].weight)
+        for j, name in enumerate(classes):
+            if name in old_classes:
+                w[:, j] = old_w[:, old_classes.index(name)]
+        w[:, len(classes):] = old_w[:, len(old_classes):]
+        grown.phi[0].weight.copy_(w)
+        grown.phi[0].bias.copy_(old_b)
+    return grown.to(old_w.device), new_cfg

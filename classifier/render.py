@@ -103,6 +103,7 @@ class ConditionRanges:
     """Observing-condition ranges [tune] from simulator.md."""
 
     fwhm_median: float = 2.2
+    fwhm_spread: float = 0.2  # sigma of ln(FWHM) around the median
     fwhm_range: tuple[float, float] = (1.6, 3.5)
     beta_range: tuple[float, float] = (2.5, 5.0)
     min_axis_ratio: float = 0.85
@@ -131,7 +132,7 @@ def _registration(rng: np.random.Generator, ranges: ConditionRanges) -> tuple[fl
 def draw_conditions(rng: np.random.Generator, ranges: ConditionRanges) -> Conditions:
     """Draw one exposure's conditions and its reference."""
     lo, hi = ranges.fwhm_range
-    fwhm = float(np.clip(rng.lognormal(math.log(ranges.fwhm_median), 0.2), lo, hi))
+    fwhm = float(np.clip(rng.lognormal(math.log(ranges.fwhm_median), ranges.fwhm_spread), lo, hi))
     sci = Psf(
         fwhm=fwhm,
         beta=float(rng.uniform(*ranges.beta_range)),

@@ -27,22 +27,30 @@ import numpy as np
 
 from classifier.checkpoint import load_checkpoint, save_checkpoint
 from classifier.datasets import StampSet, build_stamp_set, build_tracklet_set
-from classifier.evaluate import evaluate_tracklets
+from classifier.evaluate import evaluate_tracklets, score_set
+from classifier.features import batch_inputs
 from classifier.inference import Runtime, ScreeningModel, model_from_checkpoint
-from classifier.networks import IcnConfig, TcnConfig, grow_icn, tcn_inputs
+from classifier.networks import IcnConfig, TcnConfig, grow_icn, grow_tcn, tcn_inputs
 from classifier.preprocess import prepare
 from classifier.train import (
     TCN_VALIDATION_OFFSET,
     IcnTraining,
+    SetInputs,
     TcnTraining,
+    calibrate_logits,
     checkpoint_payload,
+    fit_platt,
     operating_point,
     predict_icn,
+    predict_set_tcn,
     predict_tcn,
+    reliability,
     resolve_device,
     roc_auc,
+    set_inputs_of,
     threshold_for_recall,
     train_icn,
+    train_set_tcn,
     train_tcn,
 )
 
@@ -62,6 +70,7 @@ class LabelledTracklet:
     key: str
     pixels: np.ndarray  # raw (n, 100, 100) float32, time order
     real: bool
+    meta: np.ndarray | None = None  # (n, 6): mjd, ra, dec, mag, x, y (classifier.features)
 
 
 @dataclass
@@ -126,7 +135,7 @@ def holdout_figures(model: ScreeningModel, tracklets: list[LabelledTracklet]) ->
         return {"tracklets": {"real": 0, "bogus": 0}}
     stamps = np.concatenate([t.pixels for t in tracklets]).astype(np.float32)
     real = np.array([t.real for t in tracklets])
-    _, scores = model.score(stamps, [len(t.pixels) for t in tracklets])
+    _, scores = model.score(stamps, [len(t.pixels) for t in tracklets], _meta_of(tracklets))
     out: dict[str, Any] = {
         "tracklets": {"real": int(real.sum()), "bogus": int((~real).sum())},
         **operating_point(scores, real, model.threshold),
@@ -136,12 +145,19 @@ def holdout_figures(model: ScreeningModel, tracklets: list[LabelledTracklet]) ->
     return out
 
 
+def _meta_of(tracklets: list[LabelledTracklet]) -> np.ndarray | None:
+    """The tracklets' detection metadata, one (N, 6) array, or None where any lacks it."""
+    if not tracklets or any(t.meta is None for t in tracklets):
+        return None
+    return np.concatenate([np.asarray(t.meta, dtype=np.float64) for t in tracklets])
+
+
 def stamp_accuracy(model: ScreeningModel, stamps: list[LabelledStamp]) -> dict[str, Any]:
     """Share of labelled stamps whose top class is the label, overall and per class."""
     if not stamps:
         return {"stamps": 0}
-    probs, _ = model.score(np.stack([s.pixels for s in stamps]).astype(np.float32),
-                           [1] * len(stamps))
+    probs = model.stamp_probabilities(
+        prepare(np.stack([s.pixels for s in stamps]).astype(np.float32), model.preprocessing))
     names = np.array(model.classes)[probs.argmax(1)]
     truth = np.array([s.stamp_class for s in stamps])
     per_class = {c: float((names[truth == c] == c).mean()) for c in sorted(set(truth))}
@@ -255,18 +271,49 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
                                        first_index=TCN_VALIDATION_OFFSET, workers=cfg.workers,
                                        progress=False)
     report(0.7, f"training the TCN ({len(tracklets_train)} labelled tracklets)")
-    x_parts = [tcn_inputs(predict_icn(icn, synthetic.images, device), synthetic.lengths)]
-    y_parts = [synthetic.real.astype(np.float32)]
-    if tracklets_train:
-        raw = np.concatenate([t.pixels for t in tracklets_train]).astype(np.float32)
-        x_lab = tcn_inputs(predict_icn(icn, prepare(raw, pre), device),
-                           [len(t.pixels) for t in tracklets_train])
-        y_lab = np.array([t.real for t in tracklets_train], dtype=np.float32)
-        x_parts.append(np.repeat(x_lab, cfg.labelled_tracklet_weight, axis=0))
-        y_parts.append(np.repeat(y_lab, cfg.labelled_tracklet_weight))
-    tcn_training = TcnTraining(epochs=cfg.tcn_epochs)
-    tcn = train_tcn(np.concatenate(x_parts), np.concatenate(y_parts), tcn_training,
-                    len(classes), device=device, seed=cfg.seed, progress=False)
+    runtime = Runtime.for_device(device)
+    base_model = model_from_checkpoint(base_payload, runtime)  # afresh: base.icn was trained
+    real_val = synthetic_val.real
+    calibration = None
+    if base.needs_metadata:
+        # The set TCN grows inputs for the new classes (zero weights: it scores as before) and
+        # is fine-tuned on synthetic tracklets plus the labelled ones, cues and all.
+        tcn, tcn_cfg = grow_tcn(base.tcn, base.tcn_config, base_classes, classes)
+        parts = [set_inputs_of(icn, synthetic, device)]
+        y_parts = [synthetic.real.astype(np.float32)]
+        usable = [t for t in tracklets_train if t.meta is not None]
+        if usable:
+            raw = np.concatenate([t.pixels for t in usable]).astype(np.float32)
+            lengths = np.array([len(t.pixels) for t in usable])
+            det, trk = batch_inputs(_meta_of(usable), raw, lengths)
+            labelled = SetInputs(predict_icn(icn, prepare(raw, pre), device), det, trk, lengths)
+            parts += [labelled] * cfg.labelled_tracklet_weight
+            y_parts += [np.array([t.real for t in usable], np.float32)] * (
+                cfg.labelled_tracklet_weight)
+        tcn_training = TcnTraining(kind="set", epochs=cfg.tcn_epochs, lr=1e-3, batch_size=128,
+                                   weight_decay=1e-4, calibrate=True)
+        tcn = train_set_tcn(SetInputs.concat(parts), np.concatenate(y_parts), tcn_training,
+                            tcn_cfg, device=device, seed=cfg.seed, progress=False,
+                            model=tcn.to(device))
+        val_logits = predict_set_tcn(tcn, set_inputs_of(icn, synthetic_val, device), device)
+        calibration = fit_platt(val_logits, real_val.astype(np.float32))
+        val_scores = calibrate_logits(val_logits, calibration)
+    else:
+        tcn_cfg = TcnConfig(n_classes=len(classes))
+        x_parts = [tcn_inputs(predict_icn(icn, synthetic.images, device), synthetic.lengths)]
+        y_parts = [synthetic.real.astype(np.float32)]
+        if tracklets_train:
+            raw = np.concatenate([t.pixels for t in tracklets_train]).astype(np.float32)
+            x_lab = tcn_inputs(predict_icn(icn, prepare(raw, pre), device),
+                               [len(t.pixels) for t in tracklets_train])
+            y_lab = np.array([t.real for t in tracklets_train], dtype=np.float32)
+            x_parts.append(np.repeat(x_lab, cfg.labelled_tracklet_weight, axis=0))
+            y_parts.append(np.repeat(y_lab, cfg.labelled_tracklet_weight))
+        tcn_training = TcnTraining(epochs=cfg.tcn_epochs)
+        tcn = train_tcn(np.concatenate(x_parts), np.concatenate(y_parts), tcn_training,
+                        len(classes), device=device, seed=cfg.seed, progress=False)
+        x_val = tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)
+        val_scores = predict_tcn(tcn, x_val, device)
 
     report(0.8, f"choosing the threshold for {cfg.target_recall:.1%} real recall "
                 "(and no less than the base model's on the same tracklets)")
@@ -274,13 +321,7 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     # new ones would, and the held-out ones are kept for the comparison with the base model.
     # Keeping real tracklets comes first: where the base model keeps more of these real
     # tracklets than the target asks, the candidate must keep as many.
-    runtime = Runtime.for_device(device)
-    base_model = model_from_checkpoint(base_payload, runtime)  # afresh: base.icn was trained
-    x_val = tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)
-    val_scores = predict_tcn(tcn, x_val, device)
-    real_val = synthetic_val.real
-    base_val_scores = base_model.tracklet_scores(
-        base_model.stamp_probabilities(synthetic_val.images), synthetic_val.lengths)
+    _, base_val_scores = score_set(base_model, synthetic_val)
     base_val_recall = float((base_val_scores[real_val] >= base_model.threshold).mean())
     recall_floor = max(cfg.target_recall, base_val_recall)
     threshold = threshold_for_recall(val_scores, real_val, recall_floor)
@@ -289,6 +330,7 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
                   **operating_point(val_scores, real_val, threshold)}
     if (~real_val).any():
         validation["auc"] = roc_auc(val_scores, real_val)
+        validation["reliability"] = reliability(val_scores, real_val)
 
     training = {
         "kind": "retrain",
@@ -302,8 +344,8 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     }
     base_real = set(base_payload.get("real_classes", []))
     real_classes = [c for c in classes if labels.real_classes.get(c, c in base_real)]
-    payload = checkpoint_payload(icn, icn_cfg, tcn, TcnConfig(n_classes=len(classes)), pre,
-                                 threshold, {}, plain(training), half=True)
+    payload = checkpoint_payload(icn, icn_cfg, tcn, tcn_cfg, pre, threshold, {},
+                                 plain(training), half=True, calibration=calibration)
     payload["real_classes"] = real_classes
 
     report(0.85, "evaluating candidate and base on held-out labels and the synthetic set")

@@ -61,6 +61,27 @@ class SimConfig:
 
         return asdict(self)
 
+    def widened(self) -> SimConfig:
+        """Domain randomisation for training: every [tune] range wider than simulator.md's.
+
+        A model trained on these learns the physics (PSF, depth, registration, crowding) over
+        more than one simulator's choice of ranges, so that it transfers to data made by another
+        generator of the same physics. Evaluation uses the nominal ranges (`SimConfig()`).
+        """
+        from dataclasses import replace
+
+        c = self.conditions
+        conditions = replace(
+            c, fwhm_spread=c.fwhm_spread * 1.5, fwhm_range=(1.3, 4.5), beta_range=(2.0, 6.0),
+            min_axis_ratio=0.75, ref_fwhm_ratio=(0.6, 1.6), ref_depth=(2.0, 80.0),
+            registration_sigma=0.15, registration_tail=0.7, kernel_error=(0.02, 0.25),
+            flux_error=(0.005, 0.05), sky=(20.0, 10_000.0), read_noise=(4.0, 20.0),
+            gain=(0.7, 4.0), full_well=(40_000.0, 200_000.0), fwhm_jitter=0.15)
+        return replace(self, conditions=conditions, field_star_mean=(0.1, 25.0),
+                       chip_edge_fraction=0.06, noise_threshold=(4.2, 6.5),
+                       scar_snr=(20.0, 8000.0), streak_length_max=70.0,
+                       blend_fraction=0.15, ast_cosmic_fraction=0.05)
+
 
 @dataclass
 class StampSample:
@@ -466,6 +487,7 @@ def make_stamp(cls: str, rng: np.random.Generator, cfg: SimConfig | None = None,
         if not needs_detection or lat["det_sigma"] >= cfg.detection_threshold:
             break
     lat["conditions"] = cond.latents()
+    lat["flux_per_snr"] = _point_flux_per_snr(cond)  # e- of a point source at matched SNR 1
     images = [out.difference, out.science, out.reference]
     _chip_edge(rng, cfg, images, lat)
     return StampSample(cls, out.difference, out.science, out.reference, out.saturate, lat)

@@ -17,6 +17,7 @@ import numpy as np
 
 from classifier.classes import PAPER_CLASSES, is_real
 from classifier.datasets import StampSet, TrackletSet, build_stamp_set, build_tracklet_set
+from classifier.features import N_DETECTION_INPUTS, N_TRACKLET_INPUTS
 from classifier.networks import IcnConfig, TcnConfig, build_icn, build_tcn, tcn_inputs
 from classifier.preprocess import Preprocessing, centre_crop
 from classifier.simulate import SimConfig
@@ -43,6 +44,14 @@ class IcnTraining:
     n_train: int = 470
     n_val: int = 30
     jitter: int = 4  # random crop offset (px) around the centre
+    # d4: 90-degree rotations and flips; flips: flips only, which keeps what a survey never
+    # rotates (bleed trails along columns, glare bands along rows, spikes at 45 degrees)
+    augmentation: str = "d4"
+    precision: str = "fp32"  # fp32, bf16 (autocast), or auto (bf16 where the hardware has it)
+    warmup_epochs: float = 0.0  # linear warm-up of the per-step cosine schedule
+    label_smoothing: float = 0.0
+    snr_slope: float | None = None  # SNR law of the curated stamps (None: the simulator's)
+    widened: bool = False  # domain randomisation (SimConfig.widened) for the curated stamps
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ class TcnTraining:
     n_bogus: int = 1200
     n_val_real: int = 1500
     n_val_bogus: int = 1500
+    kind: str = "mlp4"  # mlp4 (the paper's) or set (metadata, any length: networks.TcnConfig)
+    weight_decay: float = 0.0
+    calibrate: bool = False  # Platt-scale the logit on the validation split
 
 
 PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
@@ -71,6 +83,16 @@ PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
                     weight_decay=1e-4, patience=4),
         TcnTraining(),
     ),
+    # The shipped baseline: tens of thousands of domain-randomised stamps a class, a per-step
+    # cosine schedule, flips only (a survey never rotates its columns), bf16 where it is fast.
+    "metadata": (
+        IcnTraining("metadata", optimizer="adamw", lr=2e-3, batch_size=128, max_epochs=6,
+                    patience=3, schedule="cosine_steps", weight_decay=5e-4, n_train=20_000,
+                    n_val=1_000, jitter=3, augmentation="flips", precision="auto",
+                    warmup_epochs=0.3, label_smoothing=0.05, snr_slope=1.8, widened=True),
+        TcnTraining(kind="set", lr=2e-3, batch_size=256, epochs=60, n_real=6000, n_bogus=6000,
+                    n_val_real=2500, n_val_bogus=2500, weight_decay=1e-4, calibrate=True),
+    ),
 }
 
 
@@ -82,16 +104,22 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, crop: int, jitter: int) -> torch.Tensor:
-    """Per-sample random 90-degree rotation, flips, and a crop jittered around the centre."""
+def augment(x: torch.Tensor, gen: torch.Generator, crop: int, jitter: int,
+            mode: str = "d4") -> torch.Tensor:
+    """Per-sample random flips (and 90-degree rotations in mode d4), crop jittered around centre."""
     import torch
 
+    if mode not in ("d4", "flips"):
+        raise ValueError(f"unknown augmentation {mode!r}")
     out = []
     size = x.shape[-1]
     c0 = (size - crop) // 2
     for img in x:
-        k = int(torch.randint(0, 4, (1,), generator=gen))
-        img = torch.rot90(img, k, dims=(-2, -1))
+        if mode == "d4":
+            k = int(torch.randint(0, 4, (1,), generator=gen))
+            img = torch.rot90(img, k, dims=(-2, -1))
+        elif torch.rand(1, generator=gen) < 0.5:
+            img = img.flip(-2)
         if torch.rand(1, generator=gen) < 0.5:
             img = img.flip(-1)
         oy, ox = (torch.randint(-jitter, jitter + 1, (2,), generator=gen) + c0).tolist()
@@ -113,11 +141,16 @@ def _optimizer(params, name: str, lr: float, weight_decay: float):
 
 
 def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg: IcnTraining,
-                    crop: int, gen: torch.Generator, device: str, progress: bool) -> float:
+                    crop: int, gen: torch.Generator, device: str, progress: bool,
+                    step_schedule=None) -> float:
     """One pass over the training stamps in random order; returns the mean loss."""
     import torch
     from tqdm import tqdm
 
+    from classifier.hardware import training_precision
+
+    precision = training_precision(device) if cfg.precision == "auto" else cfg.precision
+    channels_last = precision == "bf16"
     model.train()
     order = torch.randperm(len(images), generator=gen)
     total, count = 0.0, 0
@@ -126,12 +159,21 @@ def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg:
         idx = order[start : start + cfg.batch_size]
         if len(idx) < 2:
             continue  # BatchNorm needs two samples
-        x = augment(images[idx], gen, crop, cfg.jitter).to(device, torch.float32)
+        x = augment(images[idx], gen, crop, cfg.jitter, cfg.augmentation)
+        x = x.to(device, torch.float32)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = labels[idx].to(device)
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
+                            dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y,
+                                                 label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if step_schedule is not None:
+            step_schedule.step()
         total += loss.item() * len(idx)
         count += len(idx)
     return total / max(count, 1)
@@ -159,48 +201,100 @@ def evaluate_icn(model, images: np.ndarray, labels: np.ndarray, device: str) -> 
     return {"loss": loss, "accuracy": float((probs.argmax(1) == labels).mean())}
 
 
+def _step_cosine(opt, cfg: IcnTraining, steps_per_epoch: int):
+    """Per-step schedule: linear warm-up, then cosine to zero over max_epochs."""
+    import torch
+
+    total = max(1, cfg.max_epochs * steps_per_epoch)
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def train_icn(train: StampSet, val: StampSet, cfg: IcnTraining, pre: Preprocessing, *,
               device: str = "cpu", seed: int = 0, progress: bool = True,
-              model=None) -> tuple[Any, list[dict[str, float]]]:
-    """Train (or continue training) the ICN with early stopping on validation loss."""
+              model=None, checkpoint_dir: Path | None = None,
+              on_epoch=None) -> tuple[Any, list[dict[str, float]]]:
+    """Train (or continue training) the ICN with early stopping on validation loss.
+
+    With `checkpoint_dir`, the state after every epoch is saved there and a later call with the
+    same directory resumes from the last saved epoch (a long CPU run survives being stopped).
+    `on_epoch(history_row)` is called after each epoch (the CLI logs with it).
+    """
     import torch
     from tqdm import tqdm
+
+    from classifier.hardware import training_precision
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model or build_icn(IcnConfig(classes=train.classes))
     model.to(device)
+    precision = training_precision(device) if cfg.precision == "auto" else cfg.precision
+    if precision == "bf16":
+        model = model.to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(seed)
     images = torch.as_tensor(train.images).unsqueeze(1)
     labels = torch.as_tensor(train.labels)
     val_images = centre_crop(val.images, pre.crop)
     opt = _optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
+    step_schedule = None
     if cfg.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
+    elif cfg.schedule == "cosine_steps":
+        sched = step_schedule = _step_cosine(opt, cfg, math.ceil(len(images) / cfg.batch_size))
     else:
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=0)
-    best, best_state, stale, history = math.inf, None, 0, []
-    for epoch in tqdm(range(cfg.max_epochs), desc="icn", disable=not progress):
+    best, best_state, stale, history, first_epoch = math.inf, None, 0, [], 0
+    state_file = checkpoint_dir / "icn-state.pt" if checkpoint_dir else None
+    if state_file is not None and state_file.exists():
+        state = torch.load(state_file, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        best, best_state, stale = state["best"], state["best_state"], state["stale"]
+        history, first_epoch = state["history"], state["epoch"] + 1
+        if progress:
+            print(f"icn: resuming after epoch {state['epoch']} from {state_file}", flush=True)
+    for epoch in tqdm(range(first_epoch, cfg.max_epochs), desc="icn", disable=not progress,
+                      initial=first_epoch, total=cfg.max_epochs):
+        if stale >= cfg.patience:
+            break
         t0 = time.time()
-        loss = train_icn_epoch(model, images, labels, opt, cfg, pre.crop, gen, device, progress)
+        loss = train_icn_epoch(model, images, labels, opt, cfg, pre.crop, gen, device, progress,
+                               step_schedule)
         metrics = evaluate_icn(model, val_images, val.labels, device)
         history.append({"epoch": epoch, "train_loss": loss, "val_loss": metrics["loss"],
                         "val_accuracy": metrics["accuracy"], "lr": opt.param_groups[0]["lr"],
                         "seconds": time.time() - t0})
         if cfg.schedule == "cosine":
             sched.step()
-        else:
+        elif cfg.schedule != "cosine_steps":
             sched.step(metrics["loss"])
         if metrics["loss"] < best:
             best, stale = metrics["loss"], 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-            if stale >= cfg.patience:
-                break
+        if on_epoch is not None:
+            on_epoch(history[-1])
+        if state_file is not None:
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = state_file.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "gen": gen.get_state(), "best": best,
+                        "best_state": best_state, "stale": stale, "history": history,
+                        "epoch": epoch}, tmp)
+            tmp.replace(state_file)
     if best_state is not None:
         model.load_state_dict(best_state)
-    return model, history
+    return model.to(memory_format=torch.contiguous_format), history
 
 
 def tracklet_labels(tset: TrackletSet) -> np.ndarray:
@@ -237,6 +331,146 @@ def train_tcn(x: np.ndarray, y: np.ndarray, cfg: TcnTraining, n_classes: int, *,
             opt.step()
     model.eval()
     return model
+
+
+@dataclass
+class SetInputs:
+    """What a set TCN takes for consecutive tracklets (NumPy, float32)."""
+
+    probs: np.ndarray  # (N, C) ICN probabilities
+    det: np.ndarray  # (N, N_DETECTION_INPUTS)
+    trk: np.ndarray  # (T, N_TRACKLET_INPUTS)
+    lengths: np.ndarray  # (T,)
+
+    @classmethod
+    def concat(cls, parts: list[SetInputs]) -> SetInputs:
+        return cls(*(np.concatenate([getattr(p, k) for p in parts])
+                     for k in ("probs", "det", "trk", "lengths")))
+
+    def select(self, index: np.ndarray) -> SetInputs:
+        """The tracklets at `index` (in that order)."""
+        starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        rows = np.concatenate([np.arange(starts[i], starts[i] + self.lengths[i])
+                               for i in index]) if len(index) else np.zeros(0, int)
+        return SetInputs(self.probs[rows], self.det[rows], self.trk[index], self.lengths[index])
+
+
+def set_tcn_logits(model, inputs: SetInputs, device: str, batch: int = 4096):
+    """(T,) logits of a set TCN (a tensor with gradients while training)."""
+    import torch
+
+    from classifier.networks import pack_set_inputs
+
+    probs = torch.as_tensor(inputs.probs, dtype=torch.float32, device=device)
+    det = torch.as_tensor(inputs.det, dtype=torch.float32, device=device)
+    packed, mask = pack_set_inputs(probs, det, torch.as_tensor(inputs.lengths, device=device))
+    trk = torch.as_tensor(inputs.trk, dtype=torch.float32, device=device)
+    out = [model(packed[s : s + batch], mask[s : s + batch], trk[s : s + batch]).squeeze(1)
+           for s in range(0, len(trk), batch)]
+    return torch.cat(out) if out else torch.zeros(0, device=device)
+
+
+def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: TcnConfig, *,
+                  device: str = "cpu", seed: int = 0, progress: bool = True,
+                  weights: np.ndarray | None = None, model=None):
+    """Train a set TCN: weighted BCE (1 bogus, real_weight real, times `weights`), cosine lr."""
+    import torch
+    from tqdm import tqdm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = (model or build_tcn(tcn_cfg)).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    yt = torch.as_tensor(y, dtype=torch.float32, device=device)
+    wt = torch.as_tensor(np.ones(len(y)) if weights is None else weights, dtype=torch.float32,
+                         device=device)
+    opt = _optimizer(model.parameters(), "adamw" if cfg.optimizer == "adam" else cfg.optimizer,
+                     cfg.lr, cfg.weight_decay)
+    steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, steps))
+    # pack once; batches are slices of the packed arrays
+    import torch.nn.functional as F
+
+    from classifier.networks import pack_set_inputs
+
+    probs = torch.as_tensor(inputs.probs, dtype=torch.float32, device=device)
+    det = torch.as_tensor(inputs.det, dtype=torch.float32, device=device)
+    packed, mask = pack_set_inputs(probs, det, torch.as_tensor(inputs.lengths, device=device))
+    trk = torch.as_tensor(inputs.trk, dtype=torch.float32, device=device)
+    for _ in tqdm(range(cfg.epochs), desc="tcn", disable=not progress):
+        model.train()
+        order = torch.randperm(len(y), generator=gen).to(device)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            logit = model(packed[idx], mask[idx], trk[idx]).squeeze(1)
+            weight = (1.0 + (cfg.real_weight - 1.0) * yt[idx]) * wt[idx]
+            loss = F.binary_cross_entropy_with_logits(logit, yt[idx], weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    return model
+
+
+def predict_set_tcn(model, inputs: SetInputs, device: str) -> np.ndarray:
+    """(T,) logits of a set TCN, no gradients."""
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        return set_tcn_logits(model, inputs, device).float().cpu().numpy()
+
+
+def fit_platt(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Platt scaling: a, b minimising the log loss of sigmoid(a * logit + b) on held-out data."""
+    import torch
+
+    x = torch.as_tensor(logits, dtype=torch.float64)
+    t = torch.as_tensor(y, dtype=torch.float64)
+    log_a = torch.zeros((), dtype=torch.float64, requires_grad=True)  # a = exp(log_a) > 0:
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)  # the order never flips
+    opt = torch.optim.LBFGS([log_a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(log_a.exp() * x + b, t)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return {"method": "platt", "a": float(log_a.detach().exp()), "b": float(b.detach())}
+
+
+def calibrate_logits(logits: np.ndarray, calibration: dict[str, Any] | None) -> np.ndarray:
+    """Calibrated probabilities of real from TCN logits (plain sigmoid without calibration)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if calibration:
+        z = calibration["a"] * z + calibration["b"]
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+def reliability(scores: np.ndarray, real: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Reliability table (equal-width score bins) and the expected calibration error."""
+    scores, real = np.asarray(scores, dtype=np.float64), np.asarray(real, dtype=bool)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
+    rows, ece = [], 0.0
+    for k in range(bins):
+        inside = which == k
+        n = int(inside.sum())
+        if n:
+            mean_score, frac = float(scores[inside].mean()), float(real[inside].mean())
+            ece += n / len(scores) * abs(mean_score - frac)
+            rows.append({"lo": float(edges[k]), "hi": float(edges[k + 1]), "n": n,
+                         "mean_score": mean_score, "fraction_real": frac})
+    return {"bins": rows, "ece": float(ece)}
+
+
+def set_inputs_of(icn, tset: TrackletSet, device: str) -> SetInputs:
+    """ICN probabilities and measured cues of a tracklet set, as a set TCN takes them."""
+    return SetInputs(predict_icn(icn, tset.images, device), tset.det_inputs(),
+                     tset.trk_inputs(), tset.lengths)
 
 
 def predict_tcn(model, x: np.ndarray, device: str) -> np.ndarray:
@@ -286,9 +520,10 @@ def state_dict_for_checkpoint(model, half: bool) -> dict[str, Any]:
 
 def checkpoint_payload(icn, icn_cfg: IcnConfig, tcn, tcn_cfg: TcnConfig, pre: Preprocessing,
                        threshold: float, metrics: dict[str, Any], training: dict[str, Any],
-                       half: bool) -> dict[str, Any]:
-    """The plain-dict checkpoint of a model pair."""
+                       half: bool, calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The plain-dict checkpoint of a model pair (calibration: Platt a, b of the TCN logit)."""
     return {
+        "calibration": calibration,
         "kind": "screening-model",
         "classes": list(icn_cfg.classes),
         "real_classes": [c for c in icn_cfg.classes if is_real(c)],
@@ -311,8 +546,74 @@ def split_per_class(stamps: StampSet, n_train: int) -> tuple[StampSet, StampSet]
     pick = [np.flatnonzero(is_train), np.flatnonzero(~is_train)]
     return tuple(  # type: ignore[return-value]
         StampSet(stamps.images[p], stamps.labels[p], stamps.classes,
-                 [stamps.latents[i] for i in p]) for p in pick
+                 [stamps.latents[i] for i in p] if stamps.latents else []) for p in pick
     )
+
+
+def stamp_config(cfg: IcnTraining, curated_snr_slope: float | None = None) -> SimConfig:
+    """The simulator settings of the ICN's curated stamps under a training recipe."""
+    sim = SimConfig().widened() if cfg.widened else SimConfig()
+    slope = curated_snr_slope if curated_snr_slope is not None else cfg.snr_slope
+    return sim if slope is None else replace(sim, snr_slope=slope)
+
+
+def icn_stage(seed: int, classes: tuple[str, ...], cfg: IcnTraining, pre: Preprocessing, *,
+              device: str, workers: int | None, progress: bool,
+              curated_snr_slope: float | None = None, stamp_cache: Path | None = None,
+              state_dir: Path | None = None):
+    """Simulate the curated stamps and train the ICN; returns (icn, history, timings).
+
+    With `stamp_cache` (say ``var/cache/stamps``) the stamps are kept there in chunks; with
+    `state_dir` (say ``~/.cache/screening/train``) the training state is saved after every epoch
+    under ``state_dir/<key>``: a stopped run resumes where it was, a finished one is reused.
+    """
+    import json
+
+    import torch
+
+    from classifier.datasets import cached_stamp_set, stamp_cache_key
+
+    timings: dict[str, float] = {}
+    sim = stamp_config(cfg, curated_snr_slope)
+    n = cfg.n_train + cfg.n_val
+    t0 = time.time()
+    run_dir = None
+    if state_dir is not None:
+        key = json.dumps({"stamps": stamp_cache_key(seed, classes, pre, sim), "n": n,
+                          "icn": asdict(cfg), "device": device.split(":")[0]}, sort_keys=True)
+        import hashlib
+
+        run_dir = Path(state_dir) / hashlib.sha256(key.encode()).hexdigest()[:16]
+        final = run_dir / "icn-final.pt"
+        if final.exists():
+            done = torch.load(final, map_location="cpu", weights_only=False)
+            icn = build_icn(IcnConfig(classes=tuple(classes)))
+            icn.load_state_dict(done["state_dict"])
+            if progress:
+                print(f"icn: reusing the finished ICN in {final}", flush=True)
+            return icn.to(device), done["history"], done["timings"]
+    if stamp_cache is not None:
+        stamps = cached_stamp_set(seed, classes, n, pre, Path(stamp_cache), cfg=sim,
+                                  workers=workers, progress=progress)
+    else:
+        stamps = build_stamp_set(seed, classes, n, pre, cfg=sim, workers=workers,
+                                 progress=progress)
+    train_set, val_set = split_per_class(stamps, cfg.n_train)
+    del stamps
+    timings["simulate_stamps_s"] = time.time() - t0
+    t0 = time.time()
+
+    def log_epoch(row: dict[str, float]) -> None:
+        if progress:
+            print("icn epoch " + json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
+
+    icn, history = train_icn(train_set, val_set, cfg, pre, device=device, seed=seed,
+                             progress=progress, checkpoint_dir=run_dir, on_epoch=log_epoch)
+    timings["train_icn_s"] = time.time() - t0
+    if run_dir is not None:
+        torch.save({"state_dict": icn.state_dict(), "history": history, "timings": timings},
+                   run_dir / "icn-final.pt")
+    return icn, history, timings
 
 
 def train_model(*, seed: int, preset: str = "default", out_dir: Path,
@@ -322,8 +623,8 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
                 icn_overrides: dict[str, Any] | None = None,
                 tcn_overrides: dict[str, Any] | None = None,
                 pre: Preprocessing | None = None, progress: bool = True,
-                curated_snr_slope: float | None = None,
-                command: str = "") -> tuple[Path, dict[str, Any]]:
+                curated_snr_slope: float | None = None, stamp_cache: Path | None = None,
+                state_dir: Path | None = None, command: str = "") -> tuple[Path, dict[str, Any]]:
     """Simulate data from `seed`, train ICN then TCN, choose the threshold, save a checkpoint.
 
     `curated_snr_slope` changes only the SNR law of the ICN's per-class (curated) stamps, e.g.
@@ -337,34 +638,50 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
     glare = "GLARE" in classes
     timings: dict[str, float] = {}
     t0 = time.time()
-    stamp_cfg = None if curated_snr_slope is None else SimConfig(snr_slope=curated_snr_slope)
-    stamps = build_stamp_set(seed, classes, icn_cfg_t.n_train + icn_cfg_t.n_val, pre,
-                             cfg=stamp_cfg, workers=workers, progress=progress)
-    train_set, val_set = split_per_class(stamps, icn_cfg_t.n_train)
-    timings["simulate_stamps_s"] = time.time() - t0
+    icn, history, icn_timings = icn_stage(seed, classes, icn_cfg_t, pre, device=device,
+                                          workers=workers, progress=progress,
+                                          curated_snr_slope=curated_snr_slope,
+                                          stamp_cache=stamp_cache, state_dir=state_dir)
+    timings.update(icn_timings)
 
     t0 = time.time()
-    icn, history = train_icn(train_set, val_set, icn_cfg_t, pre, device=device, seed=seed,
-                             progress=progress)
-    timings["train_icn_s"] = time.time() - t0
-
-    t0 = time.time()
+    # domain randomisation for the TCN's training tracklets as for the ICN's stamps; the
+    # validation split (threshold, calibration) has the simulator's nominal ranges
+    train_sim = SimConfig().widened() if icn_cfg_t.widened else SimConfig()
     tcn_train = build_tracklet_set(seed, tcn_cfg_t.n_real, tcn_cfg_t.n_bogus, pre, glare=glare,
-                                   workers=workers, progress=progress)
+                                   cfg=train_sim, workers=workers, progress=progress)
     tcn_val = build_tracklet_set(seed, tcn_cfg_t.n_val_real, tcn_cfg_t.n_val_bogus, pre,
                                  glare=glare, first_index=TCN_VALIDATION_OFFSET,
                                  workers=workers, progress=progress)
     timings["simulate_tracklets_s"] = time.time() - t0
     t0 = time.time()
-    x_train = tcn_inputs(predict_icn(icn, tcn_train.images, device), tcn_train.lengths)
-    x_val = tcn_inputs(predict_icn(icn, tcn_val.images, device), tcn_val.lengths)
-    timings["score_tracklets_s"] = time.time() - t0
-    t0 = time.time()
-    tcn = train_tcn(x_train, tracklet_labels(tcn_train), tcn_cfg_t, len(classes), device=device,
-                    seed=seed, progress=progress)
+    calibration = None
+    if tcn_cfg_t.kind == "set":
+        tcn_cfg = TcnConfig(n_classes=len(classes), kind="set",
+                            n_detection_features=N_DETECTION_INPUTS,
+                            n_tracklet_features=N_TRACKLET_INPUTS)
+        in_train = set_inputs_of(icn, tcn_train, device)
+        in_val = set_inputs_of(icn, tcn_val, device)
+        timings["score_tracklets_s"] = time.time() - t0
+        t0 = time.time()
+        tcn = train_set_tcn(in_train, tracklet_labels(tcn_train), tcn_cfg_t, tcn_cfg,
+                            device=device, seed=seed, progress=progress)
+        val_logits = predict_set_tcn(tcn, in_val, device)
+    else:
+        tcn_cfg = TcnConfig(n_classes=len(classes))
+        x_train = tcn_inputs(predict_icn(icn, tcn_train.images, device), tcn_train.lengths)
+        x_val = tcn_inputs(predict_icn(icn, tcn_val.images, device), tcn_val.lengths)
+        timings["score_tracklets_s"] = time.time() - t0
+        t0 = time.time()
+        tcn = train_tcn(x_train, tracklet_labels(tcn_train), tcn_cfg_t, len(classes),
+                        device=device, seed=seed, progress=progress)
+        val_logits = None
+        val_scores = predict_tcn(tcn, x_val, device)
     timings["train_tcn_s"] = time.time() - t0
-
-    val_scores = predict_tcn(tcn, x_val, device)
+    if val_logits is not None:
+        if tcn_cfg_t.calibrate:
+            calibration = fit_platt(val_logits, tracklet_labels(tcn_val))
+        val_scores = calibrate_logits(val_logits, calibration)
     if target_recall is not None:
         threshold = threshold_for_recall(val_scores, tcn_val.real, target_recall)
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
@@ -374,6 +691,7 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
             "tcn_auc": roc_auc(val_scores, tcn_val.real),
             **operating_point(val_scores, tcn_val.real, threshold),
             "tracklets": {"real": int(tcn_val.real.sum()), "bogus": int((~tcn_val.real).sum())},
+            "reliability": reliability(val_scores, tcn_val.real),
         },
         "icn_history": history,
     }
@@ -382,9 +700,8 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
                 "tcn": asdict(tcn_cfg_t), "target_recall": target_recall, "timings": timings,
                 "half_precision": half, "curated_snr_slope": curated_snr_slope,
                 "command": command}
-    payload = checkpoint_payload(icn, IcnConfig(classes=tuple(classes)), tcn,
-                                 TcnConfig(n_classes=len(classes)), pre, threshold, metrics,
-                                 training, half)
+    payload = checkpoint_payload(icn, IcnConfig(classes=tuple(classes)), tcn, tcn_cfg, pre,
+                                 threshold, metrics, training, half, calibration=calibration)
     from classifier.checkpoint import save_checkpoint
 
     return save_checkpoint(payload, out_dir), payload

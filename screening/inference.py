@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from screening.models import ModelVersion, Tracklet
+from screening.models import Detection, ModelVersion, Tracklet
 from screening.scoring import TrackletResult, scores_store
 
 logger = logging.getLogger(__name__)
@@ -85,9 +85,29 @@ def tracklets_claim(*, model: ModelVersion, max_stamps: int) -> list[Tracklet]:
     return taken
 
 
-def _pixels(tracklet: Tracklet) -> np.ndarray:
+def tracklet_pixels(tracklet: Tracklet) -> np.ndarray:
+    """The tracklet's raw stamps (n, 100, 100) float32, as ingest stored them."""
     with tracklet.pixels.open("rb") as handle:
         return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+
+
+def detection_meta(tracklet_ids) -> dict[int, np.ndarray]:
+    """Each tracklet's (n, 6) mjd, ra, dec, mag, x, y in detection (time) order, as stored.
+
+    The same columns, in the same order as the tracklet's pixels, are what the model's motion
+    and magnitude cues are measured from (classifier.features.META_COLUMNS), for scoring and
+    retraining alike.
+    """
+    from classifier.features import META_COLUMNS
+
+    rows: dict[int, list[tuple[float, ...]]] = {}
+    for tracklet_id, *values in (
+        Detection.objects.filter(tracklet_id__in=list(tracklet_ids))
+        .order_by("tracklet_id", "index")
+        .values_list("tracklet_id", *META_COLUMNS)
+    ):
+        rows.setdefault(tracklet_id, []).append(tuple(values))
+    return {k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}
 
 
 def tracklets_score_pending(*, max_batches: int | None = None) -> int:
@@ -102,8 +122,12 @@ def tracklets_score_pending(*, max_batches: int | None = None) -> int:
         batch = tracklets_claim(model=row, max_stamps=settings.INFERENCE_BATCH_STAMPS)
         if not batch:
             break
-        arrays = [_pixels(t) for t in batch]
-        probabilities, scores = model.score(np.concatenate(arrays), [len(a) for a in arrays])
+        arrays = [tracklet_pixels(t) for t in batch]
+        meta = None
+        if model.needs_metadata:
+            by_id = detection_meta(t.pk for t in batch)
+            meta = np.concatenate([by_id[t.pk] for t in batch])
+        probabilities, scores = model.score(np.concatenate(arrays), [len(a) for a in arrays], meta)
         results, start = [], 0
         for tracklet, array, score in zip(batch, arrays, scores, strict=True):
             results.append(

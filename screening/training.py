@@ -9,7 +9,6 @@ worker dies, is marked failed with its error and leaves the active model as it w
 
 from __future__ import annotations
 
-import io
 import logging
 import traceback
 from collections import defaultdict
@@ -17,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
@@ -166,11 +164,6 @@ def _fail(run_id: int, error: str, details: str = "") -> None:
     )
 
 
-def _pixels(tracklet: Tracklet) -> np.ndarray:
-    with tracklet.pixels.open("rb") as handle:
-        return np.load(io.BytesIO(handle.read()), allow_pickle=False)
-
-
 def labels_gather():
     """The reviewers' labels as `classifier.retrain.Labels` (pixels read from storage).
 
@@ -199,13 +192,18 @@ def labels_gather():
         by_tracklet[tracklet_id].append((detection_id, index))
     needed = set(by_tracklet) | set(agreed)
     labels = Labels(real_classes=dict(StampClass.objects.values_list("name", "is_real")))
+    from screening.inference import detection_meta, tracklet_pixels
+
+    meta = detection_meta(agreed)
     for tracklet in Tracklet.objects.filter(pk__in=needed).only("id", "pixels").order_by("id"):
-        pixels = _pixels(tracklet)
+        pixels = tracklet_pixels(tracklet)
         key = str(tracklet.pk)
         for detection_id, index in sorted(by_tracklet.get(tracklet.pk, [])):
             labels.stamps.append(LabelledStamp(key, pixels[index], latest[detection_id]))
         if tracklet.pk in agreed:
             labels.tracklets.append(
-                LabelledTracklet(key, pixels, agreed[tracklet.pk] == Verdict.Value.REAL)
+                LabelledTracklet(
+                    key, pixels, agreed[tracklet.pk] == Verdict.Value.REAL, meta.get(tracklet.pk)
+                )
             )
     return labels

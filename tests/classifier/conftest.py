@@ -23,3 +23,16 @@ def tiny_model(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("models")
     return train_model(seed=3, preset="default", out_dir=out, device="cpu", workers=1,
                        icn_overrides=TINY_ICN, tcn_overrides=TINY_TCN, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_metadata_model(tmp_path_factory) -> tuple[Path, dict]:
+    """The shipped recipe (set TCN with motion cues, calibrated, asinh_sigma) on tiny data."""
+    from classifier.preprocess import Preprocessing
+    from classifier.train import train_model
+
+    out = tmp_path_factory.mktemp("models")
+    return train_model(seed=3, preset="metadata", out_dir=out, device="cpu", workers=1,
+                       icn_overrides={**TINY_ICN, "batch_size": 8},
+                       tcn_overrides={**TINY_TCN, "n_real": 20, "n_bogus": 20},
+                       pre=Preprocessing("asinh_sigma"), target_recall=0.9, progress=False)

@@ -16,7 +16,7 @@ def test_it_names_the_file_by_its_content_hash_and_loads_it(tmp_path: Path) -> N
     assert path.name.startswith("screening-") and path.suffix == ".pt"
     loaded = load_checkpoint(path)
     assert loaded["version"] == path.stem.removeprefix("screening-")
-    assert loaded["format_version"] == 1 and loaded["classes"] == ["AST", "NOISE"]
+    assert loaded["format_version"] == 2 and loaded["classes"] == ["AST", "NOISE"]
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
     assert save_checkpoint({**payload, "threshold": 0.5}, tmp_path) != path
 
@@ -34,4 +34,11 @@ def test_it_refuses_a_pickle_that_is_not_a_plain_dict(tmp_path: Path) -> None:
     path = tmp_path / "other.pt"
     torch.save({"format_version": 1, "obj": object}, path)
     with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_it_names_the_formats_it_reads_when_a_file_is_of_another(tmp_path: Path) -> None:
+    path = tmp_path / "future.pt"
+    torch.save({"format_version": 3, "classes": []}, path)
+    with pytest.raises(CheckpointError, match=r"reads \(1, 2\); found 3"):
         load_checkpoint(path)

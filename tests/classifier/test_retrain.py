@@ -34,7 +34,8 @@ def glare_labels() -> Labels:
     for i in range(16):
         t = make_tracklet(9, i, real=i % 2 == 0)
         pixels = np.stack([d.stamp.difference for d in t.detections]).astype(np.float32)
-        tracklets.append(LabelledTracklet(key=f"T{i}", pixels=pixels, real=t.real))
+        meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections])
+        tracklets.append(LabelledTracklet(key=f"T{i}", pixels=pixels, real=t.real, meta=meta))
     return Labels(stamps=stamps, tracklets=tracklets,
                   real_classes={"GLARE": False, "AST": True, "STREAK": True, "COMET": True})
 
@@ -79,3 +80,22 @@ def test_it_refuses_to_train_on_nothing_or_on_an_unknown_category(tiny_model, tm
     labels.real_classes = {}
     with pytest.raises(RetrainError, match="GLARE"):
         retrain(base_path, labels, tmp_path, TINY)
+
+
+def test_a_metadata_base_grows_its_set_tcn_and_stays_calibrated(tiny_metadata_model,
+                                                                tmp_path) -> None:
+    base_path, base_payload = tiny_metadata_model
+    labels = glare_labels()
+    path, payload = retrain(base_path, labels, tmp_path, TINY)
+    loaded = load_checkpoint(path)
+    assert loaded["classes"] == [*base_payload["classes"], "GLARE"]
+    assert loaded["tcn"]["config"]["kind"] == "set"
+    assert loaded["tcn"]["config"]["n_classes"] == 9
+    assert loaded["calibration"]["a"] > 0
+    assert "reliability" in loaded["metrics"]["validation"]["tcn"]
+    model = load_model(path, device="cpu")
+    t = labels.tracklets[0]
+    probs, scores = model.score(t.pixels, [len(t.pixels)], t.meta)
+    assert probs.shape == (len(t.pixels), 9) and 0.0 <= scores[0] <= 1.0
+    held = loaded["metrics"]["comparison"]["holdout"]
+    assert held["candidate"]["tracklets"] == held["base"]["tracklets"]

@@ -1,0 +1,121 @@
+"""The cues a human checks, measured from what ingest stores: motion residuals, trails, mags."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from classifier.features import (
+    DETECTION_FEATURES,
+    N_DETECTION_INPUTS,
+    N_TRACKLET_INPUTS,
+    TRACKLET_FEATURES,
+    batch_inputs,
+    fit_motion,
+    measure,
+    trail_moments,
+)
+from classifier.render import draw_conditions
+from classifier.simulate import SimConfig, make_stamp, stamp_rng
+from classifier.tracklets import make_tracklet
+
+
+def _columns(t) -> list[np.ndarray]:
+    d = t.detections
+    cols = np.array([[x.mjd, x.ra, x.dec, x.mag, x.x, x.y] for x in d]).T
+    return [*cols, np.stack([x.stamp.difference for x in d])]
+
+
+def test_a_fit_of_exact_uniform_motion_leaves_no_residual_even_across_ra_zero() -> None:
+    mjd = 61000.1 + np.arange(4) * 0.01
+    ra = (359.99 + np.arange(4) * 0.005) % 360  # crosses RA 0
+    dec = np.full(4, 10.0) + np.arange(4) * 0.002
+    fit = fit_motion(mjd, ra, dec)
+    assert fit.rms_arcsec < 0.01
+    expected = math.hypot(0.005 * math.cos(math.radians(10.0)), 0.002) / 0.01
+    assert fit.rate_deg_day == pytest.approx(expected, rel=1e-3)
+    assert 0 < fit.position_angle_deg < 90  # moving north-east
+
+
+def test_an_offset_detection_shows_as_its_residual() -> None:
+    mjd = 61000.1 + np.arange(5) * 0.01
+    ra, dec = np.full(5, 50.0), 20.0 + np.arange(5) * 0.001
+    dec[2] += 2.0 / 3600  # 2 arcsec north, along the motion
+    fit = fit_motion(mjd, ra, dec)
+    assert np.argmax(np.abs(fit.residual_along)) == 2
+    assert abs(fit.residual_along[2]) > 1.2 and abs(fit.residual_cross).max() < 0.05
+
+
+@pytest.mark.parametrize("length,angle", [(20.0, 0.3), (35.0, 2.0), (15.0, 1.2)])
+def test_the_trail_of_a_bright_streak_is_measured_with_its_length_and_angle(length, angle):
+    rng = stamp_rng(11, 1, int(length))
+    cfg = SimConfig(field_star_mean=(0.0, 0.0), chip_edge_fraction=0.0)
+    cond = draw_conditions(rng, cfg.conditions)
+    stamp = make_stamp("STREAK", rng, cfg, cond, {"snr": 200.0, "length": length, "angle": angle})
+    measured, measured_angle, elongation = trail_moments(stamp.difference)
+    assert measured == pytest.approx(length, rel=0.25)
+    diff = abs((measured_angle - angle + math.pi / 2) % math.pi - math.pi / 2)
+    assert math.degrees(diff) < 6 and elongation > 2
+
+
+def test_a_point_source_is_round_and_an_empty_stamp_gives_no_trail() -> None:
+    rng = stamp_rng(12, 1, 0)
+    cfg = SimConfig(field_star_mean=(0.0, 0.0), chip_edge_fraction=0.0)
+    stamp = make_stamp("AST", rng, cfg, None, {"snr": 100.0, "length": 0.0, "angle": 0.0})
+    length, _, elongation = trail_moments(stamp.difference)
+    assert length < 4 and elongation < 1.6
+    assert trail_moments(np.full((100, 100), np.nan)) == (0.0, 0.0, 1.0)
+
+
+def test_a_real_streaks_trail_follows_the_fitted_motion() -> None:
+    agree = []
+    for i in range(300):
+        t = make_tracklet(8, i, real=True)
+        if t.latents["trail_px"] < 7 or t.latents["snr"] < 10 or t.latents["comet"]:
+            continue
+        f = measure(*_columns(t))
+        angle = f.detections[:, DETECTION_FEATURES.index("trail_angle_deg")]
+        agree.append(np.median(angle) < 20)
+    assert len(agree) >= 3 and np.mean(agree) >= 0.8
+
+
+def test_rows_come_back_in_the_order_given() -> None:
+    t = make_tracklet(9, 2, real=True)
+    cols = _columns(t)
+    order = np.arange(len(cols[0]))[::-1].copy()
+    forward = measure(*cols)
+    backward = measure(*[c[order] for c in cols])
+    assert np.allclose(backward.detections, forward.detections[order])
+    assert np.allclose(backward.tracklet, forward.tracklet)
+    assert forward.tracklet[TRACKLET_FEATURES.index("n_detections")] == len(order)
+
+
+def test_batch_inputs_are_finite_and_shaped_for_the_network() -> None:
+    tracklets = [make_tracklet(10, i, real=i % 2 == 0) for i in range(6)]
+    meta = np.concatenate([np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y]
+                                     for d in t.detections]) for t in tracklets])
+    stamps = np.concatenate([np.stack([d.stamp.difference for d in t.detections])
+                             for t in tracklets])
+    lengths = [len(t.detections) for t in tracklets]
+    det, trk = batch_inputs(meta, stamps, lengths)
+    assert det.shape == (sum(lengths), N_DETECTION_INPUTS)
+    assert trk.shape == (6, N_TRACKLET_INPUTS)
+    assert np.isfinite(det).all() and np.isfinite(trk).all()
+    assert np.abs(det).max() < 10 and np.abs(trk).max() < 10
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"lengths": [2, 2]}, "lengths sum to 4"),
+    ({"meta": np.zeros((3, 5))}, "meta must be"),
+    ({"nan": True}, "mag must be finite"),
+])
+def test_bad_metadata_is_named(bad, message) -> None:
+    meta = np.array([[61000.1 + i * 0.01, 10.0, 5.0 + i * 1e-3, 18.0, 100.0, 100.0 + i]
+                     for i in range(3)])
+    if bad.get("nan"):
+        meta[1, 3] = np.nan
+    stamps = np.zeros((3, 100, 100), np.float32)
+    with pytest.raises(ValueError, match=message):
+        batch_inputs(bad.get("meta", meta), stamps, bad.get("lengths", [3]))

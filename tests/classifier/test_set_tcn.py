@@ -1,0 +1,111 @@
+"""The metadata TCN: any tracklet length, order and padding do not matter, classes can grow,
+the score is calibrated, and a model of the old format still loads and scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from classifier.checkpoint import load_checkpoint
+from classifier.features import N_DETECTION_INPUTS, N_TRACKLET_INPUTS
+from classifier.inference import load_model
+from classifier.networks import TcnConfig, build_tcn, grow_tcn, pack_set_inputs
+from classifier.tracklets import make_tracklet
+from classifier.train import calibrate_logits, fit_platt, reliability
+
+BASELINE_V1 = Path("models/screening-c652846297a465e0.pt")
+CFG = TcnConfig(n_classes=8, kind="set", n_detection_features=N_DETECTION_INPUTS,
+                n_tracklet_features=N_TRACKLET_INPUTS)
+
+
+def _inputs(lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = sum(lengths)
+    probs = torch.softmax(torch.randn(n, 8, generator=g), 1)
+    det = torch.randn(n, N_DETECTION_INPUTS, generator=g)
+    trk = torch.randn(len(lengths), N_TRACKLET_INPUTS, generator=g)
+    return probs, det, trk, torch.tensor(lengths)
+
+
+def _scores(model, probs, det, trk, lengths):
+    packed, mask = pack_set_inputs(probs, det, lengths)
+    with torch.no_grad():
+        return model(packed, mask, trk).squeeze(1)
+
+
+def test_every_length_from_3_to_16_scores_and_padding_changes_nothing() -> None:
+    torch.manual_seed(0)
+    model = build_tcn(CFG).eval()
+    lengths = list(range(3, 17))
+    probs, det, trk, lt = _inputs(lengths)
+    together = _scores(model, probs, det, trk, lt)
+    assert together.shape == (14,)
+    at = 0
+    for i, n in enumerate(lengths):  # one by one: no padding at all
+        alone = _scores(model, probs[at : at + n], det[at : at + n], trk[i : i + 1],
+                        torch.tensor([n]))
+        assert alone.item() == pytest.approx(together[i].item(), abs=1e-5)
+        at += n
+
+
+def test_the_order_of_a_tracklets_detections_does_not_matter() -> None:
+    torch.manual_seed(1)
+    model = build_tcn(CFG).eval()
+    probs, det, trk, lt = _inputs([6])
+    order = torch.tensor([3, 0, 5, 1, 4, 2])
+    assert _scores(model, probs[order], det[order], trk, lt).item() == pytest.approx(
+        _scores(model, probs, det, trk, lt).item(), abs=1e-5)
+
+
+def test_a_grown_tcn_scores_as_before_until_it_is_trained() -> None:
+    torch.manual_seed(2)
+    model = build_tcn(CFG).eval()
+    old = ("BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET")
+    grown, cfg = grow_tcn(model, CFG, old, (*old, "GLARE"))
+    assert cfg.n_classes == 9
+    probs, det, trk, lt = _inputs([4, 5])
+    padded = torch.cat([probs, torch.zeros(len(probs), 1)], 1)
+    assert torch.allclose(_scores(grown.eval(), padded, det, trk, lt),
+                          _scores(model, probs, det, trk, lt), atol=1e-6)
+
+
+def test_platt_scaling_makes_an_overconfident_score_honest() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(4000) < 0.5
+    true_logit = np.where(y, 1.0, -1.0) + rng.normal(0, 1.5, 4000)
+    logits = 6.0 * true_logit  # overconfident: 6x too sharp
+    before = reliability(calibrate_logits(logits, None), y)["ece"]
+    cal = fit_platt(logits, y.astype(np.float32))
+    after = reliability(calibrate_logits(logits, cal), y)["ece"]
+    assert cal["a"] > 0 and after < 0.03 < before
+
+
+def test_the_shipped_recipe_trains_a_calibrated_metadata_model(tiny_metadata_model) -> None:
+    path, payload = tiny_metadata_model
+    loaded = load_checkpoint(path)
+    assert loaded["format_version"] == 2
+    assert loaded["tcn"]["config"]["kind"] == "set"
+    assert loaded["calibration"]["method"] == "platt" and loaded["calibration"]["a"] > 0
+    assert 0 <= payload["metrics"]["validation"]["reliability"]["ece"] <= 1
+    model = load_model(path, "cpu")
+    t = make_tracklet(2, 5, real=True)
+    stamps = np.stack([d.stamp.difference for d in t.detections]).astype(np.float32)
+    meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections])
+    _, scores = model.score(stamps, [len(stamps)], meta)
+    assert scores.shape == (1,) and 0 <= scores[0] <= 1
+    with pytest.raises(ValueError, match="give each detection's mjd, ra, dec, mag, x, y"):
+        model.score(stamps, [len(stamps)])
+
+
+def test_a_format_1_checkpoint_still_loads_and_scores_without_metadata() -> None:
+    payload = load_checkpoint(BASELINE_V1)
+    assert payload["format_version"] == 1
+    model = load_model(BASELINE_V1, "cpu")
+    assert not model.needs_metadata and model.calibration is None
+    t = make_tracklet(2, 6, real=True)
+    stamps = np.stack([d.stamp.difference for d in t.detections]).astype(np.float32)
+    _, scores = model.score(stamps, [len(stamps)])
+    assert scores.shape == (1,)
