@@ -34,14 +34,17 @@ def main() -> None:
     tracklets = [make_tracklet(4242, i, real=i % 3 == 0) for i in range(args.tracklets)]
     stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
     lengths = [len(t.detections) for t in tracklets]
+    meta = np.array(
+        [[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for t in tracklets for d in t.detections]
+    )
     cpu_probs, cpu_scores = load_model(path, runtime=Runtime.reference("cpu")).score(
-        stamps, lengths
+        stamps, lengths, meta
     )
     print(f"model {path.name}, {len(stamps)} simulated stamps in {len(lengths)} tracklets")
     for precision in ("bf16", "fp32"):
         runtime = Runtime.for_device("cuda", precision=precision, compile=args.compile)
         model = load_model(path, runtime=runtime)
-        probs, scores = model.score(stamps, lengths)
+        probs, scores = model.score(stamps, lengths, meta)
         flips = int((model.accepts(scores) != model.accepts(cpu_scores)).sum())
         print(
             f"GPU {precision}: largest difference stamp probability "

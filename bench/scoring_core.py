@@ -34,21 +34,40 @@ def checkpoint_path(given: str | None) -> Path:
     return make_checkpoint(Path(tempfile.mkdtemp(prefix="bench-model-")), seed=0)
 
 
-def naive_scores(model, stamps: np.ndarray, lengths: list[int]) -> np.ndarray:
+def synthetic_meta(lengths: list[int]) -> np.ndarray:
+    """(N, 6) mjd, ra, dec, mag, x, y of movers at 1 degree/day, 15 minutes apart."""
+    rows = []
+    for t, n in enumerate(lengths):
+        for i in range(n):
+            dt = i * 15 / 1440
+            rows.append(
+                [
+                    61000.3 + dt,
+                    40.0 + t * 1e-3 + dt * 0.8,
+                    -5.0 + dt * 0.6,
+                    19.0,
+                    5000.0 + i * 20,
+                    3000.0 + i * 15,
+                ]
+            )
+    return np.array(rows)
+
+
+def naive_scores(model, stamps: np.ndarray, lengths: list[int], meta: np.ndarray) -> np.ndarray:
     """What a user would write first: per tracklet, prepare, eager float32 ICN, then the TCN."""
     import torch
 
-    from classifier.networks import tcn_inputs
     from classifier.preprocess import prepare
 
     out, start = [], 0
     with torch.no_grad():
         for n in lengths:
-            images = torch.from_numpy(prepare(stamps[start : start + n], model.preprocessing))
+            part = stamps[start : start + n]
+            images = torch.from_numpy(prepare(part, model.preprocessing))
             logits = model.icn(images.unsqueeze(1).to(model.device))
             probs = torch.softmax(logits, dim=1).cpu().numpy()
-            x = torch.from_numpy(tcn_inputs(probs, [n])).to(model.device)
-            out.append(torch.sigmoid(model.tcn(x)).squeeze(1).cpu().numpy())
+            cues = model.cues(meta[start : start + n], part, [n])
+            out.append(model.tracklet_scores(probs, [n], cues))
             start += n
     return np.concatenate(out)
 
@@ -84,6 +103,7 @@ def main() -> None:
     yy, xx = np.mgrid[:100, :100]
     stamps[::2] += 60 * np.exp(-((xx - 49.5) ** 2 + (yy - 49.5) ** 2) / 5.0)  # sources
     lengths = [4] * args.tracklets
+    meta = synthetic_meta(lengths)
     naive_n = min(args.naive_tracklets or args.tracklets, args.tracklets)
     print(
         f"machine: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -99,17 +119,17 @@ def main() -> None:
         if runtime.is_cuda:
             torch.cuda.synchronize()
 
-    naive_scores(reference, stamps[:16], [4] * 4)  # warm-up
-    model.score(stamps, lengths)  # warm-up (and compilation, where asked)
+    naive_scores(reference, stamps[:16], [4] * 4, meta[:16])  # warm-up
+    model.score(stamps, lengths, meta)  # warm-up (and compilation, where asked)
     sync()
     started = time.perf_counter()
-    naive = naive_scores(reference, stamps[: naive_n * 4], lengths[:naive_n])
+    naive = naive_scores(reference, stamps[: naive_n * 4], lengths[:naive_n], meta)
     sync()
     naive_rate = naive_n * 4 / (time.perf_counter() - started)
     batched_rate = 0.0
     for _ in range(args.repeat):
         started = time.perf_counter()
-        probs, batched = model.score(stamps, lengths)
+        probs, batched = model.score(stamps, lengths, meta)
         sync()
         batched_rate = max(batched_rate, len(stamps) / (time.perf_counter() - started))
     diff = float(np.max(np.abs(naive - batched[:naive_n])))

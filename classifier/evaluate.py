@@ -206,7 +206,41 @@ def write_plots(report: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     paths.append(out_dir / f"{name}_recall_by_snr.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
+
+    rel = report.get("reliability")
+    if rel and rel["bins"]:
+        paths.append(draw_reliability(rel, out_dir / f"{name}_reliability.png",
+                                      f"Reliability, {name}"))
     return paths
+
+
+def draw_reliability(rel: dict[str, Any], path: Path, title: str) -> Path:
+    """Mean score against the fraction really real per score bin, with the bins' counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    mean = [b["mean_score"] for b in rel["bins"]]
+    frac = [b["fraction_real"] for b in rel["bins"]]
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="perfect calibration")
+    ax.plot(mean, frac, "o-", label=f"model (ECE {rel['ece']:.3f})")
+    ax.set_xlabel("score (mean in bin)")
+    ax.set_ylabel("fraction of tracklets really real")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    counts = ax.twinx()
+    centres = [(b["lo"] + b["hi"]) / 2 for b in rel["bins"]]
+    counts.bar(centres, [b["n"] for b in rel["bins"]], width=0.08, alpha=0.2, color="C1")
+    counts.set_yscale("log")
+    counts.set_ylabel("tracklets in bin")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def write_report(report: dict[str, Any], out_dir: Path, name: str) -> Path:

@@ -41,14 +41,19 @@ def test_it_ships_a_baseline_that_separates_clear_cases() -> None:
     bogus = [t for t in bogus if t.kind == "correlated"][:5]
     tracklets = real + bogus
     stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
-    _, scores = model.score(stamps, [len(t.detections) for t in tracklets])
+    _, scores = model.score(stamps, [len(t.detections) for t in tracklets], meta_of(tracklets))
     assert min(scores[: len(real)]) > max(scores[len(real) :])
 
 
-def simulated_night(count: int) -> tuple[np.ndarray, list[int]]:
+def meta_of(tracklets) -> np.ndarray:
+    return np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for t in tracklets
+                     for d in t.detections])
+
+
+def simulated_night(count: int) -> tuple[np.ndarray, list[int], np.ndarray]:
     tracklets = [make_tracklet(4242, i, real=i % 3 == 0) for i in range(count)]
     stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
-    return stamps.astype(np.float32), [len(t.detections) for t in tracklets]
+    return stamps.astype(np.float32), [len(t.detections) for t in tracklets], meta_of(tracklets)
 
 
 @pytest.mark.skipif(not BASELINES, reason="no committed baseline model")
@@ -56,11 +61,11 @@ def simulated_night(count: int) -> tuple[np.ndarray, list[int]]:
 def test_the_fast_paths_agree_with_the_eager_reference(precision: str) -> None:
     """The workers' path (folded batch norm, channels-last; bf16 autocast as on a GPU) against
     eager float32, within the documented tolerance; no accept/reject decision flips."""
-    stamps, lengths = simulated_night(24)
+    stamps, lengths, meta = simulated_night(24)
     reference = load_model(BASELINES[-1], runtime=Runtime.reference())
     fast = load_model(BASELINES[-1], runtime=Runtime(precision=precision, batch_stamps=32))
-    ref_probs, ref_scores = reference.score(stamps, lengths)
-    probs, scores = fast.score(stamps, lengths)
+    ref_probs, ref_scores = reference.score(stamps, lengths, meta)
+    probs, scores = fast.score(stamps, lengths, meta)
     tolerance = AGREEMENT[precision]
     assert np.abs(probs - ref_probs).max() <= tolerance["probability"]
     assert np.abs(scores - ref_scores).max() <= tolerance["score"]

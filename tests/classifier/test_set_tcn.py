@@ -16,7 +16,8 @@ from classifier.networks import TcnConfig, build_tcn, grow_tcn, pack_set_inputs
 from classifier.tracklets import make_tracklet
 from classifier.train import calibrate_logits, fit_platt, reliability
 
-BASELINE_V1 = Path("models/screening-c652846297a465e0.pt")
+BASELINE_V1 = (Path(__file__).resolve().parents[2] / "models" / "previous"
+               / "screening-c652846297a465e0.pt")  # the first baseline, format 1
 CFG = TcnConfig(n_classes=8, kind="set", n_detection_features=N_DETECTION_INPUTS,
                 n_tracklet_features=N_TRACKLET_INPUTS)
 

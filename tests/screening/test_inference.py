@@ -48,7 +48,15 @@ def test_it_scores_every_pending_tracklet_in_batches_as_the_model_does(active, s
     assert inference.tracklets_score_pending() == 5
     model = load_model(active.checkpoint)
     arrays = [np.load(t.pixels.path) for t in tracklets]
-    probs, scores = model.score(np.concatenate(arrays), [len(a) for a in arrays])
+    meta = np.array(
+        [
+            [d.mjd, d.ra, d.dec, d.mag, d.x, d.y]
+            for t in tracklets
+            for d in t.detections.order_by("index")
+        ]
+    )
+    assert model.needs_metadata  # the worker hands the model each detection's metadata
+    probs, scores = model.score(np.concatenate(arrays), [len(a) for a in arrays], meta)
     for tracklet, expected in zip(tracklets, scores, strict=True):
         tracklet.refresh_from_db()
         assert tracklet.status == "scored" and tracklet.model_version == active
