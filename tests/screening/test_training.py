@@ -3,6 +3,7 @@ failures are recorded and leave the active model alone, promotion keeps real rec
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from screening.model_registry import (
@@ -16,6 +17,7 @@ from screening.models import (
     ModelActivation,
     ModelVersion,
     StampClass,
+    Tracklet,
     TrainingRun,
 )
 from screening.review import stamp_label_record, verdict_record
@@ -71,6 +73,14 @@ def test_labels_are_gathered_as_reviewers_left_them(labelled) -> None:
     assert classes.count("CR") == 1 and classes.count("GLARE") == 31
     assert labels.real_classes["GLARE"] is False and labels.real_classes["AST"] is True
     assert labels.stamps[0].pixels.shape == (100, 100)
+    # each agreed tracklet carries its detections' metadata, row for row with its stamps
+    for labelled_tracklet in labels.tracklets:
+        tracklet = Tracklet.objects.get(pk=int(labelled_tracklet.key))
+        rows = tracklet.detections.order_by("index").values_list(
+            "mjd", "ra", "dec", "mag", "x", "y"
+        )
+        assert labelled_tracklet.meta.shape == (len(labelled_tracklet.pixels), 6)
+        assert np.allclose(labelled_tracklet.meta, np.array(list(rows)))
 
 
 def test_a_run_trains_a_candidate_that_waits_for_promotion(labelled, active) -> None:
