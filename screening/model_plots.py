@@ -1,14 +1,19 @@
-"""Plots of a model version (matplotlib PNGs): ROC curves, ICN confusion, score histograms.
+"""Plots of a model version (matplotlib PNGs): ROC curves, ICN confusion, score histograms,
+reliability.
 
 ROC and confusion come from the fixed synthetic evaluation a training run stores with a candidate
 (`metrics["comparison"]["synthetic"]`), with the model it was compared to drawn beside it, or
 from a stand-alone one (`manage.py model_evaluate`, for a model made outside a training run); the
-score histogram is of the tracklets this model actually scored, split by reviewers' verdicts.
+score histogram is of the tracklets this model actually scored, split by reviewers' verdicts; the
+reliability diagram is the checkpoint's own, on its held-out validation tracklets (which models
+before checkpoint format 2 lack).
 """
 
 from __future__ import annotations
 
 import io
+import math
+from typing import Any
 
 from screening.model_registry import synthetic_report
 from screening.models import CurrentVerdict, ModelVersion, TrackletScore
@@ -97,4 +102,79 @@ def score_histogram_png(model: ModelVersion) -> bytes:
     )
 
 
-PLOTS = {"roc": roc_png, "confusion": confusion_png, "scores": score_histogram_png}
+def reliability_report(model: ModelVersion) -> dict[str, Any] | None:
+    """The checkpoint's reliability table on its validation tracklets, {"bins": [...], "ece",
+    "n"}, or None where the model has none (or one that is not a table of finite numbers).
+
+    Training from scratch stores it as `validation.reliability`, a retraining run as
+    `validation.tcn.reliability` (beside its other held-out TCN figures).
+    """
+    validation = (model.metrics or {}).get("validation")
+    if not isinstance(validation, dict):
+        return None
+    tcn = validation.get("tcn") if isinstance(validation.get("tcn"), dict) else {}
+    stored = validation.get("reliability") or tcn.get("reliability")
+    if not isinstance(stored, dict) or not isinstance(stored.get("bins"), list):
+        return None
+    bins = []
+    for row in stored["bins"]:
+        try:
+            values = {k: float(row[k]) for k in ("lo", "hi", "mean_score", "fraction_real")}
+            n = int(row["n"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not all(math.isfinite(v) for v in values.values()) or n < 0:
+            return None
+        bins.append({**values, "n": n})
+    ece = stored.get("ece")
+    if not bins or not isinstance(ece, int | float) or not math.isfinite(ece):
+        return None
+    return {"bins": bins, "ece": float(ece), "n": sum(b["n"] for b in bins)}
+
+
+def reliability_png(model: ModelVersion) -> bytes:
+    """Mean score of each score bin against the fraction of it really real, with the diagonal
+    (perfect calibration) and the tracklets per bin as bars on a second axis."""
+    figure = _figure(4.6, 4.2)
+    axes = figure.add_subplot()
+    report = reliability_report(model)
+    if report is None:
+        axes.text(0.5, 0.5, "not calibrated / no reliability data", ha="center", va="center")
+        axes.set_axis_off()
+        return _png(figure)
+    bins = report["bins"]
+    counts = axes.twinx()
+    counts.bar(
+        [(b["lo"] + b["hi"]) / 2 for b in bins],
+        [b["n"] for b in bins],
+        width=[0.9 * (b["hi"] - b["lo"]) for b in bins],
+        color="#8a949e",
+        alpha=0.35,
+    )
+    counts.set_yscale("log")  # most tracklets sit in the end bins
+    counts.set_ylim(0.8, 20 * max(b["n"] for b in bins))  # a bin of one shows; bars stay low
+    counts.set_ylabel("tracklets in the bin", color="#6e7781")
+    axes.set_zorder(counts.get_zorder() + 1)
+    axes.patch.set_visible(False)  # the curve over the bars
+    axes.plot([0, 1], [0, 1], "--", color="black", linewidth=1, label="perfectly calibrated")
+    axes.plot(
+        [b["mean_score"] for b in bins],
+        [b["fraction_real"] for b in bins],
+        "o-",
+        label=f"this model (ECE {report['ece']:.3f})",
+    )
+    axes.legend(loc="upper left", fontsize=8)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.01)
+    axes.set_xlabel("mean score in the bin")
+    axes.set_ylabel("fraction really real")
+    axes.set_title(f"Reliability, {report['n']} held-out validation tracklets", fontsize=9)
+    return _png(figure)
+
+
+PLOTS = {
+    "roc": roc_png,
+    "confusion": confusion_png,
+    "scores": score_histogram_png,
+    "reliability": reliability_png,
+}

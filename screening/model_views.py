@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from screening.model_plots import PLOTS
+from screening.model_plots import PLOTS, reliability_report
 from screening.model_registry import (
     PromotionRefused,
     model_promote,
@@ -79,6 +79,7 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
         "promotion": verdict,
         "promotion_allowed": allowed,
         "comparison": comparison,
+        "reliability": reliability_report(model),
         "training": TrainingRun.objects.filter(candidate=model).first(),
         "can_activate": request.user.has_perm("screening.change_modelversion"),
         "activations": ModelActivation.objects.filter(model_version=model).select_related(

@@ -29,6 +29,7 @@ urlpatterns = [
     path("nights/<str:date>/summary/", views.night_summary, name="night-summary"),
     path("nights/<str:date>/histogram.png", views.night_histogram, name="night-histogram"),
     path("tracklets/<int:pk>/", views.tracklet_detail, name="tracklet-page"),
+    path("tracklets/<int:pk>/cues.png", views.tracklet_cues_plot, name="tracklet-cues"),
     path("stamps/<int:pk>.png", views.stamp_display, name="stamp-display"),
     path("models/", model_views.models_page, name="models"),
     path("models/train/", model_views.training_start, name="training-start"),

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import http_date
 from django.views.decorators.http import condition
 
+from screening.cues import tracklet_cues, tracklet_cues_png
 from screening.models import (
     Detection,
     Night,
@@ -98,7 +99,8 @@ def _int_param(request: HttpRequest, name: str, default: int, low: int, high: in
 
 @pages_for_reviewers
 def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One tracklet: large stamps, blink view, detections, prediction and review history."""
+    """One tracklet: large stamps, blink view, detections, their motion and magnitude cues,
+    prediction and review history."""
     tracklet = get_object_or_404(Tracklet.objects.select_related("night", "model_version"), pk=pk)
     row = queue_rows([tracklet], reviewer=request.user)[0]
     scores = tracklet.scores.select_related("model_version").order_by("-created_at")
@@ -129,8 +131,18 @@ def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 "reviewer", "stamp_class", "detection"
             ),
             "classes": list(StampClass.objects.values_list("name", "is_real")),
+            "cues": tracklet_cues(tracklet),
         },
     )
+
+
+@pages_for_reviewers
+def tracklet_cues_plot(request: HttpRequest, pk: int) -> HttpResponse:
+    """The tracklet's residuals against its fitted motion and its magnitudes (a PNG)."""
+    tracklet = get_object_or_404(Tracklet, pk=pk)
+    response = HttpResponse(tracklet_cues_png(tracklet), content_type="image/png")
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @pages_for_reviewers
