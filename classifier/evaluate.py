@@ -209,38 +209,37 @@ def write_plots(report: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
 
     rel = report.get("reliability")
     if rel and rel["bins"]:
-        paths.append(draw_reliability(rel, out_dir / f"{name}_reliability.png",
-                                      f"Reliability, {name}"))
+        fig, ax = plt.subplots(figsize=(5, 5))
+        n = sum(b["n"] for b in rel["bins"])
+        draw_reliability(ax, rel, f"Reliability, {n} tracklets, {name}")
+        fig.tight_layout()
+        paths.append(out_dir / f"{name}_reliability.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
     return paths
 
 
-def draw_reliability(rel: dict[str, Any], path: Path, title: str) -> Path:
-    """Mean score against the fraction really real per score bin, with the bins' counts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    mean = [b["mean_score"] for b in rel["bins"]]
-    frac = [b["fraction_real"] for b in rel["bins"]]
-    ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="perfect calibration")
-    ax.plot(mean, frac, "o-", label=f"model (ECE {rel['ece']:.3f})")
-    ax.set_xlabel("score (mean in bin)")
-    ax.set_ylabel("fraction of tracklets really real")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    counts = ax.twinx()
-    centres = [(b["lo"] + b["hi"]) / 2 for b in rel["bins"]]
-    counts.bar(centres, [b["n"] for b in rel["bins"]], width=0.08, alpha=0.2, color="C1")
-    counts.set_yscale("log")
-    counts.set_ylabel("tracklets in bin")
-    ax.set_title(title)
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def draw_reliability(axes, rel: dict[str, Any], title: str) -> None:
+    """Mean score of each score bin against the fraction of it really real, the diagonal
+    (perfect calibration) and the tracklets per bin as bars on a second (log) axis."""
+    bins = rel["bins"]
+    counts = axes.twinx()
+    counts.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["n"] for b in bins],
+               width=[0.9 * (b["hi"] - b["lo"]) for b in bins], color="#8a949e", alpha=0.35)
+    counts.set_yscale("log")  # most tracklets sit in the end bins
+    counts.set_ylim(0.8, 20 * max(b["n"] for b in bins))
+    counts.set_ylabel("tracklets in the bin", color="#6e7781")
+    axes.set_zorder(counts.get_zorder() + 1)
+    axes.patch.set_visible(False)  # the curve over the bars
+    axes.plot([0, 1], [0, 1], "--", color="black", linewidth=1, label="perfectly calibrated")
+    axes.plot([b["mean_score"] for b in bins], [b["fraction_real"] for b in bins], "o-",
+              label=f"this model (ECE {rel['ece']:.3f})")
+    axes.legend(loc="upper left", fontsize=8)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.01)
+    axes.set_xlabel("mean score in the bin")
+    axes.set_ylabel("fraction really real")
+    axes.set_title(title, fontsize=9)
 
 
 def write_report(report: dict[str, Any], out_dir: Path, name: str) -> Path:

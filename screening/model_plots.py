@@ -142,33 +142,9 @@ def reliability_png(model: ModelVersion) -> bytes:
         axes.text(0.5, 0.5, "not calibrated / no reliability data", ha="center", va="center")
         axes.set_axis_off()
         return _png(figure)
-    bins = report["bins"]
-    counts = axes.twinx()
-    counts.bar(
-        [(b["lo"] + b["hi"]) / 2 for b in bins],
-        [b["n"] for b in bins],
-        width=[0.9 * (b["hi"] - b["lo"]) for b in bins],
-        color="#8a949e",
-        alpha=0.35,
-    )
-    counts.set_yscale("log")  # most tracklets sit in the end bins
-    counts.set_ylim(0.8, 20 * max(b["n"] for b in bins))  # a bin of one shows; bars stay low
-    counts.set_ylabel("tracklets in the bin", color="#6e7781")
-    axes.set_zorder(counts.get_zorder() + 1)
-    axes.patch.set_visible(False)  # the curve over the bars
-    axes.plot([0, 1], [0, 1], "--", color="black", linewidth=1, label="perfectly calibrated")
-    axes.plot(
-        [b["mean_score"] for b in bins],
-        [b["fraction_real"] for b in bins],
-        "o-",
-        label=f"this model (ECE {report['ece']:.3f})",
-    )
-    axes.legend(loc="upper left", fontsize=8)
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1.01)
-    axes.set_xlabel("mean score in the bin")
-    axes.set_ylabel("fraction really real")
-    axes.set_title(f"Reliability, {report['n']} held-out validation tracklets", fontsize=9)
+    from classifier.evaluate import draw_reliability
+
+    draw_reliability(axes, report, f"Reliability, {report['n']} held-out validation tracklets")
     return _png(figure)
 
 

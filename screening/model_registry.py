@@ -27,7 +27,7 @@ def model_register(*, path: Path) -> ModelVersion:
             "checkpoint": str(Path(path).resolve()),
             "classes": list(payload["classes"]),
             "threshold": float(payload["threshold"]),
-            "metrics": payload.get("metrics", {}),
+            "metrics": {**payload.get("metrics", {}), "calibration": payload.get("calibration")},
         },
     )
     return model
