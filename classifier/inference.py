@@ -9,9 +9,11 @@ per-stamp class probabilities and one score per tracklet. How it runs is a `Runt
   preprocessing runs on the device; the ResNet-18 runs in channels-last memory format under
   bfloat16 autocast, optionally compiled with `torch.compile` (batches padded to one shape);
   the TCN runs on the device too, and only probabilities and scores come back.
-- on the CPU: float32 (this machine's CPU has AVX2 but neither AVX-512 bf16 nor AMX, where
-  bfloat16 autocast is about 6x slower than float32), batch norm folded into the convolutions,
-  channels-last, large batches, and as many threads as the process has cores.
+- on the CPU: float32 (on a CPU with AVX2 but neither AVX-512 bf16 nor AMX, bfloat16 autocast
+  is about 6x slower than float32; `classifier.hardware` tells which a machine has), batch norm
+  folded into the convolutions, channels-last, large batches, as many threads as the process has
+  cores. The set TCN's cues (classifier.features) are measured on the host from the raw stamps
+  and each detection's metadata, about 1,700 stamps/s on one core.
 
 The reference path (`Runtime.reference()`: eager float32, nothing folded) is what the paths
 are checked against; see AGREEMENT for the tolerances.
@@ -43,7 +45,9 @@ if TYPE_CHECKING:
 # float32 paths differ by rounding only; bfloat16 autocast keeps 8 bits of mantissa.
 AGREEMENT = {
     "fp32": {"probability": 1e-3, "score": 1e-3},
-    "bf16": {"probability": 0.05, "score": 0.03},
+    # the second baseline (sharper, asinh_sigma input) differs by up to 0.056 in a stamp
+    # probability on the test night (the first: under 0.05); its scores stay within 0.03
+    "bf16": {"probability": 0.08, "score": 0.03},
 }
 
 
