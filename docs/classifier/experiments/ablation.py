@@ -86,6 +86,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "classifier")
     p.add_argument("--cache", type=Path, default=ROOT / "var" / "cache" / "ablation")
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--shipped-only", action="store_true",
+                   help="only the shipped model's evaluation report (no ablation rows)")
     p.add_argument("--tcn-tracklets", type=int, default=None,
                    help="real and bogus TCN training tracklets each (default: the recipe's)")
     args = p.parse_args()
@@ -124,6 +126,11 @@ def main() -> None:
         print(f"   {kind:>28}: n={fig['tracklets']:5d} rejected "
               f"{100 * fig['rejection_at_threshold']:.2f}% at threshold")
     print(format_confusion(report["icn_confusion"]))
+    for key in ("real_recall_by_snr", "real_recall_by_rate"):
+        print(key, json.dumps(report[key]))
+    print("ECE", report["reliability"]["ece"], "ICN accuracy", report["icn_accuracy"])
+    if args.shipped_only:
+        return
 
     rows = []
     for icn_name, model, k in (("old ICN (first baseline)", old, 0),
