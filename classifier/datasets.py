@@ -70,9 +70,18 @@ class TrackletSet:
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(int)
 
 
-def _one_thread() -> None:
+def _child_init() -> None:
+    """A simulation child: torch single-threaded, and the default signal handlers back.
+
+    A child forked from a Celery worker inherits the worker's SIGTERM handler (a warm shutdown
+    of the parent's loop): the pool could then not stop its children, and the job hung.
+    """
+    import signal
+
     import torch
 
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     torch.set_num_threads(1)
 
 
@@ -96,10 +105,12 @@ def _pool_map(fn, jobs: list, workers: int, desc: str, progress: bool) -> Iterat
         # The caller may have run torch already (an inference worker, the training job): a
         # forked child then hangs in its first parallel torch operation (the preprocessing is
         # torch) unless it runs torch single-threaded, which each child does.
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_child_init) as pool:
             for result in pool.imap(fn, jobs):
                 yield result
                 bar.update()
+            pool.close()  # every job is done: let the children exit on their own
+            pool.join()
     bar.close()
 
 

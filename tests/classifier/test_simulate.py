@@ -167,3 +167,24 @@ def _build_in_child(queue) -> None:
         queue.put(s.images)
     except Exception as exc:  # reported to the test, which fails with it
         queue.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_parallel_simulation_finishes_under_a_parent_that_traps_sigterm() -> None:
+    """A Celery worker traps SIGTERM; the simulation's forked children must still finish and
+    the build return (they once inherited the trap, and the training job hung at the end)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import signal; signal.signal(signal.SIGTERM, lambda *a: print('trapped'));"
+        "from classifier.datasets import build_stamp_set;"
+        "from classifier.preprocess import Preprocessing;"
+        "s = build_stamp_set(1, ('AST', 'NOISE'), 4, Preprocessing(), workers=2,"
+        " progress=False, chunk=2); print(len(s.labels))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["8"]
