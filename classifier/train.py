@@ -355,8 +355,8 @@ class SetInputs:
         return SetInputs(self.probs[rows], self.det[rows], self.trk[index], self.lengths[index])
 
 
-def set_tcn_logits(model, inputs: SetInputs, device: str, batch: int = 4096):
-    """(T,) logits of a set TCN (a tensor with gradients while training)."""
+def _packed(inputs: SetInputs, device: str):
+    """(packed (T, L, C + D), mask (T, L), tracklet inputs (T, F)) tensors on `device`."""
     import torch
 
     from classifier.networks import pack_set_inputs
@@ -364,7 +364,14 @@ def set_tcn_logits(model, inputs: SetInputs, device: str, batch: int = 4096):
     probs = torch.as_tensor(inputs.probs, dtype=torch.float32, device=device)
     det = torch.as_tensor(inputs.det, dtype=torch.float32, device=device)
     packed, mask = pack_set_inputs(probs, det, torch.as_tensor(inputs.lengths, device=device))
-    trk = torch.as_tensor(inputs.trk, dtype=torch.float32, device=device)
+    return packed, mask, torch.as_tensor(inputs.trk, dtype=torch.float32, device=device)
+
+
+def set_tcn_logits(model, inputs: SetInputs, device: str, batch: int = 4096):
+    """(T,) logits of a set TCN (a tensor with gradients while training)."""
+    import torch
+
+    packed, mask, trk = _packed(inputs, device)
     out = [model(packed[s : s + batch], mask[s : s + batch], trk[s : s + batch]).squeeze(1)
            for s in range(0, len(trk), batch)]
     return torch.cat(out) if out else torch.zeros(0, device=device)
@@ -388,15 +395,9 @@ def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: T
                      cfg.lr, cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, steps))
-    # pack once; batches are slices of the packed arrays
     import torch.nn.functional as F
 
-    from classifier.networks import pack_set_inputs
-
-    probs = torch.as_tensor(inputs.probs, dtype=torch.float32, device=device)
-    det = torch.as_tensor(inputs.det, dtype=torch.float32, device=device)
-    packed, mask = pack_set_inputs(probs, det, torch.as_tensor(inputs.lengths, device=device))
-    trk = torch.as_tensor(inputs.trk, dtype=torch.float32, device=device)
+    packed, mask, trk = _packed(inputs, device)  # once; batches are slices of it
     for _ in tqdm(range(cfg.epochs), desc="tcn", disable=not progress):
         model.train()
         order = torch.randperm(len(y), generator=gen).to(device)
@@ -567,6 +568,7 @@ def icn_stage(seed: int, classes: tuple[str, ...], cfg: IcnTraining, pre: Prepro
     `state_dir` (say ``~/.cache/screening/train``) the training state is saved after every epoch
     under ``state_dir/<key>``: a stopped run resumes where it was, a finished one is reused.
     """
+    import hashlib
     import json
 
     import torch
@@ -581,8 +583,6 @@ def icn_stage(seed: int, classes: tuple[str, ...], cfg: IcnTraining, pre: Prepro
     if state_dir is not None:
         key = json.dumps({"stamps": stamp_cache_key(seed, classes, pre, sim), "n": n,
                           "icn": asdict(cfg), "device": device.split(":")[0]}, sort_keys=True)
-        import hashlib
-
         run_dir = Path(state_dir) / hashlib.sha256(key.encode()).hexdigest()[:16]
         final = run_dir / "icn-final.pt"
         if final.exists():
@@ -637,7 +637,6 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
     pre = pre or Preprocessing()
     glare = "GLARE" in classes
     timings: dict[str, float] = {}
-    t0 = time.time()
     icn, history, icn_timings = icn_stage(seed, classes, icn_cfg_t, pre, device=device,
                                           workers=workers, progress=progress,
                                           curated_snr_slope=curated_snr_slope,

@@ -153,8 +153,9 @@ def main() -> None:
                                 replace(PRESETS["default"][1], n_real=tcn_t.n_real,
                                         n_bogus=tcn_t.n_bogus),
                                 len(model.classes), device="cpu", seed=1, progress=False)
-            cal = fit_platt(logits_of(kind, tcn, probs["val"], val[k]), val[k].real)
-            val_scores = calibrate_logits(logits_of(kind, tcn, probs["val"], val[k]), cal)
+            val_logits = logits_of(kind, tcn, probs["val"], val[k])
+            cal = fit_platt(val_logits, val[k].real)
+            val_scores = calibrate_logits(val_logits, cal)
             threshold = threshold_for_recall(val_scores, val[k].real, 0.996)
             scores = calibrate_logits(logits_of(kind, tcn, probs["test"], test[k]), cal)
             fig = tracklet_figures(scores, probs["test"], test[k], model.classes, threshold)
