@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from classifier.simulate import SimConfig, StampSample
-from classifier.tracklets import Tracklet, make_tracklet, night_mix
+from classifier.tracklets import PlanetField, Tracklet, make_tracklet, night_mix
 
 
 def fits_bytes(pixels: np.ndarray, saturate: float | None = None,
@@ -100,18 +100,49 @@ def write_bundle(out: Path, night: str, tracklets: list[Tracklet], *, gz: bool =
 
 
 def _tracklet_job(job: tuple) -> Tracklet:
-    seed, index, real, cfg, glare, mjd = job
-    return make_tracklet(seed, index, real, cfg, glare=glare, night_mjd=mjd)
+    seed, index, real, cfg, field, mjd = job
+    # Glare comes in clusters (simulator.md): only tracklets in a planet's field have any.
+    tracklet = make_tracklet(seed, index, real, cfg, glare=False, night_mjd=mjd,
+                             field=None if field is None else field[1])
+    if field is not None:
+        tracklet.latents["planet_field"] = field[0]
+    return tracklet
+
+
+PLANET_FIELD_TRACKLETS = 200  # tracklets of a night in one field near a planet
+
+
+def planet_fields(seed: int, n_tracklets: int, planet_fraction: float
+                  ) -> list[tuple[int, PlanetField] | None]:
+    """Which tracklets of a night lie in a field near a bright planet, and which field:
+    round(n * planet_fraction) of them, in fields of about PLANET_FIELD_TRACKLETS each."""
+    if not 0.0 <= planet_fraction <= 1.0:
+        raise ValueError(f"planet_fraction must be in [0, 1], got {planet_fraction}")
+    rng = np.random.default_rng([seed, 2, 2**31 - 2])
+    n_planet = int(round(n_tracklets * planet_fraction))
+    out: list[tuple[int, PlanetField] | None] = [None] * n_tracklets
+    if not n_planet:
+        return out
+    n_fields = max(1, round(n_planet / PLANET_FIELD_TRACKLETS))
+    fields = [PlanetField.draw(rng) for _ in range(n_fields)]
+    chosen = rng.choice(n_tracklets, n_planet, replace=False)
+    for k, index in enumerate(sorted(chosen)):
+        f = k * n_fields // n_planet
+        out[int(index)] = (f, fields[f])
+    return out
 
 
 def simulate_night(out: Path, *, seed: int, night: str, n_tracklets: int,
-                   real_fraction: float = 0.02, glare: bool = True, gz: bool = False,
+                   real_fraction: float = 0.02, planet_fraction: float = 0.0, gz: bool = False,
                    keep_images: bool = False, cfg: SimConfig | None = None,
                    progress: bool = True, workers: int | None = None) -> Path:
     """Simulate one night of unknown tracklets and write it as a bundle; return the manifest.
 
-    `workers` processes simulate in parallel (default: every core); each tracklet depends only
-    on (seed, index), so the night is the same whatever the number of workers.
+    A share `planet_fraction` of the tracklets lies in fields near a bright planet, where most
+    bogus tracklets are its glare (the artifact the first model has no class for); the rest of
+    the night has no glare. `workers` processes simulate in parallel (default: every core);
+    each tracklet depends only on (seed, index), so the night is the same whatever the number
+    of workers.
     """
     import os
     from datetime import date
@@ -121,9 +152,17 @@ def simulate_night(out: Path, *, seed: int, night: str, n_tracklets: int,
     cfg = cfg or SimConfig()
     mjd = float((date.fromisoformat(night) - date(1858, 11, 17)).days)
     flags = night_mix(seed, n_tracklets, real_fraction)
-    jobs = [(seed, i, bool(real), cfg, glare, mjd) for i, real in enumerate(flags)]
+    fields = planet_fields(seed, n_tracklets, planet_fraction)
+    jobs = [(seed, i, bool(real), cfg, fields[i], mjd) for i, real in enumerate(flags)]
     workers = min(workers or os.cpu_count() or 1, max(1, len(jobs) // 20))
     tracklets = list(_pool_map(_tracklet_job, jobs, workers, f"night {night}", progress))
-    params = {"seed": seed, "real_fraction": real_fraction, "glare": glare,
+    params = {"seed": seed, "real_fraction": real_fraction, "planet_fraction": planet_fraction,
+              "planet_fields": len({f[0] for f in fields if f is not None}),
+              "glare_tracklets": sum(is_glare_tracklet(t) for t in tracklets),
               "simulator": cfg.to_dict()}
     return write_bundle(out, night, tracklets, gz=gz, keep_images=keep_images, params=params)
+
+
+def is_glare_tracklet(tracklet: Tracklet) -> bool:
+    """A bogus tracklet of a planet's glare: knots along one band, every stamp GLARE."""
+    return not tracklet.real and tracklet.latents.get("correlated_kind") == "glare"

@@ -35,7 +35,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracklets", type=int, default=200, help="number of unknown tracklets")
     p.add_argument("--real-fraction", type=float, default=0.02,
                    help="fraction of real tracklets (the paper's nights: about 0.02)")
-    p.add_argument("--no-glare", action="store_true", help="leave GLARE out of the bogus mix")
+    p.add_argument("--planet-fraction", type=float, default=0.0,
+                   help="share of tracklets in fields near a bright planet, where most bogus "
+                   "tracklets are its glare (elsewhere there is none); say 0.2 for a glare night")
     p.add_argument("--gzip", action="store_true", help="write stamps as .fits.gz")
     p.add_argument("--workers", type=int, default=None,
                    help="processes simulating in parallel (default: all CPU cores)")
@@ -122,7 +124,7 @@ def cmd_simulate_night(args: argparse.Namespace) -> None:
 
     manifest = simulate_night(args.out, seed=args.seed, night=args.night,
                               n_tracklets=args.tracklets, real_fraction=args.real_fraction,
-                              glare=not args.no_glare, gz=args.gzip,
+                              planet_fraction=args.planet_fraction, gz=args.gzip,
                               keep_images=args.keep_images, workers=args.workers)
     print(manifest)
 

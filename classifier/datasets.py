@@ -20,11 +20,12 @@ import numpy as np
 from classifier.classes import ALL_CLASSES
 from classifier.preprocess import Preprocessing, prepare
 from classifier.simulate import STREAM_STAMPS, SimConfig, make_stamp, stamp_rng
-from classifier.tracklets import make_tracklet
+from classifier.tracklets import PlanetField, make_tracklet
 
 logger = logging.getLogger(__name__)
 
 BOGUS_INDEX_OFFSET = 10_000_000  # bogus tracklet indices, so real and bogus never share a stream
+PLANET_INDEX_OFFSET = 20_000_000  # bogus tracklets of a planet's field
 SNR_EDGES = (4, 5, 6, 8, 12, 25, 60, 1e12)
 
 
@@ -144,13 +145,25 @@ def build_stamp_set(seed: int, classes: tuple[str, ...], n_per_class: int, pre: 
                     latents)
 
 
+def simulator_code() -> str:
+    """A hash of the simulator's source: a cached build made by other code is not reused."""
+    import hashlib
+
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in ("simulate.py", "render.py", "tracklets.py", "features.py", "preprocess.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def stamp_cache_key(seed: int, classes: tuple[str, ...], pre: Preprocessing,
                     cfg: SimConfig) -> str:
     """The name of a cached stamp build: a hash of everything the stamps depend on."""
     import hashlib
 
     text = json.dumps({"seed": seed, "classes": list(classes), "pre": pre.to_dict(),
-                       "sim": cfg.to_dict(), "stream": STREAM_STAMPS}, sort_keys=True, default=str)
+                       "sim": cfg.to_dict(), "stream": STREAM_STAMPS, "code": simulator_code()},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -209,8 +222,8 @@ def _tracklet_job(job: tuple) -> dict[str, Any]:
                            "det_classes": [], "det_snr": [], "meta": [], "det_raw": [],
                            "trk_raw": [], "snr": [], "rate": []}
     presets = pre if isinstance(pre, tuple) else (pre,)
-    for index, real in items:
-        t = make_tracklet(seed, index, real, cfg, glare=glare)
+    for index, real, planet in items:
+        t = make_tracklet(seed, index, real, cfg, glare=glare, field=planet)
         raw = np.stack([d.stamp.difference for d in t.detections])
         out["images"].append([prepare(raw, p).astype(np.float16) for p in presets])
         out["lengths"].append(len(t.detections))
@@ -243,16 +256,21 @@ def tracklet_kind(t) -> str:
 def build_tracklet_set(seed: int, n_real: int, n_bogus: int, pre, *,
                        glare: bool, first_index: int = 0, cfg: SimConfig | None = None,
                        workers: int | None = None, progress: bool = True,
-                       chunk: int = 25):
-    """n_real real and n_bogus bogus tracklets of `seed`, stamps prepared with `pre` (cropped).
+                       chunk: int = 25, planet_bogus: int = 0):
+    """n_real real and n_bogus bogus tracklets of `seed`, stamps prepared with `pre` (cropped),
+    and `planet_bogus` more bogus tracklets from one field near a planet (mostly its glare).
 
     `pre` may be a tuple of presets: then one TrackletSet per preset comes back (a tuple), on
     the same simulated tracklets (for comparing models that prepare stamps differently).
     """
     cfg = cfg or SimConfig()
     workers = workers or os.cpu_count() or 1
-    items = [(first_index + i, True) for i in range(n_real)]
-    items += [(BOGUS_INDEX_OFFSET + first_index + i, False) for i in range(n_bogus)]
+    items = [(first_index + i, True, None) for i in range(n_real)]
+    items += [(BOGUS_INDEX_OFFSET + first_index + i, False, None) for i in range(n_bogus)]
+    if planet_bogus:
+        planet = PlanetField.draw(np.random.default_rng([seed, first_index, 2**31 - 3]))
+        items += [(PLANET_INDEX_OFFSET + first_index + i, False, planet)
+                  for i in range(planet_bogus)]
     jobs = [(seed, items[s : s + chunk], glare, pre, cfg) for s in range(0, len(items), chunk)]
     parts = list(_pool_map(_tracklet_job, jobs, workers, "tracklets", progress))
     presets = pre if isinstance(pre, tuple) else (pre,)
@@ -271,10 +289,43 @@ def build_tracklet_set(seed: int, n_real: int, n_bogus: int, pre, *,
     sets = tuple(
         TrackletSet(images=np.concatenate([p["images"][k] for p in parts]), **common,
                     params={"seed": seed, "n_real": n_real, "n_bogus": n_bogus, "glare": glare,
+                            "planet_bogus": planet_bogus,
                             "first_index": first_index, "preprocessing": one.to_dict(),
                             "simulator": cfg.to_dict()})
         for k, one in enumerate(presets))
     return sets if isinstance(pre, tuple) else sets[0]
+
+
+def cached_tracklet_set(cache_dir: Path | None, seed: int, n_real: int, n_bogus: int,
+                        pre: Preprocessing, **options) -> TrackletSet:
+    """`build_tracklet_set` kept in one file under `cache_dir` (None: no cache), named by a hash
+    of everything the set depends on (the simulator's code too), so a fixed set such as the
+    promotion's evaluation set is simulated once per machine."""
+    import hashlib
+    import pickle
+
+    if cache_dir is None:
+        return build_tracklet_set(seed, n_real, n_bogus, pre, **options)
+    cfg = options.get("cfg") or SimConfig()
+    key = json.dumps({"seed": seed, "real": n_real, "bogus": n_bogus, "pre": pre.to_dict(),
+                      "sim": cfg.to_dict(), "code": simulator_code(),
+                      **{k: v for k, v in options.items() if k in (
+                          "glare", "first_index", "planet_bogus")}},
+                     sort_keys=True, default=str)
+    path = Path(cache_dir) / f"tracklets-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
+    if path.exists():
+        try:
+            with path.open("rb") as fh:  # our own file, written below
+                return pickle.load(fh)
+        except Exception:  # a torn or old file: build it again
+            logger.warning("cached tracklet set %s unreadable; simulating it again", path)
+    tset = build_tracklet_set(seed, n_real, n_bogus, pre, **options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(tset, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return tset
 
 
 def write_build_report(path: Path, params: dict[str, Any], classes: list[str],

@@ -85,6 +85,22 @@ def _recall_by_bins(scores: np.ndarray, sel: np.ndarray, values: np.ndarray,
 RATE_EDGES = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 1e9)  # deg/day
 
 
+def passing_by_class(scores: np.ndarray, real: np.ndarray, det_classes: list[str],
+                     lengths: np.ndarray, threshold: float) -> dict[str, dict[str, Any]]:
+    """Per bogus stamp class: the bogus tracklets with at least one stamp of it, and the share
+    of them that pass the threshold (say, tracklets with planet glare the model lets through)."""
+    ends = np.cumsum(lengths)
+    starts = ends - np.asarray(lengths)
+    det = np.asarray(det_classes)
+    out = {}
+    for cls in sorted(set(det_classes)):
+        has = np.array([cls in det[a:b] for a, b in zip(starts, ends, strict=True)]) & ~real
+        n = int(has.sum())
+        if n:
+            out[cls] = {"tracklets": n, "passing": float((scores[has] >= threshold).mean())}
+    return out
+
+
 def tracklet_figures(scores: np.ndarray, probs: np.ndarray, tset: TrackletSet,
                      classes: tuple[str, ...], threshold: float) -> dict[str, Any]:
     """All figures from tracklet scores and stamp probabilities of one tracklet set."""
@@ -105,6 +121,8 @@ def tracklet_figures(scores: np.ndarray, probs: np.ndarray, tset: TrackletSet,
     return {
         "tracklets": {"real": int(real.sum()), "bogus": int((~real).sum()),
                       "stamps": int(len(tset.images))},
+        "passing_by_class": passing_by_class(scores, real, tset.det_classes, tset.lengths,
+                                             threshold),
         "auc": roc_auc(scores, real),
         "at_model_threshold": operating_point(scores, real, threshold),
         "at_paper_recall": operating_point(scores, real, t_paper),

@@ -393,37 +393,75 @@ def _scene_burn(scene, rng, cfg, cond, lat, fixed):
     return float(col), float(CENTRE)
 
 
+GLARE_KNOTS = {"ghost": 0.45, "clump": 0.35, "crossing": 0.20}
+
+
+def _glare_bands(rng: np.random.Generator, knot: str, sigma: float) -> list[dict[str, float]]:
+    """1-3 nearly horizontal bands (within 4 deg), 1-20 px wide (FWHM), with a gradient along
+    them and a smooth halo; the first passes through the knot (a clump on it, or a crossing of
+    two bands) or near it (a ghost beside a band); the others cross the stamp anywhere."""
+    n = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
+    if knot == "crossing":
+        n = max(n, 2)
+    bands = []
+    for k in range(n):
+        angle = float(rng.uniform(-4, 4))
+        if k == 0:
+            offset = (float(rng.uniform(-1, 1)) if knot != "ghost"
+                      else float(rng.choice([-1.0, 1.0]) * rng.uniform(4, 40)))
+        elif k == 1 and knot == "crossing":
+            offset = float(rng.uniform(-1, 1))  # it crosses the first band at the knot
+            angle = bands[0]["angle"] + float(rng.choice([-1.0, 1.0]) * rng.uniform(1.5, 5))
+        else:
+            offset = float(rng.uniform(-60, 60))
+        bands.append({
+            "angle": math.radians(angle),
+            "offset": offset,
+            "width": log_uniform(rng, 1.0, 20.0),  # FWHM, px
+            # peak e-/px: faint washes to saturated bands (full wells are 60k-150k e-)
+            "amplitude": power_law(rng, 0.5, 5000.0, 1.4) * sigma,
+            "gradient": float(rng.uniform(-1.2, 1.2)),  # relative change per 100 px along it
+            "halo_width": float(rng.uniform(3, 10)),  # times the band's width
+            "halo_fraction": float(rng.uniform(0.05, 0.35)),
+        })
+    return bands
+
+
 def _scene_glare(scene, rng, cfg, cond, lat, fixed):
+    """Scattered light of a planet near the field: a compact knot (a reflection ghost, a crossing
+    of bands, a clump along a band) at the centre, and bands across or near it (simulator.md)."""
     sigma = _sigma_pix(cond)
-    n = fixed.get("bands") or int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
+    fwhm = cond.sci_psf.fwhm
+    knot = fixed.get("knot") or str(rng.choice(list(GLARE_KNOTS), p=list(GLARE_KNOTS.values())))
+    softness = fixed.get("knot_softness") or float(rng.uniform(1.0, 1.8))  # FWHM / PSF's
+    axis = fixed.get("knot_axis") or float(rng.uniform(0.7, 1.0))  # drawn out along the bands
+    snr = fixed.get("snr") or power_law(rng, 5.0, 300.0, 2.0)
+    bands = fixed.get("band_params") or _glare_bands(rng, knot, sigma)
+    shift = float(fixed.get("shift_x", 0.0))  # how far the knot moved along the first band
     yy, xx = np.mgrid[:CANVAS, :CANVAS].astype(float)
     light = np.zeros((CANVAS, CANVAS))
-    bands = fixed.get("band_params") or []
-    if not bands:
-        for k in range(n):
-            bands.append({
-                "angle": float(math.radians(rng.uniform(-3, 3))),
-                "offset": 0.0 if k == 0 else float(rng.uniform(-45, 45)),
-                "width": float(rng.uniform(0.5, 2.2)),
-                "amplitude": log_uniform(rng, 2, 2000) * sigma,
-                "period": float(rng.uniform(8, 40)),
-                "modulation": float(rng.uniform(0.2, 0.7)),
-                "phase": 0.0 if k == 0 else float(rng.uniform(0, 2 * math.pi)),
-            })
-    shift = fixed.get("shift_x", 0.0)
+    first = bands[0]["angle"]
     for b in bands:
-        y_band = CENTRE + b["offset"] + (xx - CENTRE) * math.tan(b["angle"])
+        # in the knot's frame a band fixed on the sky moves as the knot slides along the first
+        offset = b["offset"] - shift * math.tan(b["angle"] - first)
+        y_band = CENTRE + offset + (xx - CENTRE) * math.tan(b["angle"])
         across = (yy - y_band) * math.cos(b["angle"])
-        phase = 2 * math.pi * (xx - CENTRE - shift) / b["period"] + b["phase"]
-        knots = (1 + b["modulation"] * np.cos(phase)) / (1 + b["modulation"])
-        light += b["amplitude"] * np.exp(-0.5 * (across / b["width"]) ** 2) * knots
-    glow_w = float(rng.uniform(20, 60))
-    light += float(rng.uniform(0.5, 5)) * sigma * np.exp(-0.5 * ((yy - CENTRE) / glow_w) ** 2)
-    light += float(rng.uniform(0, 3)) * sigma * (yy - CENTRE) / STAMP
+        along = (xx - CENTRE + shift) / 100.0
+        level = b["amplitude"] * np.clip(1 + b["gradient"] * along, 0.1, None)
+        s = b["width"] / 2.3548
+        light += level * np.exp(-0.5 * (across / s) ** 2)
+        light += level * b["halo_fraction"] * np.exp(-0.5 * (across / (s * b["halo_width"])) ** 2)
+    x, y = _centre(rng)
+    sx = softness * fwhm / 2.3548
+    sy = sx * axis
+    blob = np.exp(-0.5 * (((xx - x) / sx) ** 2 + ((yy - y) / sy) ** 2))
+    # the knot's flux for its SNR as if it were a point source: a softer knot reads fainter
+    light += snr * _point_flux_per_snr(cond) * blob / blob.sum()
     scene.glare = np.maximum(light, 0.0)
-    lat.update(bands=len(bands), band_params=bands, glow_width=glow_w,
-               snr=bands[0]["amplitude"] / sigma)
-    return float(CENTRE), float(CENTRE)
+    lat.update(knot=knot, knot_softness=softness, knot_axis=axis, snr=snr, bands=len(bands),
+               band_params=bands, shift_x=shift, x=x - CENTRE, y=y - CENTRE,
+               band_peak_sigma=max(b["amplitude"] for b in bands) / sigma)
+    return x, y
 
 
 SCENES = {

@@ -39,6 +39,12 @@ BOGUS_KINDS = {"independent": 0.75, "correlated": 0.20, "mixed": 0.05}
 # different variable stars that the linker joined into a plausible slow mover
 CORRELATED_KINDS = {"spike": 0.30, "burn": 0.25, "glare": 0.15, "variable": 0.15,
                     "multistar": 0.15}
+# A field near a bright planet: glare comes in clusters (simulator.md), so there most bogus
+# tracklets are its glare, knots sliding along a band or glare detections linked by chance;
+# elsewhere a night has none.
+PLANET_BOGUS_KINDS = {"glare": 0.60, "independent": 0.35, "mixed": 0.05}
+PLANET_INDEPENDENT_MIX = {**INDEPENDENT_MIX, "GLARE": 0.60}
+PLANET_RADIUS = 1500.0  # px: glare lies within this distance of the planet's place on the chip
 # mixed linkages: two real asteroid detections with bogus ones, or two different asteroids
 MIXED_KINDS = {"real+bogus": 0.6, "two-asteroids": 0.4}
 DETECTION_COUNTS = {3: 0.12, 4: 0.70, 5: 0.08, 6: 0.05, 7: 0.03, 8: 0.02}
@@ -48,6 +54,26 @@ DETECTION_COUNTS = {3: 0.12, 4: 0.70, 5: 0.08, 6: 0.05, 7: 0.03, 8: 0.02}
 LINKER_RMS = (1.0, 2.0)
 LINKER_MAG_RANGE = 1.5
 ASTROMETRIC_FLOOR = 0.08  # arcsec: reference catalogue and registration, at high SNR
+
+
+@dataclass(frozen=True)
+class PlanetField:
+    """A field of the night near a bright planet: where on the sky, and where on the chip the
+    planet's light falls (just off the chip or on it)."""
+
+    ra: float
+    dec: float
+    planet_x: float
+    planet_y: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> PlanetField:
+        ra, dec = float(rng.uniform(0, 360)), float(np.degrees(np.arcsin(rng.uniform(-0.4, 0.4))))
+        edge = float(rng.uniform(-300, 1200))  # near one of the chip's sides
+        along = float(rng.uniform(1000, CHIP - 1000))
+        side = int(rng.integers(4))
+        x, y = [(edge, along), (CHIP - edge, along), (along, edge), (along, CHIP - edge)][side]
+        return cls(ra, dec, x, y)
 
 
 @dataclass
@@ -99,12 +125,22 @@ def _times(rng: np.random.Generator, n: int, mjd0: float) -> np.ndarray:
 
 
 def _metadata(rng: np.random.Generator, times: np.ndarray, rate_px_day: float, angle: float,
-              offsets_px: np.ndarray) -> list[tuple[float, float, float, float, float]]:
-    """(mjd, ra, dec, x, y) of uniform motion on the chip plus per-detection offsets (px)."""
+              offsets_px: np.ndarray, field: PlanetField | None = None, near_planet: bool = False
+              ) -> list[tuple[float, float, float, float, float]]:
+    """(mjd, ra, dec, x, y) of uniform motion on the chip plus per-detection offsets (px).
+
+    In a planet's field the pointing is the field's, and glare starts near the planet."""
     ra0, dec0 = float(rng.uniform(0, 360)), float(np.degrees(np.arcsin(rng.uniform(-0.5, 0.98))))
+    if field is not None:
+        ra0, dec0 = field.ra, field.dec
     span = rate_px_day * (times[-1] - times[0]) + float(np.abs(offsets_px).max(initial=0))
     margin = min(200 + span, CHIP / 2 - 1)
     x0, y0 = rng.uniform(margin, CHIP - margin, 2)
+    if field is not None and near_planet:
+        r = PLANET_RADIUS * math.sqrt(float(rng.uniform(0.02, 1)))
+        a = float(rng.uniform(0, 2 * math.pi))
+        x0 = float(np.clip(field.planet_x + r * math.cos(a), margin, CHIP - margin))
+        y0 = float(np.clip(field.planet_y + r * math.sin(a), margin, CHIP - margin))
     out = []
     for t, (ox, oy) in zip(times, offsets_px, strict=True):
         dt = t - times[0]
@@ -241,8 +277,9 @@ def _real(rng: np.random.Generator, cfg: SimConfig) -> tuple[list[StampSample], 
     raise RuntimeError("no detectable real mover in 100 draws")  # pragma: no cover
 
 
-def _correlated(rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool):
-    kind = _choice(rng, CORRELATED_KINDS, exclude=() if glare else ("glare",))
+def _correlated(rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool,
+                kind: str | None = None):
+    kind = kind or _choice(rng, CORRELATED_KINDS, exclude=() if glare else ("glare",))
     cond = draw_conditions(rng, cfg.conditions)
     samples: list[StampSample] = []
     if kind == "spike":
@@ -272,16 +309,22 @@ def _correlated(rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool):
         spacing = step
         motion = math.atan2(shared["side"], 0.0)  # along the column, away from the star
     elif kind == "glare":
+        # a ghost or clump of a planet's glare sliding along its band: a slow mover (0.1-2
+        # deg/day) with a steady magnitude, measured with its centroid errors like a real one
         first = make_stamp("GLARE", rng, cfg, cond)
-        bands = first.latents["band_params"]
-        step = bands[0]["period"] * int(rng.integers(1, 3))
+        keys = ("knot", "knot_softness", "knot_axis", "snr", "band_params")
+        shared = {k: first.latents[k] for k in keys}
+        direction = float(rng.choice([-1.0, 1.0]))
+        step = log_uniform(rng, 0.1, 2.0) * 3600 / PIXEL_SCALE * CADENCE_DAYS
         samples.append(first)
         for i in range(1, n):
             cond = next_exposure(cond, rng, cfg.conditions)
+            snr = shared["snr"] * float(np.exp(rng.normal(0, 0.03)))
             samples.append(make_stamp("GLARE", rng, cfg, cond,
-                                      {"band_params": bands, "shift_x": i * step}))
+                                      {**shared, "snr": snr, "shift_x": direction * i * step}))
         spacing = step
-        motion = float(bands[0]["angle"])  # along the band
+        angle = float(shared["band_params"][0]["angle"])
+        motion = angle if direction > 0 else angle + math.pi  # along the band
     elif kind == "multistar":
         # different variable stars (each its own SNR and change) that line up by chance
         samples = [make_stamp("SCAR", rng, cfg, cond, {"scar_kind": "variable"})]
@@ -304,8 +347,13 @@ def _correlated(rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool):
 
 
 def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = None,
-                  glare: bool = True, night_mjd: float = 61000.0) -> Tracklet:
+                  glare: bool = True, night_mjd: float = 61000.0,
+                  field: PlanetField | None = None) -> Tracklet:
     """Tracklet `index` of `seed`: real or bogus; glare=False leaves GLARE out of the bogus mix.
+
+    In a planet's `field` (glare comes in clusters) most bogus tracklets are its glare: knots
+    sliding along a band (bogus kind "correlated", correlated_kind "glare") or chance linkages
+    rich in glare detections; real tracklets there are ordinary movers.
 
     Positions carry what a linker lets through: a real mover scatters about its line by each
     detection's centroid error (its SNR); a chance linkage (independent bogus draws, several
@@ -314,10 +362,11 @@ def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = Non
     """
     cfg = cfg or SimConfig()
     rng = stamp_rng(seed, STREAM_TRACKLETS, index)
-    exclude = () if glare else ("GLARE",)
+    exclude = () if glare or field is not None else ("GLARE",)
+    mix = INDEPENDENT_MIX if field is None else PLANET_INDEPENDENT_MIX
 
     def bogus_draw(cond):
-        return make_stamp(_choice(rng, INDEPENDENT_MIX, exclude), rng, cfg, cond)
+        return make_stamp(_choice(rng, mix, exclude), rng, cfg, cond)
 
     if real:
         samples, latents = _real(rng, cfg)
@@ -326,7 +375,10 @@ def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = Non
         angle = latents["angle"]
         chance = False
     else:
-        kind = _choice(rng, BOGUS_KINDS)
+        kind = _choice(rng, BOGUS_KINDS if field is None else PLANET_BOGUS_KINDS)
+        forced = None
+        if kind == "glare":
+            kind, forced = "correlated", "glare"
         n = _n_exposures(rng)
         angle = float(rng.uniform(0, 2 * math.pi))
         rate_px_day = log_uniform(rng, 0.05, 60.0) * 3600 / PIXEL_SCALE
@@ -343,7 +395,7 @@ def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = Non
                 lambda i: bogus_draw(draw_conditions(rng, cfg.conditions)))
             latents = {"classes": [s.cls for s in samples]}
         elif kind == "correlated":
-            samples, latents = _correlated(rng, cfg, n, glare)
+            samples, latents = _correlated(rng, cfg, n, glare, forced)
             rate_px_day = latents["spacing_px"] / CADENCE_DAYS
             angle = latents["motion_angle"]
             chance = latents["correlated_kind"] == "multistar"
@@ -384,7 +436,10 @@ def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = Non
     else:
         trail = _trail_px(rate_px_day * PIXEL_SCALE / 3600)
         offsets = _measurement_offsets(rng, samples, angle, trail)
-    meta = _metadata(rng, times, rate_px_day, angle, offsets)
+    glare_light = any(s.cls == "GLARE" for s in samples)
+    meta = _metadata(rng, times, rate_px_day, angle, offsets, field, glare_light)
+    if field is not None:
+        latents["planet_field"] = True
     detections = [
         Detection(index=i, mjd=m[0], ra=m[1], dec=m[2], mag=_magnitude(s), x=m[3], y=m[4], stamp=s)
         for i, (m, s) in enumerate(zip(meta, samples, strict=True))

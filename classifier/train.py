@@ -379,8 +379,14 @@ def set_tcn_logits(model, inputs: SetInputs, device: str, batch: int = 4096):
 
 def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: TcnConfig, *,
                   device: str = "cpu", seed: int = 0, progress: bool = True,
-                  weights: np.ndarray | None = None, model=None):
-    """Train a set TCN: weighted BCE (1 bogus, real_weight real, times `weights`), cosine lr."""
+                  weights: np.ndarray | None = None, model=None,
+                  input_columns: list[int] | None = None):
+    """Train a set TCN: weighted BCE (1 bogus, real_weight real, times `weights`), cosine lr.
+
+    With `input_columns` only the first layer's weights from those inputs (a new class's
+    probability) are trained and everything else stays as it was: the TCN learns what the new
+    class means and scores tracklets without it exactly as before.
+    """
     import torch
     from tqdm import tqdm
 
@@ -391,8 +397,19 @@ def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: T
     yt = torch.as_tensor(y, dtype=torch.float32, device=device)
     wt = torch.as_tensor(np.ones(len(y)) if weights is None else weights, dtype=torch.float32,
                          device=device)
-    opt = _optimizer(model.parameters(), "adamw" if cfg.optimizer == "adam" else cfg.optimizer,
-                     cfg.lr, cfg.weight_decay)
+    params = model.parameters()
+    decay = cfg.weight_decay
+    if input_columns is not None:
+        first = model.phi[0].weight
+        for p in model.parameters():
+            p.requires_grad_(False)
+        first.requires_grad_(True)
+        keep = torch.zeros_like(first)
+        keep[:, input_columns] = 1.0
+        first.register_hook(lambda grad: grad * keep)
+        params, decay = [first], 0.0  # no decay: the other columns must not shrink
+    opt = _optimizer(params, "adamw" if cfg.optimizer == "adam" else cfg.optimizer,
+                     cfg.lr, decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, steps))
     import torch.nn.functional as F
@@ -411,6 +428,8 @@ def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: T
             opt.step()
             sched.step()
     model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
     return model
 
 

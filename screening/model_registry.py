@@ -43,24 +43,45 @@ def synthetic_report(model: ModelVersion) -> dict[str, Any]:
 
 
 def model_evaluate(
-    *, version: str, n_real: int = 300, n_bogus: int = 300, progress: bool = False
+    *,
+    version: str,
+    n_real: int | None = None,
+    n_bogus: int | None = None,
+    planet_bogus: int | None = None,
+    progress: bool = False,
 ) -> ModelVersion:
     """Evaluate a model on the fixed synthetic set (as training runs do for their candidates)
     and store the figures with it: a model made outside a training run (the baseline) gets the
     registry's columns and its page's ROC curve and confusion matrix."""
     from classifier.inference import load_model
-    from classifier.retrain import plain, synthetic_evaluation
+    from classifier.retrain import RetrainConfig, plain, synthetic_evaluation
 
+    sizes = RetrainConfig()  # the set a training run compares its candidate on
+    n_real = sizes.eval_real if n_real is None else n_real
+    n_bogus = sizes.eval_bogus if n_bogus is None else n_bogus
+    planet_bogus = sizes.eval_planet if planet_bogus is None else planet_bogus
     if n_real < 1 or n_bogus < 1:
         raise ValueError(f"need at least one real and one bogus tracklet, got {n_real}, {n_bogus}")
     model = ModelVersion.objects.get(version=version)
     network = load_model(Path(model.checkpoint), device=settings.TRAINING_DEVICE)
-    report = synthetic_evaluation({"candidate": network}, n_real, n_bogus, progress=progress)
+    report = synthetic_evaluation(
+        {"candidate": network},
+        n_real,
+        n_bogus,
+        planet_bogus=planet_bogus,
+        cache_dir=evaluation_cache(),
+        progress=progress,
+    )
     with transaction.atomic():
         model = ModelVersion.objects.select_for_update().get(pk=model.pk)
         model.metrics = {**(model.metrics or {}), "evaluation": {"synthetic": plain(report)}}
         model.save(update_fields=["metrics"])
     return model
+
+
+def evaluation_cache() -> Path:
+    """Where the fixed synthetic evaluation set is kept once simulated."""
+    return Path(settings.VAR_DIR) / "cache" / "evaluation"
 
 
 def promotion_check(candidate: ModelVersion, active: ModelVersion | None) -> str:
@@ -96,7 +117,23 @@ def promotion_check(candidate: ModelVersion, active: ModelVersion | None) -> str
             f"candidate real recall {mine:.4f} is below the active model's {theirs:.4f} on the "
             f"same {n_real} held-out real tracklets"
         )
-    return f"real recall {mine:.4f} >= {theirs:.4f} on {n_real} held-out real tracklets"
+    reasons = [f"real recall {mine:.4f} >= {theirs:.4f} on {n_real} held-out real tracklets"]
+    # The held-out labels are few; the fixed synthetic set's real tracklets (1,500 by default)
+    # are the same for both models, so one real tracklet lost in a thousand shows as one.
+    paired = (comparison.get("synthetic") or {}).get("paired_real")
+    if paired:
+        kept, base_kept, total = paired["candidate_kept"], paired["base_kept"], paired["real"]
+        if kept < base_kept:
+            raise PromotionRefused(
+                f"candidate keeps {kept} of the fixed synthetic set's {total} real tracklets, "
+                f"the active model {base_kept} (it loses {paired['lost']} the active model keeps "
+                f"and gains {paired['gained']}); {reasons[0]}"
+            )
+        reasons.append(
+            f"keeps {kept} >= {base_kept} of {total} synthetic real tracklets "
+            f"({paired['lost']} lost, {paired['gained']} gained)"
+        )
+    return "; ".join(reasons)
 
 
 def model_promote(*, version: str, user=None, force: bool = False) -> ModelActivation:

@@ -72,6 +72,8 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
     except PromotionRefused as refusal:
         verdict, allowed = str(refusal), False
     comparison = (model.metrics or {}).get("comparison") or {}
+    from classifier.retrain import comparison_table  # torch: not at the web process's start
+
     return render(request, "screening/model.html", {
         "model": model,
         "summary": model_summary(model),
@@ -79,6 +81,7 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
         "promotion": verdict,
         "promotion_allowed": allowed,
         "comparison": comparison,
+        "changes": comparison_table(comparison, list(model.classes)) if comparison else [],
         "reliability": reliability_report(model),
         "training": TrainingRun.objects.filter(candidate=model).first(),
         "can_activate": request.user.has_perm("screening.change_modelversion"),

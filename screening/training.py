@@ -120,7 +120,11 @@ def _train(run_id: int) -> ModelVersion:
         0.02,
         f"{len(labels.stamps)} labelled stamps, {len(labels.tracklets)} tracklets with verdicts",
     )
-    cfg = RetrainConfig(device=settings.TRAINING_DEVICE, **_quick_overrides())
+    from screening.model_registry import evaluation_cache
+
+    cfg = RetrainConfig(
+        device=settings.TRAINING_DEVICE, cache_dir=str(evaluation_cache()), **_quick_overrides()
+    )
     path, _ = retrain(
         Path(active.checkpoint),
         labels,
@@ -137,7 +141,8 @@ def _quick_overrides() -> dict[str, Any]:
         return {}
     return dict(
         replay_per_class=4, labelled_min=8, icn_epochs=1, tcn_real=12, tcn_bogus=12,
-        tcn_val_real=12, tcn_val_bogus=6, tcn_epochs=2, eval_real=6, eval_bogus=6, workers=2,
+        tcn_val_real=12, tcn_val_bogus=6, tcn_epochs=2, eval_real=6, eval_bogus=6, eval_planet=4,
+        workers=2,
         target_recall=0.9,
     )  # fmt: skip
 

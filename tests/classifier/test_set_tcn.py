@@ -110,3 +110,41 @@ def test_a_format_1_checkpoint_still_loads_and_scores_without_metadata() -> None
     stamps = np.stack([d.stamp.difference for d in t.detections]).astype(np.float32)
     _, scores = model.score(stamps, [len(stamps)])
     assert scores.shape == (1,)
+
+
+def test_learning_a_new_class_leaves_tracklets_without_it_scored_as_before() -> None:
+    """Retraining's default: only the weights from the new class's probability learn, so a
+    tracklet whose stamps give the new class nothing scores exactly as under the base TCN,
+    while tracklets full of it learn to be bogus."""
+    from classifier.train import SetInputs, TcnTraining, predict_set_tcn, train_set_tcn
+
+    torch.manual_seed(3)
+    old = ("BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET")
+    base = build_tcn(CFG).eval()
+    grown, cfg = grow_tcn(base, CFG, old, (*old, "GLARE"))
+    rng = np.random.default_rng(0)
+    lengths = np.full(200, 4)
+    probs = rng.dirichlet(np.ones(9), 800).astype(np.float32)
+    glare = np.repeat(np.arange(200) < 100, 4)  # half the tracklets: every stamp GLARE
+    probs[glare] = np.eye(9, dtype=np.float32)[8] * 0.9 + 0.1 / 9
+    probs[~glare, 8] = 0.0
+    det = rng.normal(size=(800, N_DETECTION_INPUTS)).astype(np.float32)
+    trk = rng.normal(size=(200, N_TRACKLET_INPUTS)).astype(np.float32)
+    inputs = SetInputs(probs, det, trk, lengths)
+    plain = inputs.select(np.arange(100, 200))
+    before = predict_set_tcn(grown, plain, "cpu")
+    y = np.where(np.arange(200) < 100, 0.0, 1.0).astype(np.float32)  # glare is bogus
+    trained = train_set_tcn(inputs, y, TcnTraining(kind="set", epochs=40, lr=3e-2, batch_size=16),
+                            cfg,
+                            progress=False, model=grown, input_columns=[8])
+    np.testing.assert_allclose(predict_set_tcn(trained, plain, "cpu"), before, atol=1e-5)
+    glare_logits = predict_set_tcn(trained, inputs.select(np.arange(100)), "cpu")
+    # every glare tracklet now ranks below every tracklet without glare
+    assert glare_logits.max() < before.min()
+    # every weight but the new column is the base's
+    for (name, a), b in zip(trained.state_dict().items(), grown.state_dict().values(),
+                            strict=True):
+        assert a.shape == b.shape, name
+    np.testing.assert_array_equal(trained.phi[0].weight[:, :8].detach().numpy(),
+                                  base.phi[0].weight[:, :8].detach().numpy())
+    assert all(p.requires_grad for p in trained.parameters())

@@ -99,8 +99,17 @@ def test_the_demo_night_is_simulated_ingested_and_scored_without_any_server(tmp_
     manage = manager(env)
     make_checkpoint(tmp_path / "models", seed=3)
     manage("migrate", "--no-input", "-v", "0")
-    out = manage("demo_night", "--tracklets", "6", "--night", "2026-01-02", "--seed", "5")
+    demo = ("demo_night", "--tracklets", "6", "--night", "2026-01-02", "--seed", "5",
+            "--glare-tracklets", "5", "--planet-fraction", "1")  # fmt: skip
+    out = manage(*demo)
     assert "6 tracklets: 6 created" in out and "active" in out
+    # the night before is the planet-glare night: every tracklet in a field near a planet
+    assert "planet-glare night" in out and "5 tracklets: 5 created" in out
+    glare = (
+        "from screening.models import Night; "
+        "print(Night.objects.get(date='2026-01-01').tracklets.count())"
+    )
+    assert manage("shell", "-v", "0", "-c", glare).strip() == "5"
     worker = start_celery_worker(env, tmp_path / "worker.log")
     try:
         count = (
@@ -108,10 +117,11 @@ def test_the_demo_night_is_simulated_ingested_and_scored_without_any_server(tmp_
             "print(Tracklet.objects.filter(status='scored').count())"
         )
         deadline = time.monotonic() + 120
-        while manage("shell", "-v", "0", "-c", count).strip() != "6":
+        while manage("shell", "-v", "0", "-c", count).strip() != "11":
             assert time.monotonic() < deadline, "the demo night was not scored"
             time.sleep(1)
     finally:
         stop_process(worker)
-    again = manage("demo_night", "--tracklets", "6", "--night", "2026-01-02", "--seed", "5")
-    assert "already ingested" in again
+    again = manage(*demo)
+    assert "night 2026-01-02 is already ingested" in again
+    assert "planet-glare night 2026-01-01 is already ingested" in again

@@ -116,12 +116,14 @@ def test_a_model_made_outside_a_training_run_can_be_evaluated_for_the_registry(a
     assert "evaluation" not in (active.metrics or {})
 
     out = StringIO()
-    call_command("model_evaluate", "--real", "8", "--bogus", "8", stdout=out)
+    call_command("model_evaluate", "--real", "8", "--bogus", "8", "--planet", "4", stdout=out)
     model = ModelVersion.objects.get(pk=active.pk)
     figures = model.metrics["evaluation"]["synthetic"]
-    assert figures["params"] == {"seed": 20261124, "real": 8, "bogus": 8, "glare": True}
+    assert figures["params"] == {
+        "seed": 20261124, "real": 8, "bogus": 8, "glare": True, "planet_bogus": 4
+    }  # fmt: skip
     report = figures["candidate"]
-    assert report["tracklets"]["real"] == 8 and report["tracklets"]["bogus"] == 8
+    assert report["tracklets"]["real"] == 8 and report["tracklets"]["bogus"] == 12
     assert 0.0 <= report["auc"] <= 1.0 and len(report["roc"]["fpr"]) > 1
     assert f"AUC {report['auc']:.4f}" in out.getvalue()
     registry = client.get("/models/").content.decode()

@@ -182,3 +182,28 @@ def test_promotion_keeps_real_recall_or_is_forced_on_record(active) -> None:
     forced = model_promote(version=worse.version, user=admin, force=True)
     assert forced.forced and "forced by an admin" in forced.reason and forced.by == admin
     assert ModelActivation.objects.count() == 3
+
+
+def test_promotion_sees_one_real_tracklet_lost_in_a_thousand(active) -> None:
+    """The held-out labels are few; the fixed synthetic set's 1,500 real tracklets are the same
+    for both models, so a candidate that keeps one fewer of them is refused even when the
+    held-out labels cannot tell the two apart."""
+    admin = make_user("root", "admin")
+
+    def with_paired(name: str, kept: int, base_kept: int, lost: int) -> ModelVersion:
+        model = candidate_with(active, 1.0, 1.0)
+        model.version = name
+        model.metrics["comparison"]["synthetic"] = {"paired_real": {
+            "real": 1500, "candidate_kept": kept, "base_kept": base_kept, "lost": lost,
+            "gained": kept - base_kept + lost}}  # fmt: skip
+        model.save()
+        return model
+
+    one_lost = with_paired("onelost", 1493, 1494, 3)
+    with pytest.raises(PromotionRefused, match="keeps 1493 of the fixed synthetic set's 1500"):
+        model_promote(version=one_lost.version, user=admin)
+    assert ModelVersion.objects.get(is_active=True) == active
+    even = with_paired("even", 1494, 1494, 2)
+    record = model_promote(version=even.version, user=admin)
+    assert "1494 >= 1494 of 1500 synthetic real tracklets (2 lost, 2 gained)" in record.reason
+    assert "on 40 held-out real tracklets" in record.reason

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -16,7 +16,9 @@ class Command(BaseCommand):
     help = (
         "Simulate a night of unknown tracklets (FITS stamps and a manifest, as a survey would "
         "send) unless it is already under var/, ingest it, and register and activate the newest "
-        "model checkpoint under MODELS_DIR if no model is active. Workers then score the night."
+        "model checkpoint under MODELS_DIR if no model is active. Workers then score the night. "
+        "The night before it is a planet-glare night: fields near a bright planet, whose glare "
+        "the first model has no class for (--glare-tracklets 0 leaves it out)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,21 +31,58 @@ class Command(BaseCommand):
             help="share of real tracklets (the paper's nights: about 0.02)",
         )
         parser.add_argument("--night", default=date.today().isoformat(), help="YYYY-MM-DD")
+        parser.add_argument(
+            "--glare-tracklets",
+            type=int,
+            default=600,
+            help="tracklets of the planet-glare night (the night before); 0: none",
+        )
+        parser.add_argument(
+            "--planet-fraction",
+            type=float,
+            default=0.35,
+            help="share of the glare night's tracklets in fields near a planet",
+        )
 
     def handle(
-        self, *args, tracklets: int, seed: int, real_fraction: float, night: str, **options
+        self,
+        *args,
+        tracklets: int,
+        seed: int,
+        real_fraction: float,
+        night: str,
+        glare_tracklets: int,
+        planet_fraction: float,
+        **options,
     ) -> None:
         self._activate_model()
+        nights = [(night, seed, tracklets, 0.0)]
+        if glare_tracklets:
+            before = (date.fromisoformat(night) - timedelta(days=1)).isoformat()
+            nights.insert(0, (before, seed + 1, glare_tracklets, planet_fraction))
+        for day, day_seed, count, planets in nights:
+            self._night(day, day_seed, count, real_fraction, planets)
+
+    def _night(
+        self, night: str, seed: int, tracklets: int, real_fraction: float, planets: float
+    ) -> None:
+        what = "planet-glare night" if planets else "night"
         if Night.objects.filter(date=night).exists():
-            self.stdout.write(f"night {night} is already ingested")
+            self.stdout.write(f"{what} {night} is already ingested")
             return
-        folder = settings.VAR_DIR / f"demo-night-{night}-{seed}-{tracklets}"
+        suffix = f"-planets{planets}" if planets else ""
+        folder = settings.VAR_DIR / f"demo-night-{night}-{seed}-{tracklets}{suffix}"
         if not (folder / "manifest.jsonl").exists():
             from classifier.bundle import simulate_night
 
-            self.stdout.write(f"simulating {tracklets} tracklets into {folder}")
+            self.stdout.write(f"simulating the {what}: {tracklets} tracklets into {folder}")
             simulate_night(
-                folder, seed=seed, night=night, n_tracklets=tracklets, real_fraction=real_fraction
+                folder,
+                seed=seed,
+                night=night,
+                n_tracklets=tracklets,
+                real_fraction=real_fraction,
+                planet_fraction=planets,
             )
         call_command("ingest", str(folder), stdout=self.stdout, stderr=self.stderr)
 

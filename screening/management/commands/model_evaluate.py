@@ -11,20 +11,24 @@ from screening.models import ModelVersion
 class Command(BaseCommand):
     help = (
         "Evaluate a model version (the active one by default) on the fixed synthetic evaluation "
-        "set, glare in the bogus mix, as training runs do for their candidates, and store the "
+        "set (1,500 real, 1,500 bogus with glare in the mix, 300 from a field near a planet), "
+        "as training runs do for their candidates, and store the "
         "figures with it: the registry's columns, the ROC curve and the confusion matrix."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("version", nargs="?", help="a model version (default: the active)")
-        parser.add_argument("--real", type=int, default=300, help="real tracklets (300)")
-        parser.add_argument("--bogus", type=int, default=300, help="bogus tracklets (300)")
+        parser.add_argument("--real", type=int, default=None, help="real tracklets (1500)")
+        parser.add_argument("--bogus", type=int, default=None, help="bogus tracklets (1500)")
+        parser.add_argument(
+            "--planet", type=int, default=None, help="bogus tracklets near a planet (300)"
+        )
         parser.add_argument(
             "--if-missing", action="store_true", help="do nothing if it has an evaluation stored"
         )
 
-    def handle(self, *args, version: str | None, real: int, bogus: int, if_missing: bool,
-               **options) -> None:  # fmt: skip
+    def handle(self, *args, version: str | None, real: int | None, bogus: int | None,
+               planet: int | None, if_missing: bool, **options) -> None:  # fmt: skip
         if version is None:
             model = ModelVersion.objects.filter(is_active=True).first()
             if model is None:
@@ -36,10 +40,10 @@ class Command(BaseCommand):
         if if_missing and synthetic_report(model):
             self.stdout.write(f"model {model.version} already has an evaluation")
             return
-        self.stdout.write(f"evaluating model {model.version} on {real} real + {bogus} bogus "
-                          "simulated tracklets")  # fmt: skip
+        self.stdout.write(f"evaluating model {model.version} on the fixed simulated set")
         try:
-            model = model_evaluate(version=model.version, n_real=real, n_bogus=bogus, progress=True)
+            model = model_evaluate(version=model.version, n_real=real, n_bogus=bogus,
+                                   planet_bogus=planet, progress=True)  # fmt: skip
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         figures = synthetic_report(model)["candidate"]
