@@ -35,7 +35,7 @@ from classifier.evaluate import score_set, tracklet_figures
 from classifier.features import batch_inputs
 from classifier.inference import Runtime, ScreeningModel, model_from_checkpoint
 from classifier.networks import IcnConfig, TcnConfig, grow_icn, grow_tcn, tcn_inputs
-from classifier.preprocess import prepare
+from classifier.preprocess import centre_crop, prepare
 from classifier.train import (
     TCN_VALIDATION_OFFSET,
     IcnTraining,
@@ -51,6 +51,7 @@ from classifier.train import (
     reliability,
     resolve_device,
     roc_auc,
+    round_to_half,
     set_inputs_of,
     threshold_for_recall,
     train_icn,
@@ -92,9 +93,10 @@ class RetrainConfig:
     holdout_fraction: float = 0.25
     replay_per_class: int = 150  # synthetic stamps per base class, so nothing is forgotten
     labelled_min: int = 150  # each labelled class is repeated up to this many stamps
-    icn_epochs: int = 4
+    icn_epochs: int = 6
     icn_lr: float = 5e-4
     icn_batch: int = 32
+    icn_augmentation: str = "flips"  # the baseline's; "d4" adds rotations
     tcn_real: int = 1200  # synthetic tracklets for the TCN (as many as the base model's)
     tcn_bogus: int = 1200
     # Unseen synthetic tracklets the threshold is chosen on: 1,500 real tracklets put the
@@ -102,8 +104,10 @@ class RetrainConfig:
     tcn_val_real: int = 1500
     tcn_val_bogus: int = 300  # only for the validation AUC in the run's figures
     tcn_epochs: int = 40
+    distill: bool = True  # the ICN keeps the base's answers on old stamps (see retrain)
+    distill_real_stamps: int = 2000  # stamps of real-verdict tracklets distilled so
     tcn_mode: str = "new-inputs"  # or "full": which TCN weights a set TCN's retraining moves
-    tcn_lr: float = 1e-3
+    tcn_lr: float | None = None  # None: 1e-2 training new inputs only, 1e-3 fine-tuning all
     labelled_tracklet_weight: int = 3  # verdict tracklets are repeated this many times
     target_recall: float = 0.996
     # The fixed synthetic evaluation set the promotion compares candidate and base on: 1,500
@@ -336,6 +340,23 @@ def synthetic_evaluation(models: dict[str, ScreeningModel], n_real: int, n_bogus
     return out
 
 
+def tcn_sets(cfg: RetrainConfig, pre, base_classes: tuple[str, ...], progress: bool = False):
+    """The simulated tracklets a retraining run trains its TCN on and chooses its threshold on
+    (the same every run, so kept in `cfg.cache_dir` once made).
+
+    The simulator stands for the world the base model knew: a class new to it is learned from
+    the reviewers' labels alone, so the tracklets hold glare only if the base knew GLARE.
+    """
+    glare = "GLARE" in base_classes
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else None
+    train = cached_tracklet_set(cache, cfg.seed, cfg.tcn_real, cfg.tcn_bogus, pre, glare=glare,
+                                workers=cfg.workers, progress=progress)
+    val = cached_tracklet_set(cache, cfg.seed, cfg.tcn_val_real, cfg.tcn_val_bogus, pre,
+                              glare=glare, first_index=TCN_VALIDATION_OFFSET,
+                              workers=cfg.workers, progress=progress)
+    return train, val
+
+
 def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
             cfg: RetrainConfig | None = None, progress: Progress | None = None
             ) -> tuple[Path, dict[str, Any]]:
@@ -363,6 +384,8 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     if unknown:
         raise RetrainError(f"no real/bogus category for the new classes {unknown}")
     icn_cfg = IcnConfig(classes=classes)
+    runtime = Runtime.for_device(device)
+    base_model = model_from_checkpoint(base_payload, runtime)  # kept as it is: base.icn grows
     icn, _ = grow_icn(base.icn, IcnConfig(classes=base_classes), classes)
 
     stamps_train, stamps_held = _split(labels.stamps, cfg.holdout_fraction)
@@ -371,14 +394,36 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     report(0.05, f"simulating {cfg.replay_per_class} replay stamps per base class")
     replay = build_stamp_set(cfg.seed, base_classes, cfg.replay_per_class, pre,
                              workers=cfg.workers, progress=False)
-    images, targets = [replay.images], [replay.labels]
+    labelled_images, labelled_targets = [], []
     for name in sorted({s.stamp_class for s in stamps_train}):
         mine = [s.pixels for s in stamps_train if s.stamp_class == name]
         prepared = prepare(np.stack(mine), pre, crop=False).astype(np.float16)
         repeats = max(1, min(20, math.ceil(cfg.labelled_min / len(mine))))
-        images.append(np.repeat(prepared, repeats, axis=0))
-        targets.append(np.full(len(mine) * repeats, classes.index(name), dtype=np.int64))
-    train_set = StampSet(np.concatenate(images), np.concatenate(targets), classes)
+        labelled_images.append(np.repeat(prepared, repeats, axis=0))
+        labelled_targets.append(np.full(len(mine) * repeats, classes.index(name), np.int64))
+    old_images = [replay.images]
+    soft = None
+    if cfg.distill:
+        # Learning without forgetting: on the replay, and on stamps of tracklets reviewers
+        # judged real (the survey's own data), the ICN learns the base model's answers (none
+        # for a new class) rather than hard labels, so what the TCN sees of old stamps, and
+        # with it a real tracklet's score, changes as little as the new classes allow.
+        kept = [t.pixels for t in tracklets_train if t.real]
+        if kept and cfg.distill_real_stamps:
+            real_px = np.concatenate(kept)[: cfg.distill_real_stamps].astype(np.float32)
+            old_images.append(prepare(real_px, pre, crop=False).astype(np.float16))
+    old = np.concatenate(old_images)
+    hard = np.concatenate(labelled_targets) if labelled_targets else np.zeros(0, np.int64)
+    if cfg.distill:
+        teacher = base_model.stamp_probabilities(centre_crop(old, pre.crop))
+        soft = np.zeros((len(old) + len(hard), len(classes)), np.float32)
+        soft[: len(old), : len(base_classes)] = teacher
+        soft[np.arange(len(old), len(soft)), hard] = 1.0
+        old_labels = teacher.argmax(1)  # for the record: the loss uses `soft`
+    else:
+        old_labels = replay.labels
+    train_set = StampSet(np.concatenate([old, *labelled_images]),
+                         np.concatenate([old_labels, hard]), classes)
     val_source = stamps_held or stamps_train
     if val_source:
         val_images = prepare(np.stack([s.pixels for s in val_source]), pre, crop=False)
@@ -389,27 +434,22 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
 
     report(0.15, f"training the ICN on {len(train_set.labels)} stamps "
                  f"({len(stamps_train)} labelled, new classes: {list(new_classes) or 'none'})")
+    # flips only, as the baseline was trained: bands along rows and bleed trails along columns
+    # are what tells glare from a burn; bf16 where the CPU has it
     icn_training = IcnTraining("retrain", optimizer="adamw", lr=cfg.icn_lr,
                                batch_size=cfg.icn_batch, max_epochs=cfg.icn_epochs,
-                               schedule="cosine", weight_decay=1e-4, patience=cfg.icn_epochs)
+                               schedule="cosine", weight_decay=1e-4, patience=cfg.icn_epochs,
+                               augmentation=cfg.icn_augmentation, precision="auto")
     icn, history = train_icn(train_set, val_set, icn_training, pre, device=device,
-                             seed=cfg.seed, progress=False, model=icn)
+                             seed=cfg.seed, progress=False, model=icn, targets=soft)
+    round_to_half(icn)  # the candidate is kept in fp16: its threshold is chosen on what it gives
 
     report(0.55, "simulating tracklets for the TCN")
-    # The simulator stands for the world the base model knew: a class new to it is learned from
-    # the reviewers' labels alone, so synthetic tracklets hold glare only if the base knew GLARE.
-    glare = "GLARE" in base_classes
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else None  # the same every run: kept
-    synthetic = cached_tracklet_set(cache, cfg.seed, cfg.tcn_real, cfg.tcn_bogus, pre,
-                                    glare=glare, workers=cfg.workers, progress=False)
-    synthetic_val = cached_tracklet_set(cache, cfg.seed, cfg.tcn_val_real, cfg.tcn_val_bogus,
-                                        pre, glare=glare, first_index=TCN_VALIDATION_OFFSET,
-                                        workers=cfg.workers, progress=False)
+    synthetic, synthetic_val = tcn_sets(cfg, pre, base_classes)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else None
     report(0.7, f"training the TCN ({len(tracklets_train)} labelled tracklets)")
-    runtime = Runtime.for_device(device)
-    base_model = model_from_checkpoint(base_payload, runtime)  # afresh: base.icn was trained
     real_val = synthetic_val.real
-    calibration = None
+    calibration, columns = None, None
     if base.needs_metadata:
         # The set TCN grows inputs for the new classes (zero weights: it scores as before) and
         # is fine-tuned on synthetic tracklets plus the labelled ones, cues and all.
@@ -425,7 +465,8 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
             parts += [labelled] * cfg.labelled_tracklet_weight
             y_parts += [np.array([t.real for t in usable], np.float32)] * (
                 cfg.labelled_tracklet_weight)
-        tcn_training = TcnTraining(kind="set", epochs=cfg.tcn_epochs, lr=cfg.tcn_lr,
+        lr = cfg.tcn_lr or (1e-2 if cfg.tcn_mode == "new-inputs" else 1e-3)
+        tcn_training = TcnTraining(kind="set", epochs=cfg.tcn_epochs, lr=lr,
                                    batch_size=128,
                                    weight_decay=1e-4, calibrate=True)
         # "new-inputs": only the weights from the new classes' probabilities learn, so the
@@ -436,8 +477,13 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         tcn = train_set_tcn(SetInputs.concat(parts), np.concatenate(y_parts), tcn_training,
                             tcn_cfg, device=device, seed=cfg.seed, progress=False,
                             model=tcn.to(device), input_columns=columns)
+        round_to_half(tcn)
         val_logits = predict_set_tcn(tcn, set_inputs_of(icn, synthetic_val, device), device)
-        calibration = fit_platt(val_logits, real_val.astype(np.float32))
+        if columns is not None and base_payload.get("calibration"):
+            # Tracklets without a new class score as before: so does their calibration.
+            calibration = dict(base_payload["calibration"])
+        else:
+            calibration = fit_platt(val_logits, real_val.astype(np.float32), balanced=True)
         val_scores = calibrate_logits(val_logits, calibration)
     else:
         tcn_cfg = TcnConfig(n_classes=len(classes))
@@ -466,8 +512,15 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     base_val_recall = float((base_val_scores[real_val] >= base_model.threshold).mean())
     recall_floor = max(cfg.target_recall, base_val_recall)
     threshold = threshold_for_recall(val_scores, real_val, recall_floor)
+    kept_base_threshold = columns is not None and calibration == base_payload.get("calibration")
+    if kept_base_threshold:
+        # Scores keep the base's meaning (its calibration, its TCN weights for tracklets without
+        # a new class): the base's threshold, chosen on far more real tracklets than these, is
+        # kept unless the recall floor asks for a lower one.
+        threshold = min(threshold, float(base_model.threshold))
     validation = {"real": int(real_val.sum()), "bogus": int((~real_val).sum()),
                   "recall_floor": recall_floor, "base_recall": base_val_recall,
+                  "kept_base_threshold": bool(kept_base_threshold),
                   **operating_point(val_scores, real_val, threshold)}
     if (~real_val).any():
         validation["auc"] = roc_auc(val_scores, real_val)

@@ -49,6 +49,12 @@ def test_an_admin_retrains_and_promotes_from_the_browser(
 
     page.click(f"a:has-text('{run.candidate.version}')")
     page.wait_for_selector("#promotion")
+    # what changed against the base, on the same tracklets: real recall first, GLARE new
+    changes = page.locator("#changes tbody tr").all_inner_texts()
+    assert changes[0].startswith("real recall\tfixed synthetic set")
+    assert any(row.startswith("real tracklets lost / gained") for row in changes)
+    glare_stamps = next(r for r in changes if r.startswith("GLARE stamps: recall"))
+    assert glare_stamps.endswith("—")  # the base has no GLARE class
     if page.locator("input[name=force]").count():
         page.check("input[name=force]")
     page.click("#activate")

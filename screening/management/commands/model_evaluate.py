@@ -26,9 +26,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-missing", action="store_true", help="do nothing if it has an evaluation stored"
         )
+        parser.add_argument(
+            "--retraining-sets",
+            action="store_true",
+            help="also simulate the tracklets a retraining run trains its TCN on (kept under "
+            "var/cache/evaluation/), so that the first retraining does not wait for them",
+        )
 
     def handle(self, *args, version: str | None, real: int | None, bogus: int | None,
-               planet: int | None, if_missing: bool, **options) -> None:  # fmt: skip
+               planet: int | None, if_missing: bool, retraining_sets: bool,
+               **options) -> None:  # fmt: skip
         if version is None:
             model = ModelVersion.objects.filter(is_active=True).first()
             if model is None:
@@ -37,6 +44,8 @@ class Command(BaseCommand):
             model = ModelVersion.objects.filter(version=version).first()
             if model is None:
                 raise CommandError(f"no model version {version!r}")
+        if retraining_sets:
+            self._retraining_sets(model)
         if if_missing and synthetic_report(model):
             self.stdout.write(f"model {model.version} already has an evaluation")
             return
@@ -52,3 +61,16 @@ class Command(BaseCommand):
             f"AUC {figures['auc']:.4f}; at threshold {model.threshold:.4f}: real recall "
             f"{at['real_recall']:.2%}, bogus rejection {at['bogus_rejection']:.2%}"
         )
+
+    def _retraining_sets(self, model: ModelVersion) -> None:
+        from pathlib import Path
+
+        from classifier.checkpoint import load_checkpoint
+        from classifier.inference import model_from_checkpoint
+        from classifier.retrain import RetrainConfig, tcn_sets
+        from screening.model_registry import evaluation_cache
+
+        network = model_from_checkpoint(load_checkpoint(Path(model.checkpoint)))
+        self.stdout.write("simulating the retraining runs' tracklets (once)")
+        cfg = RetrainConfig(cache_dir=str(evaluation_cache()))
+        tcn_sets(cfg, network.preprocessing, tuple(network.classes), progress=True)
