@@ -96,7 +96,6 @@ def main() -> None:
         page.wait_for_selector(".qrow")
         labels = verdicts = 0
         while verdicts < args.verdicts or labels < args.labels:
-            rows = page.locator(".qrow")
             focused = page.locator(".qrow.focused .tid")
             if not focused.count():
                 page.keyboard.press("j")
@@ -122,7 +121,6 @@ def main() -> None:
             if page.locator(".qrow").last.get_attribute("class").find("focused") >= 0:
                 page.keyboard.press("n")  # next page
                 page.wait_for_selector(".qrow.focused")
-            del rows
         times[f"2 label {labels} glare stamps, {verdicts} verdicts (scripted keys)"] = (
             time.perf_counter() - t0)
 
