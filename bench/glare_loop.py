@@ -98,7 +98,12 @@ def show(label: str, f: dict) -> None:
 
 
 def review(
-    night: str, folder: Path, glare_labels: int, other_bogus: int, seed: int = 0
+    night: str,
+    folder: Path,
+    glare_labels: int,
+    other_bogus: int,
+    seed: int = 0,
+    order: str = "desc",
 ) -> dict[str, int]:
     """Scripted reviewers through the services the queue page uses, the simulator's truth
     standing for their eyes: down the queue from the top score, GLARE labels on glare stamps
@@ -106,7 +111,8 @@ def review(
     tracklets they labelled and on `other_bogus` others."""
     from django.contrib.auth.models import Group, User
 
-    from screening.models import Detection, Tracklet
+    from screening.models import Detection, Night
+    from screening.queue import QueueFilters, queue_tracklets
     from screening.review import stamp_label_record, verdict_record
 
     reviewer, _ = User.objects.get_or_create(username="glare-reviewer")
@@ -115,7 +121,12 @@ def review(
     rng = np.random.default_rng(seed)
     counts = {"glare_stamps": 0, "glare_tracklets": 0, "verdicts_bogus": 0, "verdicts_real": 0}
     others = []
-    for tracklet in Tracklet.objects.filter(night__date=night).order_by("-score", "id"):
+    queue = queue_tracklets(
+        night=Night.objects.get(date=night),
+        reviewer=reviewer,
+        filters=QueueFilters(status="all", order=order),
+    )
+    for tracklet in list(queue):
         row = known[tracklet.survey_id]
         if row["real"]:
             verdict_record(tracklet_id=tracklet.pk, reviewer=reviewer, value="real")
@@ -160,6 +171,12 @@ def main() -> None:
         help="share of tracklets in fields near a planet (about 345 glare tracklets of 6,000)",
     )
     parser.add_argument("--glare-labels", type=int, default=300, help="GLARE stamp labels")
+    parser.add_argument(
+        "--order",
+        choices=["desc", "informative"],
+        default="desc",
+        help="the queue order reviewers go down: highest score first, or least sure first",
+    )
     parser.add_argument(
         "--other-bogus", type=int, default=300, help="verdicts on bogus tracklets without glare"
     )
@@ -231,7 +248,10 @@ def main() -> None:
     StampClass.objects.get_or_create(
         name="GLARE", defaults={"is_real": False, "description": "planet glare"}
     )
-    counts = review(nights["label"][0], folders["label"], args.glare_labels, args.other_bogus)
+    counts = review(
+        nights["label"][0], folders["label"], args.glare_labels, args.other_bogus, order=args.order
+    )
+    print(f"queue order: {args.order}")
     timings["reviewers label (scripted)"] = time.perf_counter() - t0
     print(f"reviewers: {counts}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Abs, Coalesce
 
 
 class Night(models.Model):
@@ -65,6 +65,14 @@ class ModelVersion(models.Model):
 # Indexed as expressions; NULLS LAST would do the same but SQLite cannot index it.
 QUEUE_ORDER_DESC = Coalesce(F("score"), Value(-1.0))
 QUEUE_ORDER_ASC = Coalesce(F("score"), Value(2.0))
+# The to-review queue sorts blind rows (audits of auto-rejection, gold) by their queue_score,
+# a score drawn from the night's passing tracklets, so that the order does not give them away.
+REVIEW_ORDER_DESC = Coalesce(F("queue_score"), F("score"), Value(-1.0))
+REVIEW_ORDER_ASC = Coalesce(F("queue_score"), F("score"), Value(2.0))
+# Informative first: the score (or blind row's place) nearest the threshold, unscored last.
+MARGIN_ORDER = Coalesce(
+    Abs(Coalesce(F("queue_score"), F("score")) - F("model_version__threshold")), Value(2.0)
+)
 
 
 class Tracklet(models.Model):
@@ -98,6 +106,25 @@ class Tracklet(models.Model):
     claimed_at = models.DateTimeField(
         null=True, blank=True, help_text="When an inference worker took it; expires after a lease."
     )
+    audit_key = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Keyed hash of night, model and survey id in [0, 1): the audit draw's order.",
+    )
+    queue_score = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Where a blind row (audit, gold) sits in the to-review queue, in score units.",
+    )
+    reviews_wanted = models.PositiveSmallIntegerField(
+        default=1, help_text="Reviewers who should judge it: 2 when double-screened."
+    )
+    n_reviews = models.PositiveSmallIntegerField(
+        default=0, help_text="Reviewers whose current verdict is real or bogus."
+    )
+    report = models.ForeignKey(
+        "MpcReport", null=True, blank=True, on_delete=models.SET_NULL, related_name="tracklets"
+    )
 
     class Meta:
         ordering = ["night", "survey_id"]
@@ -108,6 +135,10 @@ class Tracklet(models.Model):
             # The queue's orders: a night's tracklets by score, either way, unscored last.
             models.Index(F("night"), QUEUE_ORDER_DESC.desc(), F("id"), name="tracklet_queue_desc"),
             models.Index(F("night"), QUEUE_ORDER_ASC.asc(), F("id"), name="tracklet_queue_asc"),
+            models.Index(
+                F("night"), REVIEW_ORDER_DESC.desc(), F("id"), name="tracklet_review_desc"
+            ),
+            models.Index(F("night"), REVIEW_ORDER_ASC.asc(), F("id"), name="tracklet_review_asc"),
             models.Index(fields=["status", "created_at"], name="tracklet_status_created"),
         ]
 
@@ -348,3 +379,82 @@ class BundleUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
+
+
+class QueueAssignment(models.Model):
+    """A tracklet put into reviewers' queues blind, and the first verdict given on it.
+
+    audit: auto-rejected by `model_version`, drawn by the keyed hash (the verdict estimates the
+    real tracklets lost); gold: its truth is known (`truth`), to measure reviewers; second: an
+    ordinary tracklet shown to two reviewers, for their agreement.
+    """
+
+    class Kind(models.TextChoices):
+        AUDIT = "audit", "audit of auto-rejection"
+        GOLD = "gold", "gold (known truth)"
+        SECOND = "second", "second screening"
+
+    tracklet = models.ForeignKey(Tracklet, on_delete=models.CASCADE, related_name="assignments")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    truth = models.CharField(max_length=8, blank=True, help_text="real or bogus, for gold.")
+    source = models.CharField(max_length=64, blank=True, help_text="Where the truth comes from.")
+    verdict = models.ForeignKey(
+        Verdict, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    value = models.CharField(max_length=16, blank=True, help_text="The first verdict given.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    judged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tracklet", "kind", "model_version"], name="assignment_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["tracklet", "kind"],
+                condition=Q(model_version__isnull=True),
+                name="assignment_unique_unversioned",
+            ),
+        ]
+        indexes = [models.Index(fields=["kind", "model_version"], name="assignment_kind_model")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.tracklet_id}: {self.value or 'not judged'}"
+
+
+class MpcReport(models.Model):
+    """A night's report of real tracklets to the Minor Planet Center, in ADES (PSV and XML)."""
+
+    class Status(models.TextChoices):
+        VALID = "valid", "valid, not sent"
+        DRY_RUN = "dry-run", "sent (dry run)"
+        SENT = "sent", "sent"
+
+    night = models.ForeignKey(Night, on_delete=models.PROTECT, related_name="reports")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALID)
+    psv = models.TextField()
+    xml = models.TextField()
+    content_sha256 = models.CharField(max_length=64, unique=True)
+    n_tracklets = models.PositiveIntegerField()
+    n_observations = models.PositiveIntegerField()
+    auto_accepted = models.PositiveIntegerField(
+        default=0, help_text="Tracklets in it by the auto-accept threshold, not a verdict."
+    )
+    first_detection_mjd = models.FloatField(help_text="Earliest detection in the report.")
+    latency_seconds = models.FloatField(help_text="From the first detection to the valid report.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_log = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"MPC report {self.pk} for {self.night} ({self.n_observations} observations)"

@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from screening.models import (
+    MARGIN_ORDER,
     QUEUE_ORDER_ASC,
     QUEUE_ORDER_DESC,
+    REVIEW_ORDER_ASC,
+    REVIEW_ORDER_DESC,
     CurrentVerdict,
     Detection,
     Night,
@@ -30,6 +35,13 @@ STATUS_FILTERS = {
 }
 
 
+ORDERS = {
+    "desc": "highest score first",
+    "asc": "lowest score first",
+    "informative": "least sure first (nearest the threshold)",
+}
+
+
 @dataclass(frozen=True)
 class QueueFilters:
     status: str = "to_review"
@@ -37,7 +49,16 @@ class QueueFilters:
     score_max: float | None = None
     stamp_class: str = ""
     hide_judged: bool = False
-    ascending: bool = False
+    order: str = "desc"
+
+    @property
+    def ascending(self) -> bool:
+        return self.order == "asc"
+
+    @property
+    def blind(self) -> bool:
+        """The to-review queue is blind: rows show no score, class or status before a verdict."""
+        return self.status == "to_review" and settings.SCREENING_BLIND
 
     @classmethod
     def from_query(cls, query: Any) -> QueueFilters:
@@ -56,7 +77,7 @@ class QueueFilters:
             score_max=number("score_max"),
             stamp_class=query.get("stamp_class", "").strip().upper(),
             hide_judged=query.get("hide_judged") in ("1", "on", "true"),
-            ascending=query.get("order") == "asc",
+            order=query.get("order") if query.get("order") in ORDERS else "desc",
         )
 
 
@@ -69,16 +90,28 @@ def queue_tracklets(
 ) -> QuerySet[Tracklet]:
     """The night's tracklets that pass the filters, sorted by score (unscored last)."""
     tracklets = Tracklet.objects.filter(night=night).select_related("model_version")
+    mine = CurrentVerdict.objects.filter(tracklet=OuterRef("pk"), reviewer=reviewer).exclude(
+        value=Verdict.Value.WITHDRAWN
+    )
+    score = "score"
     if filters.status == "to_review":
-        tracklets = tracklets.exclude(status=Tracklet.Status.REVIEWED).exclude(_below_threshold())
+        # Wanted by fewer reviewers than asked for (2 when double-screened, every reviewer for
+        # gold), not judged by me, and passing, or a blind row (audit, gold) placed in the queue.
+        tracklets = (
+            tracklets.filter(n_reviews__lt=F("reviews_wanted"))
+            .exclude(Exists(mine))
+            .filter(Q(queue_score__isnull=False) | ~_below_threshold())
+            .alias(review_score=Coalesce(F("queue_score"), F("score")))
+        )
+        score = "review_score"
     elif filters.status == "reviewed":
         tracklets = tracklets.filter(status=Tracklet.Status.REVIEWED)
     elif filters.status == "auto_rejected":
         tracklets = tracklets.filter(_below_threshold())
     if filters.score_min is not None:
-        tracklets = tracklets.filter(score__gte=filters.score_min)
+        tracklets = tracklets.filter(**{f"{score}__gte": filters.score_min})
     if filters.score_max is not None:
-        tracklets = tracklets.filter(score__lte=filters.score_max)
+        tracklets = tracklets.filter(**{f"{score}__lte": filters.score_max})
     if filters.stamp_class:
         tracklets = tracklets.filter(
             Exists(
@@ -90,11 +123,14 @@ def queue_tracklets(
             )
         )
     if filters.hide_judged:
-        judged = CurrentVerdict.objects.filter(tracklet=OuterRef("pk"), reviewer=reviewer).exclude(
-            value=Verdict.Value.WITHDRAWN
-        )
-        tracklets = tracklets.exclude(Exists(judged))
-    order = QUEUE_ORDER_ASC.asc() if filters.ascending else QUEUE_ORDER_DESC.desc()
+        tracklets = tracklets.exclude(Exists(mine))
+    if filters.order == "informative":
+        return tracklets.order_by(MARGIN_ORDER.asc(), "id")
+    to_review = filters.status == "to_review"
+    if filters.ascending:
+        order = (REVIEW_ORDER_ASC if to_review else QUEUE_ORDER_ASC).asc()
+    else:
+        order = (REVIEW_ORDER_DESC if to_review else QUEUE_ORDER_DESC).desc()
     return tracklets.order_by(order, "id")
 
 
@@ -154,6 +190,7 @@ class QueueRow:
     my_verdict: str | None
     verdicts: dict[str, int]  # value to number of reviewers currently giving it
     auto_rejected: bool
+    blind: bool = False  # score, classes, status and others' verdicts hidden until mine
 
     @property
     def arrow_rotation(self) -> float:
@@ -165,8 +202,14 @@ class QueueRow:
         return self.verdicts.get("real", 0) > 0 and self.verdicts.get("bogus", 0) > 0
 
 
-def queue_rows(tracklets: list[Tracklet], *, reviewer: AbstractBaseUser) -> list[QueueRow]:
-    """What each row shows, in a fixed number of queries whatever the page size."""
+def queue_rows(
+    tracklets: list[Tracklet], *, reviewer: AbstractBaseUser, blind: bool = False
+) -> list[QueueRow]:
+    """What each row shows, in a fixed number of queries whatever the page size.
+
+    Blind rows (the to-review queue when SCREENING_BLIND is on) carry no score, class, status
+    or others' verdicts until the reviewer's own verdict: the same fields, empty, for every row.
+    """
     ids = [t.pk for t in tracklets]
     detections: dict[int, list[Detection]] = {}
     for detection in Detection.objects.filter(tracklet_id__in=ids).order_by("tracklet_id", "index"):
@@ -218,6 +261,21 @@ def queue_rows(tracklets: list[Tracklet], *, reviewer: AbstractBaseUser) -> list
             if value != Verdict.Value.WITHDRAWN:
                 counts[value] = counts.get(value, 0) + 1
         threshold = tracklet.model_version.threshold if tracklet.model_version else None
+        mine = current.get(reviewer.pk)
+        if blind and mine in (None, Verdict.Value.WITHDRAWN):
+            for stamp in stamps:
+                stamp.top_class, stamp.top_probability, stamp.probabilities = "", None, []
+            rows.append(
+                QueueRow(
+                    tracklet=tracklet,
+                    stamps=stamps,
+                    my_verdict=mine,
+                    verdicts={},
+                    auto_rejected=False,
+                    blind=True,
+                )
+            )
+            continue
         rows.append(
             QueueRow(
                 tracklet=tracklet,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from screening.audit import assignments_judge
 from screening.models import (
     CurrentVerdict,
     Detection,
@@ -42,6 +43,7 @@ def verdict_record(*, tracklet_id: int, reviewer: AbstractBaseUser, value: str) 
             tracklet=tracklet, reviewer=reviewer, defaults={"verdict": verdict, "value": value}
         )
         _status_refresh(tracklet)
+        assignments_judge(tracklet=tracklet, verdict=verdict)
     return verdict
 
 
@@ -58,7 +60,11 @@ def current_verdicts(tracklet_ids: list[int]) -> dict[int, dict[int, str]]:
 
 def _status_refresh(tracklet: Tracklet) -> None:
     values = current_verdicts([tracklet.pk]).get(tracklet.pk, {}).values()
-    if any(v != Verdict.Value.WITHDRAWN for v in values):
+    n_reviews = sum(1 for v in values if v != Verdict.Value.WITHDRAWN)
+    if n_reviews != tracklet.n_reviews:
+        tracklet.n_reviews = n_reviews
+        tracklet.save(update_fields=["n_reviews"])
+    if n_reviews:
         status = Tracklet.Status.REVIEWED
     elif tracklet.score is not None:
         status = Tracklet.Status.SCORED

@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from screening.models import Detection, ModelVersion, StampPrediction, Tracklet, TrackletScore
+from screening.audit import audit_draw, audit_key
+from screening.models import (
+    Detection,
+    ModelVersion,
+    Night,
+    QueueAssignment,
+    StampPrediction,
+    Tracklet,
+    TrackletScore,
+)
 
 
 @dataclass(frozen=True)
@@ -71,21 +81,64 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
         TrackletScore.objects.bulk_create(scores, batch_size=2000)
         # Every tracklet now shows this model's score: the new one, or the one stored before
         # (a model made active again after a rollback), and is no longer claimed by a worker.
+        # Blind rows of another model's audit leave the queue: that model no longer decides.
         now = timezone.now()
-        Tracklet.objects.bulk_update(
-            [
+        threshold = model_version.threshold
+        rows = Tracklet.objects.filter(pk__in=ids).values_list(
+            "id", "night__date", "night_id", "survey_id", "queue_score"
+        )
+        assigned = QueueAssignment.objects.filter(tracklet_id__in=ids)
+        gold = set(
+            assigned.filter(kind=QueueAssignment.Kind.GOLD).values_list("tracklet_id", flat=True)
+        )
+        keep = gold | set(
+            assigned.filter(
+                kind=QueueAssignment.Kind.AUDIT, model_version=model_version, value=""
+            ).values_list("tracklet_id", flat=True)
+        )
+        updates, nights = [], set()
+        for pk, date, night_id, survey_id, queue_score in rows:
+            score = stored[pk]
+            nights.add(night_id)
+            keys = dict(night=date.isoformat(), version=model_version.version, survey_id=survey_id)
+            second = audit_key(**keys, salt="second") < settings.SECOND_SCREENING_RATE
+            updates.append(
                 Tracklet(
-                    pk=pk, score=score, model_version=model_version, scored_at=now, claimed_at=None
+                    pk=pk,
+                    score=score,
+                    model_version=model_version,
+                    scored_at=now,
+                    claimed_at=None,
+                    audit_key=audit_key(**keys),
+                    queue_score=queue_score if pk in keep else None,
+                    reviews_wanted=(
+                        GOLD_REVIEWS if pk in gold else 2 if second and score >= threshold else 1
+                    ),
                 )
-                for pk, score in stored.items()
+            )
+        Tracklet.objects.bulk_update(
+            updates,
+            [
+                "score",
+                "model_version",
+                "scored_at",
+                "claimed_at",
+                "audit_key",
+                "queue_score",
+                "reviews_wanted",
             ],
-            ["score", "model_version", "scored_at", "claimed_at"],
             batch_size=1000,
         )
         Tracklet.objects.filter(pk__in=ids, status=Tracklet.Status.PENDING).update(
             status=Tracklet.Status.SCORED
         )
+        for night in Night.objects.filter(pk__in=nights):
+            audit_draw(night=night, model=model_version)
     return changed
+
+
+# Gold tracklets stay in every reviewer's queue until each has judged them.
+GOLD_REVIEWS = 1000
 
 
 def _detections_by_tracklet(ids: list[int]) -> dict[int, list[int]]:

@@ -49,6 +49,19 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, low: float, high: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ImproperlyConfigured(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name, default).strip().lower()
     if value not in choices:
@@ -269,6 +282,41 @@ MODELS_DIR = Path(env_str("MODELS_DIR", str(BASE_DIR / "models")))
 TRAINING_DEVICE = env_str("TRAINING_DEVICE", "auto")
 TRAINING_STALE_SECONDS = env_int("TRAINING_STALE_SECONDS", 2 * 3600, minimum=5)
 TRAINING_QUICK = env_bool("TRAINING_QUICK", False)
+
+# Audited auto-rejection: the share of auto-rejected tracklets put into reviewers' queues blind
+# (at least AUDIT_MIN_PER_NIGHT a night and model), the lost-real rate whose upper bound raises
+# the alarm, the interval's confidence, and the nights of the rolling window. The draw is keyed
+# by AUDIT_SECRET (default: derived from SECRET_KEY), so it can be re-derived but not foreseen.
+AUDIT_RATE = env_float("AUDIT_RATE", 0.02, low=0.0, high=1.0)
+AUDIT_MIN_PER_NIGHT = env_int("AUDIT_MIN_PER_NIGHT", 50)
+AUDIT_TARGET_LOSS = env_float("AUDIT_TARGET_LOSS", 0.02, low=0.0, high=1.0)
+AUDIT_CONFIDENCE = env_float("AUDIT_CONFIDENCE", 0.95, low=0.5, high=0.9999)
+AUDIT_WINDOW_NIGHTS = env_int("AUDIT_WINDOW_NIGHTS", 14, minimum=1)
+AUDIT_SECRET = env_str("AUDIT_SECRET", "") or f"audit:{SECRET_KEY}"
+# Reviewer quality: the share of ordinary to-review tracklets shown to two reviewers.
+SECOND_SCREENING_RATE = env_float("SECOND_SCREENING_RATE", 0.05, low=0.0, high=1.0)
+# The to-review queue hides scores, classes and status until the reviewer's verdict (so that
+# audit, gold and second-screening rows look like any other); on whenever any of them is on.
+SCREENING_BLIND = env_bool(
+    "SCREENING_BLIND", AUDIT_RATE > 0 or AUDIT_MIN_PER_NIGHT > 0 or SECOND_SCREENING_RATE > 0
+)
+
+# MPC reports (ADES): the observatory code (ATLAS: T05, T08, M22, W68), the submitter block,
+# the auto-accept threshold (off until an admin sets MPC_AUTO_ACCEPT=1) with the audited
+# precision a night must reach for it, and how a report is sent ("dry-run": recorded only).
+MPC_STATION = env_choice("MPC_STATION", "t08", ("t05", "t08", "m22", "w68")).upper()
+MPC_SUBMITTER = env_str("MPC_SUBMITTER", "J. Doe")
+MPC_OBSERVERS = env_list("MPC_OBSERVERS", "J. Doe")
+MPC_MEASURERS = env_list("MPC_MEASURERS", "J. Doe")
+MPC_TELESCOPE_DESIGN = env_str("MPC_TELESCOPE_DESIGN", "Schmidt")
+MPC_TELESCOPE_APERTURE = env_str("MPC_TELESCOPE_APERTURE", "0.5")  # metres
+MPC_TELESCOPE_DETECTOR = env_str("MPC_TELESCOPE_DETECTOR", "CCD")
+MPC_ASTROMETRY_CATALOG = env_str("MPC_ASTROMETRY_CATALOG", "Gaia2")
+MPC_PHOTOMETRY_BAND = env_str("MPC_PHOTOMETRY_BAND", "o")
+MPC_AUTO_ACCEPT = env_bool("MPC_AUTO_ACCEPT", False)
+MPC_AUTO_ACCEPT_THRESHOLD = env_float("MPC_AUTO_ACCEPT_THRESHOLD", 0.99, low=0.0, high=1.0)
+MPC_AUTO_ACCEPT_MIN_PRECISION = env_float("MPC_AUTO_ACCEPT_MIN_PRECISION", 0.99, low=0, high=1)
+MPC_SENDER = env_str("MPC_SENDER", "screening.ades.DryRunSender")
 
 # Beat keeps its schedule in the database (editable in the admin); the entries below are
 # installed there on start, the weekly retraining by the post-migrate hook.

@@ -22,6 +22,7 @@ from screening.models import (
 )
 from screening.night_summary import night_summary_counts, score_histogram_png
 from screening.queue import (
+    ORDERS,
     STATUS_FILTERS,
     QueueFilters,
     queue_page,
@@ -70,8 +71,9 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
             "night": night,
             "nights": Night.objects.order_by("-date")[:60],
             "page": page,
-            "rows": queue_rows(page.tracklets, reviewer=request.user),
+            "rows": queue_rows(page.tracklets, reviewer=request.user, blind=filters.blind),
             "filters": filters,
+            "orders": ORDERS,
             "status_filters": STATUS_FILTERS,
             "classes": list(StampClass.objects.values_list("name", "is_real")),
             "query": query.urlencode(),
@@ -102,7 +104,15 @@ def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One tracklet: large stamps, blink view, detections, their motion and magnitude cues,
     prediction and review history."""
     tracklet = get_object_or_404(Tracklet.objects.select_related("night", "model_version"), pk=pk)
-    row = queue_rows([tracklet], reviewer=request.user)[0]
+    # Blind while it is in the reviewer's to-review queue, as its row there is.
+    to_review = QueueFilters()
+    blind = (
+        to_review.blind
+        and queue_tracklets(night=tracklet.night, reviewer=request.user, filters=to_review)
+        .filter(pk=pk)
+        .exists()
+    )
+    row = queue_rows([tracklet], reviewer=request.user, blind=blind)[0]
     scores = tracklet.scores.select_related("model_version").order_by("-created_at")
     predictions: dict[int, dict[int, str]] = {}
     for p in StampPrediction.objects.filter(detection__tracklet=tracklet).select_related(

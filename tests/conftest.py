@@ -23,6 +23,14 @@ def media_root(settings, tmp_path: Path) -> Path:
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture
+def no_blind_rows(settings):
+    """No audit draw and no second screening: the to-review queue is the passing tracklets."""
+    settings.AUDIT_RATE = 0.0
+    settings.AUDIT_MIN_PER_NIGHT = 0
+    settings.SECOND_SCREENING_RATE = 0.0
+
+
 def stored_files(media: Path) -> list[Path]:
     return [p for p in media.rglob("*") if p.is_file()] if media.exists() else []
 

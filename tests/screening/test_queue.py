@@ -11,7 +11,7 @@ from screening.queue import QueueFilters, queue_rows, queue_tracklets
 from screening.review import verdict_record
 from tests.stamps import ingest_tracklet, model_version, score_tracklet
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_blind_rows")]
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def ids(night, reviewer, **filters) -> list[str]:
 
 def test_it_sorts_by_score_highest_first_unscored_last_and_reverses(night, reviewer):
     assert ids(night, reviewer, status="all") == ["E", "A", "B", "C", "D"]
-    assert ids(night, reviewer, status="all", ascending=True) == ["C", "B", "A", "E", "D"]
+    assert ids(night, reviewer, status="all", order="asc") == ["C", "B", "A", "E", "D"]
 
 
 def test_to_review_leaves_out_auto_rejected_and_reviewed(night, reviewer):
