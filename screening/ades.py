@@ -176,7 +176,9 @@ def xml_records(xml: str) -> list[dict[str, str]]:
         lines = [line for line in target.read_text().splitlines() if line.strip()]
     records = [line for line in lines if not line.startswith(("#", "!"))]
     keys = [k.strip() for k in records[0].split("|")]
-    return [dict(zip(keys, (v.strip() for v in line.split("|")), strict=True)) for line in records[1:]]
+    return [
+        dict(zip(keys, (v.strip() for v in line.split("|")), strict=True)) for line in records[1:]
+    ]
 
 
 def round_trip_check(observations: list[Observation], xml: str) -> None:
@@ -192,7 +194,9 @@ def round_trip_check(observations: list[Observation], xml: str) -> None:
             if not same and name in ("ra", "dec", "mag"):
                 same = b != "" and abs(float(a) - float(b)) < 1e-9
             if not same:
-                raise AdesError(f"round trip: {obs.survey_id} {name} went out {a!r}, came back {b!r}")
+                raise AdesError(
+                    f"round trip: {obs.survey_id} {name} went out {a!r}, came back {b!r}"
+                )
 
 
 def _judged_real() -> Q:

@@ -2,11 +2,13 @@
 rate it estimates (exact binomial interval), per night, per model and over a rolling window.
 
 The draw. Every scored tracklet gets `audit_key`, an HMAC of (secret, night, model version,
-survey id) mapped to [0, 1). A night's sample for a model is every auto-rejected, unreviewed
-tracklet whose key is below AUDIT_RATE, topped up to the AUDIT_MIN_PER_NIGHT lowest keys. The
+survey id) mapped to [0, 1). A night's sample for a model is every auto-rejected tracklet whose key
+is below AUDIT_RATE, topped up to the AUDIT_MIN_PER_NIGHT lowest keys (one a reviewer judged
+before the draw is not put in the queue again). The
 keys do not depend on the tracklet's content, so the sample is a simple random sample of the
 auto-rejected tracklets; given the secret anyone can re-derive it (`audit_draw --verify`),
-without it the pipeline cannot foresee it. Rows once drawn stay drawn.
+without it the pipeline cannot foresee it. A judged audit row stays; an unjudged top-up row that
+later arrivals push out of the lowest keys leaves the queue.
 
 The estimate. Reviewers judge audit rows blind, as any other row; the first verdict given on
 each is the audit's outcome. With k real in n judged, the lost-real rate of auto-rejection is
@@ -27,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 from scipy.stats import beta
 
 from screening.models import ModelVersion, Night, QueueAssignment, Tracklet
@@ -135,20 +137,23 @@ def audit_draw(*, night: Night, model: ModelVersion) -> int:
     rate, minimum = settings.AUDIT_RATE, settings.AUDIT_MIN_PER_NIGHT
     if rate <= 0 and minimum <= 0:
         return 0
-    keys = dict(
-        _rejected([night.pk], model)
-        .exclude(status=Tracklet.Status.REVIEWED)
-        .filter(audit_key__isnull=False)
-        .values_list("id", "audit_key")
-    )
+    rejected = _rejected([night.pk], model).filter(audit_key__isnull=False)
+    keys = dict(rejected.values_list("id", "audit_key"))
     chosen = sample_keys(keys, rate=rate, minimum=minimum)
     with transaction.atomic():
-        drawn = set(
-            QueueAssignment.objects.filter(
-                kind=QueueAssignment.Kind.AUDIT, model_version=model, tracklet__night=night
-            ).values_list("tracklet_id", flat=True)
+        rows = QueueAssignment.objects.filter(
+            kind=QueueAssignment.Kind.AUDIT, model_version=model, tracklet__night=night
         )
-        new = sorted(chosen - drawn)
+        drawn = set(rows.values_list("tracklet_id", flat=True))
+        # A top-up row that later tracklets pushed out of the lowest keys, not judged yet,
+        # leaves again: the sample stays the one the secret derives from the whole night.
+        stale = rows.filter(value="").exclude(tracklet_id__in=chosen)
+        stale_ids = list(stale.values_list("tracklet_id", flat=True))
+        if stale_ids:
+            stale.delete()
+            Tracklet.objects.filter(pk__in=stale_ids).update(queue_score=None)
+        reviewed = set(rejected.filter(pk__in=chosen, n_reviews__gt=0).values_list("id", flat=True))
+        new = sorted(chosen - drawn - reviewed)
         if not new:
             return 0
         QueueAssignment.objects.bulk_create(
@@ -207,6 +212,7 @@ def assignments_judge(*, tracklet: Tracklet, verdict) -> None:
 
 
 def _alarm_log(night: Night, model: ModelVersion) -> None:
+    alarms_reset()
     result = night_model_estimate(night, model)
     if result.status == "alarm":
         log.warning(
@@ -296,3 +302,28 @@ def active_alarms() -> list[str]:
                 f"auto-rejected tracklets may be real (target {100 * result.target:.1f}%)."
             )
     return out
+
+
+_ALARMS: tuple[tuple, list[str]] = ((), [])
+
+
+def alarms_context(request) -> dict:
+    """Template context: the banner's alarms for signed-in users. Recomputed when an audit is
+    judged or the active model changes (one small query a page otherwise)."""
+    global _ALARMS
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {"audit_alarms": []}
+    judged = QueueAssignment.objects.filter(kind=QueueAssignment.Kind.AUDIT).exclude(value="")
+    key = (
+        tuple(judged.aggregate(n=Count("id"), last=Max("judged_at")).values()),
+        ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True).first(),
+    )
+    if key != _ALARMS[0]:
+        _ALARMS = (key, active_alarms())
+    return {"audit_alarms": _ALARMS[1]}
+
+
+def alarms_reset() -> None:
+    """Forget the cached banner."""
+    global _ALARMS
+    _ALARMS = ((), [])

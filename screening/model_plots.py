@@ -148,7 +148,46 @@ def reliability_png(model: ModelVersion) -> bytes:
     return _png(figure)
 
 
+def audit_figure(nights: list[tuple[str, object]], target: float, title: str):
+    """The lost-real estimate night by night: the rate with its exact interval, the target."""
+    figure = _figure(7.0, 3.2)
+    axes = figure.add_subplot()
+    judged = [(name, e) for name, e in nights if e.judged]
+    if judged:
+        x = list(range(len(judged)))
+        rates = [100 * e.rate for _, e in judged]
+        low = [100 * (e.rate - e.low) for _, e in judged]
+        high = [100 * (e.high - e.rate) for _, e in judged]
+        colours = ["#d9534f" if e.status == "alarm" else "#3fb950" if e.status == "ok"
+                   else "#8a949e" for _, e in judged]  # fmt: skip
+        axes.errorbar(x, rates, yerr=[low, high], fmt="none", ecolor="#555", capsize=3)
+        axes.scatter(x, rates, c=colours, zorder=3)
+        step = max(1, len(judged) // 12)
+        axes.set_xticks(x[::step], [name for name, _ in judged][::step], rotation=30, fontsize=7)
+    else:
+        axes.text(0.5, 0.5, "no audit judged yet", ha="center", va="center",
+                  transform=axes.transAxes)  # fmt: skip
+    axes.axhline(100 * target, color="#d9534f", linestyle="--", linewidth=1, label="target")
+    axes.set_ylabel("real among auto-rejected, %")
+    axes.set_ylim(bottom=0)
+    axes.legend(loc="upper right", fontsize=8)
+    axes.set_title(title, fontsize=9)
+    return figure
+
+
+def audit_png(model: ModelVersion) -> bytes:
+    from django.conf import settings
+
+    from screening.audit import model_estimates
+
+    nights = [(n.date.isoformat(), e) for n, e in model_estimates(model)["nights"]]
+    title = (f"Audit of auto-rejection by {model.version[:8]}: estimate and "
+             f"{100 * settings.AUDIT_CONFIDENCE:g}% exact interval per night")  # fmt: skip
+    return _png(audit_figure(nights, settings.AUDIT_TARGET_LOSS, title))
+
+
 PLOTS = {
+    "audit": audit_png,
     "roc": roc_png,
     "confusion": confusion_png,
     "scores": score_histogram_png,

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from screening.audit import model_estimates
 from screening.model_plots import PLOTS, reliability_report
 from screening.model_registry import (
     PromotionRefused,
@@ -83,11 +84,23 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
         "comparison": comparison,
         "changes": comparison_table(comparison, list(model.classes)) if comparison else [],
         "reliability": reliability_report(model),
+        "audit_rows": _audit_rows(model),
         "training": TrainingRun.objects.filter(candidate=model).first(),
         "can_activate": request.user.has_perm("screening.change_modelversion"),
         "activations": ModelActivation.objects.filter(model_version=model).select_related(
             "previous", "by"),
     })  # fmt: skip
+
+
+def _audit_rows(model: ModelVersion) -> list:
+    from django.conf import settings
+
+    audit = model_estimates(model)
+    return [
+        ("all nights", audit["overall"]),
+        (f"last {settings.AUDIT_WINDOW_NIGHTS} nights", audit["window"]),
+        *[(night.date.isoformat(), e) for night, e in reversed(audit["nights"][-7:])],
+    ]
 
 
 @pages_for_reviewers

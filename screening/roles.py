@@ -20,6 +20,7 @@ _VIEW = [
     "trainingrun",
     "bundleupload",
     "modelactivation",
+    "mpcreport",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from screening.audit import audit_draw, audit_key
+from screening.audit import audit_draw, audit_key, blind_rows_place
 from screening.models import (
     Detection,
     ModelVersion,
@@ -96,10 +96,10 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
                 kind=QueueAssignment.Kind.AUDIT, model_version=model_version, value=""
             ).values_list("tracklet_id", flat=True)
         )
-        updates, nights = [], set()
+        updates, night_of = [], {}
         for pk, date, night_id, survey_id, queue_score in rows:
             score = stored[pk]
-            nights.add(night_id)
+            night_of[pk] = night_id
             keys = dict(night=date.isoformat(), version=model_version.version, survey_id=survey_id)
             second = audit_key(**keys, salt="second") < settings.SECOND_SCREENING_RATE
             updates.append(
@@ -132,8 +132,11 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
         Tracklet.objects.filter(pk__in=ids, status=Tracklet.Status.PENDING).update(
             status=Tracklet.Status.SCORED
         )
-        for night in Night.objects.filter(pk__in=nights):
+        for night in Night.objects.filter(pk__in=set(night_of.values())):
             audit_draw(night=night, model=model_version)
+            unplaced = [pk for pk in gold if night_of.get(pk) == night.pk]
+            if unplaced:
+                blind_rows_place(night=night, model=model_version, tracklet_ids=unplaced)
     return changed
 
 

@@ -5,15 +5,27 @@ from __future__ import annotations
 import datetime
 import re
 
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import http_date
-from django.views.decorators.http import condition
+from django.views.decorators.http import condition, require_POST
 
+from screening.ades import (
+    AdesError,
+    night_latency,
+    report_build,
+    report_candidates,
+    report_send,
+)
+from screening.audit import night_estimates
 from screening.cues import tracklet_cues, tracklet_cues_png
 from screening.models import (
     Detection,
+    MpcReport,
     Night,
     StampClass,
     StampLabel,
@@ -29,6 +41,7 @@ from screening.queue import (
     queue_rows,
     queue_tracklets,
 )
+from screening.reviewers import reviewer_quality
 from screening.roles import pages_for_reviewers
 
 STAMP_CACHE_SECONDS = 7 * 24 * 3600
@@ -157,11 +170,95 @@ def tracklet_cues_plot(request: HttpRequest, pk: int) -> HttpResponse:
 
 @pages_for_reviewers
 def night_summary(request: HttpRequest, date: str) -> HttpResponse:
-    """What happened to a night: in, scored, auto-rejected, reviewed, real found."""
+    """What happened to a night: in, scored, auto-rejected, reviewed, real found; the audit of
+    auto-rejection; the MPC reports and their latency."""
     night = _night_or_404(date)
+    ready, auto_ready = report_candidates(night)
     return render(
-        request, "screening/summary.html", {"night": night, "summary": night_summary_counts(night)}
+        request,
+        "screening/summary.html",
+        {
+            "night": night,
+            "summary": night_summary_counts(night),
+            "audits": night_estimates(night),
+            "audit_rate": settings.AUDIT_RATE,
+            "audit_min": settings.AUDIT_MIN_PER_NIGHT,
+            "audit_confidence": settings.AUDIT_CONFIDENCE,
+            "audit_target_pct": f"{100 * settings.AUDIT_TARGET_LOSS:g}",
+            "reports": night.reports.all(),
+            "latency": night_latency(night),
+            "ready": len(ready),
+            "auto_ready": auto_ready,
+            "can_report": request.user.has_perm("screening.add_mpcreport"),
+        },
     )
+
+
+@require_POST
+@pages_for_reviewers
+@permission_required("screening.add_mpcreport", raise_exception=True)
+def report_create(request: HttpRequest, date: str) -> HttpResponse:
+    """Make the night's ADES report of what is not reported yet (validated first)."""
+    night = _night_or_404(date)
+    try:
+        result = report_build(night=night, user=request.user)
+    except AdesError as exc:
+        messages.error(request, f"no report made: {exc}")
+        return redirect("night-summary", date=date)
+    if result.report is None:
+        messages.info(request, "nothing to report: no tracklet of this night is judged real")
+        return redirect("night-summary", date=date)
+    if not result.created:
+        messages.info(request, f"nothing new to report since report {result.report.pk}")
+    else:
+        messages.success(request, f"report {result.report.pk} made and validated with iau-ades")
+    return redirect("report-page", pk=result.report.pk)
+
+
+@pages_for_reviewers
+def report_page(request: HttpRequest, pk: int) -> HttpResponse:
+    report = get_object_or_404(MpcReport.objects.select_related("night", "created_by"), pk=pk)
+    return render(
+        request,
+        "screening/report.html",
+        {
+            "report": report,
+            "station": settings.MPC_STATION,
+            "sender": settings.MPC_SENDER.rsplit(".", 1)[-1],
+            "can_send": request.user.has_perm("screening.change_mpcreport"),
+        },
+    )
+
+
+@pages_for_reviewers
+def report_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    """A report's ADES file, PSV or XML, as a download."""
+    report = get_object_or_404(MpcReport, pk=pk)
+    return ades_file_response(report, kind)
+
+
+def ades_file_response(report: MpcReport, kind: str) -> HttpResponse:
+    if kind not in ("psv", "xml"):
+        raise Http404("ADES files are psv or xml")
+    content_type = "application/xml" if kind == "xml" else "text/plain; charset=utf-8"
+    response = HttpResponse(getattr(report, kind), content_type=content_type)
+    name = f"ades-{report.night.date.isoformat()}-{report.pk}.{kind}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["ETag"] = f'"{report.content_sha256}"'
+    return response
+
+
+@require_POST
+@pages_for_reviewers
+@permission_required("screening.change_mpcreport", raise_exception=True)
+def report_send_page(request: HttpRequest, pk: int) -> HttpResponse:
+    report = get_object_or_404(MpcReport, pk=pk)
+    try:
+        report = report_send(report=report)
+        messages.success(request, report.send_log.splitlines()[-1])
+    except AdesError as exc:
+        messages.error(request, f"not sent: {exc}")
+    return redirect("report-page", pk=pk)
 
 
 @pages_for_reviewers
@@ -192,3 +289,10 @@ def stamp_display_response(detection: Detection) -> FileResponse:
     response["ETag"] = f'"display-{detection.stamp_sha256}"'
     response["Last-Modified"] = http_date(detection.tracklet.created_at.timestamp())
     return response
+
+
+@pages_for_reviewers
+@permission_required("screening.view_queueassignment", raise_exception=True)
+def reviewers_page(request: HttpRequest) -> HttpResponse:
+    """Reviewer quality (admins): accuracy on gold, agreement (kappa), verdicts per hour."""
+    return render(request, "screening/reviewers.html", {"reviewers": reviewer_quality()})

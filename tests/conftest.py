@@ -23,12 +23,26 @@ def media_root(settings, tmp_path: Path) -> Path:
     return settings.MEDIA_ROOT
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_blind_rows(settings):
-    """No audit draw and no second screening: the to-review queue is the passing tracklets."""
+    """No audit draw, no second screening, scores shown: the to-review queue is the passing
+    tracklets, as before auditing. Tests of auditing turn it on with `blind_rows`; the demo's
+    and docker's processes run with the product's defaults (auditing on)."""
     settings.AUDIT_RATE = 0.0
     settings.AUDIT_MIN_PER_NIGHT = 0
     settings.SECOND_SCREENING_RATE = 0.0
+    settings.SCREENING_BLIND = False
+
+
+@pytest.fixture
+def blind_rows(settings):
+    """Auditing as the product ships it (the defaults of screening/settings.py)."""
+    settings.AUDIT_RATE = 0.02
+    settings.AUDIT_MIN_PER_NIGHT = 50
+    settings.SECOND_SCREENING_RATE = 0.05
+    settings.SCREENING_BLIND = True
+    settings.AUDIT_TARGET_LOSS = 0.02
+    settings.AUDIT_CONFIDENCE = 0.95
 
 
 def stored_files(media: Path) -> list[Path]:

@@ -78,3 +78,18 @@ def sig(number: float, digits: int = 4) -> str:
 def percent(number: float, decimals: int = 2) -> str:
     """A fraction as a percentage with `decimals` decimals: 0.99333 reads 99.33%."""
     return f"{100.0 * number:.{int(decimals)}f}%"
+
+
+@register.filter
+@_numeric
+def duration(seconds: float) -> str:
+    """A span of time in its largest sensible units: 45 s, 12.5 min, 3.2 h, 4.1 days."""
+    if seconds < 0:
+        return f"−{duration(-seconds)}"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -11,7 +11,7 @@ from screening.queue import QueueFilters, queue_rows, queue_tracklets
 from screening.review import verdict_record
 from tests.stamps import ingest_tracklet, model_version, score_tracklet
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_blind_rows")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -1,0 +1,369 @@
+"""Audit, reviewer-queue, reviewer-quality and MPC-report endpoints."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from screening.ades import AdesError, night_latency, report_build, report_send
+from screening.api.schema import bad_request, detail
+from screening.audit import model_estimates, night_estimates
+from screening.models import ModelVersion, MpcReport, Night
+from screening.queue import ORDERS, QueueFilters, queue_page, queue_rows, queue_tracklets
+from screening.reviewers import reviewer_quality
+
+
+def night_or_404(date: str) -> Night:
+    try:
+        day = datetime.date.fromisoformat(date)
+    except ValueError:
+        raise Http404(f"{date!r} is not a night: nights are YYYY-MM-DD") from None
+    return get_object_or_404(Night, date=day)
+
+
+class HasPerm(permissions.BasePermission):
+    """The user holds the view's `required_permission`."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        return request.user.has_perm(view.required_permission)
+
+
+class AuditEstimateSerializer(serializers.Serializer):
+    rejected = serializers.IntegerField(help_text="Tracklets auto-rejected (the population).")
+    drawn = serializers.IntegerField(help_text="Audit rows drawn from them.")
+    judged = serializers.IntegerField(help_text="Audit rows with a verdict.")
+    real = serializers.IntegerField(help_text="Of which judged real.")
+    rate = serializers.FloatField(allow_null=True, help_text="real / judged.")
+    low = serializers.FloatField(help_text="Lower bound of the exact binomial interval.")
+    high = serializers.FloatField(help_text="Upper bound: what the alarm watches.")
+    lost = serializers.FloatField(allow_null=True, help_text="rate x rejected.")
+    lost_high = serializers.FloatField(help_text="high x rejected.")
+    confidence = serializers.FloatField()
+    target = serializers.FloatField(help_text="AUDIT_TARGET_LOSS.")
+    needed = serializers.IntegerField(help_text="Judged audits needed, none real, for ok.")
+    status = serializers.ChoiceField(choices=["ok", "alarm", "pending"])
+
+
+class ModelAuditSerializer(AuditEstimateSerializer):
+    model_version = serializers.CharField()
+    is_active = serializers.BooleanField()
+
+
+class NightAuditSerializer(serializers.Serializer):
+    night = serializers.DateField()
+    alarm = serializers.BooleanField(help_text="True when any model's estimate is in alarm.")
+    models = ModelAuditSerializer(many=True)
+    reports = serializers.IntegerField()
+    report_latency_seconds = serializers.FloatField(
+        allow_null=True, help_text="From the first detection to the first valid MPC report."
+    )
+
+
+class NightAudit(generics.GenericAPIView):
+    """A night's audit of auto-rejection: the lost-real estimate per model, and the alarm."""
+
+    serializer_class = NightAuditSerializer
+    permission_classes = [permissions.IsAuthenticated, HasPerm]
+    required_permission = "screening.view_tracklet"
+
+    @extend_schema(responses={200: NightAuditSerializer, 404: detail("No such night.")})
+    def get(self, request: Request, date: str) -> Response:
+        night = night_or_404(date)
+        rows = [
+            {
+                "model_version": model.version,
+                "is_active": model.is_active,
+                **estimate.as_dict(),
+            }
+            for model, estimate in night_estimates(night)
+        ]
+        latency = night_latency(night)
+        body = {
+            "night": night.date,
+            "alarm": any(r["status"] == "alarm" for r in rows),
+            "models": rows,
+            "reports": latency["reports"],
+            "report_latency_seconds": latency["latency_seconds"],
+        }
+        return Response(NightAuditSerializer(body).data)
+
+
+class ModelAuditBodySerializer(serializers.Serializer):
+    model_version = serializers.CharField()
+    alarm = serializers.BooleanField()
+    overall = AuditEstimateSerializer()
+    window = AuditEstimateSerializer()
+    window_nights = serializers.IntegerField()
+
+
+class ModelAudit(generics.GenericAPIView):
+    """A model's audit over all its nights and over the rolling window."""
+
+    serializer_class = ModelAuditBodySerializer
+    permission_classes = [permissions.IsAuthenticated, HasPerm]
+    required_permission = "screening.view_modelversion"
+
+    @extend_schema(responses={200: ModelAuditBodySerializer, 404: detail("No such model.")})
+    def get(self, request: Request, version: str) -> Response:
+        model = get_object_or_404(ModelVersion, version=version)
+        result = model_estimates(model)
+        body = {
+            "model_version": model.version,
+            "alarm": "alarm" in (result["overall"].status, result["window"].status),
+            "overall": result["overall"].as_dict(),
+            "window": result["window"].as_dict(),
+            "window_nights": result["window_nights"],
+        }
+        return Response(ModelAuditBodySerializer(body).data)
+
+
+class QueueStampSerializer(serializers.Serializer):
+    detection = serializers.IntegerField()
+    index = serializers.IntegerField()
+    image = serializers.CharField(help_text="The display PNG's URL.")
+    top_class = serializers.CharField(allow_blank=True, help_text="Empty while blind.")
+    top_probability = serializers.FloatField(allow_null=True)
+
+
+class QueueRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    tracklet = serializers.CharField()
+    score = serializers.FloatField(allow_null=True, help_text="Null while blind.")
+    status = serializers.CharField(help_text='"to review" for every blind row.')
+    my_verdict = serializers.CharField(allow_null=True)
+    rate_deg_per_day = serializers.FloatField()
+    position_angle_deg = serializers.FloatField()
+    mean_mag = serializers.FloatField()
+    n_detections = serializers.IntegerField()
+    stamps = QueueStampSerializer(many=True)
+
+
+class QueuePageSerializer(serializers.Serializer):
+    night = serializers.DateField()
+    page = serializers.IntegerField()
+    has_next = serializers.BooleanField()
+    blind = serializers.BooleanField()
+    rows = QueueRowSerializer(many=True)
+
+
+class ReviewerQueue(generics.GenericAPIView):
+    """The caller's to-review queue of a night, as the queue page shows it (blind rows: no
+    score, class or status until the caller's verdict)."""
+
+    serializer_class = QueuePageSerializer
+    permission_classes = [permissions.IsAuthenticated, HasPerm]
+    required_permission = "screening.add_verdict"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("order", str, enum=list(ORDERS), description="Queue order."),
+            OpenApiParameter("page", int, description="Page, from 1 (50 rows a page)."),
+        ],
+        responses={200: QueuePageSerializer, 404: detail("No such night.")},
+    )
+    def get(self, request: Request, date: str) -> Response:
+        night = night_or_404(date)
+        filters = QueueFilters.from_query({"order": request.query_params.get("order", "desc")})
+        try:
+            number = max(1, min(100_000, int(request.query_params.get("page", 1))))
+        except ValueError:
+            return Response({"page": ["page must be an integer"]}, status=400)
+        page = queue_page(
+            queue_tracklets(night=night, reviewer=request.user, filters=filters),
+            number=number,
+            size=50,
+        )
+        rows = []
+        for row in queue_rows(page.tracklets, reviewer=request.user, blind=filters.blind):
+            t = row.tracklet
+            rows.append(
+                {
+                    "id": t.pk,
+                    "tracklet": t.survey_id,
+                    "score": None if row.blind else t.score,
+                    "status": "to review"
+                    if row.blind
+                    else ("auto-rejected" if row.auto_rejected else t.status),
+                    "my_verdict": row.my_verdict,
+                    "rate_deg_per_day": t.rate_deg_per_day,
+                    "position_angle_deg": t.position_angle_deg,
+                    "mean_mag": t.mean_mag,
+                    "n_detections": t.n_detections,
+                    "stamps": [
+                        {
+                            "detection": s.detection.pk,
+                            "index": s.detection.index,
+                            "image": reverse("api-detection-display", args=[s.detection.pk]),
+                            "top_class": s.top_class,
+                            "top_probability": s.top_probability,
+                        }
+                        for s in row.stamps
+                    ],
+                }
+            )
+        body = {
+            "night": night.date,
+            "page": page.number,
+            "has_next": page.has_next,
+            "blind": filters.blind,
+            "rows": rows,
+        }
+        return Response(QueuePageSerializer(body).data)
+
+
+class ReviewerQualitySerializer(serializers.Serializer):
+    reviewer = serializers.CharField()
+    verdicts = serializers.IntegerField()
+    gold_judged = serializers.IntegerField()
+    gold_correct = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    gold_accuracy_low = serializers.FloatField(allow_null=True)
+    shared = serializers.IntegerField(help_text="Tracklets also judged by another reviewer.")
+    kappa = serializers.FloatField(allow_null=True, help_text="Cohen's kappa with the others.")
+    verdicts_per_hour = serializers.FloatField(allow_null=True)
+
+
+class ReviewerQuality(generics.GenericAPIView):
+    """Each reviewer's accuracy on gold, agreement with others (kappa) and pace (admins)."""
+
+    serializer_class = ReviewerQualitySerializer
+    permission_classes = [permissions.IsAuthenticated, HasPerm]
+    required_permission = "screening.view_queueassignment"
+
+    @extend_schema(responses={200: ReviewerQualitySerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        rows = [q.as_dict() for q in reviewer_quality()]
+        return Response(ReviewerQualitySerializer(rows, many=True).data)
+
+
+class MpcReportSerializer(serializers.ModelSerializer):
+    night = serializers.DateField(source="night.date")
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    psv_url = serializers.SerializerMethodField()
+    xml_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MpcReport
+        fields = [
+            "id",
+            "night",
+            "status",
+            "content_sha256",
+            "n_tracklets",
+            "n_observations",
+            "auto_accepted",
+            "first_detection_mjd",
+            "latency_seconds",
+            "created_by",
+            "created_at",
+            "sent_at",
+            "send_log",
+            "psv_url",
+            "xml_url",
+        ]
+
+    def get_psv_url(self, report: MpcReport) -> str:
+        return reverse("mpcreport-psv", args=[report.pk])
+
+    def get_xml_url(self, report: MpcReport) -> str:
+        return reverse("mpcreport-xml", args=[report.pk])
+
+
+class ReportCreateSerializer(serializers.Serializer):
+    night = serializers.DateField(help_text="The night to report (YYYY-MM-DD).")
+
+
+class PlainTextRenderer(BaseRenderer):
+    media_type = "text/plain"
+    format = "psv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data.encode() if isinstance(data, str) else str(data).encode()
+
+
+class XMLRenderer(PlainTextRenderer):
+    media_type = "application/xml"
+    format = "xml"
+
+
+class CanReport(permissions.BasePermission):
+    """Reading needs the view permission; making a report add, sending it change."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return request.user.has_perm("screening.view_mpcreport")
+        if getattr(view, "action", "") == "send":
+            return request.user.has_perm("screening.change_mpcreport")
+        return request.user.has_perm("screening.add_mpcreport")
+
+
+class MpcReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """A night's ADES reports to the MPC: list, read, make one, get its PSV or XML, send it."""
+
+    queryset = MpcReport.objects.select_related("night", "created_by").order_by("-created_at")
+    serializer_class = MpcReportSerializer
+    permission_classes = [permissions.IsAuthenticated, CanReport]
+
+    @extend_schema(
+        request=ReportCreateSerializer,
+        responses={
+            201: OpenApiResponse(MpcReportSerializer, description="Made and validated."),
+            200: OpenApiResponse(
+                MpcReportSerializer, description="Nothing new: the latest report, unchanged."
+            ),
+            400: bad_request(description="A field the MPC cannot take, or nothing to report."),
+            404: detail("No such night."),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        form = ReportCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        night = get_object_or_404(Night, date=form.validated_data["night"])
+        try:
+            result = report_build(night=night, user=request.user)
+        except AdesError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        if result.report is None:
+            return Response(
+                {"detail": f"nothing to report: no tracklet of {night.date} is judged real"},
+                status=400,
+            )
+        return Response(
+            MpcReportSerializer(result.report).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(responses={(200, "text/plain"): str})
+    @action(detail=True, renderer_classes=[PlainTextRenderer], url_path="psv")
+    def psv(self, request: Request, pk: str) -> Response:
+        """The report as ADES PSV."""
+        return Response(self.get_object().psv)
+
+    @extend_schema(responses={(200, "application/xml"): str})
+    @action(detail=True, renderer_classes=[XMLRenderer], url_path="xml")
+    def xml(self, request: Request, pk: str) -> Response:
+        """The report as ADES XML (what is sent)."""
+        return Response(self.get_object().xml)
+
+    @extend_schema(
+        request=None,
+        responses={200: MpcReportSerializer, 400: bad_request(description="Not valid.")},
+    )
+    @action(detail=True, methods=["post"])
+    def send(self, request: Request, pk: str) -> Response:
+        """Send with the configured sender (a dry run by default)."""
+        try:
+            report = report_send(report=self.get_object())
+        except AdesError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        return Response(MpcReportSerializer(report).data)

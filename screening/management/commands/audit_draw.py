@@ -1,0 +1,57 @@
+"""`manage.py audit_draw`: draw the audit samples of auto-rejection again, or verify them."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from screening.audit import audit_draw, audit_key, night_estimates
+from screening.models import ModelVersion, Night, QueueAssignment, Tracklet
+
+
+class Command(BaseCommand):
+    help = (
+        "Draw (top up) every night's audit sample for the models that scored it, print the "
+        "estimates; --verify re-derives each drawn row's key from the secret and checks it."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--night", help="YYYY-MM-DD (default: every night)")
+        parser.add_argument("--verify", action="store_true")
+
+    def handle(self, *args, **options) -> None:
+        nights = Night.objects.order_by("date")
+        if options["night"]:
+            nights = nights.filter(date=options["night"])
+        for night in nights:
+            for model in ModelVersion.objects.filter(
+                pk__in=Tracklet.objects.filter(night=night).values("model_version")
+            ):
+                added = audit_draw(night=night, model=model)
+                if added:
+                    self.stdout.write(f"{night.date} {model}: {added} audit rows drawn")
+            for model, e in night_estimates(night):
+                self.stdout.write(
+                    f"{night.date} model {model}: {e.real} real in {e.judged} judged of "
+                    f"{e.drawn} drawn ({e.rejected} auto-rejected); lost-real rate "
+                    f"{e.low:.2%}-{e.high:.2%}; {e.status}"
+                )
+        if options["verify"]:
+            bad = 0
+            rows = QueueAssignment.objects.filter(kind="audit").select_related(
+                "tracklet__night", "model_version"
+            )
+            if options["night"]:
+                rows = rows.filter(tracklet__night__date=options["night"])
+            for row in rows:
+                t = row.tracklet
+                key = audit_key(
+                    night=t.night.date.isoformat(),
+                    version=row.model_version.version,
+                    survey_id=t.survey_id,
+                )
+                if t.model_version_id == row.model_version_id and abs(key - t.audit_key) > 1e-12:
+                    bad += 1
+                    self.stderr.write(f"{t}: stored key {t.audit_key} != derived {key}")
+            self.stdout.write(f"verified {rows.count()} audit rows: {bad} mismatched")
+            if bad:
+                raise SystemExit(1)
