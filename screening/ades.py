@@ -19,6 +19,8 @@ import datetime
 import hashlib
 import io
 import math
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,29 +153,35 @@ def xml_validate(xml: str) -> None:
         raise AdesError(f"iau-ades refused the report: {reason}")
 
 
+def _convert(module: str, text: str, suffixes: tuple[str, str]) -> str:
+    """Run one of iau-ades's converters on `text` in a process of its own: they keep state in
+    module globals (a second call in one process fails) and call sys.exit on bad input."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder, f"in.{suffixes[0]}"), Path(folder, f"out.{suffixes[1]}")
+        source.write_text(text)
+        done = subprocess.run(
+            [sys.executable, "-m", f"ades.{module}", str(source), str(target)],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            timeout=120,
+        )
+        if done.returncode != 0 or not target.exists():
+            said = (done.stdout + done.stderr).strip().splitlines()
+            reason = said[-1] if said else f"exit status {done.returncode}"
+            raise AdesError(f"iau-ades's {module} could not convert the report: {reason}")
+        return target.read_text()
+
+
 def psv_to_xml(psv: str) -> str:
     """Convert PSV to ADES XML with iau-ades's own converter."""
-    from ades.psvtoxml import psvtoxml
-
-    with tempfile.TemporaryDirectory() as folder:
-        source, target = Path(folder, "report.psv"), Path(folder, "report.xml")
-        source.write_text(psv)
-        try:
-            psvtoxml(str(source), str(target))
-        except Exception as exc:  # iau-ades raises bare exceptions on bad PSV
-            raise AdesError(f"iau-ades could not convert the PSV: {exc}") from None
-        return target.read_text()
+    return _convert("psvtoxml", psv, ("psv", "xml"))
 
 
 def xml_records(xml: str) -> list[dict[str, str]]:
     """The observation records of ADES XML, as iau-ades's converter writes them back to PSV."""
-    from ades.xmltopsv import xmltopsv
-
-    with tempfile.TemporaryDirectory() as folder:
-        source, target = Path(folder, "report.xml"), Path(folder, "report.psv")
-        source.write_text(xml)
-        xmltopsv(str(source), str(target))
-        lines = [line for line in target.read_text().splitlines() if line.strip()]
+    text = _convert("xmltopsv", xml, ("xml", "psv"))
+    lines = [line for line in text.splitlines() if line.strip()]
     records = [line for line in lines if not line.startswith(("#", "!"))]
     keys = [k.strip() for k in records[0].split("|")]
     return [
