@@ -108,7 +108,7 @@ def main() -> None:
     # Reviewers screen the to-review queue through the API, blind; truth for their eyes.
     reviewer, _ = User.objects.get_or_create(username="audit-reviewer")
     reviewer.groups.add(Group.objects.get(name="reviewer"))
-    client = APIClient()
+    client = APIClient(SERVER_NAME="localhost")
     client.force_authenticate(reviewer)
     estimates = []
     for night, answers in known.items():
