@@ -36,6 +36,8 @@ from screening.models import ModelVersion, Night, QueueAssignment, Tracklet
 
 log = logging.getLogger(__name__)
 
+AUDIT_STATUSES = [("ok", "ok"), ("alarm", "alarm"), ("pending", "pending")]
+
 
 def audit_key(*, night: str, version: str, survey_id: str, salt: str = "draw") -> float:
     """The keyed hash of one tracklet's audit draw, uniform in [0, 1)."""

@@ -231,6 +231,8 @@ SPECTACULAR_SETTINGS = {
         "TrackletStatusEnum": "screening.models.Tracklet.Status",
         "JobStatusEnum": "screening.models.JobStatus",
         "VerdictValueEnum": "screening.models.Verdict.Value",
+        "MpcReportStatusEnum": "screening.models.MpcReport.Status",
+        "AuditStatusEnum": "screening.audit.AUDIT_STATUSES",
     },
 }
 

@@ -16,8 +16,8 @@ from rest_framework.response import Response
 
 from screening.ades import AdesError, night_latency, report_build, report_send
 from screening.api.schema import bad_request, detail
-from screening.audit import model_estimates, night_estimates
-from screening.models import ModelVersion, MpcReport, Night
+from screening.audit import AUDIT_STATUSES, model_estimates, night_estimates
+from screening.models import ModelVersion, MpcReport, Night, QueueAssignment
 from screening.queue import ORDERS, QueueFilters, queue_page, queue_rows, queue_tracklets
 from screening.reviewers import reviewer_quality
 
@@ -50,7 +50,7 @@ class AuditEstimateSerializer(serializers.Serializer):
     confidence = serializers.FloatField()
     target = serializers.FloatField(help_text="AUDIT_TARGET_LOSS.")
     needed = serializers.IntegerField(help_text="Judged audits needed, none real, for ok.")
-    status = serializers.ChoiceField(choices=["ok", "alarm", "pending"])
+    status = serializers.ChoiceField(choices=AUDIT_STATUSES)
 
 
 class ModelAuditSerializer(AuditEstimateSerializer):
@@ -236,6 +236,7 @@ class ReviewerQuality(generics.GenericAPIView):
     """Each reviewer's accuracy on gold, agreement with others (kappa) and pace (admins)."""
 
     serializer_class = ReviewerQualitySerializer
+    queryset = QueueAssignment.objects.none()
     permission_classes = [permissions.IsAuthenticated, HasPerm]
     required_permission = "screening.view_queueassignment"
 
