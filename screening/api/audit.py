@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from screening.ades import AdesError, night_latency, report_build, report_send
+from screening.api.errors import JSONErrorsRenderer
 from screening.api.schema import bad_request, detail
 from screening.audit import AUDIT_STATUSES, model_estimates, night_estimates
 from screening.models import ModelVersion, MpcReport, Night, QueueAssignment
@@ -73,6 +73,8 @@ class NightAudit(generics.GenericAPIView):
 
     serializer_class = NightAuditSerializer
     permission_classes = [permissions.IsAuthenticated, HasPerm]
+    pagination_class = None
+    filter_backends: list = []
     required_permission = "screening.view_tracklet"
 
     @extend_schema(responses={200: NightAuditSerializer, 404: detail("No such night.")})
@@ -110,6 +112,8 @@ class ModelAudit(generics.GenericAPIView):
 
     serializer_class = ModelAuditBodySerializer
     permission_classes = [permissions.IsAuthenticated, HasPerm]
+    pagination_class = None
+    filter_backends: list = []
     required_permission = "screening.view_modelversion"
 
     @extend_schema(responses={200: ModelAuditBodySerializer, 404: detail("No such model.")})
@@ -161,6 +165,8 @@ class ReviewerQueue(generics.GenericAPIView):
 
     serializer_class = QueuePageSerializer
     permission_classes = [permissions.IsAuthenticated, HasPerm]
+    pagination_class = None
+    filter_backends: list = []
     required_permission = "screening.add_verdict"
 
     @extend_schema(
@@ -238,6 +244,8 @@ class ReviewerQuality(generics.GenericAPIView):
     serializer_class = ReviewerQualitySerializer
     queryset = QueueAssignment.objects.none()
     permission_classes = [permissions.IsAuthenticated, HasPerm]
+    pagination_class = None
+    filter_backends: list = []
     required_permission = "screening.view_queueassignment"
 
     @extend_schema(responses={200: ReviewerQualitySerializer(many=True)})
@@ -283,16 +291,16 @@ class ReportCreateSerializer(serializers.Serializer):
     night = serializers.DateField(help_text="The night to report (YYYY-MM-DD).")
 
 
-class PlainTextRenderer(BaseRenderer):
+class PlainTextRenderer(JSONErrorsRenderer):
+    """Declares text/plain; the view answers the PSV itself, errors are JSON."""
+
     media_type = "text/plain"
     format = "psv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data.encode() if isinstance(data, str) else str(data).encode()
 
 
-class XMLRenderer(PlainTextRenderer):
+class XMLRenderer(JSONErrorsRenderer):
+    """Declares application/xml; the view answers the XML itself, errors are JSON."""
+
     media_type = "application/xml"
     format = "xml"
 
@@ -348,13 +356,13 @@ class MpcReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, renderer_classes=[PlainTextRenderer], url_path="psv")
     def psv(self, request: Request, pk: str) -> Response:
         """The report as ADES PSV."""
-        return Response(self.get_object().psv)
+        return HttpResponse(self.get_object().psv, content_type="text/plain; charset=utf-8")
 
     @extend_schema(responses={(200, "application/xml"): str})
     @action(detail=True, renderer_classes=[XMLRenderer], url_path="xml")
     def xml(self, request: Request, pk: str) -> Response:
         """The report as ADES XML (what is sent)."""
-        return Response(self.get_object().xml)
+        return HttpResponse(self.get_object().xml, content_type="application/xml")
 
     @extend_schema(
         request=None,
