@@ -22,6 +22,18 @@ class Command(BaseCommand):
         nights = Night.objects.order_by("date")
         if options["night"]:
             nights = nights.filter(date=options["night"])
+        missing = Tracklet.objects.filter(model_version__isnull=False, audit_key__isnull=True)
+        rows = list(missing.values_list("pk", "night__date", "model_version__version", "survey_id"))
+        Tracklet.objects.bulk_update(
+            [
+                Tracklet(pk=pk, audit_key=audit_key(night=d.isoformat(), version=v, survey_id=s))
+                for pk, d, v, s in rows
+            ],
+            ["audit_key"],
+            batch_size=1000,
+        )
+        if rows:
+            self.stdout.write(f"keyed {len(rows)} tracklets scored before auditing")
         for night in nights:
             for model in ModelVersion.objects.filter(
                 pk__in=Tracklet.objects.filter(night=night).values("model_version")

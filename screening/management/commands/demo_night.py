@@ -85,6 +85,17 @@ class Command(BaseCommand):
                 planet_fraction=planets,
             )
         call_command("ingest", str(folder), stdout=self.stdout, stderr=self.stderr)
+        if not planets:
+            # Gold for the reviewer-quality page: simulated tracklets whose truth is known.
+            call_command(
+                "gold_mark",
+                night=night,
+                truth_from=folder,
+                count=20,
+                seed=seed,
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
 
     def _activate_model(self) -> None:
         if ModelVersion.objects.filter(is_active=True).exists():
