@@ -76,6 +76,7 @@ class LabelledTracklet:
     pixels: np.ndarray  # raw (n, 100, 100) float32, time order
     real: bool
     meta: np.ndarray | None = None  # (n, 6): mjd, ra, dec, mag, x, y (classifier.features)
+    weight: float = 1.0  # in the TCN's loss (the reviewers' gold accuracy, when weighted)
 
 
 @dataclass
@@ -456,6 +457,7 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         tcn, tcn_cfg = grow_tcn(base.tcn, base.tcn_config, base_classes, classes)
         parts = [set_inputs_of(icn, synthetic, device)]
         y_parts = [synthetic.real.astype(np.float32)]
+        w_parts = [np.ones(len(synthetic.real), np.float32)]
         usable = [t for t in tracklets_train if t.meta is not None]
         if usable:
             raw = np.concatenate([t.pixels for t in usable]).astype(np.float32)
@@ -464,6 +466,8 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
             labelled = SetInputs(predict_icn(icn, prepare(raw, pre), device), det, trk, lengths)
             parts += [labelled] * cfg.labelled_tracklet_weight
             y_parts += [np.array([t.real for t in usable], np.float32)] * (
+                cfg.labelled_tracklet_weight)
+            w_parts += [np.array([t.weight for t in usable], np.float32)] * (
                 cfg.labelled_tracklet_weight)
         lr = cfg.tcn_lr or (1e-2 if cfg.tcn_mode == "new-inputs" else 1e-3)
         tcn_training = TcnTraining(kind="set", epochs=cfg.tcn_epochs, lr=lr,
@@ -476,7 +480,8 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
                    if cfg.tcn_mode == "new-inputs" and new_classes else None)
         tcn = train_set_tcn(SetInputs.concat(parts), np.concatenate(y_parts), tcn_training,
                             tcn_cfg, device=device, seed=cfg.seed, progress=False,
-                            model=tcn.to(device), input_columns=columns)
+                            weights=np.concatenate(w_parts), model=tcn.to(device),
+                            input_columns=columns)
         round_to_half(tcn)
         val_logits = predict_set_tcn(tcn, set_inputs_of(icn, synthetic_val, device), device)
         if columns is not None and base_payload.get("calibration"):
@@ -489,6 +494,7 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         tcn_cfg = TcnConfig(n_classes=len(classes))
         x_parts = [tcn_inputs(predict_icn(icn, synthetic.images, device), synthetic.lengths)]
         y_parts = [synthetic.real.astype(np.float32)]
+        w_parts = [np.ones(len(synthetic.real), np.float32)]
         if tracklets_train:
             raw = np.concatenate([t.pixels for t in tracklets_train]).astype(np.float32)
             x_lab = tcn_inputs(predict_icn(icn, prepare(raw, pre), device),
@@ -496,9 +502,12 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
             y_lab = np.array([t.real for t in tracklets_train], dtype=np.float32)
             x_parts.append(np.repeat(x_lab, cfg.labelled_tracklet_weight, axis=0))
             y_parts.append(np.repeat(y_lab, cfg.labelled_tracklet_weight))
+            w_parts.append(np.repeat(np.array([t.weight for t in tracklets_train], np.float32),
+                                     cfg.labelled_tracklet_weight))
         tcn_training = TcnTraining(epochs=cfg.tcn_epochs)
         tcn = train_tcn(np.concatenate(x_parts), np.concatenate(y_parts), tcn_training,
-                        len(classes), device=device, seed=cfg.seed, progress=False)
+                        len(classes), device=device, seed=cfg.seed, progress=False,
+                        weights=np.concatenate(w_parts))
         x_val = tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)
         val_scores = predict_tcn(tcn, x_val, device)
 

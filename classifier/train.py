@@ -317,8 +317,10 @@ def tracklet_labels(tset: TrackletSet) -> np.ndarray:
 
 
 def train_tcn(x: np.ndarray, y: np.ndarray, cfg: TcnTraining, n_classes: int, *,
-              device: str = "cpu", seed: int = 0, progress: bool = True):
-    """Train the TCN on (T, 4*C) inputs; loss weighted 1 for bogus and real_weight for real."""
+              device: str = "cpu", seed: int = 0, progress: bool = True,
+              weights: np.ndarray | None = None):
+    """Train the TCN on (T, 4*C) inputs; loss weighted 1 for bogus and real_weight for real
+    (times `weights`, one per tracklet, when given)."""
     import torch
     from tqdm import tqdm
 
@@ -328,6 +330,7 @@ def train_tcn(x: np.ndarray, y: np.ndarray, cfg: TcnTraining, n_classes: int, *,
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.float32)
+    wt = torch.as_tensor(np.ones(len(y)) if weights is None else weights, dtype=torch.float32)
     opt = _optimizer(model.parameters(), cfg.optimizer, cfg.lr, 0.0)
     for _ in tqdm(range(cfg.epochs), desc="tcn", disable=not progress):
         model.train()
@@ -335,7 +338,7 @@ def train_tcn(x: np.ndarray, y: np.ndarray, cfg: TcnTraining, n_classes: int, *,
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             xb, yb = xt[idx].to(device), yt[idx].to(device)
-            weight = 1.0 + (cfg.real_weight - 1.0) * yb
+            weight = (1.0 + (cfg.real_weight - 1.0) * yb) * wt[idx].to(device)
             logit = model(xb).squeeze(1)
             if cfg.loss == "mse":
                 loss = (weight * (torch.sigmoid(logit) - yb) ** 2).mean()

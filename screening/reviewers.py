@@ -103,11 +103,12 @@ def reviewer_quality() -> list[ReviewerQuality]:
     return sorted(out, key=lambda q: -q.verdicts)
 
 
-def reviewer_weights() -> dict[int, float]:
-    """Weights for retraining from gold accuracy: reviewer id to accuracy (1.0 without gold)."""
+def reviewer_weights_named() -> dict[int, tuple[str, float]]:
+    """Weights for retraining from gold accuracy: reviewer id to (username, accuracy on gold),
+    1.0 for a reviewer who has judged no gold tracklet."""
     users = {u.username: u.pk for u in get_user_model().objects.only("id", "username")}
     return {
-        users[q.reviewer]: q.gold_accuracy if q.gold_accuracy is not None else 1.0
+        users[q.reviewer]: (q.reviewer, q.gold_accuracy if q.gold_accuracy is not None else 1.0)
         for q in reviewer_quality()
         if q.reviewer in users
     }

@@ -285,6 +285,9 @@ MODELS_DIR = Path(env_str("MODELS_DIR", str(BASE_DIR / "models")))
 TRAINING_DEVICE = env_str("TRAINING_DEVICE", "auto")
 TRAINING_STALE_SECONDS = env_int("TRAINING_STALE_SECONDS", 2 * 3600, minimum=5)
 TRAINING_QUICK = env_bool("TRAINING_QUICK", False)
+# Weight each agreed tracklet verdict in retraining by its reviewers' mean accuracy on gold
+# (1.0 for a reviewer with no gold judged); the weights go into the run's log.
+TRAINING_WEIGHT_REVIEWERS = env_bool("TRAINING_WEIGHT_REVIEWERS", False)
 
 # Audited auto-rejection: the share of auto-rejected tracklets put into reviewers' queues blind
 # (at least AUDIT_MIN_PER_NIGHT a night and model), the lost-real rate whose upper bound raises

@@ -114,7 +114,19 @@ def _train(run_id: int) -> ModelVersion:
     if active is None:
         raise RuntimeError("there is no active model to start from")
     _progress(run_id, 0.01, f"gathering labels (starting from model {active.version})")
-    labels = labels_gather()
+    weights = None
+    if settings.TRAINING_WEIGHT_REVIEWERS:
+        from screening.reviewers import reviewer_weights_named
+
+        named = reviewer_weights_named()
+        weights = {pk: w for pk, (_, w) in named.items()}
+        _progress(
+            run_id,
+            0.01,
+            "reviewer weights (accuracy on gold; 1.00 without gold): "
+            + (", ".join(f"{name} {w:.2f}" for name, w in sorted(named.values())) or "none"),
+        )
+    labels = labels_gather(weights)
     _progress(
         run_id,
         0.02,
@@ -169,11 +181,13 @@ def _fail(run_id: int, error: str, details: str = "") -> None:
     )
 
 
-def labels_gather():
+def labels_gather(reviewer_weights: dict[int, float] | None = None):
     """The reviewers' labels as `classifier.retrain.Labels` (pixels read from storage).
 
     Stamps: the latest label of each labelled detection. Tracklets: those whose reviewers'
-    current verdicts all agree on real or bogus (disagreements wait for a decision).
+    current verdicts all agree on real or bogus (disagreements wait for a decision). With
+    `reviewer_weights` (reviewer id to weight, 1.0 for one not in it), a tracklet's weight in
+    the TCN's loss is the mean weight of the reviewers who judged it.
     """
     from classifier.retrain import LabelledStamp, LabelledTracklet, Labels
 
@@ -183,11 +197,14 @@ def labels_gather():
     ):
         latest[detection_id] = name
     verdicts: dict[int, set[str]] = defaultdict(set)
-    for tracklet_id, value in CurrentVerdict.objects.exclude(
+    judges: dict[int, list[int]] = defaultdict(list)
+    for tracklet_id, reviewer_id, value in CurrentVerdict.objects.exclude(
         value=Verdict.Value.WITHDRAWN
-    ).values_list("tracklet_id", "value"):
+    ).values_list("tracklet_id", "reviewer_id", "value"):
         verdicts[tracklet_id].add(value)
+        judges[tracklet_id].append(reviewer_id)
     agreed = {t: values.pop() for t, values in verdicts.items() if len(values) == 1}
+    weights = reviewer_weights or {}
 
     # tracklet -> [(detection id, its index in the tracklet)] of the labelled detections
     by_tracklet: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -208,7 +225,12 @@ def labels_gather():
         if tracklet.pk in agreed:
             labels.tracklets.append(
                 LabelledTracklet(
-                    key, pixels, agreed[tracklet.pk] == Verdict.Value.REAL, meta.get(tracklet.pk)
+                    key,
+                    pixels,
+                    agreed[tracklet.pk] == Verdict.Value.REAL,
+                    meta.get(tracklet.pk),
+                    weight=sum(weights.get(r, 1.0) for r in judges[tracklet.pk])
+                    / len(judges[tracklet.pk]),
                 )
             )
     return labels

@@ -83,7 +83,42 @@ def test_labels_are_gathered_as_reviewers_left_them(labelled) -> None:
         assert np.allclose(labelled_tracklet.meta, np.array(list(rows)))
 
 
-def test_a_run_trains_a_candidate_that_waits_for_promotion(labelled, active) -> None:
+def test_reviewers_can_be_weighted_by_their_accuracy_on_gold(active) -> None:
+    """alice gets every gold tracklet right, bob half: their agreed verdicts weigh 1.0 and 0.5
+    in retraining, a tracklet both judged the mean; no gold judged counts 1.0."""
+    from screening.models import QueueAssignment
+    from screening.reviewers import reviewer_weights_named
+
+    alice, bob = make_user("alice", "reviewer"), make_user("bob", "reviewer")
+    carol = make_user("carol", "reviewer")
+    gold = [ingest_tracklet(f"G{i}", seed=i) for i in range(4)]
+    QueueAssignment.objects.bulk_create(
+        [QueueAssignment(tracklet=t, kind="gold", truth="real", source="test") for t in gold]
+    )
+    for i, tracklet in enumerate(gold):
+        verdict_record(tracklet_id=tracklet.pk, reviewer=alice, value="real")
+        verdict_record(tracklet_id=tracklet.pk, reviewer=bob, value="real" if i < 2 else "bogus")
+    own = {name: ingest_tracklet(f"T-{name}", seed=10 + k) for k, name in enumerate(("a", "b"))}
+    shared = ingest_tracklet("T-shared", seed=20)
+    by_carol = ingest_tracklet("T-carol", seed=21)
+    verdict_record(tracklet_id=own["a"].pk, reviewer=alice, value="bogus")
+    verdict_record(tracklet_id=own["b"].pk, reviewer=bob, value="bogus")
+    verdict_record(tracklet_id=by_carol.pk, reviewer=carol, value="bogus")
+    for reviewer in (alice, bob):
+        verdict_record(tracklet_id=shared.pk, reviewer=reviewer, value="real")
+
+    named = reviewer_weights_named()
+    assert named[alice.pk] == ("alice", 1.0) and named[bob.pk] == ("bob", 0.5)
+    assert named[carol.pk] == ("carol", 1.0)
+    labels = labels_gather({pk: w for pk, (_, w) in named.items()})
+    weight = {int(t.key): t.weight for t in labels.tracklets}
+    assert weight[own["a"].pk] == 1.0 and weight[own["b"].pk] == 0.5
+    assert weight[shared.pk] == 0.75 and weight[by_carol.pk] == 1.0
+    assert all(t.weight == 1.0 for t in labels_gather().tracklets)  # unweighted by default
+
+
+def test_a_run_trains_a_candidate_that_waits_for_promotion(labelled, active, settings) -> None:
+    settings.TRAINING_WEIGHT_REVIEWERS = True
     admin = make_user("root", "admin")
     run = training_run_request(user=admin)
     assert run.status == JobStatus.QUEUED and run.is_live
@@ -95,6 +130,10 @@ def test_a_run_trains_a_candidate_that_waits_for_promotion(labelled, active) -> 
     assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.progress == 1.0 and run.is_live is None and run.finished_at
     assert "gathering labels" in run.log and "training the ICN" in run.log
+    # no gold judged yet: every reviewer weighs 1.0, and the log says so
+    assert "reviewer weights (accuracy on gold; 1.00 without gold): alice 1.00, bob 1.00" in (
+        run.log
+    )
     candidate = run.candidate
     assert candidate.classes[-1] == "GLARE" and not candidate.is_active
     assert run.metrics["base_version"] == active.version
