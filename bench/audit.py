@@ -3,9 +3,13 @@
 Run on PostgreSQL and Redis with `./run bench bench/audit.py`. Steps, through the services the
 pages and API use:
 
-1. register the baseline with its threshold raised (--threshold, default 0.97) so that it
-   auto-rejects real tracklets; simulate --nights nights (kept under var/bench/), ingest them as
-   bundles and score them; the product draws each night's audit sample (2%, at least 50);
+1. register the baseline, simulate --nights nights (kept under var/bench/), ingest them as
+   bundles and score them; then raise the model's threshold on purpose, to where the simulator's
+   truth says about --lost-rate (default 6%, three times the 2% target) of the auto-rejected
+   tracklets are real, and let the product (re)draw each night's audit sample (2%, at least
+   --min-audits: 200 here, an operator auditing a suspect model hard; at a 2% target one night
+   needs 183 judged audits before it can conclude, which the default of 50 a night reaches over
+   the rolling window);
 2. scripted reviewers (the simulator's truth stands for their eyes) screen each night's
    to-review queue through the reviewer API, blind, audit rows among the others, and give
    verdicts;
@@ -47,7 +51,8 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=4)
     parser.add_argument("--tracklets", type=int, default=1500, help="per simulated night")
     parser.add_argument("--real-fraction", type=float, default=0.2)
-    parser.add_argument("--threshold", type=float, default=0.97)
+    parser.add_argument("--lost-rate", type=float, default=0.06)
+    parser.add_argument("--min-audits", type=int, default=200)
     parser.add_argument("--coverage-nights", type=int, default=200)
     parser.add_argument("--night-size", type=int, default=3000)
     args = parser.parse_args()
@@ -74,6 +79,7 @@ def main() -> None:
         sys.exit("run it with ./run bench: it needs PostgreSQL")
     call_command("migrate", verbosity=0)
     settings.INFERENCE_DEVICE = "cpu"
+    settings.AUDIT_MIN_PER_NIGHT = args.min_audits
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; database {connection.vendor}")
     print(
         f"audit settings: rate {settings.AUDIT_RATE}, at least {settings.AUDIT_MIN_PER_NIGHT} a "
@@ -81,10 +87,7 @@ def main() -> None:
     )
     model = model_register(path=checkpoint_path(None))
     base_threshold = model.threshold
-    ModelVersion.objects.filter(pk=model.pk).update(threshold=args.threshold)
     model_activate(version=model.version)
-    model.refresh_from_db()
-    print(f"threshold raised on purpose: {base_threshold:.4f} -> {model.threshold}")
 
     known: dict[str, dict[str, bool]] = {}
     t0 = time.perf_counter()
@@ -104,6 +107,28 @@ def main() -> None:
         assert report.summary["rejected"] == 0, report.summary
     tracklets_score_pending()
     print(f"simulated/ingested/scored {args.nights} nights in {time.perf_counter() - t0:.0f} s")
+
+    # The threshold set too high on purpose: the one above which the share of real tracklets
+    # among the auto-rejected reaches --lost-rate (by the simulator's truth).
+    scored = sorted(
+        (score, known[d.isoformat()][s])
+        for d, s, score in Tracklet.objects.filter(model_version=model).values_list(
+            "night__date", "survey_id", "score"
+        )
+    )
+    reals = np.cumsum([r for _, r in scored])
+    share = reals / np.arange(1, len(scored) + 1)
+    below = np.flatnonzero(share < args.lost_rate)
+    at = min(int(below[-1]) + 1 if len(below) else 0, len(scored) - 1)
+    threshold = float(scored[at][0]) + 1e-6
+    ModelVersion.objects.filter(pk=model.pk).update(threshold=threshold)
+    model.refresh_from_db()
+    for night in Night.objects.filter(date__in=list(known)):
+        audit.audit_draw(night=night, model=model)
+    print(
+        f"threshold raised on purpose: {base_threshold:.4f} -> {model.threshold:.6f} "
+        f"(auto-rejects {at + 1} of {len(scored)} tracklets, {reals[at]} of them real)"
+    )
 
     # Reviewers screen the to-review queue through the API, blind; truth for their eyes.
     reviewer, _ = User.objects.get_or_create(username="audit-reviewer")
@@ -143,6 +168,8 @@ def main() -> None:
         estimates.append((night, audit.night_model_estimate(Night.objects.get(date=night), model)))
     fired = sum(1 for _, e in estimates if e.status == "alarm")
     print(f"alarm fired on {fired} of {len(estimates)} nights")
+    body = client.get(f"/api/v1/models/{model.version}/audit/").json()
+    print(f"model API: alarm {body['alarm']}; {json.dumps(body, default=str)[:600]}")
 
     # Coverage over simulated nights drawn from the scored tracklets.
     rows = list(
@@ -186,7 +213,7 @@ def main() -> None:
     figure = audit_figure(
         [(n, e) for n, e in estimates],
         settings.AUDIT_TARGET_LOSS,
-        f"Threshold {model.threshold} (too high on purpose): lost-real estimate per night",
+        f"Threshold {model.threshold:.4f} (too high on purpose): lost-real estimate per night",
     )
     figure.tight_layout()
     figure.savefig(out / "estimate_over_nights.png")

@@ -209,14 +209,22 @@ def assignments_judge(*, tracklet: Tracklet, verdict) -> None:
         Tracklet.objects.filter(pk=tracklet.pk).update(queue_score=None)
     for audit in audits:
         transaction.on_commit(
-            lambda night=tracklet.night, model=audit.model_version: _alarm_log(night, model)
+            lambda night=tracklet.night, model=audit.model_version: _alarm_log(
+                night, model, verdict.value
+            )
         )
 
 
-def _alarm_log(night: Night, model: ModelVersion) -> None:
+def _alarm_log(night: Night, model: ModelVersion, value: str) -> None:
+    """Log the alarm when the audit verdict `value` puts the night and model into it (once,
+    not again at every later verdict)."""
     alarms_reset()
-    result = night_model_estimate(night, model)
-    if result.status == "alarm":
+    counts = _counts([night.pk], model)
+    result = estimate(**counts)
+    before = estimate(
+        **{**counts, "judged": counts["judged"] - 1, "real": counts["real"] - (value == "real")}
+    )
+    if result.status == "alarm" and before.status != "alarm":
         log.warning(
             "AUDIT ALARM night %s model %s: %d real in %d audits of auto-rejected tracklets, "
             "lost-real rate up to %.2f%% (%.0f%% interval), above the %.2f%% target",

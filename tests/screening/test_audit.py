@@ -182,9 +182,14 @@ def test_the_alarm_is_logged_when_an_audit_verdict_puts_the_bound_over(
         for t in drawn[1:4]:
             with django_capture_on_commit_callbacks(execute=True):
                 verdict_record(tracklet_id=t.pk, reviewer=reviewer, value="real")
-    assert f"AUDIT ALARM night {NIGHT} model {model.version[:12]}: 3 real in 4 audits" in (
+    assert f"AUDIT ALARM night {NIGHT} model {model.version[:12]}: 2 real in 3 audits" in (
         caplog.text
     )
+    # logged when the night enters the alarm, not again at every later verdict
+    with caplog.at_level(logging.WARNING, logger="screening.audit"):
+        with django_capture_on_commit_callbacks(execute=True):
+            verdict_record(tracklet_id=drawn[4].pk, reviewer=reviewer, value="real")
+    assert caplog.text.count("AUDIT ALARM") == 1  # not at 3 real in 4, nor at 4 in 5
 
 
 def test_no_real_in_enough_audits_is_ok_and_few_are_pending(settings, reviewer):
