@@ -194,37 +194,59 @@ def blind_rows_place(*, night: Night, model: ModelVersion, tracklet_ids: list[in
 
 
 def assignments_judge(*, tracklet: Tracklet, verdict) -> None:
-    """Record a verdict as the outcome of the tracklet's open blind assignments (first verdict
-    only, real or bogus); the row then leaves the blind queue. Called inside verdict_record's
-    transaction."""
-    if verdict.value not in ("real", "bogus"):
-        return
-    opened = QueueAssignment.objects.filter(tracklet=tracklet, verdict__isnull=True, value="")
-    audits = list(opened.filter(kind=QueueAssignment.Kind.AUDIT).select_related("model_version"))
-    opened.update(verdict=verdict, value=verdict.value, judged_at=verdict.created_at)
-    if (
-        tracklet.queue_score is not None
-        and not tracklet.assignments.filter(kind=QueueAssignment.Kind.GOLD).exists()
-    ):
-        Tracklet.objects.filter(pk=tracklet.pk).update(queue_score=None)
-    for audit in audits:
+    """Record a verdict as the outcome of the tracklet's blind assignments; called inside
+    verdict_record's transaction.
+
+    An open assignment takes the first real or bogus verdict, and the row leaves the blind
+    queue. The reviewer who gave it can still correct it (the outcome follows their current
+    verdict) or undo it: the assignment opens again and the row returns to the queue, blind.
+    Gold rows are scored from every reviewer's current verdict, so they are left as they are.
+    """
+    value = verdict.value
+    rows = tracklet.assignments.exclude(kind=QueueAssignment.Kind.GOLD)
+    opened = rows.filter(verdict__isnull=True, value="")
+    mine = rows.filter(verdict__reviewer=verdict.reviewer).exclude(value="")
+    changes: list[tuple[QueueAssignment, str]] = []  # (audit row, its outcome before)
+    if value in ("real", "bogus"):
+        changes += [(row, "") for row in opened.filter(kind=QueueAssignment.Kind.AUDIT)]
+        changes += [(row, row.value) for row in mine.filter(kind=QueueAssignment.Kind.AUDIT)]
+        opened.update(verdict=verdict, value=value, judged_at=verdict.created_at)
+        mine.update(verdict=verdict, value=value, judged_at=verdict.created_at)
+        if (
+            tracklet.queue_score is not None
+            and not tracklet.assignments.filter(kind=QueueAssignment.Kind.GOLD).exists()
+        ):
+            Tracklet.objects.filter(pk=tracklet.pk).update(queue_score=None)
+    elif value == "withdrawn":
+        undone = list(mine.filter(kind=QueueAssignment.Kind.AUDIT).select_related("model_version"))
+        mine.update(verdict=None, value="", judged_at=None)
+        for row in undone:  # back in the queue at its blind place
+            blind_rows_place(
+                night=tracklet.night, model=row.model_version, tracklet_ids=[tracklet.pk]
+            )
+        transaction.on_commit(alarms_reset)
+    for row, before in changes:
+        if before == value:
+            continue
         transaction.on_commit(
-            lambda night=tracklet.night, model=audit.model_version: _alarm_log(
-                night, model, verdict.value
+            lambda night=tracklet.night, model=row.model_version, before=before: _alarm_log(
+                night, model, before, value
             )
         )
 
 
-def _alarm_log(night: Night, model: ModelVersion, value: str) -> None:
-    """Log the alarm when the audit verdict `value` puts the night and model into it (once,
-    not again at every later verdict)."""
+def _alarm_log(night: Night, model: ModelVersion, before: str, now: str) -> None:
+    """Log the alarm when an audit outcome changing from `before` ("" for none) to `now` puts
+    the night and model into it (once, not again at every later verdict)."""
     alarms_reset()
     counts = _counts([night.pk], model)
     result = estimate(**counts)
-    before = estimate(
-        **{**counts, "judged": counts["judged"] - 1, "real": counts["real"] - (value == "real")}
-    )
-    if result.status == "alarm" and before.status != "alarm":
+    earlier = {
+        **counts,
+        "judged": counts["judged"] - (before == ""),
+        "real": counts["real"] - (now == "real") + (before == "real"),
+    }
+    if result.status == "alarm" and estimate(**earlier).status != "alarm":
         log.warning(
             "AUDIT ALARM night %s model %s: %d real in %d audits of auto-rejected tracklets, "
             "lost-real rate up to %.2f%% (%.0f%% interval), above the %.2f%% target",

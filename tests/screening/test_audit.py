@@ -140,7 +140,7 @@ def test_audit_rows_are_blind_in_the_page_the_api_and_the_order(night, reviewer)
         assert "blind-note" in page and "prediction-history" not in page
 
 
-def test_the_estimate_counts_first_verdicts_and_matches_the_hand_computation(
+def test_the_estimate_counts_the_auditing_verdicts_and_matches_the_hand_computation(
     night, reviewer, caplog
 ):
     night, model = night
@@ -149,8 +149,8 @@ def test_the_estimate_counts_first_verdicts_and_matches_the_hand_computation(
     real = drawn[:2]
     for t in drawn:
         verdict_record(tracklet_id=t.pk, reviewer=reviewer, value="real" if t in real else "bogus")
-    # A later change of mind does not change the audit: its outcome is the first verdict.
-    verdict_record(tracklet_id=drawn[-1].pk, reviewer=reviewer, value="real")
+    # A second reviewer's verdict does not change the audit: the first reviewer's counts.
+    verdict_record(tracklet_id=drawn[-1].pk, reviewer=make_user("bob", "reviewer"), value="real")
     result = night_model_estimate(night, model)
     assert (result.rejected, result.drawn, result.judged, result.real) == (30, n, n, 2)
     assert result.rate == pytest.approx(2 / n)
@@ -255,3 +255,36 @@ def test_cohen_kappa_matches_the_hand_computation():
     po, pe = 0.7, 0.6 * 0.5 + 0.4 * 0.5
     assert cohen_kappa(pairs) == pytest.approx((po - pe) / (1 - pe))
     assert cohen_kappa([("real", "real")] * 3) is None
+
+
+def test_an_audit_verdict_can_be_corrected_or_undone_and_the_row_returns_blind(night, reviewer):
+    """A mistyped key on an audit row is not a lost real for ever: the reviewer's correction
+    is the outcome, and undo puts the row back in the queue at its blind place."""
+    from screening.queue import QueueFilters, queue_tracklets
+
+    night, model = night
+    row = audits(model)[0]
+    place = row.queue_score
+    assert place is not None and place >= model.threshold
+
+    def queue_ids():
+        tracklets = queue_tracklets(night=night, reviewer=reviewer, filters=QueueFilters())
+        return set(tracklets.values_list("pk", flat=True))
+
+    assert row.pk in queue_ids()
+    verdict_record(tracklet_id=row.pk, reviewer=reviewer, value="real")
+    e = night_model_estimate(night, model)
+    assert (e.judged, e.real) == (1, 1) and row.pk not in queue_ids()
+    verdict_record(tracklet_id=row.pk, reviewer=reviewer, value="bogus")  # a correction
+    e = night_model_estimate(night, model)
+    assert (e.judged, e.real) == (1, 0)
+    verdict_record(tracklet_id=row.pk, reviewer=reviewer, value="withdrawn")  # undo
+    e = night_model_estimate(night, model)
+    assert (e.judged, e.real) == (0, 0)
+    row.refresh_from_db()
+    assert row.queue_score == place and row.pk in queue_ids()
+    # another reviewer's verdict, after the first one's, does not change the outcome
+    verdict_record(tracklet_id=row.pk, reviewer=reviewer, value="bogus")
+    verdict_record(tracklet_id=row.pk, reviewer=make_user("other", "reviewer"), value="real")
+    e = night_model_estimate(night, model)
+    assert (e.judged, e.real) == (1, 0)
