@@ -8,12 +8,12 @@ or not matching the detections, values that are not finite) it says why instead 
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 
 from screening.models import Tracklet
+from screening.plots import figure_png
 
 ROUND_ELONGATION = 1.3  # below this the stamp's source is round: a trail angle means nothing
 # Display hints for the table (not the model's rule): a real mover's residuals are about
@@ -152,7 +152,4 @@ def _wrapped(text: str, width: int = 60) -> str:
 
 
 def _png(figure) -> bytes:
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)

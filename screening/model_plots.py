@@ -11,13 +11,13 @@ before checkpoint format 2 lack).
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
 from screening.model_registry import synthetic_report
 from screening.models import CurrentVerdict, ModelVersion, TrackletScore
 from screening.night_summary import score_histogram_figure
+from screening.plots import figure_png
 
 
 def _figure(width: float, height: float):
@@ -30,10 +30,7 @@ def _figure(width: float, height: float):
 
 
 def _png(figure) -> bytes:
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def roc_png(model: ModelVersion) -> bytes:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 from django.db.models import Count, F, Q
 
 from screening.models import Night, Tracklet, Verdict
+from screening.plots import figure_png
 from screening.review import current_verdicts
 
 
@@ -86,10 +85,7 @@ def score_histogram_figure(
     axes.set_ylabel("tracklets")
     axes.set_yscale("log" if total > 200 else "linear")
     axes.set_title(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def score_histogram_png(night: Night) -> bytes:
