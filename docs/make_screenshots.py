@@ -29,7 +29,8 @@ def main(url: str, username: str, password: str, night: str) -> None:
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
         page.wait_for_url(f"{url}/")
-        page.goto(f"{url}/nights/{night}/")
+        # The "all" view: scores and classes show (the to-review queue is blind until a verdict).
+        page.goto(f"{url}/nights/{night}/?status=all")
         page.wait_for_function("Array.from(document.images).every(i => i.complete)")
         page.keyboard.press("l")  # focus the second stamp: its class distribution shows
         page.screenshot(path=str(OUT / "queue.png"))
