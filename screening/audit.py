@@ -210,8 +210,8 @@ def assignments_judge(*, tracklet: Tracklet, verdict) -> None:
     if value in ("real", "bogus"):
         changes += [(row, "") for row in opened.filter(kind=QueueAssignment.Kind.AUDIT)]
         changes += [(row, row.value) for row in mine.filter(kind=QueueAssignment.Kind.AUDIT)]
+        mine.update(verdict=verdict, value=value, judged_at=verdict.created_at)  # a correction
         opened.update(verdict=verdict, value=value, judged_at=verdict.created_at)
-        mine.update(verdict=verdict, value=value, judged_at=verdict.created_at)
         if (
             tracklet.queue_score is not None
             and not tracklet.assignments.filter(kind=QueueAssignment.Kind.GOLD).exists()

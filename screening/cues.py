@@ -104,7 +104,7 @@ def tracklet_cues_png(tracklet: Tracklet) -> bytes:
         axes = figure.add_subplot()
         axes.text(0.5, 0.5, _wrapped(cues["problem"]), ha="center", va="center", fontsize=9)
         axes.set_axis_off()
-        return _png(figure)
+        return figure_png(figure)
     rows = cues["detections"]
     minutes = [r["minutes"] for r in rows]
     motion, magnitude = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
@@ -137,7 +137,7 @@ def tracklet_cues_png(tracklet: Tracklet) -> bytes:
     magnitude.set_ylim(spread, -spread)  # brighter up, as astronomers plot magnitudes
     magnitude.set_ylabel("mag − median\n(brighter up)")
     magnitude.set_xlabel("minutes since the first detection")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _half_range(values: list[float], *, least: float) -> float:
@@ -149,7 +149,3 @@ def _wrapped(text: str, width: int = 60) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width))
-
-
-def _png(figure) -> bytes:
-    return figure_png(figure)

@@ -29,10 +29,6 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100)
 
 
-def _png(figure) -> bytes:
-    return figure_png(figure)
-
-
 def roc_png(model: ModelVersion) -> bytes:
     figure = _figure(4.6, 4.2)
     axes = figure.add_subplot()
@@ -60,7 +56,7 @@ def roc_png(model: ModelVersion) -> bytes:
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
     axes.set_title("ROC, fixed synthetic set (glare in the mix)", fontsize=9)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def confusion_png(model: ModelVersion) -> bytes:
@@ -74,7 +70,7 @@ def confusion_png(model: ModelVersion) -> bytes:
     else:
         axes.text(0.5, 0.5, "no evaluation stored", ha="center", va="center")
         axes.set_axis_off()
-    return _png(figure)
+    return figure_png(figure)
 
 
 def score_histogram_png(model: ModelVersion) -> bytes:
@@ -138,11 +134,11 @@ def reliability_png(model: ModelVersion) -> bytes:
     if report is None:
         axes.text(0.5, 0.5, "not calibrated / no reliability data", ha="center", va="center")
         axes.set_axis_off()
-        return _png(figure)
+        return figure_png(figure)
     from classifier.evaluate import draw_reliability
 
     draw_reliability(axes, report, f"Reliability, {report['n']} held-out validation tracklets")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def audit_figure(nights: list[tuple[str, object]], target: float, title: str):
@@ -180,7 +176,7 @@ def audit_png(model: ModelVersion) -> bytes:
     nights = [(n.date.isoformat(), e) for n, e in model_estimates(model)["nights"]]
     title = (f"Audit of auto-rejection by {model.version[:8]}: estimate and "
              f"{100 * settings.AUDIT_CONFIDENCE:g}% exact interval per night")  # fmt: skip
-    return _png(audit_figure(nights, settings.AUDIT_TARGET_LOSS, title))
+    return figure_png(audit_figure(nights, settings.AUDIT_TARGET_LOSS, title))
 
 
 PLOTS = {
