@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import stat
 import tarfile
@@ -78,7 +79,7 @@ class BundleReport:
 
 
 @dataclass
-class _ManifestGroup:
+class ManifestGroup:
     night: Any
     survey_id: Any
     rows: list[dict[str, Any]]
@@ -98,35 +99,64 @@ def bundle_ingest(
     """
     report = BundleReport() if report is None else report
     with bundle_open(path) as root:
-        try:
-            manifest = _find_manifest(root)
-            groups = _read_manifest(manifest)
-        except BundleError:
-            raise
-        except Exception as exc:
-            logger.exception("bundle %s: reading the manifest failed", path)
-            raise BundleError(
-                f"the manifest cannot be read (internal error: {type(exc).__name__}: {exc})"
-            ) from exc
-        base = manifest.parent
-        for done, group in enumerate(groups, start=1):
-            report.results.append(_ingest_group_safely(group, base, manifest.name))
-            if done % SCORING_REQUEST_EVERY == 0 or done == len(groups):
-                tasks.request_scoring()  # scoring overlaps the rest of the ingest
-            if progress is not None:
-                progress(done, len(groups))
+        manifest, groups = bundle_manifest(root, path)
+        groups_ingest(
+            groups,
+            folder_sources(manifest.parent),
+            manifest.name,
+            progress=progress,
+            report=report,
+        )
         return report
 
 
-def _origin(group: _ManifestGroup, manifest_name: str) -> str:
+def bundle_manifest(root: Path, path: Path) -> tuple[Path, list[ManifestGroup]]:
+    """The manifest of an opened bundle and its rows grouped by tracklet; BundleError if not."""
+    try:
+        manifest = _find_manifest(root)
+        return manifest, _read_manifest(manifest)
+    except BundleError:
+        raise
+    except Exception as exc:
+        logger.exception("bundle %s: reading the manifest failed", path)
+        raise BundleError(
+            f"the manifest cannot be read (internal error: {type(exc).__name__}: {exc})"
+        ) from exc
+
+
+StampSources = Callable[[str], StampSource]
+
+
+def groups_ingest(
+    groups: list[ManifestGroup],
+    sources: StampSources,
+    manifest_name: str,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    report: BundleReport,
+) -> BundleReport:
+    """Ingest tracklets (manifest groups) after the `len(report.results)` already done, each
+    in its own transaction, their stamps read through `sources(relative path)`."""
+    for done in range(len(report.results) + 1, len(groups) + 1):
+        report.results.append(_ingest_group_safely(groups[done - 1], sources, manifest_name))
+        if done % SCORING_REQUEST_EVERY == 0 or done == len(groups):
+            tasks.request_scoring()  # scoring overlaps the rest of the ingest
+        if progress is not None:
+            progress(done, len(groups))
+    return report
+
+
+def _origin(group: ManifestGroup, manifest_name: str) -> str:
     return f"{manifest_name} line{'s' if len(group.lines) > 1 else ''} " + ", ".join(
         str(n) for n in group.lines
     )
 
 
-def _ingest_group_safely(group: _ManifestGroup, base: Path, manifest_name: str) -> dict[str, Any]:
+def _ingest_group_safely(
+    group: ManifestGroup, sources: StampSources, manifest_name: str
+) -> dict[str, Any]:
     try:
-        return _ingest_group(group, base, manifest_name)
+        return _ingest_group(group, sources, manifest_name)
     except Exception as exc:  # one tracklet's surprise must not stop the night
         logger.exception("bundle tracklet %r/%r failed", group.night, group.survey_id)
         return {
@@ -147,10 +177,12 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _ingest_group(group: _ManifestGroup, base: Path, manifest_name: str) -> dict[str, Any]:
+def _ingest_group(
+    group: ManifestGroup, sources: StampSources, manifest_name: str
+) -> dict[str, Any]:
     origin = _origin(group, manifest_name)
     stamps = {
-        row["stamp"]: _file_source(base, row["stamp"])
+        row["stamp"]: sources(row["stamp"])
         for row in group.rows
         if isinstance(row.get("stamp"), str) and row["stamp"].strip()
     }
@@ -176,17 +208,92 @@ def _ingest_group(group: _ManifestGroup, base: Path, manifest_name: str) -> dict
     }
 
 
-def _file_source(base: Path, relative: str) -> StampSource:
-    def read(limit: int) -> bytes:
-        path = base / relative
-        if path.is_dir():
-            raise OSError(f"{relative!r} is a folder, not a stamp file")
-        if not path.is_file():
-            raise OSError(f"{relative!r} is not a file in the bundle")
-        with open(path, "rb") as handle:
-            return handle.read(limit + 1)
+def folder_sources(base: Path) -> StampSources:
+    """Stamps read from files under `base` (the manifest's folder)."""
 
-    return StampSource(name=relative, read=read)
+    def source(relative: str) -> StampSource:
+        def read(limit: int) -> bytes:
+            path = base / relative
+            if path.is_dir():
+                raise OSError(f"{relative!r} is a folder, not a stamp file")
+            if not path.is_file():
+                raise OSError(f"{relative!r} is not a file in the bundle")
+            with open(path, "rb") as handle:
+                return handle.read(limit + 1)
+
+        return StampSource(name=relative, read=read)
+
+    return source
+
+
+# --- chunks: parts of a bundle that other workers ingest ---------------------------------------
+
+CHUNK_INDEX = "chunk.json"
+
+
+def chunk_archive_write(
+    groups: list[ManifestGroup], base: Path, manifest_name: str, target: Path
+) -> None:
+    """Write the groups and the stamp files they name (read from `base`) as one chunk archive.
+
+    A chunk archive is ours, not a bundle: a zip (stored, not compressed: stamps are compressed
+    already or small) of `chunk.json` (the groups as read, their manifest's name, which stamp
+    paths are files and which are folders) and the files, by number. The worker that ingests it
+    gives every tracklet the same result and message as the whole bundle would have.
+    """
+    files: dict[str, str] = {}
+    folders: list[str] = []
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for group in groups:
+            for row in group.rows:
+                relative = row.get("stamp")
+                if not isinstance(relative, str) or not relative.strip():
+                    continue
+                if relative in files or relative in folders:
+                    continue
+                path = base / relative
+                try:
+                    if path.is_dir():
+                        folders.append(relative)
+                    elif path.is_file():
+                        files[relative] = f"f/{len(files)}"
+                        archive.write(path, files[relative])
+                except (OSError, ValueError):
+                    continue  # unreadable here: the ingest reports it as not a file
+        index = {
+            "manifest": manifest_name,
+            "groups": [
+                {"night": g.night, "tracklet": g.survey_id, "rows": g.rows, "lines": g.lines}
+                for g in groups
+            ],
+            "files": files,
+            "folders": folders,
+        }
+        archive.writestr(CHUNK_INDEX, json.dumps(index, separators=(",", ":")))
+
+
+@contextmanager
+def chunk_archive_open(path: Path) -> Iterator[tuple[list[ManifestGroup], StampSources, str]]:
+    """The groups, stamp sources and manifest name of a chunk archive written above."""
+    with zipfile.ZipFile(path) as archive:
+        index = json.loads(archive.read(CHUNK_INDEX))
+        groups = [
+            ManifestGroup(g["night"], g["tracklet"], g["rows"], g["lines"]) for g in index["groups"]
+        ]
+        files, folders = index["files"], set(index["folders"])
+
+        def source(relative: str) -> StampSource:
+            def read(limit: int) -> bytes:
+                if relative in folders:
+                    raise OSError(f"{relative!r} is a folder, not a stamp file")
+                if relative not in files:
+                    raise OSError(f"{relative!r} is not a file in the bundle")
+                with archive.open(files[relative]) as handle:
+                    return handle.read(limit + 1)
+
+            return StampSource(name=relative, read=read)
+
+        yield groups, source, index["manifest"]
 
 
 # --- opening the archive -----------------------------------------------------------------------
@@ -398,11 +505,11 @@ def _group_key(value: Any) -> str:
     return value.strip() if isinstance(value, str) else repr(value)
 
 
-def _read_manifest(manifest: Path) -> list[_ManifestGroup]:
+def _read_manifest(manifest: Path) -> list[ManifestGroup]:
     rows = list(_manifest_rows(manifest))
     if not rows:
         raise BundleError(f"{manifest.name} has no rows")
-    groups: dict[tuple[str, str], _ManifestGroup] = {}
+    groups: dict[tuple[str, str], ManifestGroup] = {}
     for line, row in rows:
         for key in ("night", "tracklet"):
             if row.get(key) is None or (isinstance(row[key], str) and not row[key].strip()):
@@ -414,7 +521,7 @@ def _read_manifest(manifest: Path) -> list[_ManifestGroup]:
         night, survey_id = (
             (v.strip() if isinstance(v, str) else v) for v in (row["night"], row["tracklet"])
         )
-        group = groups.setdefault(key, _ManifestGroup(night, survey_id, [], []))
+        group = groups.setdefault(key, ManifestGroup(night, survey_id, [], []))
         group.rows.append({k: v for k, v in row.items() if k not in ("night", "tracklet")})
         group.lines.append(line)
     return list(groups.values())

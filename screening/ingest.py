@@ -27,7 +27,6 @@ from django.db import IntegrityError, transaction
 from classifier.stamp_io import StampError, fit_to_input, read_stamp
 from screening import tasks
 from screening.models import Detection, Night, Tracklet
-from screening.stamp_display import render_display_png
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +197,6 @@ class _PreparedDetection:
     width: int
     height: int
     pixels: np.ndarray
-    display_png: bytes
 
 
 @dataclass
@@ -220,22 +218,21 @@ def tracklet_ingest(*, tracklet: TrackletInput, request_scoring: bool = True) ->
     if existing is not None:
         return existing
     written: list[str] = []
+    # Files are named by the tracklet's content hash, so the row is written once, with them.
+    stem = f"{prepared.night.isoformat()}/{prepared.content_sha256[:32]}"
     try:
         with transaction.atomic():
-            night, _ = Night.objects.get_or_create(date=prepared.night)
+            night = _night_row(prepared.night)
             row = Tracklet.objects.create(
                 night=night,
                 survey_id=prepared.survey_id,
                 content_sha256=prepared.content_sha256,
                 n_detections=len(prepared.detections),
+                pixels=_save(f"pixels/{stem}.npy", _stack_npy(prepared), written),
                 **prepared.motion,
             )
-            row.pixels.name = _save(
-                f"pixels/{night.date.isoformat()}/{row.pk}.npy", _stack_npy(prepared), written
-            )
-            row.save(update_fields=["pixels"])
             Detection.objects.bulk_create(
-                [_detection_row(row, night, det, written) for det in prepared.detections]
+                [_detection_row(row, stem, det, written) for det in prepared.detections]
             )
             if request_scoring:
                 transaction.on_commit(tasks.request_scoring)
@@ -272,22 +269,25 @@ def _existing(prepared: _PreparedTracklet) -> IngestResult | None:
     return IngestResult(tracklet=row, created=False)
 
 
+def _night_row(night: date) -> Night:
+    found = Night.objects.filter(date=night).first()
+    return found if found is not None else Night.objects.get_or_create(date=night)[0]
+
+
 def _detection_row(
-    tracklet: Tracklet, night: Night, det: _PreparedDetection, written: list[str]
+    tracklet: Tracklet, stem: str, det: _PreparedDetection, written: list[str]
 ) -> Detection:
-    stem = f"{night.date.isoformat()}/{tracklet.pk}/{det.values['index']}"
-    names = {
-        "stamp": _save(f"stamps/{stem}{_stamp_suffix(det)}", det.stamp_bytes, written),
-        "display": _save(f"display/{stem}.png", det.display_png, written),
-    }
+    """A detection's row and its stamp as received; the display PNG is made on first view
+    (`screening.stamp_display.display_name`)."""
+    index = det.values["index"]
     return Detection(
         tracklet=tracklet,
         stamp_format=det.stamp_format,
         stamp_sha256=det.stamp_sha256,
         stamp_width=det.width,
         stamp_height=det.height,
+        stamp=_save(f"stamps/{stem}/{index}{_stamp_suffix(det)}", det.stamp_bytes, written),
         **det.values,
-        **names,
     )
 
 
@@ -678,7 +678,6 @@ def _prepare_stamp(
         width=stamp.shape[1],
         height=stamp.shape[0],
         pixels=fitted,
-        display_png=render_display_png(stamp.pixels, saturation=stamp.saturation),
     )
 
 

@@ -162,7 +162,9 @@ class Detection(models.Model):
     stamp_sha256 = models.CharField(max_length=64)
     stamp_width = models.PositiveIntegerField()
     stamp_height = models.PositiveIntegerField()
-    display = models.FileField(upload_to="display/", help_text="Display PNG.")
+    display = models.FileField(
+        upload_to="display/", blank=True, help_text="Display PNG, made on first view and kept."
+    )
 
     class Meta:
         ordering = ["tracklet", "index"]
@@ -370,6 +372,12 @@ class BundleUpload(models.Model):
     summary = models.JSONField(default=dict, blank=True)
     results = models.JSONField(default=list, blank=True, help_text="One entry per tracklet.")
     error = models.TextField(blank=True)
+    n_tracklets = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tracklets in the bundle, once its manifest is read."
+    )
+    n_chunks = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Chunks it was split into (BundleChunk)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -379,6 +387,36 @@ class BundleUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
+
+
+class BundleChunk(models.Model):
+    """A part of an uploaded bundle (INGEST_CHUNK_TRACKLETS tracklets), ingested by any worker.
+
+    The upload's job splits the bundle into chunks, each a stored archive of its tracklets'
+    manifest rows and stamps, so that workers on other machines ingest them at once; the last
+    chunk to finish writes the upload's one report.
+    """
+
+    upload = models.ForeignKey(BundleUpload, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField(help_text="0-based; the report lists chunks in order.")
+    file = models.FileField(upload_to="bundles/chunks/", blank=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    tracklets = models.PositiveIntegerField(help_text="Tracklets in the chunk.")
+    done = models.PositiveIntegerField(default=0, help_text="Tracklets ingested so far.")
+    results = models.JSONField(default=list, blank=True, help_text="One entry per tracklet.")
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="The worker that ran it.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["upload", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "index"], name="bundle_chunk_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upload_id}#{self.index} ({self.status})"
 
 
 class QueueAssignment(models.Model):

@@ -173,8 +173,33 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# Stamps, display images, model inputs and uploaded bundles: the local filesystem (MEDIA_ROOT,
+# the embedded default) or an S3-compatible object store (MinIO, AWS S3, ...), so that web and
+# workers on different machines share them without a shared disk.
+MEDIA_STORAGE = env_choice("MEDIA_STORAGE", "filesystem", ("filesystem", "s3"))
+S3_BUCKET = env_str("S3_BUCKET", "screening")
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL", "")  # empty: AWS itself
+S3_REGION = env_str("S3_REGION", "us-east-1")
+S3_ACCESS_KEY_ID = env_str("S3_ACCESS_KEY_ID", "")  # empty: boto3's own chain (IAM role, ...)
+S3_SECRET_ACCESS_KEY = env_str("S3_SECRET_ACCESS_KEY", "")
+S3_PREFIX = env_str("S3_PREFIX", "")  # a folder inside the bucket
+_S3_OPTIONS = {
+    "bucket_name": S3_BUCKET,
+    "endpoint_url": S3_ENDPOINT_URL or None,
+    "region_name": S3_REGION,
+    "access_key": S3_ACCESS_KEY_ID or None,
+    "secret_key": S3_SECRET_ACCESS_KEY or None,
+    "location": S3_PREFIX,
+    "default_acl": None,  # private: pages and the API serve the files, never the bucket
+    "querystring_auth": True,
+    "file_overwrite": False,  # as on the filesystem: a name taken gets a fresh one
+    "addressing_style": "path",  # MinIO and other self-hosted stores
+    "signature_version": "s3v4",
+}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _S3_OPTIONS}
+    if MEDIA_STORAGE == "s3"
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -263,6 +288,9 @@ else:
     }
 
 BUNDLE_UPLOAD_KEEP_DAYS = env_int("BUNDLE_UPLOAD_KEEP_DAYS", 7, minimum=1)
+# An uploaded bundle is split into chunks of this many tracklets, ingested by every worker on
+# the default queue at once (one job, one progress bar, one report).
+INGEST_CHUNK_TRACKLETS = env_int("INGEST_CHUNK_TRACKLETS", 500, minimum=1)
 
 # Inference: device ("auto" = a GPU when there is one); stamps a worker claims at once; stamps
 # per forward pass of the ICN (0 = the device's default: 4096 on a GPU, 128 on the CPU);

@@ -5,6 +5,7 @@ them, flags in colours that no data value gets."""
 from __future__ import annotations
 
 import io
+import posixpath
 
 import numpy as np
 from astropy.visualization import ZScaleInterval
@@ -71,3 +72,40 @@ def render_display_png(pixels: np.ndarray, *, saturation: float | None = None) -
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False, compress_level=1)
     return buffer.getvalue()
+
+
+# --- made on first view ------------------------------------------------------------------------
+
+
+def display_name(detection) -> str:
+    """The stored display PNG of a detection (a `screening.models.Detection`), made from its
+    stamp on first view and kept in storage: ingest writes no PNG (most stamps of a night are
+    never looked at), and every later view reads the kept one."""
+    from django.conf import settings
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from classifier.stamp_io import read_stamp
+    from screening.models import Detection
+
+    if detection.display.name:
+        return detection.display.name
+    with detection.stamp.open("rb") as handle:
+        stamp = read_stamp(handle.read(), max_side=settings.STAMP_MAX_SIDE)
+    png = render_display_png(stamp.pixels, saturation=stamp.saturation)
+    folder = posixpath.dirname(detection.stamp.name).removeprefix("stamps/")
+    name = default_storage.save(f"display/{folder}/{detection.index}.png", ContentFile(png))
+    if Detection.objects.filter(pk=detection.pk, display="").update(display=name):
+        detection.display.name = name
+        return name
+    default_storage.delete(name)  # another view made it first: serve that one
+    detection.refresh_from_db(fields=["display"])
+    return detection.display.name
+
+
+def display_png(detection) -> bytes:
+    """The display PNG's bytes (made on first view, see `display_name`)."""
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(display_name(detection), "rb") as handle:
+        return handle.read()

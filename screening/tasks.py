@@ -11,12 +11,20 @@ import logging
 from celery import shared_task
 
 
-@shared_task(time_limit=2 * 3600, soft_time_limit=2 * 3600 - 60)
-def ingest_bundle_upload(upload_id: int) -> None:
-    """Ingest an uploaded night bundle (default queue)."""
+@shared_task(bind=True, time_limit=2 * 3600, soft_time_limit=2 * 3600 - 60)
+def ingest_bundle_upload(self, upload_id: int) -> None:
+    """Check and split an uploaded night bundle, queue its chunks, ingest the first (default)."""
     from screening.uploads import bundle_upload_run
 
-    bundle_upload_run(upload_id=upload_id)
+    bundle_upload_run(upload_id=upload_id, worker=self.request.hostname or "")
+
+
+@shared_task(bind=True, time_limit=3600, soft_time_limit=3540)
+def ingest_bundle_chunk(self, chunk_id: int) -> None:
+    """Ingest one chunk of an uploaded bundle (default queue; any worker, any machine)."""
+    from screening.uploads import bundle_chunk_run
+
+    bundle_chunk_run(chunk_id=chunk_id, worker=self.request.hostname or "")
 
 
 logger = logging.getLogger(__name__)

@@ -1,22 +1,53 @@
-"""Bundle uploads over the API: stored at once, ingested by a worker, results kept on the row."""
+"""Bundle uploads over the API: stored at once, ingested by workers, results kept on the row.
+
+The upload's job (`bundle_upload_run`, default queue) opens and checks the bundle, reads its
+manifest and splits its tracklets into chunks of INGEST_CHUNK_TRACKLETS. It writes every chunk
+but the first as an archive to storage and queues it (`bundle_chunk_run`), so that every worker
+on the default queue, on any machine, ingests one at once; it ingests the first chunk itself from
+the bundle it has opened. The last chunk to finish writes the upload's one report, tracklets in
+the bundle's order, and deletes the chunk archives. A bundle of one chunk is ingested by the job
+alone, as before. Every step is safe to run twice: a chunk resumes after the tracklets its
+results already list.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from screening.bundles import BundleError, BundleReport, bundle_ingest
-from screening.models import BundleUpload, JobStatus
+from screening.bundles import (
+    BundleError,
+    BundleReport,
+    ManifestGroup,
+    StampSources,
+    bundle_manifest,
+    bundle_open,
+    chunk_archive_open,
+    chunk_archive_write,
+    folder_sources,
+    groups_ingest,
+)
+from screening.models import BundleChunk, BundleUpload, JobStatus
 
 logger = logging.getLogger(__name__)
+
+# A chunk left running this long is taken over by the next delivery of its task (its worker
+# was lost); a chunk of 500 tracklets takes seconds.
+CHUNK_STALE = timedelta(minutes=10)
+PROGRESS_EVERY_SECONDS = 1.0
 
 
 def bundle_upload_create(*, file: UploadedFile, user) -> BundleUpload:
@@ -31,54 +62,214 @@ def bundle_upload_create(*, file: UploadedFile, user) -> BundleUpload:
     return upload
 
 
-def bundle_upload_run(*, upload_id: int) -> None:
-    """Ingest a stored bundle; safe to run twice (tracklet ingest is idempotent)."""
+def bundle_upload_run(*, upload_id: int, worker: str = "") -> None:
+    """Check and split a stored bundle, queue its chunks and ingest the first; safe twice."""
     claimed = BundleUpload.objects.filter(
         pk=upload_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
     ).update(status=JobStatus.RUNNING, started_at=timezone.now())
     if not claimed:
         return
     upload = BundleUpload.objects.get(pk=upload_id)
-    step = {"last": -1.0}
-    report = BundleReport()
-
-    def progress(done: int, total: int) -> None:
-        fraction = done / total
-        if fraction - step["last"] >= 0.01 or done == total:
-            step["last"] = fraction
-            # The results so far are kept with the progress: a crash midway still lists them.
-            BundleUpload.objects.filter(pk=upload_id).update(
-                progress=fraction, summary=report.summary, results=report.results
-            )
-
     try:
-        with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
-            local = Path(tmp) / Path(upload.file.name).name
-            with upload.file.open("rb") as source, open(local, "wb") as sink:
-                shutil.copyfileobj(source, sink)
-            bundle_ingest(path=local, progress=progress, report=report)
+        with _local_copy(upload.file) as local, bundle_open(local) as root:
+            manifest, groups = bundle_manifest(root, local)
+            parts = _split(groups)
+            first = _chunks_create(upload, parts, manifest.parent, manifest.name)
+            if first is not None:
+                _chunk_ingest(
+                    first, parts[0], folder_sources(manifest.parent), manifest.name, worker=worker
+                )
     except BundleError as exc:
         _finish(
             upload_id,
             status=JobStatus.FAILED,
-            error=f"bundle rejected, nothing written: {exc}" if not report.results else str(exc),
-            summary=report.summary,
-            results=report.results,
+            error=f"bundle rejected, nothing written: {exc}",
         )
         return
     except Exception as exc:
         logger.exception("bundle upload %s failed", upload_id)
-        done = len(report.results)
+        if not BundleChunk.objects.filter(upload_id=upload_id).exists():
+            _finish(
+                upload_id,
+                status=JobStatus.FAILED,
+                error=f"internal error before any tracklet: {type(exc).__name__}: {exc}",
+            )
+        raise
+
+
+def bundle_chunk_run(*, chunk_id: int, worker: str = "") -> None:
+    """Ingest one queued chunk of an upload (any worker, any machine); safe to run twice."""
+    stale = timezone.now() - CHUNK_STALE
+    claimed = BundleChunk.objects.filter(
+        Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, started_at__lt=stale),
+        pk=chunk_id,
+    ).update(status=JobStatus.RUNNING, started_at=timezone.now(), worker=worker[:255])
+    if not claimed:
+        return
+    chunk = BundleChunk.objects.get(pk=chunk_id)
+    with tempfile.TemporaryDirectory(prefix="chunk-") as tmp:
+        local = Path(tmp) / "chunk.zip"
+        with chunk.file.open("rb") as source, open(local, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1024 * 1024)
+        with chunk_archive_open(local) as (groups, sources, manifest_name):
+            _chunk_ingest(chunk, groups, sources, manifest_name, worker=worker)
+
+
+# --- the steps ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _local_copy(field_file) -> Iterator[Path]:
+    """The stored bundle as a local file: itself on the filesystem, else a downloaded copy."""
+    try:
+        path = Path(default_storage.path(field_file.name))
+    except NotImplementedError:  # an object store
+        path = None
+    if path is not None and path.is_file():
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
+        local = Path(tmp) / Path(field_file.name).name
+        with field_file.open("rb") as source, open(local, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1024 * 1024)
+        yield local
+
+
+def _split(groups: list[ManifestGroup]) -> list[list[ManifestGroup]]:
+    size = settings.INGEST_CHUNK_TRACKLETS
+    return [groups[start : start + size] for start in range(0, len(groups), size)]
+
+
+def _chunks_create(
+    upload: BundleUpload, parts: list[list[ManifestGroup]], base: Path, manifest_name: str
+) -> BundleChunk | None:
+    """Make the chunk rows (the first without an archive: this job ingests it), each queued as
+    soon as its archive is stored; on a second run, only what is missing. Returns the first
+    chunk if it is still to do."""
+    from screening.tasks import ingest_bundle_chunk
+
+    BundleUpload.objects.filter(pk=upload.pk).update(
+        n_tracklets=sum(len(p) for p in parts), n_chunks=len(parts)
+    )
+    existing = {c.index: c for c in upload.chunks.all()}
+    for index, part in enumerate(parts):
+        chunk = existing.get(index)
+        if chunk is None:
+            chunk = _chunk_create(upload, index, part, base, manifest_name)
+        if index and chunk.status == JobStatus.QUEUED:
+            transaction.on_commit(lambda pk=chunk.pk: ingest_bundle_chunk.delay(pk))
+        existing[index] = chunk
+    first = existing[0]
+    if first.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        _finish_if_done(upload.pk)
+        return None
+    return first
+
+
+def _chunk_create(
+    upload: BundleUpload, index: int, part: list[ManifestGroup], base: Path, manifest_name: str
+) -> BundleChunk:
+    chunk = BundleChunk(upload=upload, index=index, tracklets=len(part))
+    if index == 0:
+        chunk.status, chunk.started_at = JobStatus.RUNNING, timezone.now()
+        chunk.save()
+        return chunk
+    with tempfile.TemporaryDirectory(prefix="chunk-") as tmp:
+        local = Path(tmp) / "chunk.zip"
+        chunk_archive_write(part, base, manifest_name, local)
+        with open(local, "rb") as handle:
+            chunk.file.save(f"{upload.pk}-{index}.zip", File(handle), save=False)
+    try:
+        chunk.save()
+    except Exception:
+        chunk.file.delete(save=False)
+        raise
+    return chunk
+
+
+def _chunk_ingest(
+    chunk: BundleChunk,
+    groups: list[ManifestGroup],
+    sources: StampSources,
+    manifest_name: str,
+    *,
+    worker: str,
+) -> None:
+    """Ingest a chunk's tracklets after those its results already list; then the report."""
+    report = BundleReport(results=list(chunk.results))
+    last = {"at": 0.0}
+
+    def progress(done: int, total: int) -> None:
+        now = timezone.now().timestamp()
+        if now - last["at"] >= PROGRESS_EVERY_SECONDS or done == total:
+            last["at"] = now
+            # The results so far are kept with the progress: a crash midway still lists them.
+            BundleChunk.objects.filter(pk=chunk.pk).update(done=done, results=report.results)
+            _progress_update(chunk.upload_id)
+
+    if worker:
+        BundleChunk.objects.filter(pk=chunk.pk).update(worker=worker[:255])
+    try:
+        groups_ingest(groups, sources, manifest_name, progress=progress, report=report)
+    except Exception as exc:
+        logger.exception("chunk %s of bundle upload %s failed", chunk.index, chunk.upload_id)
+        _chunk_finish(
+            chunk,
+            report,
+            status=JobStatus.FAILED,
+            error=f"internal error after {len(report.results)} tracklet(s), which the results "
+            f"list: {type(exc).__name__}: {exc}",
+        )
+        raise
+    _chunk_finish(chunk, report, status=JobStatus.SUCCEEDED)
+
+
+def _chunk_finish(chunk: BundleChunk, report: BundleReport, **fields) -> None:
+    BundleChunk.objects.filter(pk=chunk.pk).update(
+        done=len(report.results), results=report.results, finished_at=timezone.now(), **fields
+    )
+    _finish_if_done(chunk.upload_id)
+
+
+def _progress_update(upload_id: int) -> None:
+    upload = BundleUpload.objects.filter(pk=upload_id).values("n_tracklets").first()
+    total = (upload or {}).get("n_tracklets")
+    if not total:
+        return
+    done = BundleChunk.objects.filter(upload_id=upload_id).aggregate(n=Sum("done"))["n"] or 0
+    BundleUpload.objects.filter(pk=upload_id, status=JobStatus.RUNNING).update(
+        progress=min(1.0, done / total)
+    )
+
+
+def _finish_if_done(upload_id: int) -> None:
+    """Write the upload's report once every chunk has finished (whoever finishes last)."""
+    with transaction.atomic():
+        upload = BundleUpload.objects.select_for_update().filter(pk=upload_id).first()
+        if upload is None or upload.status != JobStatus.RUNNING:
+            return
+        chunks = list(upload.chunks.order_by("index"))
+        if len(chunks) != upload.n_chunks or any(
+            c.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED) for c in chunks
+        ):
+            _progress_update(upload_id)
+            return
+        report = BundleReport(results=[r for c in chunks for r in c.results])
+        failed = [c for c in chunks if c.status == JobStatus.FAILED]
+        if len(chunks) == 1:
+            error = chunks[0].error
+        else:
+            error = "; ".join(f"chunk {c.index + 1} of {len(chunks)}: {c.error}" for c in failed)
+        archives = [c.file.name for c in chunks if c.file]
+        BundleChunk.objects.filter(upload_id=upload_id).update(file="")
         _finish(
             upload_id,
-            status=JobStatus.FAILED,
-            error=f"internal error after {done} tracklet(s), which the results list: "
-            f"{type(exc).__name__}: {exc}",
+            status=JobStatus.FAILED if failed else JobStatus.SUCCEEDED,
+            error=error,
             summary=report.summary,
             results=report.results,
         )
-        raise
-    _finish(upload_id, status=JobStatus.SUCCEEDED, summary=report.summary, results=report.results)
+        transaction.on_commit(lambda: [default_storage.delete(name) for name in archives])
 
 
 def _finish(upload_id: int, **fields) -> None:

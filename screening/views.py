@@ -8,6 +8,7 @@ import re
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.files.storage import default_storage
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -43,6 +44,7 @@ from screening.queue import (
 )
 from screening.reviewers import reviewer_quality
 from screening.roles import pages_for_reviewers
+from screening.stamp_display import display_name
 
 STAMP_CACHE_SECONDS = 7 * 24 * 3600
 NIGHT_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -284,7 +286,8 @@ def stamp_display(request: HttpRequest, pk: int) -> HttpResponse:
 
 def stamp_display_response(detection: Detection) -> FileResponse:
     """A detection's display PNG with its caching headers (the page and the API serve this)."""
-    response = FileResponse(detection.display.open("rb"), content_type="image/png")
+    name = display_name(detection)
+    response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
     response["Cache-Control"] = f"private, max-age={STAMP_CACHE_SECONDS}, immutable"
     response["ETag"] = f'"display-{detection.stamp_sha256}"'
     response["Last-Modified"] = http_date(detection.tracklet.created_at.timestamp())

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from screening.models import BundleUpload, Detection, Night, StampLabel, Tracklet, Verdict
+from screening.bundles import BundleReport
+from screening.models import (
+    BundleChunk,
+    BundleUpload,
+    Detection,
+    JobStatus,
+    Night,
+    StampLabel,
+    Tracklet,
+    Verdict,
+)
 
 
 class NightSerializer(serializers.ModelSerializer):
@@ -108,7 +119,21 @@ class TrackletUploadSerializer(serializers.Serializer):
         return parsed
 
 
+class BundleChunkSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BundleChunk
+        fields = ["index", "status", "tracklets", "done", "worker", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
 class BundleUploadSerializer(serializers.ModelSerializer):
+    tracklets = serializers.IntegerField(
+        source="n_tracklets", allow_null=True, help_text="Tracklets in the bundle, once read."
+    )
+    summary = serializers.SerializerMethodField()
+    results = serializers.SerializerMethodField()
+    chunks = BundleChunkSerializer(many=True, help_text="The parts workers ingest at once.")
+
     class Meta:
         model = BundleUpload
         fields = [
@@ -116,14 +141,35 @@ class BundleUploadSerializer(serializers.ModelSerializer):
             "original_name",
             "status",
             "progress",
+            "tracklets",
             "summary",
             "results",
             "error",
+            "chunks",
             "created_at",
             "started_at",
             "finished_at",
         ]
         read_only_fields = fields
+
+    def _results(self, upload: BundleUpload) -> list[dict]:
+        if upload.status in (JobStatus.QUEUED, JobStatus.RUNNING) and upload.n_chunks:
+            # while workers ingest it: the results so far, chunk by chunk
+            return [r for c in upload.chunks.all() for r in c.results]
+        return upload.results
+
+    @extend_schema_field(
+        {"type": "object", "additionalProperties": {"type": "integer"}},
+    )
+    def get_summary(self, upload: BundleUpload) -> dict[str, int]:
+        if upload.status in (JobStatus.QUEUED, JobStatus.RUNNING) and upload.n_chunks:
+            return BundleReport(results=self._results(upload)).summary
+        return upload.summary
+
+    @extend_schema_field({"type": "array", "items": {"type": "object"}})
+    def get_results(self, upload: BundleUpload) -> list[dict]:
+        """One entry per tracklet, in the bundle's order."""
+        return self._results(upload)
 
 
 class BundleUploadCreateSerializer(serializers.Serializer):

@@ -141,7 +141,7 @@ class BundleUploadViewSet(
 ):
     """Upload a .zip or .tar.gz night bundle; it is ingested by a worker, poll it for results."""
 
-    queryset = BundleUpload.objects.order_by("-created_at")
+    queryset = BundleUpload.objects.prefetch_related("chunks").order_by("-created_at")
     parser_classes = [MultiPartParser]
     permission_classes = [permissions.IsAuthenticated, CanIngest]
 

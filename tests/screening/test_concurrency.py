@@ -58,7 +58,7 @@ def test_two_concurrent_uploads_of_the_same_tracklet_leave_one_copy(media_root):
         assert sorted(o.created for o in outcomes) == [False, True]
         assert Tracklet.objects.filter(survey_id=survey_id).count() == 1
     assert Detection.objects.count() == 5 * 4
-    assert len(stored_files(media_root)) == 5 * 9  # the loser's files were removed
+    assert len(stored_files(media_root)) == 5 * 5  # the loser's files were removed
 
 
 def test_concurrent_uploads_with_different_content_give_one_copy_and_one_conflict():

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from screening.ingest import IngestRejected, TrackletInput, stamp_from_bytes, tracklet_ingest
 from screening.models import Detection, Night, Tracklet
-from screening.stamp_display import NAN_RGB, SATURATED_RGB
+from screening.stamp_display import NAN_RGB, SATURATED_RGB, display_png
 from tests.conftest import ZTF_DIR, stored_files
 from tests.stamps import NIGHT, detection_rows, fits_bytes, npy_bytes, stamp_files, stamp_pixels
 
@@ -45,8 +47,17 @@ def test_it_stores_a_tracklet_with_its_detections_and_derived_files(media_root):
     first = detections[0]
     assert first.stamp.read() == stamp_files("T1")["T1_0.fits"]
     assert np.load(tracklet.pixels.open("rb")).shape == (4, 100, 100)
-    assert Image.open(first.display.open("rb")).size == (100, 100)
-    assert len(stored_files(media_root)) == 9
+    # 5 files: the 4 stamps as received and the model's input; no display PNG until viewed
+    assert len(stored_files(media_root)) == 5 and not first.display
+    assert Image.open(io.BytesIO(display_png(first))).size == (100, 100)
+    first.refresh_from_db()
+    assert first.display and len(stored_files(media_root)) == 6  # made once, then kept
+    assert display_png(first) == first.display.read()
+
+
+def _display(**detection) -> Image.Image:
+    """The display PNG as served (made on first view)."""
+    return Image.open(io.BytesIO(display_png(Detection.objects.get(**detection))))
 
 
 def test_it_marks_nan_and_saturated_pixels_in_distinct_colours():
@@ -56,7 +67,7 @@ def test_it_marks_nan_and_saturated_pixels_in_distinct_colours():
     files = stamp_files("T1")
     files["T1_0.fits"] = fits_bytes(pixels, saturate=60000.0)
     tracklet_ingest(tracklet=tracklet_input(files=files))
-    png = np.asarray(Image.open(Detection.objects.get(index=0).display.open("rb")).convert("RGB"))
+    png = np.asarray(_display(index=0).convert("RGB"))
     assert tuple(png[10, 2]) == NAN_RGB
     assert tuple(png[50, 50]) == SATURATED_RGB
     assert tuple(png[20, 20]) not in (NAN_RGB, SATURATED_RGB)
@@ -65,7 +76,7 @@ def test_it_marks_nan_and_saturated_pixels_in_distinct_colours():
 def test_it_shows_a_faint_source_above_the_background_in_the_display():
     files = {f"T1_{i}.fits": fits_bytes(stamp_pixels(i, source_flux=400.0)) for i in range(4)}
     tracklet_ingest(tracklet=tracklet_input(files=files))
-    grey = np.asarray(Image.open(Detection.objects.get(index=0).display.open("rb")).convert("L"))
+    grey = np.asarray(_display(index=0).convert("L"))
     assert grey[48:52, 48:52].mean() > grey[:30, :30].mean() + 40
 
 
@@ -102,7 +113,7 @@ def test_it_treats_a_resend_of_the_same_tracklet_as_a_no_op(media_root):
     again = tracklet_ingest(tracklet=tracklet_input())
     assert not again.created and again.tracklet.pk == first.tracklet.pk
     assert Tracklet.objects.count() == 1 and Detection.objects.count() == 4
-    assert len(stored_files(media_root)) == 9
+    assert len(stored_files(media_root)) == 5
 
 
 def test_it_refuses_the_same_id_with_other_content_as_a_conflict():

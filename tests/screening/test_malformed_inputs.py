@@ -55,7 +55,7 @@ from tests.stamps import (
 pytestmark = pytest.mark.django_db
 
 GOOD = ("A", "C")  # the good tracklets around the bad one, B, in every bundle
-FILES_PER_TRACKLET = 9  # 4 stamps, 4 display PNGs, 1 model-input array
+FILES_PER_TRACKLET = 5  # 4 stamps, 1 model-input array (display PNGs: on first view)
 
 
 # --- what is stored ---------------------------------------------------------------------------
@@ -1092,10 +1092,11 @@ def test_float32_mask_values_are_missing_data_like_nan(pipeline_client, media_ro
     model_input = np.load(Tracklet.objects.get().pixels.open("rb"))[0]
     assert np.isnan(model_input[:, :10]).all() and np.isnan(model_input[:5]).all()
     assert np.isfinite(model_input[10:, 10:]).all()
+    from screening.stamp_display import NAN_RGB, display_png
+
     display = np.asarray(
-        Image.open(Detection.objects.get(index=0).display.open("rb")).convert("RGB")
+        Image.open(io.BytesIO(display_png(Detection.objects.get(index=0)))).convert("RGB")
     )
-    from screening.stamp_display import NAN_RGB
 
     assert tuple(display[50, 3]) == NAN_RGB and tuple(display[2, 50]) == NAN_RGB
 
