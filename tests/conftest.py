@@ -6,6 +6,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings as django_settings
@@ -43,6 +44,69 @@ def blind_rows(settings):
     settings.SCREENING_BLIND = True
     settings.AUDIT_TARGET_LOSS = 0.02
     settings.AUDIT_CONFIDENCE = 0.95
+
+
+@pytest.fixture
+def s3_media(settings, tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """MEDIA_STORAGE=s3 on a bucket of its own in the S3 server `./run test` starts (moto, on
+    loopback). Yields `env` (what a worker process needs for the same bucket) and `keys()` (the
+    bucket's object names). MEDIA_ROOT stays an empty folder: nothing may land on a disk."""
+    import uuid
+
+    import boto3
+
+    endpoint = os.environ.get("TEST_S3_ENDPOINT_URL")
+    if not endpoint:
+        pytest.skip("needs the S3 server that ./run test starts (TEST_S3_ENDPOINT_URL)")
+    env = {
+        "MEDIA_STORAGE": "s3",
+        "S3_ENDPOINT_URL": endpoint,
+        "S3_BUCKET": f"test-{uuid.uuid4().hex[:12]}",
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": "testing",
+        "S3_SECRET_ACCESS_KEY": "testing",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=env["S3_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=env["S3_BUCKET"])
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **django_settings.STORAGES.get("default", {}).get("OPTIONS", {}),
+                "bucket_name": env["S3_BUCKET"],
+                "endpoint_url": endpoint,
+                "region_name": env["S3_REGION"],
+                "access_key": "testing",
+                "secret_key": "testing",
+                "default_acl": None,
+                "file_overwrite": False,
+                "addressing_style": "path",
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    yield SimpleNamespace(
+        env=env, keys=lambda: sorted(o["Key"] for o in bucket_objects(client, env["S3_BUCKET"]))
+    )
+    keys = [o["Key"] for o in bucket_objects(client, env["S3_BUCKET"])]
+    for start in range(0, len(keys), 1000):
+        client.delete_objects(
+            Bucket=env["S3_BUCKET"],
+            Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]},
+        )
+    client.delete_bucket(Bucket=env["S3_BUCKET"])
+
+
+def bucket_objects(client, bucket: str) -> list[dict]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o for page in pages for o in page.get("Contents", [])]
 
 
 def stored_files(media: Path) -> list[Path]:
