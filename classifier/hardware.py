@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # int8 dot products in hardware
 
 
 @lru_cache(maxsize=1)
@@ -35,8 +36,11 @@ def cpu_has_bf16() -> bool:
 def cpu_summary() -> str:
     """A short line naming the vector features that matter here, for logs and benchmarks."""
     flags = cpu_flags()
-    names = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-             if f in flags]
+    names = [
+        f
+        for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+        if f in flags
+    ]
     return " ".join(names) or "no AVX2"
 
 
@@ -45,3 +49,21 @@ def training_precision(device: str) -> str:
     if device.startswith("cuda") or cpu_has_bf16():
         return "bf16"
     return "fp32"
+
+
+def cpu_has_int8() -> bool:
+    """True where the CPU has int8 dot products in hardware (AVX-512 VNNI, AVX-VNNI or AMX) and
+    PyTorch has its quantized x86 kernels."""
+    if not any(flag in cpu_flags() for flag in INT8_FLAGS):
+        return False
+    import torch
+
+    return bool({"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines))
+
+
+def inference_precision(device: str) -> str:
+    """What the workers score in: bf16 autocast on a GPU and on a CPU with bf16 in hardware
+    (AVX-512 bf16 or AMX), float32 elsewhere (AVX2 alone emulates bf16, 6x slower). int8 (VNNI,
+    `cpu_has_int8`) is faster still but moves scores more (classifier.inference.AGREEMENT), so
+    it is only used when asked for."""
+    return "bf16" if device.startswith("cuda") or cpu_has_bf16() else "fp32"

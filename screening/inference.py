@@ -36,7 +36,15 @@ def active_model() -> tuple[ModelVersion, Any] | None:
 
         _loaded.clear()
         model = load_model(row.checkpoint, **runtime_options())
-        logger.info("loaded model %s: %s", row.version, model.runtime)
+        from classifier.hardware import cpu_summary
+
+        logger.info(
+            "loaded model %s in %s (CPU: %s): %s",
+            row.version,
+            model.runtime.precision,
+            cpu_summary(),
+            model.runtime,
+        )
         _loaded.update(version=row.version, model=model)
     return row, _loaded["model"]
 

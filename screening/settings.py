@@ -294,13 +294,14 @@ INGEST_CHUNK_TRACKLETS = env_int("INGEST_CHUNK_TRACKLETS", 500, minimum=1)
 
 # Inference: device ("auto" = a GPU when there is one); stamps a worker claims at once; stamps
 # per forward pass of the ICN (0 = the device's default: 4096 on a GPU, 128 on the CPU);
-# precision ("auto" = bfloat16 autocast on a GPU, float32 on the CPU); torch.compile on or off;
+# precision ("auto" = bfloat16 autocast on a GPU and on a CPU with bf16 in hardware, float32 on
+# other CPUs; "int8" = the ICN quantized, CPU only, on request); torch.compile on or off;
 # CPU threads per worker process (0 = every core the process may use); how long a worker's
 # claim on tracklets lasts before the sweep hands them to another worker.
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto")
 INFERENCE_BATCH_STAMPS = env_int("INFERENCE_BATCH_STAMPS", 2048, minimum=1)
 INFERENCE_PASS_STAMPS = env_int("INFERENCE_PASS_STAMPS", 0)
-INFERENCE_PRECISION = env_choice("INFERENCE_PRECISION", "auto", ("auto", "fp32", "bf16"))
+INFERENCE_PRECISION = env_choice("INFERENCE_PRECISION", "auto", ("auto", "fp32", "bf16", "int8"))
 INFERENCE_COMPILE = env_bool("INFERENCE_COMPILE", False)
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)
 INFERENCE_CLAIM_SECONDS = env_int("INFERENCE_CLAIM_SECONDS", 300, minimum=1)

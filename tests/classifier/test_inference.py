@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classifier.hardware import inference_precision
 from classifier.inference import AGREEMENT, Runtime, load_model
 from classifier.tracklets import make_tracklet
 
@@ -57,7 +58,7 @@ def simulated_night(count: int) -> tuple[np.ndarray, list[int], np.ndarray]:
 
 
 @pytest.mark.skipif(not BASELINES, reason="no committed baseline model")
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_the_fast_paths_agree_with_the_eager_reference(precision: str) -> None:
     """The workers' path (folded batch norm, channels-last; bf16 autocast as on a GPU) against
     eager float32, within the documented tolerance; no accept/reject decision flips."""
@@ -92,4 +93,20 @@ def test_a_runtime_rejects_settings_that_cannot_work() -> None:
         Runtime(precision="fp8")
     with pytest.raises(ValueError, match="batch_stamps"):
         Runtime(batch_stamps=0)
-    assert Runtime.for_device("cpu").precision == "fp32"
+    assert Runtime.for_device("cpu").precision == inference_precision("cpu")
+    with pytest.raises(ValueError, match="CPU only"):
+        Runtime(device="cuda", precision="int8")
+
+
+def test_the_cpu_precision_follows_the_cpu_features(monkeypatch) -> None:
+    from classifier import hardware
+
+    for flags, expected in [
+        ({"avx2"}, "fp32"),
+        ({"avx2", "avx512f", "avx512_vnni"}, "fp32"),  # int8 is only used when asked for
+        ({"avx2", "avx512f", "avx512_bf16"}, "bf16"),
+        ({"avx2", "amx_bf16", "amx_int8"}, "bf16"),
+    ]:
+        monkeypatch.setattr(hardware, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert inference_precision("cpu") == expected
+        assert inference_precision("cuda:0") == "bf16"
