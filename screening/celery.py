@@ -34,3 +34,5 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 app.autodiscover_tasks(["screening"])
+
+from screening import heartbeat  # noqa: E402,F401 - the workers' heartbeat signal handlers

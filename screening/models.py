@@ -140,6 +140,8 @@ class Tracklet(models.Model):
             ),
             models.Index(F("night"), REVIEW_ORDER_ASC.asc(), F("id"), name="tracklet_review_asc"),
             models.Index(fields=["status", "created_at"], name="tracklet_status_created"),
+            # the metrics' latency from ingest to score over the last minutes
+            models.Index(fields=["scored_at"], name="tracklet_scored_at"),
         ]
 
     def __str__(self) -> str:
@@ -496,3 +498,22 @@ class MpcReport(models.Model):
 
     def __str__(self) -> str:
         return f"MPC report {self.pk} for {self.night} ({self.n_observations} observations)"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's last sign of life, written by the worker every HEARTBEAT_SECONDS."""
+
+    name = models.CharField(max_length=255, unique=True, help_text="Celery node name.")
+    role = models.CharField(max_length=32, blank=True, help_text="screening.workers role.")
+    queues = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True, help_text="Device, precision, CPU.")
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} seen {self.seen_at:%H:%M:%S}"

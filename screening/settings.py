@@ -287,6 +287,11 @@ else:
         "store_processed": False,
     }
 
+# Every worker writes a heartbeat this often (seconds); the metrics call a worker down after
+# three missed beats. METRICS_TOKEN: if set, /metrics asks for `Authorization: Bearer TOKEN`.
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 15, minimum=1)
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
 BUNDLE_UPLOAD_KEEP_DAYS = env_int("BUNDLE_UPLOAD_KEEP_DAYS", 7, minimum=1)
 # An uploaded bundle is split into chunks of this many tracklets, ingested by every worker on
 # the default queue at once (one job, one progress bar, one report).
@@ -386,7 +391,7 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # container health checks speak plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # health checks, scrapes: plain HTTP
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -25,6 +25,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("nights/<str:date>/", views.queue, name="queue"),
     path("nights/<str:date>/summary/", views.night_summary, name="night-summary"),
     path("nights/<str:date>/report/", views.report_create, name="report-create"),

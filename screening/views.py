@@ -56,6 +56,30 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics (screening/metrics.py); a bearer token when METRICS_TOKEN is set."""
+    import hmac
+
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from screening.metrics import ScreeningCollector
+
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            response = HttpResponse(
+                "metrics need Authorization: Bearer <METRICS_TOKEN>\n",
+                status=401,
+                content_type="text/plain",
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ScreeningCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
 @pages_for_reviewers
 def home(request: HttpRequest) -> HttpResponse:
     nights = Night.objects.annotate(

@@ -70,6 +70,7 @@ def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ROLES:
         sys.exit(f"usage: python -m screening.workers {{{','.join(ROLES)}}} [celery options]")
     command = [sys.executable, "-m", "celery", *worker_argv(argv[0], *argv[1:])]
+    os.environ["WORKER_ROLE"] = argv[0]  # for its heartbeat (screening/heartbeat.py)
     os.execv(sys.executable, command)
 
 

@@ -100,9 +100,24 @@ def _compose() -> list[str] | None:
 @pytest.mark.skipif(_compose() is None, reason="needs docker compose (./run test installs it)")
 def test_the_compose_file_is_valid():
     services = _compose_services()  # `config` validates the file
-    assert {"postgres", "redis", "web", "worker", "training-worker", "gpu-worker", "beat"} <= set(
-        services
-    )
+    assert {
+        "postgres",
+        "redis",
+        "minio",
+        "web",
+        "worker",
+        "training-worker",
+        "gpu-worker",
+        "beat",
+    } <= set(services)
+    unchecked = [name for name, service in services.items() if "healthcheck" not in service]
+    assert not unchecked, f"services without a health check: {unchecked}"
+    # media go to MinIO: no service mounts a media volume, every app service waits for MinIO
+    for name, service in services.items():
+        if service.get("image", "").startswith("tracklet-screening"):
+            assert service["environment"]["MEDIA_STORAGE"] == "s3", name
+            assert "minio" in service["depends_on"], name
+            assert not any("media" in str(v) for v in service.get("volumes", [])), name
 
 
 def _compose_services() -> dict:
@@ -114,7 +129,12 @@ def _compose_services() -> dict:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "SECRET_KEY": PRODUCTION["SECRET_KEY"], "POSTGRES_PASSWORD": "x"},
+        env={
+            **os.environ,
+            "SECRET_KEY": PRODUCTION["SECRET_KEY"],
+            "POSTGRES_PASSWORD": "x",
+            "MINIO_ROOT_PASSWORD": "y" * 12,
+        },
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)["services"]
