@@ -70,15 +70,26 @@ def queue_metrics() -> Iterator[Metric]:
     try:
         with app.connection_for_read() as connection:
             connection.ensure_connection(max_retries=1)
-            channel = connection.default_channel
             for queue in QUEUES:
-                _, count, _ = channel.queue_declare(queue, passive=True)
-                depth.add_metric([queue], count)
+                depth.add_metric([queue], _queue_size(connection, queue))
         up.add_metric([], 1)
         yield depth
     except Exception:  # the broker's own trouble, shown as such
         up.add_metric([], 0)
     yield up
+
+
+def _queue_size(connection, queue: str) -> int:
+    """Messages in a queue; 0 for a queue the broker has never seen (nothing sent to it yet)."""
+    from amqp.exceptions import ChannelError
+
+    channel = connection.channel()
+    try:
+        return channel.queue_declare(queue, passive=True)[1]
+    except ChannelError:  # kombu's "no queue" on a broker where nothing declared it yet
+        return 0
+    finally:
+        channel.close()
 
 
 def tracklet_metrics() -> Iterator[Metric]:
