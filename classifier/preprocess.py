@@ -74,6 +74,26 @@ def _sorted_rows(rows: torch.Tensor) -> torch.Tensor:
     return torch.sort(rows, dim=1).values
 
 
+def _middle(rows: np.ndarray) -> np.ndarray:
+    """Each row's median as `_sorted_median` takes it (the mean of the two middle values), by
+    partial selection: exactly the same values as sorting, several times faster."""
+    width = rows.shape[1]
+    lower, upper = (width - 1) // 2, width // 2
+    parted = np.partition(rows, [lower, upper], axis=1)
+    return ((parted[:, lower] + parted[:, upper]) / np.float32(2)).astype(np.float32)
+
+
+def _finite_middle(rows: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """The median of each row's finite values (0 where it has none), as `_sorted_median` of
+    the sorted rows gives it; rows with no missing pixel need none (nothing is filled)."""
+    fill = np.zeros(len(rows), dtype=np.float32)
+    for i in np.flatnonzero(~finite.all(axis=1)):
+        values = rows[i][finite[i]]
+        if values.size:
+            fill[i] = _middle(values[None])[0]
+    return fill
+
+
 def centre_crop(stamps, crop: int):
     """The central crop x crop pixels of (..., size, size) arrays or tensors."""
     start = (stamps.shape[-1] - crop) // 2
@@ -90,9 +110,12 @@ def prepare_tensor(stamps: torch.Tensor, pre: Preprocessing, crop: bool = True) 
     flat = stamps.reshape(n, pixels).to(torch.float32)
     finite = torch.isfinite(flat)
     count = finite.sum(dim=1)
-    # Missing pixels sort last (as +inf), so the first `count` values are the finite ones.
-    ordered = _sorted_rows(torch.where(finite, flat, torch.inf))
-    fill = _sorted_median(ordered, count)
+    if pre.name == "asinh_sigma" and flat.device.type == "cpu":
+        fill = torch.from_numpy(_finite_middle(flat.numpy(), finite.numpy()))
+    else:
+        # Missing pixels sort last (as +inf), so the first `count` values are the finite ones.
+        ordered = _sorted_rows(torch.where(finite, flat, torch.inf))
+        fill = _sorted_median(ordered, count)
     filled = torch.where(finite, flat, fill[:, None]).reshape(n, pre.size, pre.size)
     if pre.name == "equalize":
         # rank = finite pixels <= v, plus the filled pixels (all equal to `fill`) when fill <= v:
@@ -104,10 +127,15 @@ def prepare_tensor(stamps: torch.Tensor, pre: Preprocessing, crop: bool = True) 
         side = pre.crop if crop else pre.size
         return (rank.to(torch.float64) / pixels).to(torch.float32).reshape(n, side, side)
     flat = filled.reshape(n, pixels)
-    everything = torch.full_like(count, pixels)
-    med = _sorted_median(_sorted_rows(flat), everything)[:, None]
-    deviation = _sorted_rows((flat - med).abs())
-    mad = _sorted_median(deviation, everything)[:, None] * 1.4826
+    if flat.device.type == "cpu":
+        # the same order statistics by selection (np.partition, linear) instead of two sorts
+        med = torch.from_numpy(_middle(flat.numpy()))[:, None]
+        mad = torch.from_numpy(_middle((flat - med).abs().numpy()))[:, None] * 1.4826
+    else:
+        everything = torch.full_like(count, pixels)
+        med = _sorted_median(_sorted_rows(flat), everything)[:, None]
+        deviation = _sorted_rows((flat - med).abs())
+        mad = _sorted_median(deviation, everything)[:, None] * 1.4826
     scaled = torch.asinh((flat - med) / mad.clamp(min=1e-6) / pre.softening)
     out = ((scaled + 3.0) / 9.0).reshape(n, pre.size, pre.size)
     return centre_crop(out, pre.crop).contiguous() if crop else out
