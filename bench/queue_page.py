@@ -155,6 +155,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tracklets", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument(
+        "--profile", action="store_true", help="also print where one page's time goes"
+    )
     args = parser.parse_args()
 
     import django
@@ -196,6 +199,28 @@ def main() -> None:
                     f"p95 {p95:6.1f} ms"
                 )
         print(f"{line}, SQL queries per page (25/50/100): {counts[25]}/{counts[50]}/{counts[100]}")
+    if args.profile:
+        profile(client, f"/nights/{date}/?status=to_review&score_min=0.5&per_page=50")
+
+
+def profile(client, url: str) -> None:
+    """One page under cProfile, and its SQL queries with their times."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url)
+    for query in captured.captured_queries:
+        print(f"{float(query['time']) * 1000:7.2f} ms  {query['sql'][:160]}")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(10):
+        client.get(url)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
 
 
 if __name__ == "__main__":

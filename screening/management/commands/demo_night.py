@@ -84,6 +84,7 @@ class Command(BaseCommand):
                 real_fraction=real_fraction,
                 planet_fraction=planets,
             )
+        self.stdout.write(f"ingesting the {what} {night} from {folder}")
         call_command("ingest", str(folder), stdout=self.stdout, stderr=self.stderr)
         if not planets:
             # Gold for the reviewer-quality page: simulated tracklets whose truth is known.
