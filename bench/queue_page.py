@@ -46,7 +46,7 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
         with cursor.copy(
             "COPY screening_tracklet (id, night_id, survey_id, status, score, model_version_id,"
             " content_sha256, n_detections, rate_deg_per_day, position_angle_deg, mean_mag,"
-            " pixels, created_at, scored_at) FROM STDIN"
+            " pixels, created_at, scored_at, n_reviews, reviews_wanted) FROM STDIN"
         ) as copy:
             for i in range(n_tracklets):
                 copy.write_row(
@@ -65,6 +65,8 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
                         f"pixels/{i}.npy",
                         "2030-06-01T00:00:00Z",
                         "2030-06-01T00:00:00Z",
+                        0,
+                        1,
                     )
                 )
         with cursor.copy(
@@ -123,7 +125,7 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
             " FROM screening_verdict"
         )
         cursor.execute(
-            "UPDATE screening_tracklet SET status = 'reviewed' WHERE id IN "
+            "UPDATE screening_tracklet SET status = 'reviewed', n_reviews = 1 WHERE id IN "
             "(SELECT tracklet_id FROM screening_verdict)"
         )
         for table in ("tracklet", "detection", "stampprediction", "verdict"):

@@ -191,6 +191,7 @@ class QueueRow:
     verdicts: dict[str, int]  # value to number of reviewers currently giving it
     auto_rejected: bool
     blind: bool = False  # score, classes, status and others' verdicts hidden until mine
+    url: str = ""  # the tracklet's page
 
     @property
     def arrow_rotation(self) -> float:
@@ -242,6 +243,7 @@ def queue_rows(
         labels.setdefault(detection_id, name)
     verdicts = current_verdicts(ids)
     url_prefix = reverse("stamp-display", args=[0]).removesuffix("0.png")
+    page_prefix = reverse("tracklet-page", args=[0]).removesuffix("0/")
     rows = []
     for tracklet in tracklets:
         stamps = []
@@ -273,6 +275,7 @@ def queue_rows(
                     verdicts={},
                     auto_rejected=False,
                     blind=True,
+                    url=f"{page_prefix}{tracklet.pk}/",
                 )
             )
             continue
@@ -285,6 +288,7 @@ def queue_rows(
                 auto_rejected=tracklet.score is not None
                 and threshold is not None
                 and tracklet.score < threshold,
+                url=f"{page_prefix}{tracklet.pk}/",
             )
         )
     return rows
