@@ -222,7 +222,7 @@ def profile(client, url: str) -> None:
     for _ in range(10):
         client.get(url)
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":
