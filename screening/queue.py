@@ -89,7 +89,12 @@ def queue_tracklets(
     *, night: Night, reviewer: AbstractBaseUser, filters: QueueFilters
 ) -> QuerySet[Tracklet]:
     """The night's tracklets that pass the filters, sorted by score (unscored last)."""
-    tracklets = Tracklet.objects.filter(night=night).select_related("model_version")
+    # the model's threshold and version, not its metrics, classes and path, for every row
+    tracklets = (
+        Tracklet.objects.filter(night=night)
+        .select_related("model_version")
+        .defer("model_version__metrics", "model_version__classes", "model_version__checkpoint")
+    )
     mine = CurrentVerdict.objects.filter(tracklet=OuterRef("pk"), reviewer=reviewer).exclude(
         value=Verdict.Value.WITHDRAWN
     )
@@ -204,18 +209,38 @@ class QueueRow:
 
 
 def queue_rows(
-    tracklets: list[Tracklet], *, reviewer: AbstractBaseUser, blind: bool = False
+    tracklets: list[Tracklet],
+    *,
+    reviewer: AbstractBaseUser,
+    blind: bool = False,
+    full_detections: bool = False,
 ) -> list[QueueRow]:
     """What each row shows, in a fixed number of queries whatever the page size.
+
+    The detections carry only their id and index (what a strip shows) unless `full_detections`
+    (the tracklet's page lists their positions, magnitudes and stamp files).
 
     Blind rows (the to-review queue when SCREENING_BLIND is on) carry no score, class, status
     or others' verdicts until the reviewer's own verdict: the same fields, empty, for every row.
     """
     ids = [t.pk for t in tracklets]
     detections: dict[int, list[Detection]] = {}
-    for detection in Detection.objects.filter(tracklet_id__in=ids).order_by("tracklet_id", "index"):
+    found = Detection.objects.filter(tracklet_id__in=ids).order_by("tracklet_id", "index")
+    if not full_detections:
+        found = found.only("id", "tracklet_id", "index")
+    for detection in found:
         detections.setdefault(detection.tracklet_id, []).append(detection)
     versions = {t.pk: t.model_version_id for t in tracklets}
+    verdicts = current_verdicts(ids)
+    if blind:
+        # a blind row shows no class until the reviewer's own verdict: read only those rows'
+        shown = [
+            pk
+            for pk in ids
+            if verdicts.get(pk, {}).get(reviewer.pk) not in (None, Verdict.Value.WITHDRAWN)
+        ]
+    else:
+        shown = ids
     predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
     for (
         detection_id,
@@ -224,7 +249,10 @@ def queue_rows(
         top,
         probability,
         probabilities,
-    ) in StampPrediction.objects.filter(detection__tracklet_id__in=ids).values_list(
+    ) in StampPrediction.objects.filter(
+        detection__tracklet_id__in=shown,
+        model_version_id__in={v for v in versions.values() if v is not None},
+    ).values_list(
         "detection_id",
         "detection__tracklet_id",
         "model_version_id",
@@ -241,7 +269,6 @@ def queue_rows(
         .values_list("detection_id", "stamp_class__name")
     ):
         labels.setdefault(detection_id, name)
-    verdicts = current_verdicts(ids)
     url_prefix = reverse("stamp-display", args=[0]).removesuffix("0.png")
     page_prefix = reverse("tracklet-page", args=[0]).removesuffix("0/")
     rows = []

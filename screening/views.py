@@ -151,7 +151,7 @@ def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .filter(pk=pk)
         .exists()
     )
-    row = queue_rows([tracklet], reviewer=request.user, blind=blind)[0]
+    row = queue_rows([tracklet], reviewer=request.user, blind=blind, full_detections=True)[0]
     scores = tracklet.scores.select_related("model_version").order_by("-created_at")
     predictions: dict[int, dict[int, str]] = {}
     for p in StampPrediction.objects.filter(detection__tracklet=tracklet).select_related(
