@@ -286,7 +286,8 @@ def _detection_row(
         stamp_sha256=det.stamp_sha256,
         stamp_width=det.width,
         stamp_height=det.height,
-        stamp=_save(f"stamps/{stem}/{index}{_stamp_suffix(det)}", det.stamp_bytes, written),
+        # flat names (no folder a tracklet): creating a folder cost as much as a file
+        stamp=_save(f"stamps/{stem}-{index}{_stamp_suffix(det)}", det.stamp_bytes, written),
         **det.values,
     )
 

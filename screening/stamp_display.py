@@ -93,8 +93,9 @@ def display_name(detection) -> str:
     with detection.stamp.open("rb") as handle:
         stamp = read_stamp(handle.read(), max_side=settings.STAMP_MAX_SIDE)
     png = render_display_png(stamp.pixels, saturation=stamp.saturation)
-    folder = posixpath.dirname(detection.stamp.name).removeprefix("stamps/")
-    name = default_storage.save(f"display/{folder}/{detection.index}.png", ContentFile(png))
+    folder, base = posixpath.split(detection.stamp.name.removeprefix("stamps/"))
+    stem = base.split(".", 1)[0]  # 2026-11-20/<hash>-0.fits.gz: 2026-11-20/<hash>-0.png
+    name = default_storage.save(posixpath.join("display", folder, f"{stem}.png"), ContentFile(png))
     if Detection.objects.filter(pk=detection.pk, display="").update(display=name):
         detection.display.name = name
         return name
