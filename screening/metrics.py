@@ -79,6 +79,21 @@ def queue_metrics() -> Iterator[Metric]:
     yield up
 
 
+def status_counts(model) -> dict[str, int]:
+    return dict(model.objects.values_list("status").annotate(n=Count("id")).order_by())
+
+
+def by_status(
+    name: str, text: str, model, statuses=JobStatus.values, counts: dict | None = None
+) -> GaugeMetricFamily:
+    """A gauge of a model's rows by their `status`, every status listed (0 where none)."""
+    family = GaugeMetricFamily(name, text, labels=["status"])
+    counts = status_counts(model) if counts is None else counts
+    for status in statuses:
+        family.add_metric([status], counts.get(status, 0))
+    return family
+
+
 def _queue_size(connection, queue: str) -> int:
     """Messages in a queue; 0 for a queue the broker has never seen (nothing sent to it yet)."""
     from amqp.exceptions import ChannelError
@@ -94,13 +109,14 @@ def _queue_size(connection, queue: str) -> int:
 
 def tracklet_metrics() -> Iterator[Metric]:
     now = timezone.now()
-    by_status = GaugeMetricFamily(
-        "screening_tracklets", "Tracklets stored, by status.", labels=["status"]
+    counts = status_counts(Tracklet)
+    yield by_status(
+        "screening_tracklets",
+        "Tracklets stored, by status.",
+        Tracklet,
+        Tracklet.Status.values,
+        counts=counts,
     )
-    counts = dict(Tracklet.objects.values_list("status").annotate(n=Count("id")))
-    for status in Tracklet.Status.values:
-        by_status.add_metric([status], counts.get(status, 0))
-    yield by_status
 
     active = ModelVersion.objects.filter(is_active=True).first()
     unscored = GaugeMetricFamily(
@@ -249,13 +265,7 @@ def model_metrics() -> Iterator[Metric]:
 
 def job_metrics() -> Iterator[Metric]:
     now = timezone.now()
-    runs = GaugeMetricFamily(
-        "screening_training_runs", "Training runs, by status.", labels=["status"]
-    )
-    counts = dict(TrainingRun.objects.values_list("status").annotate(n=Count("id")))
-    for status in JobStatus.values:
-        runs.add_metric([status], counts.get(status, 0))
-    yield runs
+    yield by_status("screening_training_runs", "Training runs, by status.", TrainingRun)
     live = TrainingRun.objects.filter(status=JobStatus.RUNNING).order_by("-started_at").first()
     progress = GaugeMetricFamily(
         "screening_training_run_progress", "Progress of the running training run (0..1)."
@@ -270,13 +280,7 @@ def job_metrics() -> Iterator[Metric]:
         age.add_metric([], (now - beat).total_seconds())
     yield progress
     yield age
-    uploads = GaugeMetricFamily(
-        "screening_bundle_uploads", "Bundle uploads, by status.", labels=["status"]
-    )
-    counts = dict(BundleUpload.objects.values_list("status").annotate(n=Count("id")))
-    for status in JobStatus.values:
-        uploads.add_metric([status], counts.get(status, 0))
-    yield uploads
+    yield by_status("screening_bundle_uploads", "Bundle uploads, by status.", BundleUpload)
     chunks = GaugeMetricFamily(
         "screening_bundle_chunks_running", "Chunks of bundles being ingested now."
     )
