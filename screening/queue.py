@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
@@ -19,6 +19,7 @@ from screening.models import (
     REVIEW_ORDER_DESC,
     CurrentVerdict,
     Detection,
+    ModelVersion,
     Night,
     StampLabel,
     StampPrediction,
@@ -113,6 +114,13 @@ def queue_tracklets(
         tracklets = tracklets.filter(status=Tracklet.Status.REVIEWED)
     elif filters.status == "auto_rejected":
         tracklets = tracklets.filter(_below_threshold())
+        # A bound on the sort keys themselves, which the queue's indexes can seek to: without it
+        # a night's passing tracklets are walked through first (327 ms a page at 1,000,000).
+        top = ModelVersion.objects.aggregate(top=Max("threshold"))["top"]
+        if top is not None:
+            tracklets = tracklets.alias(
+                below_desc=QUEUE_ORDER_DESC, below_asc=QUEUE_ORDER_ASC
+            ).filter(below_desc__lt=top, below_asc__lt=top)
     if filters.score_min is not None:
         tracklets = tracklets.filter(**{f"{score}__gte": filters.score_min})
     if filters.score_max is not None:
