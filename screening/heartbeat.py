@@ -19,21 +19,16 @@ _stop = threading.Event()
 
 def worker_detail(role: str) -> dict[str, Any]:
     """What this worker runs on: for a role that scores, the device and precision it uses."""
-    from django.conf import settings
-
-    from classifier.hardware import cpu_summary, inference_precision
+    from classifier.hardware import cpu_summary
     from screening.workers import ROLES
 
     detail: dict[str, Any] = {"cpu": cpu_summary(), "cores": os.cpu_count()}
     if role in ROLES and "inference" in ROLES[role].queues:
-        from classifier.train import resolve_device
+        from classifier.inference import Runtime
+        from screening.inference import runtime_options
 
-        device = resolve_device(settings.INFERENCE_DEVICE)
-        precision = settings.INFERENCE_PRECISION
-        detail.update(
-            device=device,
-            precision=inference_precision(device) if precision == "auto" else precision,
-        )
+        runtime = Runtime.for_device(**runtime_options())  # what its model will run with
+        detail.update(device=runtime.device, precision=runtime.precision)
     return detail
 
 

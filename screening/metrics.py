@@ -28,7 +28,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -130,22 +130,18 @@ def tracklet_metrics() -> Iterator[Metric]:
     )
     if active is not None:
         from screening.inference import unscored as unscored_of
+        from screening.inference import unscored_waiting
 
-        expired = now - timedelta(seconds=settings.INFERENCE_CLAIM_SECONDS)
-        live = Q(claimed_at__gte=expired)
-        split = unscored_of(active).aggregate(
-            claimed=Count("id", filter=live), waiting=Count("id", filter=~live | Q(claimed_at=None))
-        )
-        unscored.add_metric(["claimed"], split["claimed"])
-        unscored.add_metric(["waiting"], split["waiting"])
-        first = unscored_of(active).order_by("created_at").values_list("created_at").first()
-        oldest.add_metric([], (now - first[0]).total_seconds() if first else 0.0)
+        pending = unscored_of(active)
+        waiting = unscored_waiting()  # unclaimed or with an expired claim, as the sweep counts
+        unscored.add_metric(["claimed"], pending.count() - waiting)
+        unscored.add_metric(["waiting"], waiting)
     else:
-        unscored.add_metric(["waiting"], counts.get(Tracklet.Status.PENDING, 0))
+        pending = Tracklet.objects.filter(status=Tracklet.Status.PENDING)
         unscored.add_metric(["claimed"], 0)
-        first = Tracklet.objects.filter(status=Tracklet.Status.PENDING).order_by("created_at")
-        first = first.values_list("created_at").first()
-        oldest.add_metric([], (now - first[0]).total_seconds() if first else 0.0)
+        unscored.add_metric(["waiting"], counts.get(Tracklet.Status.PENDING, 0))
+    first = pending.order_by("created_at").values_list("created_at").first()
+    oldest.add_metric([], (now - first[0]).total_seconds() if first else 0.0)
     yield unscored
     yield oldest
 

@@ -107,12 +107,9 @@ def bundle_chunk_run(*, chunk_id: int, worker: str = "") -> None:
     if not claimed:
         return
     chunk = BundleChunk.objects.get(pk=chunk_id)
-    with tempfile.TemporaryDirectory(prefix="chunk-") as tmp:
-        local = Path(tmp) / "chunk.zip"
-        with chunk.file.open("rb") as source, open(local, "wb") as sink:
-            shutil.copyfileobj(source, sink, 1024 * 1024)
-        with chunk_archive_open(local) as (groups, sources, manifest_name):
-            _chunk_ingest(chunk, groups, sources, manifest_name, worker=worker)
+    with _local_copy(chunk.file) as local, chunk_archive_open(local) as opened:
+        groups, sources, manifest_name = opened
+        _chunk_ingest(chunk, groups, sources, manifest_name, worker=worker)
 
 
 # --- the steps ---------------------------------------------------------------------------------
@@ -120,7 +117,8 @@ def bundle_chunk_run(*, chunk_id: int, worker: str = "") -> None:
 
 @contextmanager
 def _local_copy(field_file) -> Iterator[Path]:
-    """The stored bundle as a local file: itself on the filesystem, else a downloaded copy."""
+    """A stored file (a bundle, a chunk) as a local file: itself on the filesystem, else a
+    downloaded copy."""
     try:
         path = Path(default_storage.path(field_file.name))
     except NotImplementedError:  # an object store

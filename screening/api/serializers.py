@@ -154,8 +154,11 @@ class BundleUploadSerializer(serializers.ModelSerializer):
 
     def _results(self, upload: BundleUpload) -> list[dict]:
         if upload.status in (JobStatus.QUEUED, JobStatus.RUNNING) and upload.n_chunks:
-            # while workers ingest it: the results so far, chunk by chunk
-            return [r for c in upload.chunks.all() for r in c.results]
+            # while workers ingest it: the results so far, chunk by chunk (gathered once for
+            # the summary and the results)
+            if getattr(upload, "_results_so_far", None) is None:
+                upload._results_so_far = [r for c in upload.chunks.all() for r in c.results]
+            return upload._results_so_far
         return upload.results
 
     @extend_schema_field(
