@@ -24,6 +24,7 @@ VERDICT_COLUMNS = {
     "verdict": "value",
     "score_shown": "score_shown",
     "model_version_shown": "model_version_shown__version",
+    "blind": "blind",
     "created_at": "created_at",
 }
 
@@ -40,6 +41,7 @@ LABEL_COLUMNS = {
     "class_shown": "class_shown",
     "probability_shown": "probability_shown",
     "model_version_shown": "model_version_shown__version",
+    "blind": "blind",
     "created_at": "created_at",
 }
 

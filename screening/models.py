@@ -232,9 +232,19 @@ class Verdict(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verdicts"
     )
     value = models.CharField(max_length=16, choices=Value.choices)
-    score_shown = models.FloatField(null=True, blank=True)
+    score_shown = models.FloatField(
+        null=True, blank=True, help_text="The score on the reviewer's screen; null when blind."
+    )
     model_version_shown = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The model whose score the row carried (shown, or hidden when blind).",
+    )
+    blind = models.BooleanField(
+        default=False, help_text="The row was blind: no score, class or others' verdicts shown."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -270,6 +280,32 @@ class CurrentVerdict(models.Model):
         return f"{self.tracklet_id}: {self.value}"
 
 
+class ReviewClaim(models.Model):
+    """A reviewer is screening this tracklet: it sits on the page of their to-review queue.
+
+    Made when a to-review page is shown and renewed while it stays open (the page polls); other
+    reviewers' pages leave a claimed tracklet out (unless it wants more reviewers than hold it),
+    so that reviewers screening one night at once do not judge the same tracklets. A claim
+    lapses at `expires_at` (a closed tab) or is released when the page is left.
+    """
+
+    tracklet = models.ForeignKey(Tracklet, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tracklet", "reviewer"], name="review_claim_unique")
+        ]
+        indexes = [models.Index(fields=["tracklet", "expires_at"], name="review_claim_live")]
+
+    def __str__(self) -> str:
+        return f"{self.tracklet_id} claimed by {self.reviewer_id} until {self.expires_at}"
+
+
 class StampLabel(models.Model):
     """A reviewer's class for one stamp. Append-only: the latest one wins."""
 
@@ -278,10 +314,15 @@ class StampLabel(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stamp_labels"
     )
     stamp_class = models.ForeignKey(StampClass, on_delete=models.PROTECT, related_name="labels")
-    class_shown = models.CharField(max_length=32, blank=True, help_text="Model's top class shown.")
+    class_shown = models.CharField(
+        max_length=32, blank=True, help_text="Model's top class shown; empty when blind."
+    )
     probability_shown = models.FloatField(null=True, blank=True)
     model_version_shown = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    blind = models.BooleanField(
+        default=False, help_text="The stamp was shown blind: the model's class was not on screen."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

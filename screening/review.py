@@ -6,9 +6,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from screening.audit import assignments_judge
+from screening.blind import blind_applies, row_is_blind
 from screening.models import (
     CurrentVerdict,
     Detection,
+    ReviewClaim,
     StampClass,
     StampLabel,
     StampPrediction,
@@ -21,29 +23,40 @@ class ReviewError(ValueError):
     """A verdict or label that cannot be recorded, with the reason."""
 
 
-def verdict_record(*, tracklet_id: int, reviewer: AbstractBaseUser, value: str) -> Verdict:
-    """Append a reviewer's verdict (or its withdrawal) with the score they saw; update status."""
+def verdict_record(
+    *, tracklet_id: int, reviewer: AbstractBaseUser, value: str, blind: bool | None = None
+) -> Verdict:
+    """Append a reviewer's verdict (or its withdrawal) with what their screen showed: the
+    score, or nothing when the row was blind; update status.
+
+    `blind`: the row was blind on the reviewer's screen (the page says so). Without it, or when
+    the row is blind for them now, it is taken as blind (`screening.blind`): a score is recorded
+    as shown only where it could have been.
+    """
     if value not in Verdict.Value.values:
         raise ReviewError(f"verdict {value!r} must be one of {', '.join(Verdict.Value.values)}")
     with transaction.atomic():
         # Lock the tracklet so concurrent verdicts on it update its status one after the other.
         tracklet = Tracklet.objects.select_for_update().get(pk=tracklet_id)
-        if value == Verdict.Value.WITHDRAWN:
-            mine = current_verdicts([tracklet.pk]).get(tracklet.pk, {}).get(reviewer.pk)
-            if mine in (None, Verdict.Value.WITHDRAWN):
-                raise ReviewError("there is no verdict of yours on this tracklet to withdraw")
+        mine = current_verdicts([tracklet.pk]).get(tracklet.pk, {}).get(reviewer.pk)
+        if value == Verdict.Value.WITHDRAWN and mine in (None, Verdict.Value.WITHDRAWN):
+            raise ReviewError("there is no verdict of yours on this tracklet to withdraw")
+        hidden = bool(blind) or (blind_applies(reviewer) and row_is_blind(tracklet, mine))
         verdict = Verdict.objects.create(
             tracklet=tracklet,
             reviewer=reviewer,
             value=value,
-            score_shown=tracklet.score,
+            score_shown=None if hidden else tracklet.score,
             model_version_shown=tracklet.model_version,
+            blind=hidden,
         )
         CurrentVerdict.objects.update_or_create(
             tracklet=tracklet, reviewer=reviewer, defaults={"verdict": verdict, "value": value}
         )
         _status_refresh(tracklet)
         assignments_judge(tracklet=tracklet, verdict=verdict)
+        if value != Verdict.Value.WITHDRAWN:  # judged: the verdict holds it now, not the claim
+            ReviewClaim.objects.filter(tracklet=tracklet, reviewer=reviewer).delete()
     return verdict
 
 
@@ -76,22 +89,43 @@ def _status_refresh(tracklet: Tracklet) -> None:
 
 
 def stamp_label_record(
-    *, detection_id: int, reviewer: AbstractBaseUser, class_name: str
+    *, detection_id: int, reviewer: AbstractBaseUser, class_name: str, blind: bool | None = None
 ) -> StampLabel:
-    """Append a reviewer's class for one stamp, with the model's top class they were shown."""
+    """Append a reviewer's class for one stamp, with the model's top class they were shown:
+    none when the row was blind (`blind`, or blind for them now, as in `verdict_record`)."""
     stamp_class = StampClass.objects.filter(name=class_name).first()
     if stamp_class is None:
         known = ", ".join(StampClass.objects.values_list("name", flat=True))
         raise ReviewError(f"stamp class {class_name!r} does not exist (known: {known})")
-    detection = Detection.objects.select_related("tracklet").get(pk=detection_id)
-    prediction = StampPrediction.objects.filter(
-        detection=detection, model_version_id=detection.tracklet.model_version_id
-    ).first()
+    detection = Detection.objects.select_related("tracklet__model_version").get(pk=detection_id)
+    tracklet = detection.tracklet
+    mine = current_verdicts([tracklet.pk]).get(tracklet.pk, {}).get(reviewer.pk)
+    hidden = bool(blind) or (blind_applies(reviewer) and row_is_blind(tracklet, mine))
+    prediction = None
+    if not hidden:
+        prediction = StampPrediction.objects.filter(
+            detection=detection, model_version_id=tracklet.model_version_id
+        ).first()
     return StampLabel.objects.create(
         detection=detection,
         reviewer=reviewer,
         stamp_class=stamp_class,
         class_shown=prediction.top_class if prediction else "",
         probability_shown=prediction.top_probability if prediction else None,
-        model_version_shown_id=detection.tracklet.model_version_id,
+        model_version_shown_id=tracklet.model_version_id,
+        blind=hidden,
     )
+
+
+def verdict_undo_last(*, reviewer: AbstractBaseUser, night_id: int | None = None) -> Verdict:
+    """Withdraw the reviewer's latest verdict that still stands (of one night, if given), so
+    that undo reaches back across pages and page loads. Raises ReviewError when none is left."""
+    standing = CurrentVerdict.objects.filter(
+        reviewer=reviewer, value__in=[Verdict.Value.REAL, Verdict.Value.BOGUS]
+    )
+    if night_id is not None:
+        standing = standing.filter(tracklet__night_id=night_id)
+    last = standing.order_by("-verdict_id").values_list("tracklet_id", flat=True).first()
+    if last is None:
+        raise ReviewError("nothing to undo: no verdict of yours stands on this night")
+    return verdict_record(tracklet_id=last, reviewer=reviewer, value=Verdict.Value.WITHDRAWN)

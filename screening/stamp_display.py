@@ -110,3 +110,21 @@ def display_png(detection) -> bytes:
 
     with default_storage.open(display_name(detection), "rb") as handle:
         return handle.read()
+
+
+def displays_make(tracklet_ids: list[int]) -> int:
+    """Make the display PNGs these tracklets' stamps lack (a queue page's, before it is shown);
+    returns how many were made. A stamp that cannot be drawn is left to its own request, which
+    answers its error."""
+    from screening.models import Detection
+
+    made = 0
+    for detection in Detection.objects.filter(tracklet_id__in=tracklet_ids, display="").only(
+        "id", "tracklet_id", "stamp", "display"
+    ):
+        try:
+            display_name(detection)
+        except Exception:  # noqa: BLE001 - one bad stamp must not take the page down
+            continue
+        made += 1
+    return made

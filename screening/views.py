@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
+import time
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import http_date
 from django.views.decorators.http import condition, require_POST
@@ -23,6 +25,7 @@ from screening.ades import (
     report_send,
 )
 from screening.audit import night_estimates
+from screening.blind import blind_applies
 from screening.cues import tracklet_cues, tracklet_cues_png
 from screening.models import (
     Detection,
@@ -37,14 +40,20 @@ from screening.night_summary import night_summary_counts, score_histogram_png
 from screening.queue import (
     ORDERS,
     STATUS_FILTERS,
+    CursorError,
     QueueFilters,
+    claims_release,
+    claims_take,
     queue_page,
     queue_rows,
     queue_tracklets,
+    rows_taken,
 )
+from screening.review import ReviewError, verdict_record, verdict_undo_last
 from screening.reviewers import reviewer_quality
-from screening.roles import pages_for_reviewers
-from screening.stamp_display import display_name
+from screening.roles import page_access, pages_for_reviewers
+from screening.stamp_display import display_name, displays_make
+from screening.templatetags.screening_format import queue_row
 
 STAMP_CACHE_SECONDS = 7 * 24 * 3600
 NIGHT_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -92,17 +101,52 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @pages_for_reviewers
 def queue(request: HttpRequest, date: str) -> HttpResponse:
-    """A night's tracklets as rows of stamp strips, sorted by score, screened from the keyboard."""
+    """A night's tracklets as rows of stamp strips, sorted by score, screened from the keyboard.
+
+    Paged by the last row shown (`after`) or the first (`before`), never by an offset: rows
+    judged meanwhile leave the view without sliding unseen ones behind the reviewer. In the
+    to-review view the page's rows are claimed for the reviewer, and other reviewers' claims
+    are left out (`screening.queue.claims_take`).
+    """
     night = _night_or_404(date)
     filters = QueueFilters.from_query(request.GET)
-    tracklets = queue_tracklets(night=night, reviewer=request.user, filters=filters)
-    page = queue_page(
-        tracklets,
-        number=_int_param(request, "page", 1, 1, 100_000),
-        size=_int_param(request, "per_page", 50, 10, 200),
+    screening = filters.to_review and request.user.has_perm("screening.add_verdict")
+    tracklets = queue_tracklets(
+        night=night, reviewer=request.user, filters=filters, claims=screening
     )
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in ("page", "after", "before"):
+        query.pop(name, None)
+    try:
+        page = queue_page(
+            tracklets,
+            filters=filters,
+            size=_int_param(request, "per_page", 50, 10, 200),
+            after=request.GET.get("after", ""),
+            before=request.GET.get("before", ""),
+            number=_int_param(request, "page", 1, 1, 1_000_000),
+        )
+    except CursorError as exc:
+        messages.error(request, f"{exc}: showing the first page")
+        return redirect(f"{request.path}?{query.urlencode()}")
+    ids = [t.pk for t in page.tracklets]
+    taken: dict[int, str] = {}
+    if screening:
+        claims_take(reviewer=request.user, tracklet_ids=ids)
+        taken = rows_taken(reviewer=request.user, tracklet_ids=ids)
+    displays_make(ids)  # drawn before the page is shown, not as black squares after
+    rows = queue_rows(page.tracklets, reviewer=request.user)
+    for row in rows:
+        row.taken = taken.get(row.tracklet.pk, "")
+    remaining = None
+    if filters.to_review and not page.has_next:
+        # the end of this pass: what is still to review (skipped, returned, arrived meanwhile)
+        remaining = (
+            queue_tracklets(night=night, reviewer=request.user, filters=QueueFilters())
+            .exclude(pk__in=ids)
+            .count()
+        )
+    blind_on = blind_applies(request.user)
     return render(
         request,
         "screening/queue.html",
@@ -110,14 +154,149 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
             "night": night,
             "nights": Night.objects.order_by("-date")[:60],
             "page": page,
-            "rows": queue_rows(page.tracklets, reviewer=request.user, blind=filters.blind),
+            "rows": rows,
             "filters": filters,
             "orders": ORDERS,
             "status_filters": STATUS_FILTERS,
             "classes": list(StampClass.objects.values_list("name", "is_real")),
+            "class_filter_blind": blind_on and filters.to_review,
             "query": query.urlencode(),
+            "screening": screening,
+            "remaining": remaining,
+            "save_delay": settings.SCREENING_SAVE_DELAY_SECONDS,
         },
     )
+
+
+def _json_body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise _BadRequest("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise _BadRequest("the body must be a JSON object")
+    return body
+
+
+class _BadRequest(ValueError):
+    pass
+
+
+def _page_json(view):
+    """A page's JSON endpoint: POST, logged in as a reviewer or admin, errors as {detail}."""
+    from functools import wraps
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return JsonResponse({"detail": "use POST"}, status=405)
+        if not request.user.is_authenticated or not page_access(request.user):
+            return JsonResponse({"detail": "log in as a reviewer"}, status=403)
+        if not request.user.has_perm("screening.add_verdict"):
+            return JsonResponse({"detail": "this account does not give verdicts"}, status=403)
+        try:
+            return view(request, *args, **kwargs)
+        except _BadRequest as exc:
+            return JsonResponse({"detail": str(exc)}, status=400)
+        except ReviewError as exc:
+            return JsonResponse({"detail": str(exc)}, status=400)
+
+    return wrapped
+
+
+def _row_html(tracklet_id: int, user) -> str:
+    tracklet = Tracklet.objects.select_related("model_version").get(pk=tracklet_id)
+    return queue_row(queue_rows([tracklet], reviewer=user)[0])
+
+
+@_page_json
+def verdict_save(request: HttpRequest, pk: int) -> HttpResponse:
+    """The queue's and the tracklet page's verdict: stored with what the row showed, answered
+    with the row as it shows now (the score and classes revealed after a verdict)."""
+    body = _json_body(request)
+    delay = settings.SCREENING_SAVE_DELAY_SECONDS
+    if delay:
+        time.sleep(delay)  # tests of typing faster than the server answers
+    blind = body.get("blind")
+    if blind is not None and not isinstance(blind, bool):
+        raise _BadRequest("blind must be true or false")
+    try:
+        verdict = verdict_record(
+            tracklet_id=pk, reviewer=request.user, value=str(body.get("value", "")), blind=blind
+        )
+    except Tracklet.DoesNotExist:
+        return JsonResponse({"detail": f"tracklet {pk} does not exist"}, status=404)
+    return JsonResponse(
+        {
+            "verdict": verdict.pk,
+            "tracklet": pk,
+            "value": verdict.value,
+            "blind": verdict.blind,
+            "row": _row_html(pk, request.user),
+        },
+        status=201,
+    )
+
+
+@_page_json
+def verdict_undo(request: HttpRequest, date: str) -> HttpResponse:
+    """Undo: withdraw this reviewer's latest standing verdict of the night, on any page."""
+    night = _night_or_404(date)
+    if settings.SCREENING_SAVE_DELAY_SECONDS:
+        time.sleep(settings.SCREENING_SAVE_DELAY_SECONDS)
+    verdict = verdict_undo_last(reviewer=request.user, night_id=night.pk)
+    tracklet = verdict.tracklet
+    return JsonResponse(
+        {
+            "tracklet": tracklet.pk,
+            "survey_id": tracklet.survey_id,
+            "row": _row_html(tracklet.pk, request.user),
+        }
+    )
+
+
+@_page_json
+def queue_presence(request: HttpRequest, date: str) -> HttpResponse:
+    """The to-review page's short poll (every few seconds): renew this reviewer's claims on the
+    page's open rows and say which of them another reviewer has judged or got first; or, with
+    `release`, give the rows back (the page is left)."""
+    night = _night_or_404(date)
+    body = _json_body(request)
+    ids = _ids(body.get("tracklets", []))
+    ids = list(Tracklet.objects.filter(night=night, pk__in=ids).values_list("pk", flat=True))
+    if body.get("release"):
+        claims_release(reviewer=request.user, tracklet_ids=ids)
+        return JsonResponse({"released": len(ids)})
+    claims_take(reviewer=request.user, tracklet_ids=ids)
+    taken = rows_taken(reviewer=request.user, tracklet_ids=ids)
+    return JsonResponse({"taken": {str(k): v for k, v in taken.items()}})
+
+
+@_page_json
+def queue_prepare(request: HttpRequest, date: str) -> HttpResponse:
+    """Draw the display images of the page after this one, while this one is being screened."""
+    night = _night_or_404(date)
+    body = _json_body(request)
+    filters = QueueFilters.from_query(QueryDict(str(body.get("query", ""))))
+    try:
+        page = queue_page(
+            queue_tracklets(night=night, reviewer=request.user, filters=filters),
+            filters=filters,
+            size=max(10, min(200, int(body.get("per_page", 50)))),
+            after=str(body.get("after", "")),
+        )
+    except (CursorError, ValueError) as exc:
+        raise _BadRequest(str(exc)) from None
+    return JsonResponse({"drawn": displays_make([t.pk for t in page.tracklets])})
+
+
+def _ids(value) -> list[int]:
+    if not isinstance(value, list) or len(value) > 500:
+        raise _BadRequest("tracklets must be a list of at most 500 ids")
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise _BadRequest("tracklets must be a list of ids") from None
 
 
 def _night_or_404(text: str) -> Night:
@@ -143,15 +322,9 @@ def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One tracklet: large stamps, blink view, detections, their motion and magnitude cues,
     prediction and review history."""
     tracklet = get_object_or_404(Tracklet.objects.select_related("night", "model_version"), pk=pk)
-    # Blind while it is in the reviewer's to-review queue, as its row there is.
-    to_review = QueueFilters()
-    blind = (
-        to_review.blind
-        and queue_tracklets(night=tracklet.night, reviewer=request.user, filters=to_review)
-        .filter(pk=pk)
-        .exists()
-    )
-    row = queue_rows([tracklet], reviewer=request.user, blind=blind, full_detections=True)[0]
+    # Blind while it is in the reviewer's to-review queue, as its row is in every view.
+    row = queue_rows([tracklet], reviewer=request.user, full_detections=True)[0]
+    displays_make([tracklet.pk])
     scores = tracklet.scores.select_related("model_version").order_by("-created_at")
     predictions: dict[int, dict[int, str]] = {}
     for p in StampPrediction.objects.filter(detection__tracklet=tracklet).select_related(
@@ -181,6 +354,7 @@ def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ),
             "classes": list(StampClass.objects.values_list("name", "is_real")),
             "cues": tracklet_cues(tracklet),
+            "can_judge": request.user.has_perm("screening.add_verdict"),
         },
     )
 

@@ -18,7 +18,15 @@ from screening.api.errors import JSONErrorsRenderer
 from screening.api.schema import bad_request, detail
 from screening.audit import AUDIT_STATUSES, model_estimates, night_estimates
 from screening.models import ModelVersion, MpcReport, Night, QueueAssignment
-from screening.queue import ORDERS, QueueFilters, queue_page, queue_rows, queue_tracklets
+from screening.queue import (
+    ORDERS,
+    CursorError,
+    QueueFilters,
+    cursor_of,
+    queue_page,
+    queue_rows,
+    queue_tracklets,
+)
 from screening.reviewers import reviewer_quality
 
 
@@ -155,6 +163,9 @@ class QueuePageSerializer(serializers.Serializer):
     night = serializers.DateField()
     page = serializers.IntegerField()
     has_next = serializers.BooleanField()
+    next = serializers.CharField(
+        allow_null=True, help_text="Pass as `after` for the rows after this page's last."
+    )
     blind = serializers.BooleanField()
     rows = QueueRowSerializer(many=True)
 
@@ -173,23 +184,41 @@ class ReviewerQueue(generics.GenericAPIView):
         parameters=[
             OpenApiParameter("order", str, enum=list(ORDERS), description="Queue order."),
             OpenApiParameter("page", int, description="Page, from 1 (50 rows a page)."),
+            OpenApiParameter(
+                "after",
+                str,
+                description="The `next` of the page before: the rows after its last, whatever "
+                "was judged meanwhile (stable paging; prefer it to `page`).",
+            ),
         ],
         responses={200: QueuePageSerializer, 404: detail("No such night.")},
     )
     def get(self, request: Request, date: str) -> Response:
         night = night_or_404(date)
         filters = QueueFilters.from_query({"order": request.query_params.get("order", "desc")})
+        after = request.query_params.get("after", "")
         try:
             number = max(1, min(100_000, int(request.query_params.get("page", 1))))
         except ValueError:
             return Response({"page": ["page must be an integer"]}, status=400)
-        page = queue_page(
-            queue_tracklets(night=night, reviewer=request.user, filters=filters),
-            number=number,
-            size=50,
-        )
+        tracklets = queue_tracklets(night=night, reviewer=request.user, filters=filters)
+        try:
+            if after:
+                page = queue_page(tracklets, filters=filters, size=50, after=after, number=number)
+            else:  # by number: rows judged meanwhile move the later pages (use `after`)
+                rows_before = (number - 1) * 50
+                first = list(tracklets[max(0, rows_before - 1) : rows_before]) if number > 1 else []
+                page = queue_page(
+                    tracklets,
+                    filters=filters,
+                    size=50,
+                    after=cursor_of(first[0], filters) if first else "",
+                    number=number,
+                )
+        except CursorError as exc:
+            return Response({"after": [str(exc)]}, status=400)
         rows = []
-        for row in queue_rows(page.tracklets, reviewer=request.user, blind=filters.blind):
+        for row in queue_rows(page.tracklets, reviewer=request.user):
             t = row.tracklet
             rows.append(
                 {
@@ -220,6 +249,7 @@ class ReviewerQueue(generics.GenericAPIView):
             "night": night.date,
             "page": page.number,
             "has_next": page.has_next,
+            "next": page.next_cursor,
             "blind": filters.blind,
             "rows": rows,
         }

@@ -12,6 +12,7 @@ labels. Readers need the view permission of the model (reviewers, admins and the
 
 from __future__ import annotations
 
+from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -23,6 +24,7 @@ from rest_framework.request import Request
 from screening.api.errors import JSONErrorsRenderer
 from screening.api.filters import UTCIsoDateTimeFilter
 from screening.api.pagination import BoundedCursorPagination
+from screening.blind import blind_q
 from screening.export import LABEL_COLUMNS, VERDICT_COLUMNS, csv_chunks, row_dicts
 from screening.models import StampLabel, Verdict
 
@@ -81,8 +83,9 @@ class VerdictRowSerializer(serializers.Serializer):
     tracklet_id = serializers.IntegerField()
     reviewer = serializers.CharField()
     verdict = serializers.ChoiceField(choices=Verdict.Value.choices)
-    score_shown = serializers.FloatField(allow_null=True)
+    score_shown = serializers.FloatField(allow_null=True, help_text="Null when blind.")
     model_version_shown = serializers.CharField(allow_null=True)
+    blind = serializers.BooleanField(help_text="The row was blind: no score was shown.")
     created_at = serializers.DateTimeField()
 
 
@@ -99,6 +102,7 @@ class StampLabelRowSerializer(serializers.Serializer):
     class_shown = serializers.CharField(allow_blank=True)
     probability_shown = serializers.FloatField(allow_null=True)
     model_version_shown = serializers.CharField(allow_null=True)
+    blind = serializers.BooleanField(help_text="The stamp was shown blind: no class shown.")
     created_at = serializers.DateTimeField()
 
 
@@ -119,6 +123,17 @@ class _Export(generics.ListAPIView):
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
     columns: dict = {}
     filename = ""
+
+    tracklet_path = "tracklet__"  # how a row reaches its tracklet
+
+    def get_queryset(self):
+        """Not, for a reviewer who screens blind, others' labels on the rows still blind for
+        them (second screening, gold): others' opinions are hidden until their own verdict."""
+        queryset = super().get_queryset()
+        blind = blind_q(self.request.user, self.tracklet_path)
+        if blind is not None:
+            queryset = queryset.exclude(blind & ~Q(reviewer=self.request.user))
+        return queryset
 
     def list(self, request: Request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
@@ -148,6 +163,7 @@ class StampLabelExport(_Export):
     """Every stamp label (full history) with the class and model shown to the reviewer."""
 
     queryset = StampLabel.objects.all()
+    tracklet_path = "detection__tracklet__"
     serializer_class = StampLabelRowSerializer
     filterset_class = StampLabelExportFilter
     columns = LABEL_COLUMNS

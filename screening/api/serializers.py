@@ -76,6 +76,15 @@ class TrackletSerializer(serializers.ModelSerializer):
         ]
 
 
+    def to_representation(self, instance: Tracklet) -> dict:
+        """A row blind for the caller (`screening.blind`) shows no score, model or status."""
+        data = super().to_representation(instance)
+        data["blind"] = bool(getattr(instance, "is_blind", False))
+        if data["blind"]:
+            data.update(score=None, model_version=None, status="to review", scored_at=None)
+        return data
+
+
 class TrackletDetailSerializer(TrackletSerializer):
     detections = DetectionSerializer(many=True, read_only=True)
 
@@ -195,6 +204,13 @@ class BundleUploadCreateSerializer(serializers.Serializer):
 
 class VerdictInputSerializer(serializers.Serializer):
     value = serializers.ChoiceField(choices=["real", "bogus", "withdrawn"])
+    blind = serializers.BooleanField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="The row was blind on your screen (no score shown). Without it, a row in your "
+        "to-review queue counts as blind.",
+    )
 
 
 class VerdictSerializer(serializers.ModelSerializer):
@@ -211,6 +227,7 @@ class VerdictSerializer(serializers.ModelSerializer):
             "value",
             "score_shown",
             "model_version_shown",
+            "blind",
             "created_at",
             "tracklet_status",
         ]
@@ -218,6 +235,13 @@ class VerdictSerializer(serializers.ModelSerializer):
 
 class StampLabelInputSerializer(serializers.Serializer):
     stamp_class = serializers.CharField(max_length=32)
+    blind = serializers.BooleanField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="The stamp was shown blind (no model class). Without it, a stamp of a row in "
+        "your to-review queue counts as blind.",
+    )
 
 
 class StampLabelSerializer(serializers.ModelSerializer):
@@ -233,5 +257,6 @@ class StampLabelSerializer(serializers.ModelSerializer):
             "stamp_class",
             "class_shown",
             "probability_shown",
+            "blind",
             "created_at",
         ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import BooleanField, Case, Count, ExpressionWrapper, F, When
+from django.db.models.functions import Coalesce
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, permissions, status, viewsets
@@ -30,6 +31,7 @@ from screening.api.serializers import (
     VerdictInputSerializer,
     VerdictSerializer,
 )
+from screening.blind import blind_q
 from screening.ingest import IngestRejected, StampSource, TrackletInput, tracklet_ingest
 from screening.models import BundleUpload, Detection, Night, Tracklet
 from screening.review import ReviewError, stamp_label_record, verdict_record
@@ -48,15 +50,36 @@ class CanIngest(permissions.BasePermission):
 
 
 class TrackletFilter(filters.FilterSet):
+    """For a reviewer who screens blind, the rows of their to-review queue are filtered by what
+    they show: no status, no score (a blind row's place in the queue stands for it)."""
+
     night = filters.DateFilter(field_name="night__date")
     tracklet = filters.CharFilter(field_name="survey_id")
-    score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
-    score_max = filters.NumberFilter(field_name="score", lookup_expr="lte")
+    status = filters.ChoiceFilter(choices=Tracklet.Status.choices, method="filter_status")
+    score_min = filters.NumberFilter(method="filter_score", lookup_expr="gte")
+    score_max = filters.NumberFilter(method="filter_score", lookup_expr="lte")
     created_after = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Tracklet
         fields = ["night", "tracklet", "status", "score_min", "score_max", "created_after"]
+
+    def _blind(self):
+        return blind_q(self.request.user) if self.request is not None else None
+
+    def filter_status(self, queryset, name, value):
+        queryset = queryset.filter(status=value)
+        blind = self._blind()
+        return queryset.exclude(blind) if blind is not None else queryset
+
+    def filter_score(self, queryset, name, value):
+        lookup = self.filters[name].lookup_expr
+        if self._blind() is None:
+            return queryset.filter(**{f"score__{lookup}": value})
+        shown = Case(
+            When(is_blind=True, then=Coalesce(F("queue_score"), F("score"))), default=F("score")
+        )
+        return queryset.alias(shown_score=shown).filter(**{f"shown_score__{lookup}": value})
 
 
 class TrackletViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -76,6 +99,11 @@ class TrackletViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         queryset = super().get_queryset()
+        blind = blind_q(self.request.user)
+        if blind is not None:
+            queryset = queryset.annotate(
+                is_blind=ExpressionWrapper(blind, output_field=BooleanField())
+            )
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("detections")
         return queryset
@@ -196,7 +224,10 @@ class VerdictCreate(generics.GenericAPIView):
         form.is_valid(raise_exception=True)
         try:
             verdict = verdict_record(
-                tracklet_id=pk, reviewer=request.user, value=form.validated_data["value"]
+                tracklet_id=pk,
+                reviewer=request.user,
+                value=form.validated_data["value"],
+                blind=form.validated_data.get("blind"),
             )
         except Tracklet.DoesNotExist:
             return Response({"detail": f"tracklet {pk} does not exist"}, status=404)
@@ -226,6 +257,7 @@ class StampLabelCreate(generics.GenericAPIView):
                 detection_id=pk,
                 reviewer=request.user,
                 class_name=form.validated_data["stamp_class"],
+                blind=form.validated_data.get("blind"),
             )
         except Detection.DoesNotExist:
             return Response({"detail": f"detection {pk} does not exist"}, status=404)

@@ -68,6 +68,7 @@ def test_audit_rows_are_screened_like_any_other_and_the_alarm_shows(
         assert page.locator(".qrow.focused").get_attribute("data-tracklet") == str(pk)
         page.keyboard.press("r" if pk in real else "b")
         page.wait_for_selector(f'.qrow[data-tracklet="{pk}"][data-verdict]:not([data-verdict=""])')
+    page.wait_for_selector('#queue[data-pending="0"]')  # every verdict saved
     judged = dict(QueueAssignment.objects.filter(kind="audit").values_list("tracklet_id", "value"))
     assert judged == {pk: "real" if pk in real else "bogus" for pk in drawn}
     # 2 real in 3 audits: the banner on every page, the summary's status.

@@ -133,9 +133,16 @@ def test_no_page_renders_an_unknown_name_as_silently_empty(client, reviewer, set
         response = client.get(url)
         assert response.status_code == 200, url
         assert "INVALID[" not in response.content.decode(), url
-    second = client.get(f"/nights/{NIGHT}/?status=all&per_page=10").content.decode()
-    assert 'href="?status=all&amp;per_page=10&amp;page=2"' in second
-    assert 'href="?page=1"' in client.get(f"/nights/{NIGHT}/?page=2").content.decode()
+    first = client.get(f"/nights/{NIGHT}/?status=all&per_page=10").content.decode()
+    # the next page is the rows after this page's last (its sort value and id), numbered 2
+    tenth = tracklets[9]
+    after = f"{tenth.score!r}_{tenth.pk}"
+    assert f'href="?status=all&amp;per_page=10&amp;after={after}&amp;page=2"' in first
+    second = client.get(f"/nights/{NIGHT}/?status=all&per_page=10&after={after}&page=2")
+    eleventh = tracklets[10]
+    assert f'href="?status=all&amp;per_page=10&amp;before={eleventh.score!r}_{eleventh.pk}' in (
+        second.content.decode()
+    )
 
 
 def test_scores_thresholds_and_recalls_read_with_sensible_digits():
@@ -154,3 +161,18 @@ def test_scores_thresholds_and_recalls_read_with_sensible_digits():
     assert len({score(v) for v in ranked}) == 4
     assert sig(0.10581812262535095) == "0.1058" and sig(0.8) == "0.8"
     assert (percent(0.99), percent(0.99333), percent(None)) == ("99.00%", "99.33%", "—")
+
+
+def test_the_nav_leads_to_the_api_docs_and_the_docs_lead_back(client, reviewer):
+    client.force_login(reviewer)
+    home = client.get("/").content.decode()
+    nav = home[home.index("<nav>") : home.index("</nav>")]
+    assert '<a href="/api/v1/docs/">API</a>' in nav
+    docs = client.get("/api/v1/docs/")
+    assert docs.status_code == 200
+    page = docs.content.decode()
+    assert 'id="swagger-ui"' in page  # the Swagger UI itself, still there
+    bar = page[page.index('id="site-bar"') : page.index("</nav>")]
+    assert '<a href="/">← back to the site</a>' in bar
+    assert '<a class="brand" href="/">Tracklet screening</a>' in bar
+    assert page.index('id="site-bar"') < page.index('id="swagger-ui"')  # above the docs

@@ -113,6 +113,7 @@ def test_a_reviewer_screens_a_night_from_the_keyboard(page, live_server, night):
     assert focused(page) == "B"
     page.keyboard.press("b")
     page.wait_for_selector(f'.qrow.judged-bogus[data-tracklet="{night["B"].pk}"]')
+    page.wait_for_selector("#toast:has-text('B: bogus')")  # saved
     assert latest(night["B"]) == "bogus"
     assert focused(page) == "C"
     page.keyboard.press("u")
@@ -192,7 +193,14 @@ def test_a_reviewer_screens_a_night_from_the_keyboard(page, live_server, night):
     page.keyboard.press("j")
     page.keyboard.press("b")
     page.wait_for_selector("#toast:has-text('C: bogus')")
-    assert focused(page) == "C"  # C is the last row: the focus stayed on it
+    # C is the last row: the focus left it for the end of the page, so that a second key typed
+    # quickly cannot land on C again
+    assert page.locator(".qrow.focused").count() == 0
+    assert page.locator("#queue-end").is_visible()
+    page.keyboard.press("b")
+    page.wait_for_selector("#toast:has-text('End of this page')")
+    page.keyboard.press("k")
+    assert focused(page) == "C"
     page.keyboard.press("o")
     page.wait_for_url(f"**/tracklets/{night['C'].pk}/")
     assert "bogus" in page.locator("#verdict-history").inner_text()
@@ -227,8 +235,9 @@ def test_n_p_and_the_links_page_through_a_night_keeping_the_filters(
     log_in(page, live_server, f"/nights/{NIGHT}/?{filters}")
 
     def on_page(number: int, first: str, count: int) -> None:
-        address = f"{live_server.url}/nights/{NIGHT}/?{filters}&page={number}"
-        page.wait_for_url(lambda url: url == address)
+        # the filters kept, the page's cursor (after / before a row) and its number
+        start = f"{live_server.url}/nights/{NIGHT}/?{filters}&"
+        page.wait_for_url(lambda url: url.startswith(start) and url.endswith(f"page={number}"))
         page.wait_for_selector(READY)
         tids = page.locator(".qrow .tid").all_inner_texts()
         assert (tids[0], len(tids)) == (first, count)
@@ -356,10 +365,24 @@ def test_a_failed_save_is_shown_and_nothing_is_recorded(page, live_server, night
     log_in(page, live_server, f"/nights/{NIGHT}/")
     page.route("**/verdict/", lambda route: route.abort())
     page.keyboard.press("r")
+    # the focus moved on at once; the save was retried, then reported on its row and in a
+    # banner that stays until it is given again
+    assert page.locator(".qrow.focused .tid").inner_text() == "B"
     page.wait_for_selector("#toast.error:has-text('Not saved: A real')")
     assert page.locator(".qrow.failed .tid").inner_text() == "A"
-    assert page.locator(".qrow.focused .tid").inner_text() == "A"  # the focus stays to retry
+    assert "not saved: real" in page.locator(".qrow.failed [data-save]").inner_text()
+    assert "NOT SAVED: A real" in page.locator("#unsaved").inner_text()
     assert not Verdict.objects.exists()
+    page.keyboard.press("o")  # the page is not left with a verdict unsaved
+    page.wait_for_selector("#toast.error:has-text('were not saved')")
+    assert "/tracklets/" not in page.url
+    page.unroute("**/verdict/")
+    page.keyboard.press("k")
+    page.keyboard.press("r")
+    page.wait_for_selector('#queue[data-pending="0"]')
+    assert latest(night["A"]) == "real"
+    assert page.locator("#unsaved").is_hidden()
+    assert page.locator(".qrow.failed").count() == 0
 
 
 def test_a_reviewer_cannot_reach_admin_pages(page, live_server, night):  # noqa: F811

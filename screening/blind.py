@@ -1,0 +1,71 @@
+"""Blind screening: which rows a reviewer must judge without seeing the model's score, classes
+or others' verdicts, in every view, filter, API answer and export, until their own verdict.
+
+A row is blind for a reviewer when blind screening is on (SCREENING_BLIND), the reviewer gives
+verdicts (accounts that do not screen see everything), and the row is in their to-review queue:
+wanted by more reviewers than have judged it, not judged by them, and passing the threshold or
+placed in the queue blind (an audit of auto-rejection, a gold row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Exists, F, OuterRef, Q
+
+from screening.models import CurrentVerdict, Tracklet, Verdict
+
+
+def mine_q(reviewer: AbstractBaseUser, tracklet: Any = None) -> Exists:
+    """The reviewer's current real/bogus verdict on the tracklet (OuterRef pk by default)."""
+    return Exists(
+        CurrentVerdict.objects.filter(
+            tracklet=tracklet if tracklet is not None else OuterRef("pk"), reviewer=reviewer
+        ).exclude(value=Verdict.Value.WITHDRAWN)
+    )
+
+
+def to_review_q(reviewer: AbstractBaseUser, prefix: str = "") -> Q:
+    """The tracklets in this reviewer's to-review queue: wanted by fewer reviewers than asked
+    for (2 when double-screened, every reviewer for gold), not judged by them, and passing, or a
+    blind row (audit, gold) placed in the queue. `prefix` ("tracklet__") for related rows."""
+    pk = OuterRef(prefix.removesuffix("__")) if prefix else OuterRef("pk")
+    placed = Q(**{f"{prefix}queue_score__isnull": False})
+    below = Q(
+        **{
+            f"{prefix}score__isnull": False,
+            f"{prefix}score__lt": F(f"{prefix}model_version__threshold"),
+        }
+    )
+    return (
+        Q(**{f"{prefix}n_reviews__lt": F(f"{prefix}reviews_wanted")})
+        & ~mine_q(reviewer, pk)
+        & (placed | ~below)
+    )
+
+
+def blind_applies(user: AbstractBaseUser) -> bool:
+    """Whether this user screens blind: blind screening is on and they give verdicts. Accounts
+    that do not screen (the pipeline reading scores back, consumers exporting labels) see all."""
+    return bool(settings.SCREENING_BLIND and user.has_perm("screening.add_verdict"))
+
+
+def blind_q(user: AbstractBaseUser, prefix: str = "") -> Q | None:
+    """The rows blind for this user (None when nothing is): those of their to-review queue,
+    whatever view, filter or API shows them, until their verdict."""
+    return to_review_q(user, prefix) if blind_applies(user) else None
+
+
+def row_is_blind(tracklet: Tracklet, my_verdict: str | None) -> bool:
+    """`to_review_q` for one loaded tracklet (model_version loaded), given the reviewer's
+    current verdict on it; call only where `blind_applies`."""
+    if my_verdict not in (None, Verdict.Value.WITHDRAWN):
+        return False
+    if tracklet.n_reviews >= tracklet.reviews_wanted:
+        return False
+    if tracklet.queue_score is not None or tracklet.score is None:
+        return True
+    threshold = tracklet.model_version.threshold if tracklet.model_version_id else None
+    return threshold is None or tracklet.score >= threshold
