@@ -75,7 +75,6 @@ class TrackletSerializer(serializers.ModelSerializer):
             "scored_at",
         ]
 
-
     def to_representation(self, instance: Tracklet) -> dict:
         """A row blind for the caller (`screening.blind`) shows no score, model or status."""
         data = super().to_representation(instance)
