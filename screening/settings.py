@@ -335,11 +335,15 @@ AUDIT_WINDOW_NIGHTS = env_int("AUDIT_WINDOW_NIGHTS", 14, minimum=1)
 AUDIT_SECRET = env_str("AUDIT_SECRET", "") or f"audit:{SECRET_KEY}"
 # Reviewer quality: the share of ordinary to-review tracklets shown to two reviewers.
 SECOND_SCREENING_RATE = env_float("SECOND_SCREENING_RATE", 0.05, low=0.0, high=1.0)
-# The to-review queue hides scores, classes and status until the reviewer's verdict (so that
+# Blind screening: a reviewer's rows to review show no score, class, status or others' verdicts,
+# in any view, filter, API answer or export, until their verdict (so that
 # audit, gold and second-screening rows look like any other); on whenever any of them is on.
 SCREENING_BLIND = env_bool(
     "SCREENING_BLIND", AUDIT_RATE > 0 or AUDIT_MIN_PER_NIGHT > 0 or SECOND_SCREENING_RATE > 0
 )
+# Seconds the page's verdict and undo saves wait before they are stored: a test's way to type
+# faster than the server answers. 0 in any real use.
+SCREENING_SAVE_DELAY_SECONDS = env_float("SCREENING_SAVE_DELAY_SECONDS", 0.0, low=0.0, high=10.0)
 
 # MPC reports (ADES): the observatory code (ATLAS: T05, T08, M22, W68), the submitter block,
 # the auto-accept threshold (off until an admin sets MPC_AUTO_ACCEPT=1) with the audited

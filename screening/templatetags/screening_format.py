@@ -139,6 +139,8 @@ def queue_row(row) -> str:
         classes += " judged-real"
     elif row.my_verdict == "bogus":
         classes += " judged-bogus"
+    if row.taken:
+        classes += " taken"
     if row.blind:
         status = '<span class="status status-blind">to review</span>'
     else:
@@ -167,10 +169,12 @@ def queue_row(row) -> str:
     url = _e(row.url)
     return mark_safe(
         f'<article class="{classes}" data-tracklet="{t.pk}" data-detail="{url}" '
-        f'data-verdict="{_e(row.my_verdict or "")}">\n'
+        f'data-verdict="{_e(row.my_verdict if mine else "")}" data-blind="{int(row.blind)}">\n'
         '    <div class="ident">\n'
         f'      <a href="{url}" class="tid">{_e(t.survey_id)}</a>\n      {status}\n'
-        f'      <span class="mine" data-mine>{mine}</span>\n      {disagree}\n    </div>\n'
+        f'      <span class="mine" data-mine>{mine}</span>\n      {disagree}\n'
+        f'      <span class="taken-by" data-taken>{_e(row.taken)}</span>\n'
+        '      <span class="save-state" data-save role="status"></span>\n    </div>\n'
         f'    <div class="strip">{strip}</div>\n'
         f'    <div class="facts">\n      {facts}\n'
         f'      <div><span class="arrow" style="transform: rotate({row.arrow_rotation:.0f}deg)">'
