@@ -16,6 +16,7 @@ promotion compares them on the same data.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -60,7 +61,69 @@ from classifier.train import (
 )
 
 EVALUATION_SEED = 20261124  # the fixed synthetic evaluation set (never used in training)
-Progress = Callable[[float, str], None]
+# progress(fraction, step, log=True): the run is `fraction` done, doing `step`; log=False for a
+# tick within a stage (an epoch's batches) that moves the bar but is no line of the log. A
+# callable without the `log` argument gets every report, ticks too.
+Progress = Callable[..., None]
+ICN_SPAN = (0.15, 0.55)  # the share of a run's progress the ICN's training takes
+TCN_SPAN = (0.7, 0.8)
+TICKS_PER_EPOCH = 20  # progress ticks within an ICN epoch (a long one takes minutes on a CPU)
+
+
+def _reporter(progress: Progress | None) -> Callable[..., None]:
+    """`progress` as a callable that takes `log` (dropped where it does not)."""
+    if progress is None:
+        return lambda fraction, step, log=True: None
+    try:
+        parameters = inspect.signature(progress).parameters.values()
+    except (TypeError, ValueError):
+        parameters = []
+    if any(p.name == "log" or p.kind is p.VAR_KEYWORD for p in parameters):
+        return progress
+    return lambda fraction, step, log=True: progress(fraction, step)
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
+
+
+def _icn_reports(report: Callable[..., None], epochs: int, started: float):
+    """(on_batch, on_epoch) for `train_icn`: the bar moves through ICN_SPAN within epochs, and
+    each epoch is a line of the log (losses, validation accuracy, time)."""
+    low, high = ICN_SPAN
+
+    def at(done: float) -> float:
+        return low + (high - low) * min(done / max(epochs, 1), 1.0)
+
+    def on_batch(epoch: int, done: int, total: int) -> None:
+        every = max(1, total // TICKS_PER_EPOCH)
+        if done < total and done % every == 0:
+            report(at(epoch + done / total),
+                   f"training the ICN: epoch {epoch + 1} of {epochs}, batch {done} of {total}",
+                   log=False)
+
+    def on_epoch(row: dict[str, float]) -> None:
+        epoch = int(row["epoch"])
+        report(at(epoch + 1),
+               f"ICN epoch {epoch + 1} of {epochs}: train loss {row['train_loss']:.4f}, "
+               f"val loss {row['val_loss']:.4f}, val accuracy {row['val_accuracy']:.1%}, "
+               f"{_took(row['seconds'])} ({_took(time.time() - started)} since the start)")
+
+    return on_batch, on_epoch
+
+
+def _tcn_report(report: Callable[..., None], started: float):
+    """on_epoch for the TCN's training: the bar moves through TCN_SPAN, a log line an epoch."""
+    low, high = TCN_SPAN
+
+    def on_epoch(row: dict[str, float]) -> None:
+        done = (row["epoch"] + 1) / max(row["epochs"], 1)
+        report(low + (high - low) * 0.9 * done,
+               f"TCN epoch {row['epoch'] + 1} of {row['epochs']}: loss {row['loss']:.4f}, "
+               f"training accuracy {row['accuracy']:.1%}, {_took(row['seconds'])} "
+               f"({_took(time.time() - started)} since the start)")
+
+    return on_epoch
 
 
 @dataclass
@@ -216,9 +279,9 @@ def comparison_table(comparison: dict[str, Any], classes: list[str]) -> list[dic
     cand, base = synthetic.get("candidate") or {}, synthetic.get("base") or {}
     holdout = comparison.get("holdout") or {}
 
-    def add(figure, data, n, c, b, kind="share"):
+    def add(figure, data, n, c, b, kind="share", base_lacks=False):
         rows.append({"figure": figure, "data": data, "n": n, "candidate": c, "base": b,
-                     "kind": kind})
+                     "kind": kind, "base_lacks_class": base_lacks})
 
     if cand:
         at_c, at_b = cand.get("at_model_threshold") or {}, base.get("at_model_threshold") or {}
@@ -263,15 +326,40 @@ def comparison_table(comparison: dict[str, Any], classes: list[str]) -> list[dic
         recalls = {name: _class_recall(conf, cls) for name, conf in confusions.items()}
         if recalls["candidate"][1]:
             add(f"{cls} stamps: recall", "fixed synthetic set", recalls["candidate"][1],
-                recalls["candidate"][0], recalls["base"][0])
+                recalls["candidate"][0], recalls["base"][0], base_lacks=cls in new)
         hs_c = held_stamps.get("candidate") or {}
         n = (hs_c.get("per_class_stamps") or {}).get(cls)
         if n:
             hs_b = held_stamps.get("base") or {}
             add(f"{cls} stamps: recall", "held-out labels", n,
                 (hs_c.get("per_class") or {}).get(cls),
-                (hs_b.get("per_class") or {}).get(cls) if cls not in new else None)
+                (hs_b.get("per_class") or {}).get(cls) if cls not in new else None,
+                base_lacks=cls in new)
     return rows
+
+
+def held_out_stamp_accuracy(comparison: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each model's ICN accuracy on the held-out labelled stamps, as a page shows it:
+    {"candidate"|"base": {"accuracy", "stamps", "lacks"}}. A model cannot be right on a stamp
+    of a class it does not have (the base has none of the new classes): its accuracy is over
+    the stamps of its own classes, None where there are none, and "lacks" names the others."""
+    new = set(comparison.get("new_classes") or [])
+    held = comparison.get("holdout_stamps") or {}
+    out: dict[str, dict[str, Any]] = {}
+    for side in ("candidate", "base"):
+        figures = held.get(side) or {}
+        counts = figures.get("per_class_stamps") or {}
+        lacks = sorted(c for c in counts if c in new) if side == "base" else []
+        if not lacks:
+            out[side] = {"accuracy": figures.get("accuracy"), "stamps": figures.get("stamps"),
+                         "lacks": []}
+            continue
+        per_class = figures.get("per_class") or {}
+        own = {c: n for c, n in counts.items() if c not in new and per_class.get(c) is not None}
+        stamps = sum(own.values())
+        accuracy = (sum(per_class[c] * n for c, n in own.items()) / stamps) if stamps else None
+        out[side] = {"accuracy": accuracy, "stamps": stamps, "lacks": lacks}
+    return out
 
 
 def _class_recall(conf: dict[str, Any], cls: str) -> tuple[float | None, int]:
@@ -367,7 +455,7 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     synthetic evaluation set (`metrics["comparison"]`).
     """
     cfg = cfg or RetrainConfig()
-    report = progress or (lambda fraction, step: None)
+    report = _reporter(progress)
     device = resolve_device(cfg.device)
     started = time.time()
     if not labels.stamps and not labels.tracklets:
@@ -433,7 +521,7 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         val_images, val_labels = replay.images[::10], replay.labels[::10]
     val_set = StampSet(val_images.astype(np.float16), val_labels, classes)
 
-    report(0.15, f"training the ICN on {len(train_set.labels)} stamps "
+    report(ICN_SPAN[0], f"training the ICN on {len(train_set.labels)} stamps "
                  f"({len(stamps_train)} labelled, new classes: {list(new_classes) or 'none'})")
     # flips only, as the baseline was trained: bands along rows and bleed trails along columns
     # are what tells glare from a burn; bf16 where the CPU has it
@@ -441,14 +529,16 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
                                batch_size=cfg.icn_batch, max_epochs=cfg.icn_epochs,
                                schedule="cosine", weight_decay=1e-4, patience=cfg.icn_epochs,
                                augmentation=cfg.icn_augmentation, precision="auto")
+    on_batch, on_epoch = _icn_reports(report, cfg.icn_epochs, started)
     icn, history = train_icn(train_set, val_set, icn_training, pre, device=device,
-                             seed=cfg.seed, progress=False, model=icn, targets=soft)
+                             seed=cfg.seed, progress=False, model=icn, targets=soft,
+                             on_batch=on_batch, on_epoch=on_epoch)
     round_to_half(icn)  # the candidate is kept in fp16: its threshold is chosen on what it gives
 
-    report(0.55, "simulating tracklets for the TCN")
+    report(ICN_SPAN[1], "simulating tracklets for the TCN")
     synthetic, synthetic_val = tcn_sets(cfg, pre, base_classes)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else None
-    report(0.7, f"training the TCN ({len(tracklets_train)} labelled tracklets)")
+    report(TCN_SPAN[0], f"training the TCN ({len(tracklets_train)} labelled tracklets)")
     real_val = synthetic_val.real
     calibration, columns = None, None
     if base.needs_metadata:
@@ -481,7 +571,7 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         tcn = train_set_tcn(SetInputs.concat(parts), np.concatenate(y_parts), tcn_training,
                             tcn_cfg, device=device, seed=cfg.seed, progress=False,
                             weights=np.concatenate(w_parts), model=tcn.to(device),
-                            input_columns=columns)
+                            input_columns=columns, on_epoch=_tcn_report(report, started))
         round_to_half(tcn)
         val_logits = predict_set_tcn(tcn, set_inputs_of(icn, synthetic_val, device), device)
         if columns is not None and base_payload.get("calibration"):
@@ -507,11 +597,11 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         tcn_training = TcnTraining(epochs=cfg.tcn_epochs)
         tcn = train_tcn(np.concatenate(x_parts), np.concatenate(y_parts), tcn_training,
                         len(classes), device=device, seed=cfg.seed, progress=False,
-                        weights=np.concatenate(w_parts))
+                        weights=np.concatenate(w_parts), on_epoch=_tcn_report(report, started))
         x_val = tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)
         val_scores = predict_tcn(tcn, x_val, device)
 
-    report(0.8, f"choosing the threshold for {cfg.target_recall:.1%} real recall "
+    report(TCN_SPAN[1], f"choosing the threshold for {cfg.target_recall:.1%} real recall "
                 "(and no less than the base model's on the same tracklets)")
     # On tracklets neither network has seen: the labelled ones it trained on score higher than
     # new ones would, and the held-out ones are kept for the comparison with the base model.

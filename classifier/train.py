@@ -142,11 +142,13 @@ def _optimizer(params, name: str, lr: float, weight_decay: float):
 
 def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg: IcnTraining,
                     crop: int, gen: torch.Generator, device: str, progress: bool,
-                    step_schedule=None, targets: torch.Tensor | None = None) -> float:
+                    step_schedule=None, targets: torch.Tensor | None = None,
+                    on_batch=None) -> float:
     """One pass over the training stamps in random order; returns the mean loss.
 
     With `targets` (N, C) class distributions, the loss is the cross-entropy against them
     instead of against `labels` (retraining keeps the base model's answers on old stamps so).
+    `on_batch(done, total)` is called after each batch (a long epoch's progress).
     """
     import torch
     from tqdm import tqdm
@@ -159,7 +161,8 @@ def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg:
     order = torch.randperm(len(images), generator=gen)
     total, count = 0.0, 0
     batches = range(0, len(order), cfg.batch_size)
-    for start in tqdm(batches, desc="icn epoch", leave=False, disable=not progress):
+    for done, start in enumerate(tqdm(batches, desc="icn epoch", leave=False,
+                                      disable=not progress), 1):
         idx = order[start : start + cfg.batch_size]
         if len(idx) < 2:
             continue  # BatchNorm needs two samples
@@ -184,6 +187,8 @@ def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg:
             step_schedule.step()
         total += loss.item() * len(idx)
         count += len(idx)
+        if on_batch is not None:
+            on_batch(done, len(batches))
     return total / max(count, 1)
 
 
@@ -230,7 +235,7 @@ def _step_cosine(opt, cfg: IcnTraining, steps_per_epoch: int):
 def train_icn(train: StampSet, val: StampSet, cfg: IcnTraining, pre: Preprocessing, *,
               device: str = "cpu", seed: int = 0, progress: bool = True,
               model=None, checkpoint_dir: Path | None = None,
-              on_epoch=None, targets: np.ndarray | None = None
+              on_epoch=None, targets: np.ndarray | None = None, on_batch=None
               ) -> tuple[Any, list[dict[str, float]]]:
     """Train (or continue training) the ICN with early stopping on validation loss.
 
@@ -238,7 +243,8 @@ def train_icn(train: StampSet, val: StampSet, cfg: IcnTraining, pre: Preprocessi
 
     With `checkpoint_dir`, the state after every epoch is saved there and a later call with the
     same directory resumes from the last saved epoch (a long CPU run survives being stopped).
-    `on_epoch(history_row)` is called after each epoch (the CLI logs with it).
+    `on_epoch(history_row)` is called after each epoch (the CLI logs with it), and
+    `on_batch(epoch, done, total)` after each batch of an epoch (`done` of `total` batches).
     """
     import torch
     from tqdm import tqdm
@@ -281,9 +287,14 @@ def train_icn(train: StampSet, val: StampSet, cfg: IcnTraining, pre: Preprocessi
         if stale >= cfg.patience:
             break
         t0 = time.time()
+        batch_report = None
+        if on_batch is not None:
+            def batch_report(done: int, total: int, epoch: int = epoch) -> None:
+                on_batch(epoch, done, total)
         loss = train_icn_epoch(model, images, labels, opt, cfg, pre.crop, gen, device, progress,
                                step_schedule,
-                               None if targets is None else torch.as_tensor(targets))
+                               None if targets is None else torch.as_tensor(targets),
+                               on_batch=batch_report)
         metrics = evaluate_icn(model, val_images, val.labels, device)
         history.append({"epoch": epoch, "train_loss": loss, "val_loss": metrics["loss"],
                         "val_accuracy": metrics["accuracy"], "lr": opt.param_groups[0]["lr"],
@@ -318,9 +329,9 @@ def tracklet_labels(tset: TrackletSet) -> np.ndarray:
 
 def train_tcn(x: np.ndarray, y: np.ndarray, cfg: TcnTraining, n_classes: int, *,
               device: str = "cpu", seed: int = 0, progress: bool = True,
-              weights: np.ndarray | None = None):
+              weights: np.ndarray | None = None, on_epoch=None):
     """Train the TCN on (T, 4*C) inputs; loss weighted 1 for bogus and real_weight for real
-    (times `weights`, one per tracklet, when given)."""
+    (times `weights`, one per tracklet, when given). `on_epoch` as `train_set_tcn`'s."""
     import torch
     from tqdm import tqdm
 
@@ -332,8 +343,9 @@ def train_tcn(x: np.ndarray, y: np.ndarray, cfg: TcnTraining, n_classes: int, *,
     yt = torch.as_tensor(y, dtype=torch.float32)
     wt = torch.as_tensor(np.ones(len(y)) if weights is None else weights, dtype=torch.float32)
     opt = _optimizer(model.parameters(), cfg.optimizer, cfg.lr, 0.0)
-    for _ in tqdm(range(cfg.epochs), desc="tcn", disable=not progress):
+    for epoch in tqdm(range(cfg.epochs), desc="tcn", disable=not progress):
         model.train()
+        tally = _EpochTally(on_epoch, epoch, cfg.epochs)
         order = torch.randperm(len(xt), generator=gen)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
@@ -347,8 +359,41 @@ def train_tcn(x: np.ndarray, y: np.ndarray, cfg: TcnTraining, n_classes: int, *,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            tally.add(loss, logit, yb)
+        tally.report()
     model.eval()
     return model
+
+
+class _EpochTally:
+    """A TCN epoch's mean loss and training accuracy (score 0.5 as the cut), summed on the
+    device without a sync per batch, for `on_epoch({"epoch", "epochs", "loss", "accuracy",
+    "seconds"})`; nothing at all without a callback."""
+
+    def __init__(self, on_epoch, epoch: int, epochs: int) -> None:
+        self.on_epoch, self.epoch, self.epochs = on_epoch, epoch, epochs
+        self.started = time.time()
+        self.loss = self.right = None
+        self.count = 0
+
+    def add(self, loss, logit, y) -> None:
+        if self.on_epoch is None:
+            return
+        n = len(y)
+        loss, right = loss.detach() * n, ((logit.detach() > 0) == (y > 0.5)).sum()
+        self.loss = loss if self.loss is None else self.loss + loss
+        self.right = right if self.right is None else self.right + right
+        self.count += n
+
+    def report(self) -> None:
+        if self.on_epoch is None:
+            return
+        n = max(self.count, 1)
+        self.on_epoch({
+            "epoch": self.epoch, "epochs": self.epochs,
+            "loss": float(self.loss) / n if self.loss is not None else math.nan,
+            "accuracy": float(self.right) / n if self.right is not None else math.nan,
+            "seconds": time.time() - self.started})
 
 
 @dataclass
@@ -398,12 +443,14 @@ def set_tcn_logits(model, inputs: SetInputs, device: str, batch: int = 4096):
 def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: TcnConfig, *,
                   device: str = "cpu", seed: int = 0, progress: bool = True,
                   weights: np.ndarray | None = None, model=None,
-                  input_columns: list[int] | None = None):
+                  input_columns: list[int] | None = None, on_epoch=None):
     """Train a set TCN: weighted BCE (1 bogus, real_weight real, times `weights`), cosine lr.
 
     With `input_columns` only the first layer's weights from those inputs (a new class's
     probability) are trained and everything else stays as it was: the TCN learns what the new
     class means and scores tracklets without it exactly as before.
+    `on_epoch({"epoch", "epochs", "loss", "accuracy", "seconds"})` is called after each epoch
+    (the mean training loss and the training accuracy at a score of 0.5).
     """
     import torch
     from tqdm import tqdm
@@ -433,8 +480,9 @@ def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: T
     import torch.nn.functional as F
 
     packed, mask, trk = _packed(inputs, device)  # once; batches are slices of it
-    for _ in tqdm(range(cfg.epochs), desc="tcn", disable=not progress):
+    for epoch in tqdm(range(cfg.epochs), desc="tcn", disable=not progress):
         model.train()
+        tally = _EpochTally(on_epoch, epoch, cfg.epochs)
         order = torch.randperm(len(y), generator=gen).to(device)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
@@ -445,6 +493,8 @@ def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: T
             loss.backward()
             opt.step()
             sched.step()
+            tally.add(loss, logit, yt[idx])
+        tally.report()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)

@@ -95,6 +95,30 @@ class AuditEstimate:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def lost_shown(self) -> str:
+        """The estimate of real tracklets lost in whole tracklets: "≈1361" ("0" when none of
+        the judged audits was real; "—" before any is judged)."""
+        if self.lost is None:
+            return "—"
+        return tracklets_about(self.lost)
+
+    @property
+    def lost_high_shown(self) -> str:
+        """The upper bound of real tracklets lost, rounded up to a whole tracklet."""
+        return str(tracklets_up_to(self.lost_high))
+
+
+def tracklets_up_to(count: float) -> int:
+    """A bound on a number of tracklets, rounded up to a whole one (1.000000001 reads 1)."""
+    return max(0, math.ceil(round(count, 6)))
+
+
+def tracklets_about(count: float) -> str:
+    """An estimated number of tracklets, to the nearest whole one, "≈" where it is rounded."""
+    whole = math.floor(count + 0.5)
+    return str(whole) if abs(count - whole) < 1e-6 else f"≈{whole}"
+
 
 def estimate(*, rejected: int, drawn: int, judged: int, real: int) -> AuditEstimate:
     """The estimate and its status from counts, with the settings' confidence and target."""

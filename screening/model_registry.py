@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +60,9 @@ def model_evaluate(
     and store the figures with it: a model made outside a training run (the baseline) gets the
     registry's columns and its page's ROC curve and confusion matrix."""
     from classifier.inference import load_model
-    from classifier.retrain import RetrainConfig, plain, synthetic_evaluation
+    from classifier.retrain import plain, synthetic_evaluation
 
-    sizes = RetrainConfig()  # the set a training run compares its candidate on
-    n_real = sizes.eval_real if n_real is None else n_real
-    n_bogus = sizes.eval_bogus if n_bogus is None else n_bogus
-    planet_bogus = sizes.eval_planet if planet_bogus is None else planet_bogus
-    if n_real < 1 or n_bogus < 1:
-        raise ValueError(f"need at least one real and one bogus tracklet, got {n_real}, {n_bogus}")
+    n_real, n_bogus, planet_bogus = evaluation_sizes(n_real, n_bogus, planet_bogus)
     model = ModelVersion.objects.get(version=version)
     network = load_model(Path(model.checkpoint), device=settings.TRAINING_DEVICE)
     report = synthetic_evaluation(
@@ -79,9 +80,88 @@ def model_evaluate(
     return model
 
 
+def evaluation_sizes(
+    n_real: int | None, n_bogus: int | None, planet_bogus: int | None
+) -> tuple[int, int, int]:
+    """The evaluation set's sizes, a training run's where not given; ValueError if empty."""
+    from classifier.retrain import RetrainConfig
+
+    sizes = RetrainConfig()  # the set a training run compares its candidate on
+    n_real = sizes.eval_real if n_real is None else n_real
+    n_bogus = sizes.eval_bogus if n_bogus is None else n_bogus
+    planet_bogus = sizes.eval_planet if planet_bogus is None else planet_bogus
+    if n_real < 1 or n_bogus < 1:
+        raise ValueError(f"need at least one real and one bogus tracklet, got {n_real}, {n_bogus}")
+    return n_real, n_bogus, planet_bogus
+
+
 def evaluation_cache() -> Path:
     """Where the fixed synthetic evaluation set is kept once simulated."""
     return Path(settings.VAR_DIR) / "cache" / "evaluation"
+
+
+def _evaluation_marker(version: str) -> Path:
+    return evaluation_cache() / f"evaluating-{version}.json"
+
+
+@contextmanager
+def evaluation_marked(version: str) -> Iterator[None]:
+    """Mark a stand-alone evaluation of a model as running (a file under the evaluation cache,
+    which the Models page reads: `evaluation_status`) for as long as the block runs; removed
+    when it succeeds, left saying "failed" with the error when it raises."""
+    marker = _evaluation_marker(version)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    started = timezone.now().isoformat()
+    state = {"state": "running", "started": started, "pid": os.getpid(),
+             "host": socket.gethostname()}  # fmt: skip
+    _write_json(marker, state)
+    try:
+        yield
+    except BaseException as exc:  # a Ctrl-C too; a kill leaves "running", with a dead pid
+        error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        _write_json(marker, {**state, "state": "failed", "finished": timezone.now().isoformat(),
+                             "error": error})  # fmt: skip
+        raise
+    marker.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(content))
+    partial.replace(path)
+
+
+def evaluation_status(model: ModelVersion) -> dict[str, Any] | None:
+    """Where a stand-alone evaluation of a model without figures stands: {"state": "running",
+    "started"}, {"state": "failed", "started", "finished", "error"}, or {"state": "stopped",
+    "started"} (its process on this machine has gone without a word: killed); None when the
+    model has its figures or no evaluation was started."""
+    if synthetic_report(model):
+        return None
+    try:
+        state = json.loads(_evaluation_marker(model.version).read_text())
+        out = {"state": str(state["state"]), "started": datetime.fromisoformat(state["started"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if out["state"] == "failed":
+        out["error"] = str(state.get("error") or "")
+        out["finished"] = datetime.fromisoformat(state.get("finished") or state["started"])
+    elif out["state"] == "running" and state.get("host") == socket.gethostname():
+        if not _process_alive(int(state.get("pid") or 0)):
+            out["state"] = "stopped"
+    return out
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's: alive
+    return True
 
 
 def promotion_check(candidate: ModelVersion, active: ModelVersion | None) -> str:

@@ -15,6 +15,7 @@ from screening.audit import model_estimates
 from screening.model_plots import PLOTS, reliability_report
 from screening.model_registry import (
     PromotionRefused,
+    evaluation_status,
     model_promote,
     promotion_check,
     synthetic_report,
@@ -41,6 +42,8 @@ def model_summary(model: ModelVersion) -> dict[str, Any]:
         "synthetic_auc": synthetic.get("auc"),
         "synthetic_recall": at_threshold.get("real_recall"),
         "synthetic_rejection": at_threshold.get("bogus_rejection"),
+        # where the figures are not there yet: a stand-alone evaluation running, or failed
+        "evaluation": evaluation_status(model),
     }
 
 
@@ -54,8 +57,10 @@ def _paper_classes() -> tuple[str, ...]:
 def models_page(request: HttpRequest) -> HttpResponse:
     models = ModelVersion.objects.order_by("-created_at")
     runs = TrainingRun.objects.select_related("candidate", "started_by").order_by("-id")[:15]
+    summaries = [model_summary(m) for m in models]
     return render(request, "screening/models.html", {
-        "summaries": [model_summary(m) for m in models],
+        "summaries": summaries,
+        "evaluating": [s for s in summaries if (s["evaluation"] or {}).get("state") == "running"],
         "runs": runs,
         "live": next((r for r in runs if r.is_live), None),
         "activations": ModelActivation.objects.select_related(
@@ -73,7 +78,8 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
     except PromotionRefused as refusal:
         verdict, allowed = str(refusal), False
     comparison = (model.metrics or {}).get("comparison") or {}
-    from classifier.retrain import comparison_table  # torch: not at the web process's start
+    # torch: not at the web process's start
+    from classifier.retrain import comparison_table, held_out_stamp_accuracy
 
     return render(request, "screening/model.html", {
         "model": model,
@@ -83,7 +89,9 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
         "promotion_allowed": allowed,
         "comparison": comparison,
         "changes": comparison_table(comparison, list(model.classes)) if comparison else [],
+        "stamp_accuracy": held_out_stamp_accuracy(comparison),
         "reliability": reliability_report(model),
+        "evaluation": evaluation_status(model),
         "audit_rows": _audit_rows(model),
         "training": TrainingRun.objects.filter(candidate=model).first(),
         "can_activate": request.user.has_perm("screening.change_modelversion"),

@@ -142,7 +142,9 @@ def _train(run_id: int) -> ModelVersion:
         labels,
         Path(settings.MODELS_DIR) / "candidates",
         cfg,
-        progress=lambda fraction, step: _progress(run_id, 0.02 + 0.97 * fraction, step),
+        progress=lambda fraction, step, log=True: _progress(
+            run_id, 0.02 + 0.97 * fraction, step, log=log
+        ),
     )
     return model_register(path=path)
 
@@ -159,14 +161,18 @@ def _quick_overrides() -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _progress(run_id: int, fraction: float, step: str) -> None:
+def _progress(run_id: int, fraction: float, step: str, *, log: bool = True) -> None:
+    """Record where the run is (the bar, the step) and, unless `log` is off (a tick within an
+    epoch), a line of its log."""
     now = timezone.now()
-    line = f"{now:%H:%M:%S} {step}\n"
+    fields: dict[str, Any] = {}
+    if log:
+        fields["log"] = Concat(F("log"), Value(f"{now:%H:%M:%S} {step}\n"))
     TrainingRun.objects.filter(pk=run_id).update(
         progress=round(min(max(fraction, 0.0), 1.0), 4),
         step=step[:200],
         heartbeat_at=now,
-        log=Concat(F("log"), Value(line)),
+        **fields,
     )
 
 

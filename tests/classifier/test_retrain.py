@@ -72,6 +72,24 @@ def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_
     assert not list(tmp_path.glob(".unevaluated/*.pt"))  # no half-made candidate left
 
 
+def test_a_base_is_not_scored_on_held_out_stamps_of_a_class_it_lacks() -> None:
+    from classifier.retrain import held_out_stamp_accuracy
+
+    only_new = {"new_classes": ["GLARE"], "holdout_stamps": {
+        "candidate": {"stamps": 44, "accuracy": 0.9, "per_class": {"GLARE": 0.9},
+                      "per_class_stamps": {"GLARE": 44}},
+        "base": {"stamps": 44, "accuracy": 0.0, "per_class": {"GLARE": 0.0},
+                 "per_class_stamps": {"GLARE": 44}}}}
+    shown = held_out_stamp_accuracy(only_new)
+    assert shown["candidate"] == {"accuracy": 0.9, "stamps": 44, "lacks": []}
+    assert shown["base"] == {"accuracy": None, "stamps": 0, "lacks": ["GLARE"]}
+    mixed = {"new_classes": ["GLARE"], "holdout_stamps": {"base": {
+        "stamps": 40, "accuracy": 0.25, "per_class": {"GLARE": 0.0, "CR": 0.5},
+        "per_class_stamps": {"GLARE": 20, "CR": 20}}}}
+    assert held_out_stamp_accuracy(mixed)["base"] == {"accuracy": 0.5, "stamps": 20,
+                                                      "lacks": ["GLARE"]}
+
+
 def test_it_refuses_to_train_on_nothing_or_on_an_unknown_category(tiny_model, tmp_path) -> None:
     base_path, _ = tiny_model
     with pytest.raises(RetrainError, match="no stamp labels or verdicts"):
@@ -150,6 +168,9 @@ def test_the_comparison_table_shows_what_changed_for_a_new_class() -> None:
     assert rows[("AST stamps: recall", "fixed synthetic set")]["base"] == pytest.approx(1.0)
     held = rows[("GLARE stamps: recall", "held-out labels")]
     assert held["n"] == 75 and held["base"] is None
+    # a class the base does not have is marked so (a page reads "not in this model", not 0%)
+    assert stamp["base_lacks_class"] and held["base_lacks_class"]
+    assert not rows[("AST stamps: recall", "fixed synthetic set")]["base_lacks_class"]
     assert rows[("bogus tracklets with a stamp labelled GLARE passing", "held-out labels")][
         "base"] == pytest.approx(0.7)
     first = comparison_table(comparison, ["AST", "GLARE"])[0]

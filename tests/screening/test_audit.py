@@ -170,6 +170,33 @@ def test_the_estimate_counts_the_auditing_verdicts_and_matches_the_hand_computat
     assert model_body["alarm"] is True
 
 
+def test_the_pages_print_the_tracklets_lost_as_whole_tracklets(night, reviewer):
+    """2 real in the judged audits of 30 auto-rejected: 30 x 2 / n real lost (7.5 for 8), a
+    fraction of a tracklet nobody can lose; the pages print it rounded, the bound rounded up."""
+    night, model = night
+    drawn = audits(model)
+    for t in drawn:
+        value = "real" if t in drawn[:2] else "bogus"
+        verdict_record(tracklet_id=t.pk, reviewer=reviewer, value=value)
+    result = night_model_estimate(night, model)
+    assert result.lost != int(result.lost) and result.lost_high != int(result.lost_high)
+    client = Client()
+    client.force_login(reviewer)
+    pages = {
+        "summary": client.get(f"/nights/{NIGHT}/summary/").content.decode(),
+        "model": client.get(f"/models/{model.version}/").content.decode(),
+    }
+    for name, page in pages.items():
+        lost = re.findall(r"<span data-lost>([^<]*)</span>", page)
+        high = re.findall(r"<span data-lost-high>([^<]*)</span>", page)
+        assert lost and high, name
+        assert f"≈{math.floor(result.lost + 0.5)}" in lost, name
+        assert str(math.ceil(result.lost_high)) in high, name
+        for shown in lost + high:
+            assert re.fullmatch(r"≈?\d+|—", shown), (name, shown)
+        assert f"{result.lost:.1f}" not in page and f"{result.lost_high:.1f}" not in page, name
+
+
 def test_the_alarm_is_logged_when_an_audit_verdict_puts_the_bound_over(
     night, reviewer, caplog, django_capture_on_commit_callbacks
 ):

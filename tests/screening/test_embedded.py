@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
+from screening.demo_env import demo_environment
 from tests.conftest import ROOT, start_celery_worker, stop_process
 from tests.screening.test_bundles import zip_folder
 from tests.stamps import write_bundle
@@ -17,11 +22,12 @@ pytestmark = pytest.mark.slow
 
 
 def embedded_env(tmp_path) -> dict[str, str]:
-    """The demo's settings: SQLite and the filesystem broker, nothing else running."""
+    """The demo's settings (`./run demo`'s, from screening/demo_env.py): SQLite and the
+    filesystem broker, nothing else running."""
     keep = ("PATH", "HOME", "LANG", "SYSTEMROOT")
     env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(demo_environment(tmp_path / "var", environ={}))
     env.update(
-        DEBUG="1",
         MEDIA_ROOT=str(tmp_path / "media"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         CELERY_DATA_DIR=str(tmp_path / "celery"),
@@ -125,3 +131,57 @@ def test_the_demo_night_is_simulated_ingested_and_scored_without_any_server(tmp_
     again = manage(*demo)
     assert "night 2026-01-02 is already ingested" in again
     assert "planet-glare night 2026-01-01 is already ingested" in again
+
+
+def get(url: str) -> tuple[int, str, str]:
+    """(status, final URL, body) of a GET, errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.url, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, url, error.read().decode()
+
+
+def test_an_unknown_address_in_the_demo_shows_the_sites_page_not_the_url_patterns(tmp_path):
+    """The demo's web server as `./run demo` starts it: an unknown address answers the site's
+    own 404 page (DEBUG is off), not Django's debug page listing every URL pattern; pages and
+    static files are served over plain HTTP on loopback."""
+    env = embedded_env(tmp_path)
+    assert env["DEBUG"] == "0"
+    manage = manager(env)
+    manage("migrate", "--no-input", "-v", "0")
+    manage("collectstatic", "--no-input", "-v", "0")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, url, login = get(f"{base}/accounts/login/")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the demo's web server did not start"
+                time.sleep(0.3)
+        assert status == 200 and url.startswith("http://")  # no redirect to HTTPS
+        status, _, page = get(f"{base}/no/such/page/")
+        assert status == 404
+        assert "<h1>Not found</h1>" in page and "Back to the nights" in page
+        assert "There is nothing at this address" in page and "Resolver404" not in page
+        assert "URLconf" not in page and "DEBUG = True" not in page
+        assert "nights/&lt;str:date&gt;/" not in page and "api/v1/" not in page
+        # the page's style sheet, by its content-hashed name, from WhiteNoise
+        css = re.search(r'href="(/static/screening/screening\.[0-9a-f]+\.css)"', login)
+        assert css, login
+        status, _, sheet = get(base + css.group(1))
+        assert status == 200 and ".qrow" in sheet
+    finally:
+        stop_process(server)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import re
+
 import pytest
 from django.test import Client
 from rest_framework.authtoken.models import Token
@@ -104,6 +108,38 @@ def test_the_pages_show_the_registry_and_refuse_actions_to_reviewers(active) -> 
     assert pipeline.get("/models/").status_code == 403
 
 
+def test_the_model_page_says_a_class_is_not_in_the_base_rather_than_0_percent(active) -> None:
+    """A candidate that learnt GLARE, compared with a base that has no GLARE class, on held-out
+    stamps all labelled GLARE: the base cannot be right on any, which is not an accuracy."""
+    holdout = {"tracklets": {"real": 5, "bogus": 20}, "real_recall": 1.0, "bogus_rejection": 0.9}
+    stamps = {"stamps": 44, "per_class_stamps": {"GLARE": 44}}
+    candidate = ModelVersion.objects.create(
+        version="g" * 16,
+        checkpoint="/models/g.pt",
+        classes=[*active.classes, "GLARE"],
+        metrics={"comparison": {
+            "base_version": active.version,
+            "new_classes": ["GLARE"],
+            "holdout": {"candidate": holdout, "base": holdout},
+            "holdout_stamps": {
+                "candidate": {**stamps, "accuracy": 0.93, "per_class": {"GLARE": 0.93}},
+                "base": {**stamps, "accuracy": 0.0, "per_class": {"GLARE": 0.0}},
+            },
+        }},
+    )  # fmt: skip
+    client = Client()
+    client.force_login(make_user("rev", "reviewer"))
+    page = client.get(f"/models/{candidate.version}/").content.decode()
+    row = page[page.index('<tr id="icn-accuracy">') :]
+    row = row[: row.index("</tr>")]
+    assert "93.00%" in row and "(GLARE not in this model)" in row
+    assert "0.00%" not in row
+    changes = page[page.index('id="changes"') :]
+    glare = changes[changes.index("GLARE stamps: recall") :]
+    glare = glare[: glare.index("</tr>")]
+    assert "93.00%" in glare and "not in this model" in glare and "0.00%" not in glare
+
+
 def test_a_model_made_outside_a_training_run_can_be_evaluated_for_the_registry(active) -> None:
     """The baseline has no training run's comparison; `model_evaluate` stores its synthetic
     figures, which the registry and the model's page then show like a candidate's."""
@@ -136,3 +172,53 @@ def test_a_model_made_outside_a_training_run_can_be_evaluated_for_the_registry(a
         call_command("model_evaluate", "nope")
     with pytest.raises(CommandError, match="at least one real and one bogus"):
         call_command("model_evaluate", "--real", "0")
+
+
+def test_the_models_page_says_an_evaluation_is_running_or_failed(active, settings, tmp_path):
+    """`./run demo` evaluates the baseline in the background for minutes: until its figures
+    are stored, the page says it is evaluating (since when), that it reloads, or that it failed
+    or stopped; not a bare "—"."""
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from screening.model_registry import evaluation_marked
+
+    settings.VAR_DIR = tmp_path
+    client = Client()
+    client.force_login(make_user("rev", "reviewer"))
+
+    def registry_row() -> str:
+        page = client.get("/models/").content.decode()
+        row = page[page.index(f'data-version="{active.version}"') :]
+        return row[: row.index("</tr>")]
+
+    assert "evaluat" not in registry_row()  # nothing started: the plain "—"
+    with evaluation_marked(active.version):
+        page = client.get("/models/").content.decode()
+        row = registry_row()
+        model_page = client.get(f"/models/{active.version}/").content.decode()
+    started = timezone.now().strftime("%H:%M")
+    assert re.search(r'data-evaluation="running">evaluating… \(started \d\d:\d\d\)', row)
+    assert "evaluating… (started" in row and started[:2] in row
+    assert "reloads itself" in page and "window.location.reload" in page
+    assert 'data-evaluation="running"' in model_page
+    assert "evaluat" not in registry_row()  # done (here: nothing stored, nothing to say)
+
+    active.checkpoint = str(tmp_path / "gone.pt")  # an evaluation that cannot load the model
+    active.save(update_fields=["checkpoint"])
+    with pytest.raises(FileNotFoundError):
+        call_command("model_evaluate", "--real", "4", "--bogus", "4", "--planet", "0")
+    row = registry_row()
+    assert 'data-evaluation="failed">evaluation failed at ' in row
+    assert "FileNotFoundError" in row
+    assert "reloads itself" not in client.get("/models/").content.decode()  # nothing running
+
+    # A killed evaluation (Ctrl-C of the demo) leaves no word: its process has gone.
+    def killed() -> None:
+        with evaluation_marked(active.version):
+            os._exit(1)
+
+    child = multiprocessing.get_context("fork").Process(target=killed)
+    child.start()
+    child.join()
+    assert 'data-evaluation="stopped">evaluation stopped before it finished' in registry_row()

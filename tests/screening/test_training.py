@@ -3,6 +3,8 @@ failures are recorded and leave the active model alone, promotion keeps real rec
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -144,6 +146,47 @@ def test_a_run_trains_a_candidate_that_waits_for_promotion(labelled, active, set
     training_run_execute(run_id=run.pk)  # delivered twice: nothing happens
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED
+
+
+def test_a_run_reports_progress_through_each_epoch_and_logs_each(labelled, monkeypatch) -> None:
+    """The stamp network's training is most of a run (20 minutes on a CPU): the bar moves on
+    within and after each of its epochs, and each epoch of either network is a line of the log."""
+    from screening import training
+
+    quick = training._quick_overrides
+    monkeypatch.setattr(training, "_quick_overrides", lambda: {**quick(), "icn_epochs": 2})
+    stored: list[tuple[float, str]] = []  # what the run's page could show, each time it changed
+    record = training._progress
+
+    def watched(run_id, fraction, step, **kwargs):
+        record(run_id, fraction, step, **kwargs)
+        run = TrainingRun.objects.get(pk=run_id)
+        stored.append((run.progress, run.step))
+
+    monkeypatch.setattr(training, "_progress", watched)
+    run = training_run_request()
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+
+    icn = [p for p, step in stored if step.startswith(("training the ICN", "ICN epoch"))]
+    assert len(set(icn)) >= 5, stored
+    assert all(a < b for a, b in zip(icn, icn[1:], strict=False)), icn  # strictly increasing
+    assert icn[0] < 0.2 and icn[-1] > 0.5  # from the ICN's start to its end, not stuck at 17%
+    within = [step for _, step in stored if step.startswith("training the ICN: epoch 1 of 2")]
+    assert within and within[0] not in run.log  # ticks move the bar, they are no log lines
+    epochs = [line for line in run.log.splitlines() if " ICN epoch " in line]
+    assert len(epochs) == 2, run.log
+    assert re.search(
+        r"ICN epoch 2 of 2: train loss \d+\.\d{4}, val loss \d+\.\d{4}, "
+        r"val accuracy \d+\.\d%, \d+\.\d s \(\d+\.\d s since the start\)",
+        epochs[1],
+    ), epochs
+    tcn = [line for line in run.log.splitlines() if " TCN epoch " in line]
+    assert len(tcn) == quick()["tcn_epochs"], run.log
+    assert re.search(r"TCN epoch 1 of \d+: loss \d+\.\d{4}, training accuracy \d+\.\d%", tcn[0])
+    tcn_bar = [p for p, step in stored if step.startswith("TCN epoch")]
+    assert all(a < b for a, b in zip(tcn_bar, tcn_bar[1:], strict=False)) and tcn_bar[0] > icn[-1]
 
 
 def test_a_failed_run_records_its_error_and_leaves_the_active_model(active) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from screening.model_registry import model_evaluate, synthetic_report
+from screening.model_registry import (
+    evaluation_marked,
+    evaluation_sizes,
+    model_evaluate,
+    synthetic_report,
+)
 from screening.models import ModelVersion
 
 
@@ -44,17 +49,27 @@ class Command(BaseCommand):
             model = ModelVersion.objects.filter(version=version).first()
             if model is None:
                 raise CommandError(f"no model version {version!r}")
-        if retraining_sets:
-            self._retraining_sets(model)
-        if if_missing and synthetic_report(model):
-            self.stdout.write(f"model {model.version} already has an evaluation")
-            return
-        self.stdout.write(f"evaluating model {model.version} on the fixed simulated set")
         try:
-            model = model_evaluate(version=model.version, n_real=real, n_bogus=bogus,
-                                   planet_bogus=planet, progress=True)  # fmt: skip
+            evaluation_sizes(real, bogus, planet)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if if_missing and synthetic_report(model):
+            self.stdout.write(f"model {model.version} already has an evaluation")
+        else:
+            self._evaluate(model, real, bogus, planet)
+        if retraining_sets:  # after the figures, which the Models page waits for
+            self._retraining_sets(model)
+
+    def _evaluate(self, model: ModelVersion, real: int | None, bogus: int | None,
+                  planet: int | None) -> None:  # fmt: skip
+        # The Models page shows "evaluating…" until the figures are stored, or the failure.
+        with evaluation_marked(model.version):
+            self.stdout.write(f"evaluating model {model.version} on the fixed simulated set")
+            try:
+                model = model_evaluate(version=model.version, n_real=real, n_bogus=bogus,
+                                       planet_bogus=planet, progress=True)  # fmt: skip
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
         figures = synthetic_report(model)["candidate"]
         at = figures["at_model_threshold"]
         self.stdout.write(
