@@ -475,7 +475,11 @@
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.closest("input, select, textarea")) return;
     const key = event.key;
-    if (leaving) { event.preventDefault(); return; }  // the page is going: no key may land on it
+    if (leaving) {  // the page is going: no key may land on it, and the reviewer is told
+      event.preventDefault();
+      if (/^[rbu1-9]$/.test(key)) say(`Leaving this page: "${key}" was not used; give it on the next.`, true);
+      return;
+    }
     if (key === "Escape") { help.hidden = true; closeMenu(); hideDistribution(); return; }
     if (key === "?") { help.hidden = !help.hidden; return; }
     if (/^[1-9]$/.test(key)) {

@@ -181,6 +181,9 @@ def test_a_blind_row_is_blind_in_every_view_filter_api_answer_and_export(audited
     assert response.status_code == 201
     label = StampLabel.objects.get(detection=detection)
     assert (label.class_shown, label.probability_shown, label.blind) == ("", None, True)
+    StampLabel.objects.create(detection=detection, reviewer=bob, stamp_class=label.stamp_class)
+    labels = api.get("/api/v1/export/labels/").json()["results"]  # bob's opinion: not yet
+    assert [(r["reviewer"], r["blind"]) for r in labels] == [("alice", True)]
     answer = give(client, audit, "real")
     verdict = Verdict.objects.get(tracklet=audit, reviewer=alice)
     assert (verdict.score_shown, verdict.blind) == (None, True)
