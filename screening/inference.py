@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from screening.models import Detection, ModelVersion, Tracklet
 from screening.scoring import TrackletResult, scores_store
+from screening.tasks import request_displays
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ def tracklets_score_pending(*, max_batches: int | None = None) -> int:
             start += len(array)
         scored += scores_store(model_version=row, results=results)
         batches += 1
+        request_displays([r.tracklet_id for r in results])
     return scored
 
 

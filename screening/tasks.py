@@ -92,3 +92,28 @@ def train_scheduled() -> int | None:
         return training_run_request(trigger="scheduled").pk
     except TrainingBusy:
         return None
+
+
+def request_displays(tracklet_ids: list[int]) -> None:
+    """Queue the display images of those just-scored tracklets that reviewers will open (their
+    to-review rows), so that a queue page finds them drawn. If the broker is down, the page
+    draws what is missing itself."""
+    try:
+        make_displays.delay(list(tracklet_ids))
+    except Exception:  # the broker is not ours to fix here; nothing is lost
+        logger.warning("could not queue display images; pages will draw them", exc_info=True)
+
+
+@shared_task(time_limit=600, soft_time_limit=590)
+def make_displays(tracklet_ids: list[int]) -> int:
+    """Draw the display PNGs of the tracklets among these that sit in reviewers' queues (passing
+    the threshold, or placed there blind); default queue, after scoring."""
+    from django.db.models import F, Q
+
+    from screening.models import Tracklet
+    from screening.stamp_display import displays_make
+
+    queued = Tracklet.objects.filter(pk__in=tracklet_ids).filter(
+        Q(queue_score__isnull=False) | Q(score__gte=F("model_version__threshold"))
+    )
+    return displays_make(list(queued.values_list("pk", flat=True)))

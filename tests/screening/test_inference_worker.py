@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 
 from screening.model_registry import model_activate, model_register
-from screening.models import Tracklet, TrackletScore
+from screening.models import Detection, ModelVersion, Tracklet, TrackletScore
 from screening.tasks import sweep_unscored
 from tests.processes import kill_worker
 from tests.screening.test_api import multipart
@@ -41,8 +41,10 @@ def test_a_tracklet_sent_over_the_api_is_scored_within_seconds(
     start_worker,
     pipeline_client,
     checkpoints,  # noqa: F811
+    settings,
 ):
     activate(checkpoints[0])
+    ModelVersion.objects.update(threshold=0.0)  # it passes: it goes to reviewers' queues
     start_worker()
     response = pipeline_client.post("/api/v1/tracklets/", multipart("T1"))
     assert response.status_code == 201
@@ -50,6 +52,14 @@ def test_a_tracklet_sent_over_the_api_is_scored_within_seconds(
     tracklet = Tracklet.objects.get()
     assert tracklet.model_version.version in checkpoints[0].name
     assert tracklet.detections.first().predictions.count() == 1
+    # its display images are drawn after scoring, before any reviewer opens a page
+    wait_for(
+        lambda: not Detection.objects.filter(tracklet=tracklet, display="").exists(),
+        60,
+        "the worker to draw the display images",
+    )
+    for detection in Detection.objects.filter(tracklet=tracklet):
+        assert (Path(settings.MEDIA_ROOT) / detection.display.name).stat().st_size > 0
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(start_worker, checkpoints, settings):  # noqa: F811
