@@ -33,6 +33,7 @@ from django.db.models import Count, F, Max, Q
 from scipy.stats import beta
 
 from screening.models import ModelVersion, Night, QueueAssignment, Tracklet
+from screening.tasks import request_displays
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,9 @@ def blind_rows_place(*, night: Night, model: ModelVersion, tracklet_ids: list[in
             place = model.threshold + key * (1 - model.threshold)
         updates.append(Tracklet(pk=pk, queue_score=place))
     Tracklet.objects.bulk_update(updates, ["queue_score"], batch_size=1000)
+    # in reviewers' queues now: their display images drawn before a page shows them
+    placed = [row.pk for row in updates]
+    transaction.on_commit(lambda: request_displays(placed))
 
 
 def assignments_judge(*, tracklet: Tracklet, verdict) -> None:
