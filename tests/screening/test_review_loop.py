@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from screening.models import QueueAssignment, ReviewClaim, StampLabel, Tracklet, Verdict
 from screening.review import verdict_record
 from tests.conftest import make_user
+from tests.screening.test_audit import night  # noqa: F401 - the fixture
 from tests.stamps import NIGHT, ingest_tracklet, model_version, score_tracklet
 
 pytestmark = pytest.mark.django_db
@@ -102,16 +103,9 @@ def test_the_api_queue_pages_by_cursor_too(thirty):
 
 
 @pytest.fixture
-def audited(blind_rows, settings):
-    """20 passing tracklets, 30 auto-rejected (classes CR), audits drawn; blind screening on."""
-    settings.AUDIT_RATE = 0.1
-    settings.AUDIT_MIN_PER_NIGHT = 8
-    settings.SECOND_SCREENING_RATE = 0.0
-    model = model_version(threshold=0.5)
-    for i in range(50):
-        tracklet = ingest_tracklet(f"T{i:03d}", seed=i, n=3)
-        score = 0.55 + 0.02 * i if i < 20 else 0.01 * (i - 19)
-        score_tracklet(tracklet, model, score=score, top_class="AST" if i < 20 else "CR")
+def audited(blind_rows, night):  # noqa: F811
+    """test_audit's night (20 passing tracklets, 30 auto-rejected with classes CR, audits
+    drawn), with blind screening on and one passing tracklet drawn for two reviewers."""
     audit = Tracklet.objects.filter(assignments__kind="audit").order_by("score").first()
     second = Tracklet.objects.filter(score__gte=0.5).order_by("-score")[3]
     Tracklet.objects.filter(pk=second.pk).update(reviews_wanted=2)

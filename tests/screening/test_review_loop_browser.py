@@ -10,25 +10,14 @@ import pytest
 from screening.models import Tracklet, Verdict
 from tests.browser import page  # noqa: F401 - the fixture
 from tests.conftest import make_user
-from tests.stamps import NIGHT, ingest_tracklet, model_version, score_tracklet
+from tests.screening.test_review_loop import thirty  # noqa: F401 - the fixture
+from tests.stamps import NIGHT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 READY = "#queue[data-ready]"
 SAVED = '#queue[data-pending="0"]'
 KEY_DELAY_MS = 66  # 15 keys a second
-
-
-@pytest.fixture
-def thirty():
-    """30 passing tracklets P00 (0.99) ... P29 (0.70)."""
-    model = model_version(threshold=0.5)
-    return {
-        f"P{i:02d}": score_tracklet(
-            ingest_tracklet(f"P{i:02d}", seed=i, n=3), model, score=0.99 - i / 100
-        )
-        for i in range(30)
-    }
 
 
 def log_in(page, live_server, username: str, url: str) -> None:  # noqa: F811
@@ -50,7 +39,7 @@ def verdict_log(reviewer) -> list[tuple[str, str]]:
 def test_keys_typed_at_15_a_second_land_on_their_rows_across_two_pages(
     page,  # noqa: F811
     live_server,
-    thirty,
+    thirty,  # noqa: F811
     settings,
 ):
     settings.SCREENING_SAVE_DELAY_SECONDS = 0.25  # each save answers well after the next key
@@ -77,7 +66,7 @@ def test_keys_typed_at_15_a_second_land_on_their_rows_across_two_pages(
 def test_two_reviewers_screen_one_night_at_once_without_judging_the_same_tracklets(
     page,  # noqa: F811
     live_server,
-    thirty,
+    thirty,  # noqa: F811
 ):
     alice, bob = make_user("alice", "reviewer"), make_user("bob", "reviewer")
     log_in(page, live_server, "alice", f"/nights/{NIGHT}/?per_page=10")
@@ -120,7 +109,7 @@ def test_two_reviewers_screen_one_night_at_once_without_judging_the_same_trackle
 def test_blind_verdicts_reveal_undo_survives_a_reload_focus_survives_a_tracklet_page(
     page,  # noqa: F811
     live_server,
-    thirty,
+    thirty,  # noqa: F811
     settings,
 ):
     settings.SCREENING_BLIND = True
