@@ -39,7 +39,7 @@
     toast.classList.toggle("error", Boolean(isError));
     toast.hidden = false;
     clearTimeout(say.timer);
-    say.timer = setTimeout(() => { toast.hidden = true; }, isError ? 8000 : 2500);
+    if (!isError) say.timer = setTimeout(() => { toast.hidden = true; }, 2500);  // errors stay
   }
 
   async function post(url, body, options = {}) {
