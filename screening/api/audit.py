@@ -22,6 +22,7 @@ from screening.queue import (
     ORDERS,
     CursorError,
     QueueFilters,
+    claims_take,
     cursor_of,
     queue_page,
     queue_rows,
@@ -185,6 +186,13 @@ class ReviewerQueue(generics.GenericAPIView):
             OpenApiParameter("order", str, enum=list(ORDERS), description="Queue order."),
             OpenApiParameter("page", int, description="Page, from 1 (50 rows a page)."),
             OpenApiParameter(
+                "claim",
+                bool,
+                description="Claim the page's rows for you (as the queue page does, for "
+                "5 minutes) and leave out rows other reviewers hold: several scripted "
+                "reviewers on one night then get different rows.",
+            ),
+            OpenApiParameter(
                 "after",
                 str,
                 description="The `next` of the page before: the rows after its last, whatever "
@@ -197,11 +205,14 @@ class ReviewerQueue(generics.GenericAPIView):
         night = night_or_404(date)
         filters = QueueFilters.from_query({"order": request.query_params.get("order", "desc")})
         after = request.query_params.get("after", "")
+        claim = request.query_params.get("claim", "") in ("1", "true")
         try:
             number = max(1, min(100_000, int(request.query_params.get("page", 1))))
         except ValueError:
             return Response({"page": ["page must be an integer"]}, status=400)
-        tracklets = queue_tracklets(night=night, reviewer=request.user, filters=filters)
+        tracklets = queue_tracklets(
+            night=night, reviewer=request.user, filters=filters, claims=claim
+        )
         try:
             if after:
                 page = queue_page(tracklets, filters=filters, size=50, after=after, number=number)
@@ -217,6 +228,8 @@ class ReviewerQueue(generics.GenericAPIView):
                 )
         except CursorError as exc:
             return Response({"after": [str(exc)]}, status=400)
+        if claim:
+            claims_take(reviewer=request.user, tracklet_ids=[t.pk for t in page.tracklets])
         rows = []
         for row in queue_rows(page.tracklets, reviewer=request.user):
             t = row.tracklet

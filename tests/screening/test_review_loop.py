@@ -100,6 +100,15 @@ def test_the_api_queue_pages_by_cursor_too(thirty):
     rows = api.get(f"/api/v1/nights/{NIGHT}/queue/", {"after": after}).json()["rows"]
     assert [r["tracklet"] for r in rows[:2]] == ["P03", "P04"]
     assert api.get(f"/api/v1/nights/{NIGHT}/queue/", {"after": "x_y"}).status_code == 400
+    # scripted reviewers that claim their pages get different rows
+    bob, carol = APIClient(), APIClient()
+    bob.force_authenticate(make_user("bob", "reviewer"))
+    carol.force_authenticate(make_user("carol", "reviewer"))
+    for_bob = bob.get(f"/api/v1/nights/{NIGHT}/queue/", {"claim": "true"}).json()["rows"]
+    for_carol = carol.get(f"/api/v1/nights/{NIGHT}/queue/", {"claim": "true"}).json()["rows"]
+    assert len(for_bob) == 27 and for_carol == []  # the 27 alice has not judged: bob's now
+    unclaimed = carol.get(f"/api/v1/nights/{NIGHT}/queue/").json()["rows"]
+    assert len(unclaimed) == 27  # without claim, the queue as before
 
 
 @pytest.fixture
