@@ -16,7 +16,6 @@ promotion compares them on the same data.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 import time
 from collections.abc import Callable
@@ -62,25 +61,11 @@ from classifier.train import (
 
 EVALUATION_SEED = 20261124  # the fixed synthetic evaluation set (never used in training)
 # progress(fraction, step, log=True): the run is `fraction` done, doing `step`; log=False for a
-# tick within a stage (an epoch's batches) that moves the bar but is no line of the log. A
-# callable without the `log` argument gets every report, ticks too.
+# tick within a stage (an epoch's batches) that moves the bar but is no line of the log.
 Progress = Callable[..., None]
 ICN_SPAN = (0.15, 0.55)  # the share of a run's progress the ICN's training takes
 TCN_SPAN = (0.7, 0.8)
 TICKS_PER_EPOCH = 20  # progress ticks within an ICN epoch (a long one takes minutes on a CPU)
-
-
-def _reporter(progress: Progress | None) -> Callable[..., None]:
-    """`progress` as a callable that takes `log` (dropped where it does not)."""
-    if progress is None:
-        return lambda fraction, step, log=True: None
-    try:
-        parameters = inspect.signature(progress).parameters.values()
-    except (TypeError, ValueError):
-        parameters = []
-    if any(p.name == "log" or p.kind is p.VAR_KEYWORD for p in parameters):
-        return progress
-    return lambda fraction, step, log=True: progress(fraction, step)
 
 
 def _took(seconds: float) -> str:
@@ -455,7 +440,7 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     synthetic evaluation set (`metrics["comparison"]`).
     """
     cfg = cfg or RetrainConfig()
-    report = _reporter(progress)
+    report = progress or (lambda fraction, step, log=True: None)
     device = resolve_device(cfg.device)
     started = time.time()
     if not labels.stamps and not labels.tracklets:

@@ -27,22 +27,31 @@ def mine_q(reviewer: AbstractBaseUser, tracklet: Any = None) -> Exists:
     )
 
 
-def to_review_q(reviewer: AbstractBaseUser, prefix: str = "") -> Q:
-    """The tracklets in this reviewer's to-review queue: wanted by fewer reviewers than asked
-    for (2 when double-screened, every reviewer for gold), not judged by them, and passing, or a
-    blind row (audit, gold) placed in the queue. `prefix` ("tracklet__") for related rows."""
-    pk = OuterRef(prefix.removesuffix("__")) if prefix else OuterRef("pk")
-    placed = Q(**{f"{prefix}queue_score__isnull": False})
-    below = Q(
+def below_threshold_q(prefix: str = "") -> Q:
+    """Scored below its model's threshold: auto-rejected. `prefix` ("tracklet__") for related
+    rows."""
+    return Q(
         **{
             f"{prefix}score__isnull": False,
             f"{prefix}score__lt": F(f"{prefix}model_version__threshold"),
         }
     )
+
+
+def queued_q(prefix: str = "") -> Q:
+    """In reviewers' queues: passing (or not scored yet), or placed there blind (audit, gold)."""
+    return Q(**{f"{prefix}queue_score__isnull": False}) | ~below_threshold_q(prefix)
+
+
+def to_review_q(reviewer: AbstractBaseUser, prefix: str = "") -> Q:
+    """The tracklets in this reviewer's to-review queue: wanted by fewer reviewers than asked
+    for (2 when double-screened, every reviewer for gold), not judged by them, and passing, or a
+    blind row (audit, gold) placed in the queue. `prefix` ("tracklet__") for related rows."""
+    pk = OuterRef(prefix.removesuffix("__")) if prefix else OuterRef("pk")
     return (
         Q(**{f"{prefix}n_reviews__lt": F(f"{prefix}reviews_wanted")})
         & ~mine_q(reviewer, pk)
-        & (placed | ~below)
+        & queued_q(prefix)
     )
 
 

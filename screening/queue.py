@@ -15,7 +15,14 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from screening.blind import blind_applies, blind_q, mine_q, row_is_blind, to_review_q
+from screening.blind import (
+    below_threshold_q,
+    blind_applies,
+    blind_q,
+    mine_q,
+    row_is_blind,
+    to_review_q,
+)
 from screening.models import (
     MARGIN_ORDER,
     QUEUE_ORDER_ASC,
@@ -64,7 +71,7 @@ class QueueFilters:
     @property
     def blind(self) -> bool:
         """Blind screening is on (each reviewer's rows to review show no score, class or
-        others' verdicts before their verdict, in every view: `blind_for`)."""
+        others' verdicts before their verdict, in every view: `screening.blind`)."""
         return settings.SCREENING_BLIND
 
     @property
@@ -91,10 +98,6 @@ class QueueFilters:
             hide_judged=query.get("hide_judged") in ("1", "on", "true"),
             order=query.get("order") if query.get("order") in ORDERS else "desc",
         )
-
-
-def _below_threshold() -> Q:
-    return Q(score__isnull=False, score__lt=F("model_version__threshold"))
 
 
 # --- who is screening what: claims -----------------------------------------------------------
@@ -224,7 +227,7 @@ def queue_tracklets(
     elif filters.status == "reviewed":
         tracklets = tracklets.filter(status=Tracklet.Status.REVIEWED)
     elif filters.status == "auto_rejected":
-        tracklets = tracklets.filter(_below_threshold())
+        tracklets = tracklets.filter(below_threshold_q())
         if blind is not None:  # an audit row in my queue is no auto-rejected row to me
             tracklets = tracklets.exclude(blind)
         # A bound on the sort keys themselves, which the queue's indexes can seek to: without it

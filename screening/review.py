@@ -38,10 +38,10 @@ def verdict_record(
     with transaction.atomic():
         # Lock the tracklet so concurrent verdicts on it update its status one after the other.
         tracklet = Tracklet.objects.select_for_update().get(pk=tracklet_id)
-        mine = current_verdicts([tracklet.pk]).get(tracklet.pk, {}).get(reviewer.pk)
+        mine = _mine(tracklet, reviewer)
         if value == Verdict.Value.WITHDRAWN and mine in (None, Verdict.Value.WITHDRAWN):
             raise ReviewError("there is no verdict of yours on this tracklet to withdraw")
-        hidden = bool(blind) or (blind_applies(reviewer) and row_is_blind(tracklet, mine))
+        hidden = _shown_blind(tracklet, reviewer, blind, mine)
         verdict = Verdict.objects.create(
             tracklet=tracklet,
             reviewer=reviewer,
@@ -58,6 +58,18 @@ def verdict_record(
         if value != Verdict.Value.WITHDRAWN:  # judged: the verdict holds it now, not the claim
             ReviewClaim.objects.filter(tracklet=tracklet, reviewer=reviewer).delete()
     return verdict
+
+
+def _mine(tracklet: Tracklet, reviewer: AbstractBaseUser) -> str | None:
+    return current_verdicts([tracklet.pk]).get(tracklet.pk, {}).get(reviewer.pk)
+
+
+def _shown_blind(
+    tracklet: Tracklet, reviewer: AbstractBaseUser, blind: bool | None, mine: str | None
+) -> bool:
+    """Whether the row was blind on the reviewer's screen: the page says so (`blind`), or it is
+    blind for them now; a score or class is recorded as shown only where it could have been."""
+    return bool(blind) or (blind_applies(reviewer) and row_is_blind(tracklet, mine))
 
 
 def current_verdicts(tracklet_ids: list[int]) -> dict[int, dict[int, str]]:
@@ -99,8 +111,7 @@ def stamp_label_record(
         raise ReviewError(f"stamp class {class_name!r} does not exist (known: {known})")
     detection = Detection.objects.select_related("tracklet__model_version").get(pk=detection_id)
     tracklet = detection.tracklet
-    mine = current_verdicts([tracklet.pk]).get(tracklet.pk, {}).get(reviewer.pk)
-    hidden = bool(blind) or (blind_applies(reviewer) and row_is_blind(tracklet, mine))
+    hidden = _shown_blind(tracklet, reviewer, blind, _mine(tracklet, reviewer))
     prediction = None
     if not hidden:
         prediction = StampPrediction.objects.filter(

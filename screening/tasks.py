@@ -108,12 +108,9 @@ def request_displays(tracklet_ids: list[int]) -> None:
 def make_displays(tracklet_ids: list[int]) -> int:
     """Draw the display PNGs of the tracklets among these that sit in reviewers' queues (passing
     the threshold, or placed there blind); default queue, after scoring."""
-    from django.db.models import F, Q
-
+    from screening.blind import queued_q
     from screening.models import Tracklet
     from screening.stamp_display import displays_make
 
-    queued = Tracklet.objects.filter(pk__in=tracklet_ids).filter(
-        Q(queue_score__isnull=False) | Q(score__gte=F("model_version__threshold"))
-    )
+    queued = Tracklet.objects.filter(queued_q(), pk__in=tracklet_ids)
     return displays_make(list(queued.values_list("pk", flat=True)))

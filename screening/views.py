@@ -163,7 +163,6 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
             "query": query.urlencode(),
             "screening": screening,
             "remaining": remaining,
-            "save_delay": settings.SCREENING_SAVE_DELAY_SECONDS,
         },
     )
 
@@ -196,12 +195,16 @@ def _page_json(view):
             return JsonResponse({"detail": "this account does not give verdicts"}, status=403)
         try:
             return view(request, *args, **kwargs)
-        except _BadRequest as exc:
-            return JsonResponse({"detail": str(exc)}, status=400)
-        except ReviewError as exc:
+        except (_BadRequest, ReviewError) as exc:
             return JsonResponse({"detail": str(exc)}, status=400)
 
     return wrapped
+
+
+def _save_delay() -> None:
+    """SCREENING_SAVE_DELAY_SECONDS before a save: tests of typing faster than the server."""
+    if settings.SCREENING_SAVE_DELAY_SECONDS:
+        time.sleep(settings.SCREENING_SAVE_DELAY_SECONDS)
 
 
 def _row_html(tracklet_id: int, user) -> str:
@@ -214,9 +217,7 @@ def verdict_save(request: HttpRequest, pk: int) -> HttpResponse:
     """The queue's and the tracklet page's verdict: stored with what the row showed, answered
     with the row as it shows now (the score and classes revealed after a verdict)."""
     body = _json_body(request)
-    delay = settings.SCREENING_SAVE_DELAY_SECONDS
-    if delay:
-        time.sleep(delay)  # tests of typing faster than the server answers
+    _save_delay()
     blind = body.get("blind")
     if blind is not None and not isinstance(blind, bool):
         raise _BadRequest("blind must be true or false")
@@ -242,8 +243,7 @@ def verdict_save(request: HttpRequest, pk: int) -> HttpResponse:
 def verdict_undo(request: HttpRequest, date: str) -> HttpResponse:
     """Undo: withdraw this reviewer's latest standing verdict of the night, on any page."""
     night = _night_or_404(date)
-    if settings.SCREENING_SAVE_DELAY_SECONDS:
-        time.sleep(settings.SCREENING_SAVE_DELAY_SECONDS)
+    _save_delay()
     verdict = verdict_undo_last(reviewer=request.user, night_id=night.pk)
     tracklet = verdict.tracklet
     return JsonResponse(

@@ -127,7 +127,7 @@
   function name(row) { return row.querySelector(".tid").textContent; }
   function stamps(row) { return Array.from(row.querySelectorAll(".stamp")); }
   function rowById(id) { return rows.find((row) => row.dataset.tracklet === String(id)); }
-  function open(row) { return !row.classList.contains("taken"); }
+  function isOpen(row) { return !row.classList.contains("taken"); }
 
   function setSaveState(row, text, isError) {
     const state = row.querySelector("[data-save]");
@@ -194,7 +194,7 @@
   function step(from, direction) {
     // the next open row (not taken by another reviewer) from `from` in `direction`
     for (let i = from + direction; i >= 0 && i < rows.length; i += direction) {
-      if (open(rows[i])) return i;
+      if (isOpen(rows[i])) return i;
     }
     return direction > 0 ? rows.length : from;
   }
@@ -280,12 +280,11 @@
   function giveVerdict(value) {
     if (current < 0 || current >= rows.length) { say("End of this page: n for the next one."); return; }
     const row = rows[current];
-    const what = value;
     failed.delete(row);
     showPending(row, value);
     enqueue({
       row,
-      what,
+      what: value,
       url: `/tracklets/${row.dataset.tracklet}/verdict/`,
       body: { value, blind: row.dataset.blind === "1" },
       done: (data) => {
@@ -297,11 +296,11 @@
         say(`${name(row)}: ${data.value}`);
       },
       fail: (err) => {
-        failed.set(row, what);
+        failed.set(row, value);
         row.classList.remove("saving");
         row.classList.add("failed");
-        setSaveState(row, `not saved: ${what} (${err.message}); press r or b again`, true);
-        say(`Not saved: ${name(row)} ${what} (${err.message}).`, true);
+        setSaveState(row, `not saved: ${value} (${err.message}); press r or b again`, true);
+        say(`Not saved: ${name(row)} ${value} (${err.message}).`, true);
       },
     });
     focusRow(step(current, 1));
@@ -516,7 +515,7 @@
     const found = remembered.map((id) => rows.findIndex((r) => r.dataset.tracklet === id))
       .find((i) => i >= 0);
     if (found !== undefined) start = found;
-    else if (rows.length && !open(rows[0])) start = step(0, 1);
+    else if (rows.length && !isOpen(rows[0])) start = step(0, 1);
   } catch (err) { /* no storage */ }
   focusRow(start);
   showUnsaved();

@@ -76,7 +76,8 @@ def test_a_night_has_glare_only_in_its_planet_fields(tmp_path: Path) -> None:
     assert sum(f is not None for f in assignment) == 20
     manifest = simulate_night(tmp_path / "n", seed=5, night="2026-11-20", n_tracklets=50,
                               real_fraction=0.1, planet_fraction=0.4, progress=False, workers=1)
-    truth = [json.loads(line) for line in (manifest.parent / "truth.jsonl").read_text().splitlines()]
+    lines = (manifest.parent / "truth.jsonl").read_text().splitlines()
+    truth = [json.loads(line) for line in lines]
     in_field = [t for t in truth if "planet_field" in t["latents"]]
     elsewhere = [t for t in truth if "planet_field" not in t["latents"]]
     assert len(in_field) == 20 and len(elsewhere) == 30
@@ -93,5 +94,6 @@ def test_a_night_has_glare_only_in_its_planet_fields(tmp_path: Path) -> None:
 def test_a_night_without_planets_has_no_glare(tmp_path: Path) -> None:
     manifest = simulate_night(tmp_path / "n", seed=6, night="2026-11-21", n_tracklets=40,
                               progress=False, workers=1)
-    truth = [json.loads(line) for line in (manifest.parent / "truth.jsonl").read_text().splitlines()]
+    lines = (manifest.parent / "truth.jsonl").read_text().splitlines()
+    truth = [json.loads(line) for line in lines]
     assert not any("GLARE" in t["classes"] for t in truth)

@@ -44,7 +44,7 @@ def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_
     base_path, base_payload = tiny_model
     steps: list[tuple[float, str]] = []
     path, payload = retrain(base_path, glare_labels(), tmp_path, TINY,
-                            progress=lambda f, s: steps.append((f, s)))
+                            progress=lambda f, s, log=True: steps.append((f, s)))
     loaded = load_checkpoint(path)
     assert loaded["classes"] == [*base_payload["classes"], "GLARE"]
     assert "GLARE" not in loaded["real_classes"] and "AST" in loaded["real_classes"]
