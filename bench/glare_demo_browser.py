@@ -41,17 +41,29 @@ def passing(night: str, truth: dict[str, dict], unreviewed: bool = False) -> dic
     """Glare tracklets and real tracklets at or above the active model's threshold (SQLite);
     `unreviewed`: only those nobody has judged (the ones a promotion rescores)."""
     db = sqlite3.connect(ROOT / "var" / "db.sqlite3")
-    (version, threshold), = db.execute(
-        "select version, threshold from screening_modelversion where is_active")
+    ((version, threshold),) = db.execute(
+        "select version, threshold from screening_modelversion where is_active"
+    )
     rows = db.execute(
         "select t.survey_id, t.score from screening_tracklet t join screening_night n "
         "on t.night_id = n.id where n.date = ? and (? = 0 or t.status != 'reviewed')",
-        (night, int(unreviewed))).fetchall()
-    glare = [s >= threshold for sid, s in rows if s is not None and not truth[sid]["real"]
-             and truth[sid]["latents"].get("correlated_kind") == "glare"]
+        (night, int(unreviewed)),
+    ).fetchall()
+    glare = [
+        s >= threshold
+        for sid, s in rows
+        if s is not None
+        and not truth[sid]["real"]
+        and truth[sid]["latents"].get("correlated_kind") == "glare"
+    ]
     real = [s >= threshold for sid, s in rows if s is not None and truth[sid]["real"]]
-    return {"model": version, "glare": len(glare), "glare_passing": sum(glare) / len(glare),
-            "real": len(real), "real_passing": sum(real) / max(len(real), 1)}
+    return {
+        "model": version,
+        "glare": len(glare),
+        "glare_passing": sum(glare) / len(glare),
+        "real": len(real),
+        "real_passing": sum(real) / max(len(real), 1),
+    }
 
 
 def main() -> None:
@@ -59,8 +71,9 @@ def main() -> None:
 
     from tests.browser import CHROMIUM_ARGS, chromium_path
 
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--labels", type=int, default=50, help="GLARE stamp labels to give")
     parser.add_argument("--verdicts", type=int, default=60, help="rows to give a verdict")
@@ -72,8 +85,9 @@ def main() -> None:
     print(f"before: {before}")
     times: dict[str, float] = {}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), headless=True,
-                                     args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.set_default_timeout(60_000)
         page.goto(f"{args.url}/accounts/login/")
@@ -101,28 +115,34 @@ def main() -> None:
                 page.keyboard.press("j")
             sid = page.locator(".qrow.focused .tid").inner_text()
             row = truth[sid]
-            if not row["real"] and row["latents"].get("correlated_kind") == "glare" \
-                    and labels < args.labels:
+            if (
+                not row["real"]
+                and row["latents"].get("correlated_kind") == "glare"
+                and labels < args.labels
+            ):
                 for i, cls in enumerate(row["classes"]):
                     if i:
                         page.keyboard.press("l")
                     if cls == "GLARE" and labels < args.labels:
                         page.keyboard.press("9")
-                        page.wait_for_selector(".qrow.focused .stamp.focused "
-                                               "[data-label]:text-is('→ GLARE')")
+                        page.wait_for_selector(
+                            ".qrow.focused .stamp.focused [data-label]:text-is('→ GLARE')"
+                        )
                         labels += 1
             if verdicts < args.verdicts or labels < args.labels:
                 key = "r" if row["real"] else "b"
                 current = page.locator(".qrow.focused").get_attribute("data-tracklet")
                 page.keyboard.press(key)
-                page.wait_for_selector(f".qrow[data-tracklet='{current}'][data-verdict]"
-                                       f":not([data-verdict=''])")
+                page.wait_for_selector(
+                    f".qrow[data-tracklet='{current}'][data-verdict]:not([data-verdict=''])"
+                )
                 verdicts += 1
             if page.locator(".qrow").last.get_attribute("class").find("focused") >= 0:
                 page.keyboard.press("n")  # next page
                 page.wait_for_selector(".qrow.focused")
         times[f"2 label {labels} glare stamps, {verdicts} verdicts (scripted keys)"] = (
-            time.perf_counter() - t0)
+            time.perf_counter() - t0
+        )
 
         t0 = time.perf_counter()
         page.goto(f"{args.url}/models/")
@@ -151,10 +171,11 @@ def main() -> None:
             after = passing(night, truth, unreviewed=True)
             if after["model"] != before["model"]:
                 db = sqlite3.connect(ROOT / "var" / "db.sqlite3")
-                (left,), = db.execute(
+                ((left,),) = db.execute(
                     "select count(*) from screening_tracklet t join screening_modelversion m "
                     "on t.model_version_id = m.id where not m.is_active and t.status != "
-                    "'reviewed'")
+                    "'reviewed'"
+                )
                 if not left:
                     break
             time.sleep(2)
@@ -170,9 +191,11 @@ def main() -> None:
         print("  " + line.replace("\t", " | "))
     print(f"after: {after}")
     print("after: the tracklets nobody judged (rescored by the promoted model)")
-    print(f"glare tracklets passing on the planet-glare night: {before['glare_passing']:.1%} -> "
-          f"{after['glare_passing']:.1%} (of {after['glare']}); real {before['real_passing']:.1%}"
-          f" -> {after['real_passing']:.1%} (of {after['real']})")
+    print(
+        f"glare tracklets passing on the planet-glare night: {before['glare_passing']:.1%} -> "
+        f"{after['glare_passing']:.1%} (of {after['glare']}); real {before['real_passing']:.1%}"
+        f" -> {after['real_passing']:.1%} (of {after['real']})"
+    )
     for step, seconds in times.items():
         print(f"  {step:60s} {seconds:7.1f} s")
 

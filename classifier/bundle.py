@@ -25,8 +25,9 @@ from classifier.simulate import SimConfig, StampSample
 from classifier.tracklets import PlanetField, Tracklet, make_tracklet, night_mix
 
 
-def fits_bytes(pixels: np.ndarray, saturate: float | None = None,
-               header: dict[str, Any] | None = None) -> bytes:
+def fits_bytes(
+    pixels: np.ndarray, saturate: float | None = None, header: dict[str, Any] | None = None
+) -> bytes:
     """A float32 primary-HDU FITS file; NaN stays NaN (chip edge, masked pixels)."""
     from astropy.io import fits
 
@@ -57,8 +58,15 @@ def _write_stamp(path: Path, sample: StampSample, gz: bool) -> None:
     path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
 
 
-def write_bundle(out: Path, night: str, tracklets: list[Tracklet], *, gz: bool = False,
-                 keep_images: bool = False, params: dict[str, Any] | None = None) -> Path:
+def write_bundle(
+    out: Path,
+    night: str,
+    tracklets: list[Tracklet],
+    *,
+    gz: bool = False,
+    keep_images: bool = False,
+    params: dict[str, Any] | None = None,
+) -> Path:
     """Write tracklets as a night bundle in directory `out`; return the manifest path."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "stamps").mkdir(exist_ok=True)
@@ -74,22 +82,36 @@ def write_bundle(out: Path, night: str, tracklets: list[Tracklet], *, gz: bool =
                 stem = f"images/{tracklet.tracklet_id}_{det.index}"
                 (out / f"{stem}_science.fits").write_bytes(fits_bytes(det.stamp.science))
                 (out / f"{stem}_reference.fits").write_bytes(fits_bytes(det.stamp.reference))
-            manifest_rows.append({
-                "night": night, "tracklet": tracklet.tracklet_id, "index": det.index,
-                "mjd": round(det.mjd, 7), "ra": round(det.ra, 7), "dec": round(det.dec, 7),
-                "mag": round(det.mag, 3), "x": round(det.x, 3), "y": round(det.y, 3),
-                "stamp": rel,
-            })
-        truth_rows.append({
-            "tracklet": tracklet.tracklet_id, "real": tracklet.real, "kind": tracklet.kind,
-            "classes": tracklet.classes, "latents": _jsonable(tracklet.latents),
-            "detections": [_jsonable(d.stamp.latents) for d in tracklet.detections],
-        })
+            manifest_rows.append(
+                {
+                    "night": night,
+                    "tracklet": tracklet.tracklet_id,
+                    "index": det.index,
+                    "mjd": round(det.mjd, 7),
+                    "ra": round(det.ra, 7),
+                    "dec": round(det.dec, 7),
+                    "mag": round(det.mag, 3),
+                    "x": round(det.x, 3),
+                    "y": round(det.y, 3),
+                    "stamp": rel,
+                }
+            )
+        truth_rows.append(
+            {
+                "tracklet": tracklet.tracklet_id,
+                "real": tracklet.real,
+                "kind": tracklet.kind,
+                "classes": tracklet.classes,
+                "latents": _jsonable(tracklet.latents),
+                "detections": [_jsonable(d.stamp.latents) for d in tracklet.detections],
+            }
+        )
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in manifest_rows))
     (out / "truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in truth_rows))
     summary = {
-        "night": night, "tracklets": len(tracklets),
+        "night": night,
+        "tracklets": len(tracklets),
         "real": sum(t.real for t in tracklets),
         "kinds": dict(Counter(t.kind for t in tracklets)),
         "classes": dict(Counter(c for t in tracklets for c in t.classes)),
@@ -102,8 +124,15 @@ def write_bundle(out: Path, night: str, tracklets: list[Tracklet], *, gz: bool =
 def _tracklet_job(job: tuple) -> Tracklet:
     seed, index, real, cfg, field, mjd = job
     # Glare comes in clusters (simulator.md): only tracklets in a planet's field have any.
-    tracklet = make_tracklet(seed, index, real, cfg, glare=False, night_mjd=mjd,
-                             field=None if field is None else field[1])
+    tracklet = make_tracklet(
+        seed,
+        index,
+        real,
+        cfg,
+        glare=False,
+        night_mjd=mjd,
+        field=None if field is None else field[1],
+    )
     if field is not None:
         tracklet.latents["planet_field"] = field[0]
     return tracklet
@@ -112,8 +141,9 @@ def _tracklet_job(job: tuple) -> Tracklet:
 PLANET_FIELD_TRACKLETS = 200  # tracklets of a night in one field near a planet
 
 
-def planet_fields(seed: int, n_tracklets: int, planet_fraction: float
-                  ) -> list[tuple[int, PlanetField] | None]:
+def planet_fields(
+    seed: int, n_tracklets: int, planet_fraction: float
+) -> list[tuple[int, PlanetField] | None]:
     """Which tracklets of a night lie in a field near a bright planet, and which field:
     round(n * planet_fraction) of them, in fields of about PLANET_FIELD_TRACKLETS each."""
     if not 0.0 <= planet_fraction <= 1.0:
@@ -132,10 +162,20 @@ def planet_fields(seed: int, n_tracklets: int, planet_fraction: float
     return out
 
 
-def simulate_night(out: Path, *, seed: int, night: str, n_tracklets: int,
-                   real_fraction: float = 0.02, planet_fraction: float = 0.0, gz: bool = False,
-                   keep_images: bool = False, cfg: SimConfig | None = None,
-                   progress: bool = True, workers: int | None = None) -> Path:
+def simulate_night(
+    out: Path,
+    *,
+    seed: int,
+    night: str,
+    n_tracklets: int,
+    real_fraction: float = 0.02,
+    planet_fraction: float = 0.0,
+    gz: bool = False,
+    keep_images: bool = False,
+    cfg: SimConfig | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> Path:
     """Simulate one night of unknown tracklets and write it as a bundle; return the manifest.
 
     A share `planet_fraction` of the tracklets lies in fields near a bright planet, where most
@@ -156,10 +196,14 @@ def simulate_night(out: Path, *, seed: int, night: str, n_tracklets: int,
     jobs = [(seed, i, bool(real), cfg, fields[i], mjd) for i, real in enumerate(flags)]
     workers = min(workers or os.cpu_count() or 1, max(1, len(jobs) // 20))
     tracklets = list(_pool_map(_tracklet_job, jobs, workers, f"night {night}", progress))
-    params = {"seed": seed, "real_fraction": real_fraction, "planet_fraction": planet_fraction,
-              "planet_fields": len({f[0] for f in fields if f is not None}),
-              "glare_tracklets": sum(is_glare_tracklet(t) for t in tracklets),
-              "simulator": cfg.to_dict()}
+    params = {
+        "seed": seed,
+        "real_fraction": real_fraction,
+        "planet_fraction": planet_fraction,
+        "planet_fields": len({f[0] for f in fields if f is not None}),
+        "glare_tracklets": sum(is_glare_tracklet(t) for t in tracklets),
+        "simulator": cfg.to_dict(),
+    }
     return write_bundle(out, night, tracklets, gz=gz, keep_images=keep_images, params=params)
 
 

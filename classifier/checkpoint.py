@@ -75,11 +75,16 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
         raise CheckpointError(f"{path} cannot be loaded: {exc}") from exc
     found = payload.get("format_version") if isinstance(payload, dict) else None
     if found not in READABLE_VERSIONS:
-        raise CheckpointError(f"{path} is not a screening checkpoint of a format this version "
-                              f"reads ({', '.join(map(str, READABLE_VERSIONS))}); found {found!r}")
+        raise CheckpointError(
+            f"{path} is not a screening checkpoint of a format this version "
+            f"reads ({', '.join(map(str, READABLE_VERSIONS))}); found {found!r}"
+        )
     if found < FORMAT_VERSION:
-        logger.info("%s is a format-%s checkpoint: the paper's TCN on 4 detections' scores, no "
-                    "motion or magnitude cues, no calibration; it scores as it always did",
-                    path.name, found)
+        logger.info(
+            "%s is a format-%s checkpoint: the paper's TCN on 4 detections' scores, no "
+            "motion or magnitude cues, no calibration; it scores as it always did",
+            path.name,
+            found,
+        )
     payload["version"] = version
     return payload

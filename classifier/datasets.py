@@ -95,8 +95,9 @@ def _pool_map(fn, jobs: list, workers: int, desc: str, progress: bool) -> Iterat
     if workers > 1 and multiprocessing.current_process().daemon:
         # A daemonic process (a Celery prefork child) may not start children: work here, slower
         # but correct. The `training` worker (screening/workers.py) runs the solo pool for this.
-        logger.warning("%s: in a daemonic process, simulating in one process instead of %d",
-                       desc, workers)
+        logger.warning(
+            "%s: in a daemonic process, simulating in one process instead of %d", desc, workers
+        )
         workers = 1
     if workers <= 1:
         for job in jobs:
@@ -118,31 +119,45 @@ def _pool_map(fn, jobs: list, workers: int, desc: str, progress: bool) -> Iterat
 def _stamp_job(job: tuple) -> tuple[np.ndarray, list[int], list[dict[str, Any]]]:
     seed, cls, label, indices, pre, crop, cfg = job
     class_index = ALL_CLASSES.index(cls)
-    samples = [make_stamp(cls, stamp_rng(seed, STREAM_STAMPS, class_index, i), cfg)
-               for i in indices]
+    samples = [
+        make_stamp(cls, stamp_rng(seed, STREAM_STAMPS, class_index, i), cfg) for i in indices
+    ]
     raw = np.stack([s.difference for s in samples])
     images = prepare(raw, pre, crop=crop).astype(np.float16)
-    latents = [{k: v for k, v in s.latents.items() if not isinstance(v, dict | list)}
-               for s in samples]
+    latents = [
+        {k: v for k, v in s.latents.items() if not isinstance(v, dict | list)} for s in samples
+    ]
     return images, [label] * len(samples), latents
 
 
-def build_stamp_set(seed: int, classes: tuple[str, ...], n_per_class: int, pre: Preprocessing,
-                    *, crop: bool = False, cfg: SimConfig | None = None,
-                    workers: int | None = None, progress: bool = True,
-                    chunk: int = 50) -> StampSet:
+def build_stamp_set(
+    seed: int,
+    classes: tuple[str, ...],
+    n_per_class: int,
+    pre: Preprocessing,
+    *,
+    crop: bool = False,
+    cfg: SimConfig | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    chunk: int = 50,
+) -> StampSet:
     """n_per_class stamps of each class, prepared (uncropped by default, for augmentation)."""
     cfg = cfg or SimConfig()
     workers = workers or os.cpu_count() or 1
-    jobs = [(seed, cls, label, list(range(s, min(s + chunk, n_per_class))), pre, crop, cfg)
-            for label, cls in enumerate(classes) for s in range(0, n_per_class, chunk)]
+    jobs = [
+        (seed, cls, label, list(range(s, min(s + chunk, n_per_class))), pre, crop, cfg)
+        for label, cls in enumerate(classes)
+        for s in range(0, n_per_class, chunk)
+    ]
     images, labels, latents = [], [], []
     for im, lab, lat in _pool_map(_stamp_job, jobs, workers, "stamps", progress):
         images.append(im)
         labels += lab
         latents += lat
-    return StampSet(np.concatenate(images), np.array(labels, dtype=np.int64), tuple(classes),
-                    latents)
+    return StampSet(
+        np.concatenate(images), np.array(labels, dtype=np.int64), tuple(classes), latents
+    )
 
 
 def simulator_code() -> str:
@@ -156,21 +171,37 @@ def simulator_code() -> str:
     return digest.hexdigest()[:16]
 
 
-def stamp_cache_key(seed: int, classes: tuple[str, ...], pre: Preprocessing,
-                    cfg: SimConfig) -> str:
+def stamp_cache_key(seed: int, classes: tuple[str, ...], pre: Preprocessing, cfg: SimConfig) -> str:
     """The name of a cached stamp build: a hash of everything the stamps depend on."""
     import hashlib
 
-    text = json.dumps({"seed": seed, "classes": list(classes), "pre": pre.to_dict(),
-                       "sim": cfg.to_dict(), "stream": STREAM_STAMPS, "code": simulator_code()},
-                      sort_keys=True, default=str)
+    text = json.dumps(
+        {
+            "seed": seed,
+            "classes": list(classes),
+            "pre": pre.to_dict(),
+            "sim": cfg.to_dict(),
+            "stream": STREAM_STAMPS,
+            "code": simulator_code(),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def cached_stamp_set(seed: int, classes: tuple[str, ...], n_per_class: int, pre: Preprocessing,
-                     cache_dir: Path, *, cfg: SimConfig | None = None,
-                     workers: int | None = None, progress: bool = True,
-                     chunk: int = 500) -> StampSet:
+def cached_stamp_set(
+    seed: int,
+    classes: tuple[str, ...],
+    n_per_class: int,
+    pre: Preprocessing,
+    cache_dir: Path,
+    *,
+    cfg: SimConfig | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    chunk: int = 500,
+) -> StampSet:
     """`build_stamp_set` kept on disk in chunks: a stopped build resumes, a finished one loads.
 
     Stamps are prepared (uncropped) float16, one `.npy` per (class, chunk of `chunk` stamps)
@@ -180,17 +211,29 @@ def cached_stamp_set(seed: int, classes: tuple[str, ...], n_per_class: int, pre:
     cfg = cfg or SimConfig()
     root = Path(cache_dir) / stamp_cache_key(seed, classes, pre, cfg)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "params.json").write_text(json.dumps(
-        {"seed": seed, "classes": list(classes), "preprocessing": pre.to_dict(),
-         "simulator": cfg.to_dict(), "chunk": chunk}, indent=2, default=str) + "\n")
+    (root / "params.json").write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "classes": list(classes),
+                "preprocessing": pre.to_dict(),
+                "simulator": cfg.to_dict(),
+                "chunk": chunk,
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     todo, paths = [], []
     for label, cls in enumerate(classes):
         for start in range(0, n_per_class, chunk):
             path = root / f"{cls}-{start:07d}-{chunk}.npy"
             paths.append((label, path, min(chunk, n_per_class - start)))
             if not path.exists():
-                todo.append((seed, cls, label, list(range(start, start + chunk)), pre, False,
-                             cfg, path))
+                todo.append(
+                    (seed, cls, label, list(range(start, start + chunk)), pre, False, cfg, path)
+                )
     workers = workers or os.cpu_count() or 1
     for _ in _pool_map(_cached_stamp_job, todo, workers, "stamps", progress):
         pass
@@ -218,9 +261,19 @@ def _tracklet_job(job: tuple) -> dict[str, Any]:
     seed, items, glare, pre, cfg = job
     from classifier.features import measure
 
-    out: dict[str, Any] = {"images": [], "lengths": [], "real": [], "kinds": [],
-                           "det_classes": [], "det_snr": [], "meta": [], "det_raw": [],
-                           "trk_raw": [], "snr": [], "rate": []}
+    out: dict[str, Any] = {
+        "images": [],
+        "lengths": [],
+        "real": [],
+        "kinds": [],
+        "det_classes": [],
+        "det_snr": [],
+        "meta": [],
+        "det_raw": [],
+        "trk_raw": [],
+        "snr": [],
+        "rate": [],
+    }
     presets = pre if isinstance(pre, tuple) else (pre,)
     for index, real, planet in items:
         t = make_tracklet(seed, index, real, cfg, glare=glare, field=planet)
@@ -253,10 +306,20 @@ def tracklet_kind(t) -> str:
     return t.kind
 
 
-def build_tracklet_set(seed: int, n_real: int, n_bogus: int, pre, *,
-                       glare: bool, first_index: int = 0, cfg: SimConfig | None = None,
-                       workers: int | None = None, progress: bool = True,
-                       chunk: int = 25, planet_bogus: int = 0):
+def build_tracklet_set(
+    seed: int,
+    n_real: int,
+    n_bogus: int,
+    pre,
+    *,
+    glare: bool,
+    first_index: int = 0,
+    cfg: SimConfig | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    chunk: int = 25,
+    planet_bogus: int = 0,
+):
     """n_real real and n_bogus bogus tracklets of `seed`, stamps prepared with `pre` (cropped),
     and `planet_bogus` more bogus tracklets from one field near a planet (mostly its glare).
 
@@ -269,8 +332,9 @@ def build_tracklet_set(seed: int, n_real: int, n_bogus: int, pre, *,
     items += [(BOGUS_INDEX_OFFSET + first_index + i, False, None) for i in range(n_bogus)]
     if planet_bogus:
         planet = PlanetField.draw(np.random.default_rng([seed, first_index, 2**31 - 3]))
-        items += [(PLANET_INDEX_OFFSET + first_index + i, False, planet)
-                  for i in range(planet_bogus)]
+        items += [
+            (PLANET_INDEX_OFFSET + first_index + i, False, planet) for i in range(planet_bogus)
+        ]
     jobs = [(seed, items[s : s + chunk], glare, pre, cfg) for s in range(0, len(items), chunk)]
     parts = list(_pool_map(_tracklet_job, jobs, workers, "tracklets", progress))
     presets = pre if isinstance(pre, tuple) else (pre,)
@@ -287,17 +351,28 @@ def build_tracklet_set(seed: int, n_real: int, n_bogus: int, pre, *,
         "rate": np.array([v for p in parts for v in p["rate"]]),
     }
     sets = tuple(
-        TrackletSet(images=np.concatenate([p["images"][k] for p in parts]), **common,
-                    params={"seed": seed, "n_real": n_real, "n_bogus": n_bogus, "glare": glare,
-                            "planet_bogus": planet_bogus,
-                            "first_index": first_index, "preprocessing": one.to_dict(),
-                            "simulator": cfg.to_dict()})
-        for k, one in enumerate(presets))
+        TrackletSet(
+            images=np.concatenate([p["images"][k] for p in parts]),
+            **common,
+            params={
+                "seed": seed,
+                "n_real": n_real,
+                "n_bogus": n_bogus,
+                "glare": glare,
+                "planet_bogus": planet_bogus,
+                "first_index": first_index,
+                "preprocessing": one.to_dict(),
+                "simulator": cfg.to_dict(),
+            },
+        )
+        for k, one in enumerate(presets)
+    )
     return sets if isinstance(pre, tuple) else sets[0]
 
 
-def cached_tracklet_set(cache_dir: Path | None, seed: int, n_real: int, n_bogus: int,
-                        pre: Preprocessing, **options) -> TrackletSet:
+def cached_tracklet_set(
+    cache_dir: Path | None, seed: int, n_real: int, n_bogus: int, pre: Preprocessing, **options
+) -> TrackletSet:
     """`build_tracklet_set` kept in one file under `cache_dir` (None: no cache), named by a hash
     of everything the set depends on (the simulator's code too), so a fixed set such as the
     promotion's evaluation set is simulated once per machine."""
@@ -307,11 +382,19 @@ def cached_tracklet_set(cache_dir: Path | None, seed: int, n_real: int, n_bogus:
     if cache_dir is None:
         return build_tracklet_set(seed, n_real, n_bogus, pre, **options)
     cfg = options.get("cfg") or SimConfig()
-    key = json.dumps({"seed": seed, "real": n_real, "bogus": n_bogus, "pre": pre.to_dict(),
-                      "sim": cfg.to_dict(), "code": simulator_code(),
-                      **{k: v for k, v in options.items() if k in (
-                          "glare", "first_index", "planet_bogus")}},
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        {
+            "seed": seed,
+            "real": n_real,
+            "bogus": n_bogus,
+            "pre": pre.to_dict(),
+            "sim": cfg.to_dict(),
+            "code": simulator_code(),
+            **{k: v for k, v in options.items() if k in ("glare", "first_index", "planet_bogus")},
+        },
+        sort_keys=True,
+        default=str,
+    )
     path = Path(cache_dir) / f"tracklets-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
     if path.exists():
         try:
@@ -328,15 +411,20 @@ def cached_tracklet_set(cache_dir: Path | None, seed: int, n_real: int, n_bogus:
     return tset
 
 
-def write_build_report(path: Path, params: dict[str, Any], classes: list[str],
-                       snr: np.ndarray) -> None:
+def write_build_report(
+    path: Path, params: dict[str, Any], classes: list[str], snr: np.ndarray
+) -> None:
     """Write a build's parameters, per-class counts and per-class SNR histograms as JSON."""
     counts = Counter(classes)
     hist = {}
     for cls in sorted(counts):
         values = snr[np.array(classes) == cls]
         hist[cls] = np.histogram(values, bins=SNR_EDGES)[0].tolist()
-    report = {"params": params, "counts": dict(sorted(counts.items())),
-              "snr_histogram_edges": list(SNR_EDGES), "snr_histograms": hist}
+    report = {
+        "params": params,
+        "counts": dict(sorted(counts.items())),
+        "snr_histogram_edges": list(SNR_EDGES),
+        "snr_histograms": hist,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -23,15 +23,25 @@ def roc_curve(scores: np.ndarray, real: np.ndarray, points: int = 400) -> dict[s
     thresholds = np.unique(np.quantile(scores, np.linspace(0, 1, points)))
     tpr = [(scores[real] >= t).mean() for t in thresholds]
     fpr = [(scores[~real] >= t).mean() for t in thresholds]
-    return {"threshold": thresholds.tolist(), "tpr": [float(v) for v in tpr],
-            "fpr": [float(v) for v in fpr]}
+    return {
+        "threshold": thresholds.tolist(),
+        "tpr": [float(v) for v in tpr],
+        "fpr": [float(v) for v in fpr],
+    }
 
 
-def confusion(true: list[str], predicted: np.ndarray, model_classes: tuple[str, ...]
-              ) -> dict[str, Any]:
+def confusion(
+    true: list[str], predicted: np.ndarray, model_classes: tuple[str, ...]
+) -> dict[str, Any]:
     """Counts of true class (rows, every class present) against the ICN's argmax (columns)."""
-    rows = sorted(set(true), key=lambda c: (c not in model_classes, model_classes.index(c)
-                                            if c in model_classes else 0, c))
+    rows = sorted(
+        set(true),
+        key=lambda c: (
+            c not in model_classes,
+            model_classes.index(c) if c in model_classes else 0,
+            c,
+        ),
+    )
     matrix = np.zeros((len(rows), len(model_classes)), dtype=int)
     index = {c: i for i, c in enumerate(rows)}
     for t, p in zip(true, predicted, strict=True):
@@ -39,8 +49,9 @@ def confusion(true: list[str], predicted: np.ndarray, model_classes: tuple[str, 
     return {"rows": rows, "columns": list(model_classes), "counts": matrix.tolist()}
 
 
-def recall_by_snr(true: list[str], predicted: np.ndarray, snr: np.ndarray,
-                  model_classes: tuple[str, ...]) -> dict[str, Any]:
+def recall_by_snr(
+    true: list[str], predicted: np.ndarray, snr: np.ndarray, model_classes: tuple[str, ...]
+) -> dict[str, Any]:
     """Per true class and SNR bin: stamps and the fraction the ICN gives their own class."""
     true_arr = np.array(true)
     out: dict[str, Any] = {"edges": list(SNR_EDGES), "classes": {}}
@@ -71,22 +82,38 @@ def score_set(model: ScreeningModel, tset: TrackletSet) -> tuple[np.ndarray, np.
     return probs, model.tracklet_scores(probs, tset.lengths, cues)
 
 
-def _recall_by_bins(scores: np.ndarray, sel: np.ndarray, values: np.ndarray,
-                    edges: tuple[float, ...], threshold: float) -> list[dict[str, Any]]:
+def _recall_by_bins(
+    scores: np.ndarray,
+    sel: np.ndarray,
+    values: np.ndarray,
+    edges: tuple[float, ...],
+    threshold: float,
+) -> list[dict[str, Any]]:
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         b = sel & (values >= lo) & (values < hi)
         n = int(b.sum())
-        rows.append({"lo": lo, "hi": hi, "n": n,
-                     "recall": float((scores[b] >= threshold).mean()) if n else None})
+        rows.append(
+            {
+                "lo": lo,
+                "hi": hi,
+                "n": n,
+                "recall": float((scores[b] >= threshold).mean()) if n else None,
+            }
+        )
     return rows
 
 
 RATE_EDGES = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 1e9)  # deg/day
 
 
-def passing_by_class(scores: np.ndarray, real: np.ndarray, det_classes: list[str],
-                     lengths: np.ndarray, threshold: float) -> dict[str, dict[str, Any]]:
+def passing_by_class(
+    scores: np.ndarray,
+    real: np.ndarray,
+    det_classes: list[str],
+    lengths: np.ndarray,
+    threshold: float,
+) -> dict[str, dict[str, Any]]:
     """Per bogus stamp class: the bogus tracklets with at least one stamp of it, and the share
     of them that pass the threshold (say, tracklets with planet glare the model lets through)."""
     ends = np.cumsum(lengths)
@@ -101,8 +128,13 @@ def passing_by_class(scores: np.ndarray, real: np.ndarray, det_classes: list[str
     return out
 
 
-def tracklet_figures(scores: np.ndarray, probs: np.ndarray, tset: TrackletSet,
-                     classes: tuple[str, ...], threshold: float) -> dict[str, Any]:
+def tracklet_figures(
+    scores: np.ndarray,
+    probs: np.ndarray,
+    tset: TrackletSet,
+    classes: tuple[str, ...],
+    threshold: float,
+) -> dict[str, Any]:
     """All figures from tracklet scores and stamp probabilities of one tracklet set."""
     from classifier.train import reliability
 
@@ -119,10 +151,14 @@ def tracklet_figures(scores: np.ndarray, probs: np.ndarray, tset: TrackletSet,
             "rejection_at_paper_recall": float((scores[sel] < t_paper).mean()),
         }
     return {
-        "tracklets": {"real": int(real.sum()), "bogus": int((~real).sum()),
-                      "stamps": int(len(tset.images))},
-        "passing_by_class": passing_by_class(scores, real, tset.det_classes, tset.lengths,
-                                             threshold),
+        "tracklets": {
+            "real": int(real.sum()),
+            "bogus": int((~real).sum()),
+            "stamps": int(len(tset.images)),
+        },
+        "passing_by_class": passing_by_class(
+            scores, real, tset.det_classes, tset.lengths, threshold
+        ),
         "auc": roc_auc(scores, real),
         "at_model_threshold": operating_point(scores, real, threshold),
         "at_paper_recall": operating_point(scores, real, t_paper),
@@ -130,10 +166,12 @@ def tracklet_figures(scores: np.ndarray, probs: np.ndarray, tset: TrackletSet,
         "icn_confusion": confusion(tset.det_classes, predicted, classes),
         "icn_accuracy": icn_accuracy(tset.det_classes, predicted, classes),
         "icn_recall_by_snr": recall_by_snr(tset.det_classes, predicted, tset.det_snr, classes),
-        "real_recall_by_snr": None if tset.snr is None else _recall_by_bins(
-            scores, real, tset.snr, SNR_EDGES, threshold),
-        "real_recall_by_rate": None if tset.rate is None else _recall_by_bins(
-            scores, real, tset.rate, RATE_EDGES, threshold),
+        "real_recall_by_snr": None
+        if tset.snr is None
+        else _recall_by_bins(scores, real, tset.snr, SNR_EDGES, threshold),
+        "real_recall_by_rate": None
+        if tset.rate is None
+        else _recall_by_bins(scores, real, tset.rate, RATE_EDGES, threshold),
         "reliability": reliability(scores, real),
         "roc": roc_curve(scores, real),
         "params": tset.params,
@@ -165,8 +203,15 @@ def draw_confusion(ax, conf: dict[str, Any], title: str, fontsize: int = 7) -> N
     ax.set_yticks(range(len(conf["rows"])), conf["rows"], fontsize=fontsize)
     for i in range(norm.shape[0]):
         for j in range(norm.shape[1]):
-            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=fontsize,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{100 * norm[i, j]:.0f}",
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_xlabel("ICN class")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=fontsize + 2)
@@ -194,8 +239,12 @@ def write_plots(report: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     op = report["at_paper_recall"]
     ax.plot([1 - op["bogus_rejection"]], [op["real_recall"]], "o", label="99.6% real recall")
     op = report["at_model_threshold"]
-    ax.plot([1 - op["bogus_rejection"]], [op["real_recall"]], "s",
-            label=f"threshold {op['threshold']:.3g}")
+    ax.plot(
+        [1 - op["bogus_rejection"]],
+        [op["real_recall"]],
+        "s",
+        label=f"threshold {op['threshold']:.3g}",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("bogus kept (false-positive rate)")
     ax.set_ylabel("real kept (recall)")
@@ -213,8 +262,10 @@ def write_plots(report: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
         values = [np.nan if v is None else v for v in data["recall"]]
         if not all(np.isnan(values)):
             ax.plot(centres, values, "o-", label=cls)
-    labels = [f"{lo:g}-{hi:g}" if hi < 1e9 else f"{lo:g}+"
-              for lo, hi in zip(rec["edges"][:-1], rec["edges"][1:], strict=True)]
+    labels = [
+        f"{lo:g}-{hi:g}" if hi < 1e9 else f"{lo:g}+"
+        for lo, hi in zip(rec["edges"][:-1], rec["edges"][1:], strict=True)
+    ]
     ax.set_xticks(centres, labels)
     ax.set_xlabel("SNR (bogus: strength latent)")
     ax.set_ylabel("ICN recall")
@@ -242,16 +293,25 @@ def draw_reliability(axes, rel: dict[str, Any], title: str) -> None:
     (perfect calibration) and the tracklets per bin as bars on a second (log) axis."""
     bins = rel["bins"]
     counts = axes.twinx()
-    counts.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["n"] for b in bins],
-               width=[0.9 * (b["hi"] - b["lo"]) for b in bins], color="#8a949e", alpha=0.35)
+    counts.bar(
+        [(b["lo"] + b["hi"]) / 2 for b in bins],
+        [b["n"] for b in bins],
+        width=[0.9 * (b["hi"] - b["lo"]) for b in bins],
+        color="#8a949e",
+        alpha=0.35,
+    )
     counts.set_yscale("log")  # most tracklets sit in the end bins
     counts.set_ylim(0.8, 20 * max(b["n"] for b in bins))
     counts.set_ylabel("tracklets in the bin", color="#6e7781")
     axes.set_zorder(counts.get_zorder() + 1)
     axes.patch.set_visible(False)  # the curve over the bars
     axes.plot([0, 1], [0, 1], "--", color="black", linewidth=1, label="perfectly calibrated")
-    axes.plot([b["mean_score"] for b in bins], [b["fraction_real"] for b in bins], "o-",
-              label=f"this model (ECE {rel['ece']:.3f})")
+    axes.plot(
+        [b["mean_score"] for b in bins],
+        [b["fraction_real"] for b in bins],
+        "o-",
+        label=f"this model (ECE {rel['ece']:.3f})",
+    )
     axes.legend(loc="upper left", fontsize=8)
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
@@ -269,7 +329,9 @@ def write_report(report: dict[str, Any], out_dir: Path, name: str) -> Path:
 
 def summary_line(report: dict[str, Any]) -> str:
     a, p = report["at_model_threshold"], report["at_paper_recall"]
-    return (f"AUC {report['auc']:.4f} | threshold {a['threshold']:.3f}: real recall "
-            f"{100 * a['real_recall']:.2f}%, bogus rejection {100 * a['bogus_rejection']:.2f}% | "
-            f"99.6% recall at threshold {p['threshold']:.4f}: real recall "
-            f"{100 * p['real_recall']:.2f}%, bogus rejection {100 * p['bogus_rejection']:.2f}%")
+    return (
+        f"AUC {report['auc']:.4f} | threshold {a['threshold']:.3f}: real recall "
+        f"{100 * a['real_recall']:.2f}%, bogus rejection {100 * a['bogus_rejection']:.2f}% | "
+        f"99.6% recall at threshold {p['threshold']:.4f}: real recall "
+        f"{100 * p['real_recall']:.2f}%, bogus rejection {100 * p['bogus_rejection']:.2f}%"
+    )

@@ -33,11 +33,23 @@ CHIP_PX = 10560.0  # ATLAS STA-1600 detector, px on a side
 PIXEL_SCALE = 1.86  # arcsec / px (only used where x/y are missing their motion)
 
 DETECTION_FEATURES = (
-    "resid_along_arcsec", "resid_cross_arcsec", "resid_arcsec", "dmag",
-    "trail_px", "trail_expected_px", "elongation", "trail_angle_deg", "edge_px",
+    "resid_along_arcsec",
+    "resid_cross_arcsec",
+    "resid_arcsec",
+    "dmag",
+    "trail_px",
+    "trail_expected_px",
+    "elongation",
+    "trail_angle_deg",
+    "edge_px",
 )
 TRACKLET_FEATURES = (
-    "rate_deg_day", "fit_rms_arcsec", "mag_scatter", "mag_range", "n_detections", "span_hours",
+    "rate_deg_day",
+    "fit_rms_arcsec",
+    "mag_scatter",
+    "mag_range",
+    "n_detections",
+    "span_hours",
 )
 N_DETECTION_INPUTS = 10
 N_TRACKLET_INPUTS = 6
@@ -109,8 +121,9 @@ def _robust_sigma(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - med))) or 1.0
 
 
-def trail_moments(stamp: np.ndarray, window: int = 45, nsigma: float = 2.0
-                  ) -> tuple[float, float, float]:
+def trail_moments(
+    stamp: np.ndarray, window: int = 45, nsigma: float = 2.0
+) -> tuple[float, float, float]:
     """(length px, angle rad in [0, pi), elongation) of the source at the stamp's centre.
 
     The central `window` px are smoothed with a 3x3 box, thresholded at `nsigma` robust sigma,
@@ -167,8 +180,9 @@ class TrackletFeatures:
     fit: MotionFit
 
 
-def measure(mjd, ra, dec, mag, x, y, stamps, *, exposure_s: float = EXPOSURE_S,
-            chip_px: float = CHIP_PX) -> TrackletFeatures:
+def measure(
+    mjd, ra, dec, mag, x, y, stamps, *, exposure_s: float = EXPOSURE_S, chip_px: float = CHIP_PX
+) -> TrackletFeatures:
     """The cues of one tracklet from what ingest stores; rows in the order given (any order)."""
     mjd, ra, dec, mag, x, y = (np.asarray(v, dtype=np.float64) for v in (mjd, ra, dec, mag, x, y))
     n = len(mjd)
@@ -176,8 +190,7 @@ def measure(mjd, ra, dec, mag, x, y, stamps, *, exposure_s: float = EXPOSURE_S,
         raise ValueError("every detection needs mjd, ra, dec, mag, x, y and a stamp")
     if n < 2:
         raise ValueError(f"a tracklet needs at least 2 detections for its motion, got {n}")
-    for name, values in (("mjd", mjd), ("ra", ra), ("dec", dec), ("mag", mag), ("x", x),
-                         ("y", y)):
+    for name, values in (("mjd", mjd), ("ra", ra), ("dec", dec), ("mag", mag), ("x", x), ("y", y)):
         if not np.isfinite(values).all():
             raise ValueError(f"{name} must be finite for every detection")
     fit = fit_motion(mjd, ra, dec, x, y)
@@ -188,9 +201,19 @@ def measure(mjd, ra, dec, mag, x, y, stamps, *, exposure_s: float = EXPOSURE_S,
         length, angle, elong = trail_moments(stamps[i])
         diff = abs((angle - fit.pixel_angle + math.pi / 2) % math.pi - math.pi / 2)
         edge = min(x[i], y[i], chip_px - x[i], chip_px - y[i])
-        rows.append([fit.residual_along[i], fit.residual_cross[i],
-                     math.hypot(fit.residual_along[i], fit.residual_cross[i]), mag[i] - med,
-                     length, expected, elong, math.degrees(diff), edge])
+        rows.append(
+            [
+                fit.residual_along[i],
+                fit.residual_cross[i],
+                math.hypot(fit.residual_along[i], fit.residual_cross[i]),
+                mag[i] - med,
+                length,
+                expected,
+                elong,
+                math.degrees(diff),
+                edge,
+            ]
+        )
     span = float(mjd.max() - mjd.min()) * 24.0
     tracklet = [fit.rate_deg_day, fit.rms_arcsec, float(np.std(mag)), float(np.ptp(mag)), n, span]
     return TrackletFeatures(np.asarray(rows, np.float64), np.asarray(tracklet, np.float64), fit)
@@ -206,15 +229,21 @@ def detection_inputs(raw: np.ndarray) -> np.ndarray:
     raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(DETECTION_FEATURES))
     along, cross, resid, dmag, length, expected, elong, angle, edge = raw.T
     streaky = np.clip((elong - 1.0) / 1.0, 0, 3)  # how clearly the angle is measured
-    out = np.stack([
-        _slog(along, 0.3), _slog(cross, 0.3), np.log1p(resid / 0.3),
-        np.clip(dmag, -3, 3),
-        np.log1p(length / 2.0), np.log1p(expected / 2.0),
-        np.log1p(length / 2.0) - np.log1p(expected / 2.0),
-        np.log(np.clip(elong, 1, 20)),
-        np.sin(np.radians(angle)) * streaky,
-        np.log1p(np.clip(edge, 0, None) / 50.0) / 5.0,
-    ], axis=1)
+    out = np.stack(
+        [
+            _slog(along, 0.3),
+            _slog(cross, 0.3),
+            np.log1p(resid / 0.3),
+            np.clip(dmag, -3, 3),
+            np.log1p(length / 2.0),
+            np.log1p(expected / 2.0),
+            np.log1p(length / 2.0) - np.log1p(expected / 2.0),
+            np.log(np.clip(elong, 1, 20)),
+            np.sin(np.radians(angle)) * streaky,
+            np.log1p(np.clip(edge, 0, None) / 50.0) / 5.0,
+        ],
+        axis=1,
+    )
     return np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
 
 
@@ -223,10 +252,17 @@ def tracklet_inputs(raw: np.ndarray) -> np.ndarray:
     raw = np.asarray(raw, dtype=np.float64)
     flat = raw.reshape(-1, len(TRACKLET_FEATURES))
     rate, rms, scatter, mrange, n, span = flat.T
-    out = np.stack([
-        np.log10(np.clip(rate, 1e-4, 1e3)), np.log1p(rms / 0.3), np.log1p(scatter / 0.1),
-        np.log1p(mrange / 0.2), (n - 4.0) / 4.0, np.log1p(span),
-    ], axis=1)
+    out = np.stack(
+        [
+            np.log10(np.clip(rate, 1e-4, 1e3)),
+            np.log1p(rms / 0.3),
+            np.log1p(scatter / 0.1),
+            np.log1p(mrange / 0.2),
+            (n - 4.0) / 4.0,
+            np.log1p(span),
+        ],
+        axis=1,
+    )
     out = np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
     return out if raw.ndim > 1 else out[0]
 
@@ -234,8 +270,7 @@ def tracklet_inputs(raw: np.ndarray) -> np.ndarray:
 META_COLUMNS = ("mjd", "ra", "dec", "mag", "x", "y")
 
 
-def batch_inputs(meta: np.ndarray, stamps: np.ndarray, lengths
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def batch_inputs(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray, np.ndarray]:
     """Network inputs of consecutive tracklets: (N, N_DETECTION_INPUTS), (T, N_TRACKLET_INPUTS).
 
     `meta` is (N, 6) with META_COLUMNS per detection, `stamps` the (N, 100, 100) raw stamps in
@@ -252,8 +287,10 @@ def batch_raw(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray
         raise ValueError(f"meta must be (N, {len(META_COLUMNS)}): {', '.join(META_COLUMNS)}")
     lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
     if int(lengths.sum()) != len(meta) or len(stamps) != len(meta):
-        raise ValueError(f"lengths sum to {int(lengths.sum())} but there are {len(meta)} "
-                         f"detections and {len(stamps)} stamps")
+        raise ValueError(
+            f"lengths sum to {int(lengths.sum())} but there are {len(meta)} "
+            f"detections and {len(stamps)} stamps"
+        )
     det, trk, at = [], [], 0
     for n in lengths:
         part = meta[at : at + n]
@@ -262,5 +299,7 @@ def batch_raw(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray
         trk.append(f.tracklet)
         at += n
     empty = np.zeros((0, len(DETECTION_FEATURES)))
-    return (np.concatenate(det) if det else empty,
-            np.stack(trk) if trk else np.zeros((0, len(TRACKLET_FEATURES))))
+    return (
+        np.concatenate(det) if det else empty,
+        np.stack(trk) if trk else np.zeros((0, len(TRACKLET_FEATURES))),
+    )

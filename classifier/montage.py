@@ -35,14 +35,22 @@ def montage_samples(cls: str, seed: int, n_cols: int, cfg: SimConfig) -> list[St
             snr = float(rng.uniform(SNR_BINS[k], SNR_BINS[k + 1]))
             out.append(make_stamp(cls, rng, cfg, fixed={"snr": snr}))
         return out
-    pool = [make_stamp(cls, stamp_rng(seed, STREAM_STAMPS, 1000 + index, i), cfg)
-            for i in range(n_cols * 3)]
+    pool = [
+        make_stamp(cls, stamp_rng(seed, STREAM_STAMPS, 1000 + index, i), cfg)
+        for i in range(n_cols * 3)
+    ]
     pool.sort(key=lambda s: s.latents.get("snr", 0.0))
     return [pool[int(q)] for q in np.linspace(0, len(pool) - 1, n_cols)]
 
 
-def write_montage(path: Path, *, seed: int = 0, per_bin: int = 2,
-                  classes: tuple[str, ...] = ALL_CLASSES, cfg: SimConfig | None = None) -> Path:
+def write_montage(
+    path: Path,
+    *,
+    seed: int = 0,
+    per_bin: int = 2,
+    classes: tuple[str, ...] = ALL_CLASSES,
+    cfg: SimConfig | None = None,
+) -> Path:
     """Write a PNG grid: one row per class, columns SNR bins (per_bin stamps each)."""
     import matplotlib
 
@@ -61,9 +69,11 @@ def write_montage(path: Path, *, seed: int = 0, per_bin: int = 2,
             ax.imshow(display_scale(sample.difference), cmap="gray", origin="lower")
             ax.set_title(f"{sample.latents['snr']:.3g}", fontsize=6, pad=1)
         axes[row, 0].set_ylabel(cls, fontsize=8)
-    fig.suptitle(f"simulated difference stamps (seed {seed}); real classes in SNR bins "
-                 f"{SNR_BINS}, bogus in quantiles of their strength; titles: SNR/strength",
-                 fontsize=8)
+    fig.suptitle(
+        f"simulated difference stamps (seed {seed}); real classes in SNR bins "
+        f"{SNR_BINS}, bogus in quantiles of their strength; titles: SNR/strength",
+        fontsize=8,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

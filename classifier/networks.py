@@ -78,13 +78,15 @@ def build_icn(cfg: IcnConfig) -> torch.nn.Module:
     if cfg.arch != "resnet18":
         raise ValueError(f"unsupported ICN architecture {cfg.arch!r}")
     model = torchvision.models.resnet18(weights=None, num_classes=len(cfg.classes))
-    model.conv1 = torch.nn.Conv2d(cfg.in_channels, 64, kernel_size=7, stride=2, padding=3,
-                                  bias=False)
+    model.conv1 = torch.nn.Conv2d(
+        cfg.in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False
+    )
     return model
 
 
-def grow_icn(model: torch.nn.Module, old: IcnConfig, classes: tuple[str, ...]
-             ) -> tuple[torch.nn.Module, IcnConfig]:
+def grow_icn(
+    model: torch.nn.Module, old: IcnConfig, classes: tuple[str, ...]
+) -> tuple[torch.nn.Module, IcnConfig]:
     """Give the ICN outputs for `classes` (a superset of the old), keeping all other weights."""
     import torch
 
@@ -114,8 +116,11 @@ def _set_tcn_class():
             super().__init__()
             w = cfg.width
             self.phi = torch.nn.Sequential(
-                torch.nn.Linear(cfg.n_classes + cfg.n_detection_features, w), torch.nn.ReLU(),
-                torch.nn.Linear(w, w), torch.nn.ReLU())
+                torch.nn.Linear(cfg.n_classes + cfg.n_detection_features, w),
+                torch.nn.ReLU(),
+                torch.nn.Linear(w, w),
+                torch.nn.ReLU(),
+            )
             layers: list[torch.nn.Module] = []
             width = 2 * w + cfg.n_tracklet_features
             for h in cfg.hidden:
@@ -124,8 +129,7 @@ def _set_tcn_class():
             layers.append(torch.nn.Linear(width, 1))
             self.rho = torch.nn.Sequential(*layers)
 
-        def forward(self, det: torch.Tensor, mask: torch.Tensor,
-                    trk: torch.Tensor) -> torch.Tensor:
+        def forward(self, det: torch.Tensor, mask: torch.Tensor, trk: torch.Tensor) -> torch.Tensor:
             """det (T, L, C + D), mask (T, L) True for a detection, trk (T, F) -> (T, 1)."""
             h = self.phi(det)
             m = mask.unsqueeze(-1).to(h.dtype)
@@ -152,8 +156,9 @@ def build_tcn(cfg: TcnConfig) -> torch.nn.Module:
     return torch.nn.Sequential(*layers)
 
 
-def tcn_inputs_tensor(probs: torch.Tensor, lengths: torch.Tensor,
-                      n_detections: int = TCN_DETECTIONS) -> torch.Tensor:
+def tcn_inputs_tensor(
+    probs: torch.Tensor, lengths: torch.Tensor, n_detections: int = TCN_DETECTIONS
+) -> torch.Tensor:
     """(T, n_detections * C) TCN inputs from per-stamp probabilities of consecutive tracklets.
 
     The first `n_detections` detections of each tracklet in time order are used; a shorter
@@ -180,8 +185,9 @@ def tcn_inputs_tensor(probs: torch.Tensor, lengths: torch.Tensor,
     return torch.stack(columns, dim=1).reshape(count, -1)
 
 
-def tcn_inputs(probs: np.ndarray, lengths: list[int] | np.ndarray,
-               n_detections: int = TCN_DETECTIONS) -> np.ndarray:
+def tcn_inputs(
+    probs: np.ndarray, lengths: list[int] | np.ndarray, n_detections: int = TCN_DETECTIONS
+) -> np.ndarray:
     """NumPy form of `tcn_inputs_tensor` (training builds its TCN sets with it)."""
     import torch
 
@@ -193,8 +199,9 @@ def tcn_inputs(probs: np.ndarray, lengths: list[int] | np.ndarray,
         ).numpy()
 
 
-def pack_set_inputs(probs: torch.Tensor, det_features: torch.Tensor, lengths: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def pack_set_inputs(
+    probs: torch.Tensor, det_features: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(T, L, C + D) padded per-detection inputs and the (T, L) mask, L the longest tracklet.
 
     `probs` (N, C) and `det_features` (N, D) hold consecutive tracklets' detections; runs on
@@ -203,8 +210,10 @@ def pack_set_inputs(probs: torch.Tensor, det_features: torch.Tensor, lengths: to
     import torch
 
     if int(lengths.sum()) != len(probs) or len(det_features) != len(probs):
-        raise ValueError(f"lengths sum to {int(lengths.sum())}, probs have {len(probs)} rows "
-                         f"and features {len(det_features)}")
+        raise ValueError(
+            f"lengths sum to {int(lengths.sum())}, probs have {len(probs)} rows "
+            f"and features {len(det_features)}"
+        )
     count, longest = len(lengths), int(lengths.max()) if len(lengths) else 0
     starts = torch.cumsum(lengths, 0) - lengths
     owner = torch.repeat_interleave(torch.arange(count, device=probs.device), lengths)
@@ -217,8 +226,9 @@ def pack_set_inputs(probs: torch.Tensor, det_features: torch.Tensor, lengths: to
     return packed, mask
 
 
-def grow_tcn(model: torch.nn.Module, cfg: TcnConfig, old_classes: tuple[str, ...],
-             classes: tuple[str, ...]) -> tuple[torch.nn.Module, TcnConfig]:
+def grow_tcn(
+    model: torch.nn.Module, cfg: TcnConfig, old_classes: tuple[str, ...], classes: tuple[str, ...]
+) -> tuple[torch.nn.Module, TcnConfig]:
     """A set TCN taking probabilities of `classes` (a superset), old weights kept by name.
 
     The input columns of a new class start at zero, so the grown TCN scores exactly as before
@@ -232,15 +242,16 @@ def grow_tcn(model: torch.nn.Module, cfg: TcnConfig, old_classes: tuple[str, ...
         raise ValueError("only a set TCN can grow its classes")
     new_cfg = replace(cfg, n_classes=len(classes))
     grown = build_tcn(new_cfg)
-    grown.load_state_dict({k: v for k, v in model.state_dict().items()
-                           if not k.startswith("phi.0.")}, strict=False)
+    grown.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith("phi.0.")}, strict=False
+    )
     old_w, old_b = model.phi[0].weight, model.phi[0].bias
     with torch.no_grad():
         w = torch.zeros_like(grown.phi[0].weight)
         for j, name in enumerate(classes):
             if name in old_classes:
                 w[:, j] = old_w[:, old_classes.index(name)]
-        w[:, len(classes):] = old_w[:, len(old_classes):]
+        w[:, len(classes) :] = old_w[:, len(old_classes) :]
         grown.phi[0].weight.copy_(w)
         grown.phi[0].bias.copy_(old_b)
     return grown.to(old_w.device), new_cfg

@@ -90,10 +90,18 @@ class Conditions:
 
     def latents(self) -> dict[str, float]:
         return {
-            "fwhm": self.sci_psf.fwhm, "beta": self.sci_psf.beta, "psf_q": self.sci_psf.q,
-            "ref_fwhm": self.ref_psf.fwhm, "ref_depth": self.ref_depth, "sky": self.sky,
-            "read_noise": self.read_noise, "gain": self.gain, "full_well": self.full_well,
-            "reg_dx": self.reg_dx, "reg_dy": self.reg_dy, "kernel_error": self.kernel_error,
+            "fwhm": self.sci_psf.fwhm,
+            "beta": self.sci_psf.beta,
+            "psf_q": self.sci_psf.q,
+            "ref_fwhm": self.ref_psf.fwhm,
+            "ref_depth": self.ref_depth,
+            "sky": self.sky,
+            "read_noise": self.read_noise,
+            "gain": self.gain,
+            "full_well": self.full_well,
+            "reg_dx": self.reg_dx,
+            "reg_dy": self.reg_dy,
+            "kernel_error": self.kernel_error,
             "flux_error": self.flux_error,
         }
 
@@ -161,8 +169,9 @@ def draw_conditions(rng: np.random.Generator, ranges: ConditionRanges) -> Condit
     )
 
 
-def next_exposure(cond: Conditions, rng: np.random.Generator,
-                  ranges: ConditionRanges) -> Conditions:
+def next_exposure(
+    cond: Conditions, rng: np.random.Generator, ranges: ConditionRanges
+) -> Conditions:
     """The same field ~15 minutes later: seeing and sky drift, new registration/kernel errors."""
     lo, hi = ranges.fwhm_range
     fwhm = float(np.clip(cond.sci_psf.fwhm * (1 + rng.normal(0, ranges.fwhm_jitter)), lo, hi))
@@ -203,8 +212,15 @@ class Profile:
 _SUB = np.array([-0.25, 0.25])
 
 
-def trail_profile(psf: Psf, x: float, y: float, length: float = 0.0, angle: float = 0.0,
-                  radius: int | None = None, clip: bool = True) -> Profile:
+def trail_profile(
+    psf: Psf,
+    x: float,
+    y: float,
+    length: float = 0.0,
+    angle: float = 0.0,
+    radius: int | None = None,
+    clip: bool = True,
+) -> Profile:
     """A point source (length 0) or a line-convolved trail centred at (x, y), pixel-integrated."""
     r = radius if radius is not None else int(math.ceil(5 * psf.fwhm)) + 2
     hx = abs(math.cos(angle)) * length / 2
@@ -316,8 +332,9 @@ def _bleed(image: np.ndarray, level: float) -> np.ndarray:
     return image >= level
 
 
-def render(scene: Scene, cond: Conditions, rng: np.random.Generator,
-           peak_sigma: float | None = None) -> Rendered:
+def render(
+    scene: Scene, cond: Conditions, rng: np.random.Generator, peak_sigma: float | None = None
+) -> Rendered:
     """Render science and reference, add noise and saturation, match PSFs and subtract.
 
     With `peak_sigma`, the difference noise is conditioned (a constrained Gaussian realisation)
@@ -467,8 +484,9 @@ def flux_for_snr(snr: float, profile: np.ndarray, cond: Conditions) -> float:
     return snr * filter_noise_sigma(q, cond) / float((q * q).sum())
 
 
-def detection_sigma(diff_e: np.ndarray, cond: Conditions, x: float, y: float,
-                    search: int = 1) -> float:
+def detection_sigma(
+    diff_e: np.ndarray, cond: Conditions, x: float, y: float, search: int = 1
+) -> float:
     """Largest PSF matched-filter value in sigma within `search` px of canvas (x, y)."""
     kernel = in_difference(psf_kernel(cond.sci_psf, radius=8), cond)
     sigma = filter_noise_sigma(kernel, cond)

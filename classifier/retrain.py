@@ -83,16 +83,20 @@ def _icn_reports(report: Callable[..., None], epochs: int, started: float):
     def on_batch(epoch: int, done: int, total: int) -> None:
         every = max(1, total // TICKS_PER_EPOCH)
         if done < total and done % every == 0:
-            report(at(epoch + done / total),
-                   f"training the ICN: epoch {epoch + 1} of {epochs}, batch {done} of {total}",
-                   log=False)
+            report(
+                at(epoch + done / total),
+                f"training the ICN: epoch {epoch + 1} of {epochs}, batch {done} of {total}",
+                log=False,
+            )
 
     def on_epoch(row: dict[str, float]) -> None:
         epoch = int(row["epoch"])
-        report(at(epoch + 1),
-               f"ICN epoch {epoch + 1} of {epochs}: train loss {row['train_loss']:.4f}, "
-               f"val loss {row['val_loss']:.4f}, val accuracy {row['val_accuracy']:.1%}, "
-               f"{_took(row['seconds'])} ({_took(time.time() - started)} since the start)")
+        report(
+            at(epoch + 1),
+            f"ICN epoch {epoch + 1} of {epochs}: train loss {row['train_loss']:.4f}, "
+            f"val loss {row['val_loss']:.4f}, val accuracy {row['val_accuracy']:.1%}, "
+            f"{_took(row['seconds'])} ({_took(time.time() - started)} since the start)",
+        )
 
     return on_batch, on_epoch
 
@@ -103,10 +107,12 @@ def _tcn_report(report: Callable[..., None], started: float):
 
     def on_epoch(row: dict[str, float]) -> None:
         done = (row["epoch"] + 1) / max(row["epochs"], 1)
-        report(low + (high - low) * 0.9 * done,
-               f"TCN epoch {row['epoch'] + 1} of {row['epochs']}: loss {row['loss']:.4f}, "
-               f"training accuracy {row['accuracy']:.1%}, {_took(row['seconds'])} "
-               f"({_took(time.time() - started)} since the start)")
+        report(
+            low + (high - low) * 0.9 * done,
+            f"TCN epoch {row['epoch'] + 1} of {row['epochs']}: loss {row['loss']:.4f}, "
+            f"training accuracy {row['accuracy']:.1%}, {_took(row['seconds'])} "
+            f"({_took(time.time() - started)} since the start)",
+        )
 
     return on_epoch
 
@@ -223,18 +229,25 @@ def stamp_accuracy(model: ScreeningModel, stamps: list[LabelledStamp]) -> dict[s
     if not stamps:
         return {"stamps": 0}
     probs = model.stamp_probabilities(
-        prepare(np.stack([s.pixels for s in stamps]).astype(np.float32), model.preprocessing))
+        prepare(np.stack([s.pixels for s in stamps]).astype(np.float32), model.preprocessing)
+    )
     names = np.array(model.classes)[probs.argmax(1)]
     truth = np.array([s.stamp_class for s in stamps])
     per_class = {c: float((names[truth == c] == c).mean()) for c in sorted(set(truth))}
-    return {"stamps": len(stamps), "accuracy": float((names == truth).mean()),
-            "per_class": per_class,
-            "per_class_stamps": {c: int((truth == c).sum()) for c in sorted(set(truth))}}
+    return {
+        "stamps": len(stamps),
+        "accuracy": float((names == truth).mean()),
+        "per_class": per_class,
+        "per_class_stamps": {c: int((truth == c).sum()) for c in sorted(set(truth))},
+    }
 
 
-def new_class_passing(models: dict[str, ScreeningModel], tracklets: list[LabelledTracklet],
-                      stamps: list[LabelledStamp], new_classes: tuple[str, ...]
-                      ) -> dict[str, Any]:
+def new_class_passing(
+    models: dict[str, ScreeningModel],
+    tracklets: list[LabelledTracklet],
+    stamps: list[LabelledStamp],
+    new_classes: tuple[str, ...],
+) -> dict[str, Any]:
     """Per new class: the held-out bogus tracklets with a stamp labelled with it, and the share
     of them each model passes (say, glare tracklets the base let through)."""
     out: dict[str, Any] = {}
@@ -265,61 +278,122 @@ def comparison_table(comparison: dict[str, Any], classes: list[str]) -> list[dic
     holdout = comparison.get("holdout") or {}
 
     def add(figure, data, n, c, b, kind="share", base_lacks=False):
-        rows.append({"figure": figure, "data": data, "n": n, "candidate": c, "base": b,
-                     "kind": kind, "base_lacks_class": base_lacks})
+        rows.append(
+            {
+                "figure": figure,
+                "data": data,
+                "n": n,
+                "candidate": c,
+                "base": b,
+                "kind": kind,
+                "base_lacks_class": base_lacks,
+            }
+        )
 
     if cand:
         at_c, at_b = cand.get("at_model_threshold") or {}, base.get("at_model_threshold") or {}
         n_real = (cand.get("tracklets") or {}).get("real")
-        add("real recall", "fixed synthetic set", n_real, at_c.get("real_recall"),
-            at_b.get("real_recall"))
+        add(
+            "real recall",
+            "fixed synthetic set",
+            n_real,
+            at_c.get("real_recall"),
+            at_b.get("real_recall"),
+        )
         paired = synthetic.get("paired_real")
         if paired:
-            add("real tracklets lost / gained against the base", "fixed synthetic set",
-                paired["real"], paired["lost"], paired["gained"], kind="count")
+            add(
+                "real tracklets lost / gained against the base",
+                "fixed synthetic set",
+                paired["real"],
+                paired["lost"],
+                paired["gained"],
+                kind="count",
+            )
     hc, hb = holdout.get("candidate") or {}, holdout.get("base") or {}
     if (hc.get("tracklets") or {}).get("real"):
-        add("real recall", "held-out labels", hc["tracklets"]["real"], hc.get("real_recall"),
-            hb.get("real_recall"))
+        add(
+            "real recall",
+            "held-out labels",
+            hc["tracklets"]["real"],
+            hc.get("real_recall"),
+            hb.get("real_recall"),
+        )
     if cand:
-        add("bogus rejection", "fixed synthetic set", (cand.get("tracklets") or {}).get("bogus"),
-            at_c.get("bogus_rejection"), at_b.get("bogus_rejection"))
+        add(
+            "bogus rejection",
+            "fixed synthetic set",
+            (cand.get("tracklets") or {}).get("bogus"),
+            at_c.get("bogus_rejection"),
+            at_b.get("bogus_rejection"),
+        )
     if (hc.get("tracklets") or {}).get("bogus"):
-        add("bogus rejection", "held-out labels", hc["tracklets"]["bogus"],
-            hc.get("bogus_rejection"), hb.get("bogus_rejection"))
+        add(
+            "bogus rejection",
+            "held-out labels",
+            hc["tracklets"]["bogus"],
+            hc.get("bogus_rejection"),
+            hb.get("bogus_rejection"),
+        )
     for cls in new:
         kind = (cand.get("by_bogus_kind") or {}).get(f"correlated-{cls.lower()}")
         base_kind = (base.get("by_bogus_kind") or {}).get(f"correlated-{cls.lower()}")
         if kind:
-            add(f"{cls} tracklets passing (every stamp {cls})", "fixed synthetic set",
-                kind["tracklets"], 1 - kind["rejection_at_threshold"],
-                None if not base_kind else 1 - base_kind["rejection_at_threshold"])
+            add(
+                f"{cls} tracklets passing (every stamp {cls})",
+                "fixed synthetic set",
+                kind["tracklets"],
+                1 - kind["rejection_at_threshold"],
+                None if not base_kind else 1 - base_kind["rejection_at_threshold"],
+            )
         anyc = (cand.get("passing_by_class") or {}).get(cls)
         anyb = (base.get("passing_by_class") or {}).get(cls)
         if anyc:
-            add(f"bogus tracklets with a {cls} stamp passing", "fixed synthetic set",
-                anyc["tracklets"], anyc["passing"], anyb and anyb["passing"])
+            add(
+                f"bogus tracklets with a {cls} stamp passing",
+                "fixed synthetic set",
+                anyc["tracklets"],
+                anyc["passing"],
+                anyb and anyb["passing"],
+            )
         held = (comparison.get("holdout_new_classes") or {}).get(cls)
         if held:
-            add(f"bogus tracklets with a stamp labelled {cls} passing", "held-out labels",
-                held["tracklets"], held.get("candidate"), held.get("base"))
-    confusions = {name: (side.get("icn_confusion") or {}) for name, side in
-                  (("candidate", cand), ("base", base))}
+            add(
+                f"bogus tracklets with a stamp labelled {cls} passing",
+                "held-out labels",
+                held["tracklets"],
+                held.get("candidate"),
+                held.get("base"),
+            )
+    confusions = {
+        name: (side.get("icn_confusion") or {})
+        for name, side in (("candidate", cand), ("base", base))
+    }
     held_stamps = comparison.get("holdout_stamps") or {}
     order = new + [c for c in classes if c not in new]
     for cls in order:
         recalls = {name: _class_recall(conf, cls) for name, conf in confusions.items()}
         if recalls["candidate"][1]:
-            add(f"{cls} stamps: recall", "fixed synthetic set", recalls["candidate"][1],
-                recalls["candidate"][0], recalls["base"][0], base_lacks=cls in new)
+            add(
+                f"{cls} stamps: recall",
+                "fixed synthetic set",
+                recalls["candidate"][1],
+                recalls["candidate"][0],
+                recalls["base"][0],
+                base_lacks=cls in new,
+            )
         hs_c = held_stamps.get("candidate") or {}
         n = (hs_c.get("per_class_stamps") or {}).get(cls)
         if n:
             hs_b = held_stamps.get("base") or {}
-            add(f"{cls} stamps: recall", "held-out labels", n,
+            add(
+                f"{cls} stamps: recall",
+                "held-out labels",
+                n,
                 (hs_c.get("per_class") or {}).get(cls),
                 (hs_b.get("per_class") or {}).get(cls) if cls not in new else None,
-                base_lacks=cls in new)
+                base_lacks=cls in new,
+            )
     return rows
 
 
@@ -336,8 +410,11 @@ def held_out_stamp_accuracy(comparison: dict[str, Any]) -> dict[str, dict[str, A
         counts = figures.get("per_class_stamps") or {}
         lacks = sorted(c for c in counts if c in new) if side == "base" else []
         if not lacks:
-            out[side] = {"accuracy": figures.get("accuracy"), "stamps": figures.get("stamps"),
-                         "lacks": []}
+            out[side] = {
+                "accuracy": figures.get("accuracy"),
+                "stamps": figures.get("stamps"),
+                "lacks": [],
+            }
             continue
         per_class = figures.get("per_class") or {}
         own = {c: n for c, n in counts.items() if c not in new and per_class.get(c) is not None}
@@ -378,14 +455,29 @@ def plain(value: Any) -> Any:
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
     """The parts of a synthetic evaluation a registry page shows (no per-point curves)."""
-    keep = ("tracklets", "auc", "at_model_threshold", "at_paper_recall", "by_bogus_kind",
-            "passing_by_class", "icn_confusion", "roc")
+    keep = (
+        "tracklets",
+        "auc",
+        "at_model_threshold",
+        "at_paper_recall",
+        "by_bogus_kind",
+        "passing_by_class",
+        "icn_confusion",
+        "roc",
+    )
     return {k: report[k] for k in keep if k in report}
 
 
-def synthetic_evaluation(models: dict[str, ScreeningModel], n_real: int, n_bogus: int, *,
-                         planet_bogus: int = 0, cache_dir: Path | None = None,
-                         workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+def synthetic_evaluation(
+    models: dict[str, ScreeningModel],
+    n_real: int,
+    n_bogus: int,
+    *,
+    planet_bogus: int = 0,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """The models' figures on the fixed synthetic evaluation set (glare in the bogus mix, and
     `planet_bogus` tracklets of a field near a planet), by name, with the set's parameters
     under "params". The models must share a preprocessing. With a "candidate" and a "base",
@@ -394,23 +486,41 @@ def synthetic_evaluation(models: dict[str, ScreeningModel], n_real: int, n_bogus
     presets = {m.preprocessing for m in models.values()}
     if len(presets) != 1:
         raise ValueError("models with different preprocessing cannot share one evaluation set")
-    evaluation = cached_tracklet_set(cache_dir, EVALUATION_SEED, n_real, n_bogus, presets.pop(),
-                                     glare=True, planet_bogus=planet_bogus, workers=workers,
-                                     progress=progress)
+    evaluation = cached_tracklet_set(
+        cache_dir,
+        EVALUATION_SEED,
+        n_real,
+        n_bogus,
+        presets.pop(),
+        glare=True,
+        planet_bogus=planet_bogus,
+        workers=workers,
+        progress=progress,
+    )
     out: dict[str, Any] = {}
     kept = {}
     for name, model in models.items():
         probs, scores = score_set(model, evaluation)
-        out[name] = _summary(tracklet_figures(scores, probs, evaluation, model.classes,
-                                              model.threshold))
+        out[name] = _summary(
+            tracklet_figures(scores, probs, evaluation, model.classes, model.threshold)
+        )
         kept[name] = scores[evaluation.real] >= model.threshold
     if "candidate" in kept and "base" in kept:
         mine, theirs = kept["candidate"], kept["base"]
-        out["paired_real"] = {"real": int(mine.size), "lost": int((theirs & ~mine).sum()),
-                              "gained": int((mine & ~theirs).sum()),
-                              "candidate_kept": int(mine.sum()), "base_kept": int(theirs.sum())}
-    out["params"] = {"seed": EVALUATION_SEED, "real": n_real, "bogus": n_bogus, "glare": True,
-                     "planet_bogus": planet_bogus}
+        out["paired_real"] = {
+            "real": int(mine.size),
+            "lost": int((theirs & ~mine).sum()),
+            "gained": int((mine & ~theirs).sum()),
+            "candidate_kept": int(mine.sum()),
+            "base_kept": int(theirs.sum()),
+        }
+    out["params"] = {
+        "seed": EVALUATION_SEED,
+        "real": n_real,
+        "bogus": n_bogus,
+        "glare": True,
+        "planet_bogus": planet_bogus,
+    }
     return out
 
 
@@ -423,17 +533,37 @@ def tcn_sets(cfg: RetrainConfig, pre, base_classes: tuple[str, ...], progress: b
     """
     glare = "GLARE" in base_classes
     cache = Path(cfg.cache_dir) if cfg.cache_dir else None
-    train = cached_tracklet_set(cache, cfg.seed, cfg.tcn_real, cfg.tcn_bogus, pre, glare=glare,
-                                workers=cfg.workers, progress=progress)
-    val = cached_tracklet_set(cache, cfg.seed, cfg.tcn_val_real, cfg.tcn_val_bogus, pre,
-                              glare=glare, first_index=TCN_VALIDATION_OFFSET,
-                              workers=cfg.workers, progress=progress)
+    train = cached_tracklet_set(
+        cache,
+        cfg.seed,
+        cfg.tcn_real,
+        cfg.tcn_bogus,
+        pre,
+        glare=glare,
+        workers=cfg.workers,
+        progress=progress,
+    )
+    val = cached_tracklet_set(
+        cache,
+        cfg.seed,
+        cfg.tcn_val_real,
+        cfg.tcn_val_bogus,
+        pre,
+        glare=glare,
+        first_index=TCN_VALIDATION_OFFSET,
+        workers=cfg.workers,
+        progress=progress,
+    )
     return train, val
 
 
-def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
-            cfg: RetrainConfig | None = None, progress: Progress | None = None
-            ) -> tuple[Path, dict[str, Any]]:
+def retrain(
+    base_checkpoint: Path,
+    labels: Labels,
+    out_dir: Path,
+    cfg: RetrainConfig | None = None,
+    progress: Progress | None = None,
+) -> tuple[Path, dict[str, Any]]:
     """Train a candidate from `base_checkpoint` and the labels; return its checkpoint and payload.
 
     The payload's metrics hold both models' figures on the held-out labels and on the fixed
@@ -451,8 +581,9 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     base = model_from_checkpoint(base_payload)
     pre = base.preprocessing
     base_classes = tuple(base.classes)
-    new_classes = tuple(dict.fromkeys(
-        s.stamp_class for s in labels.stamps if s.stamp_class not in base_classes))
+    new_classes = tuple(
+        dict.fromkeys(s.stamp_class for s in labels.stamps if s.stamp_class not in base_classes)
+    )
     classes = base_classes + new_classes
     unknown = [c for c in classes if c not in labels.real_classes and c in new_classes]
     if unknown:
@@ -466,8 +597,9 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     tracklets_train, tracklets_held = _split(labels.tracklets, cfg.holdout_fraction)
 
     report(0.05, f"simulating {cfg.replay_per_class} replay stamps per base class")
-    replay = build_stamp_set(cfg.seed, base_classes, cfg.replay_per_class, pre,
-                             workers=cfg.workers, progress=False)
+    replay = build_stamp_set(
+        cfg.seed, base_classes, cfg.replay_per_class, pre, workers=cfg.workers, progress=False
+    )
     labelled_images, labelled_targets = [], []
     for name in sorted({s.stamp_class for s in stamps_train}):
         mine = [s.pixels for s in stamps_train if s.stamp_class == name]
@@ -496,8 +628,9 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         old_labels = teacher.argmax(1)  # for the record: the loss uses `soft`
     else:
         old_labels = replay.labels
-    train_set = StampSet(np.concatenate([old, *labelled_images]),
-                         np.concatenate([old_labels, hard]), classes)
+    train_set = StampSet(
+        np.concatenate([old, *labelled_images]), np.concatenate([old_labels, hard]), classes
+    )
     val_source = stamps_held or stamps_train
     if val_source:
         val_images = prepare(np.stack([s.pixels for s in val_source]), pre, crop=False)
@@ -506,18 +639,39 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         val_images, val_labels = replay.images[::10], replay.labels[::10]
     val_set = StampSet(val_images.astype(np.float16), val_labels, classes)
 
-    report(ICN_SPAN[0], f"training the ICN on {len(train_set.labels)} stamps "
-                 f"({len(stamps_train)} labelled, new classes: {list(new_classes) or 'none'})")
+    report(
+        ICN_SPAN[0],
+        f"training the ICN on {len(train_set.labels)} stamps "
+        f"({len(stamps_train)} labelled, new classes: {list(new_classes) or 'none'})",
+    )
     # flips only, as the baseline was trained: bands along rows and bleed trails along columns
     # are what tells glare from a burn; bf16 where the CPU has it
-    icn_training = IcnTraining("retrain", optimizer="adamw", lr=cfg.icn_lr,
-                               batch_size=cfg.icn_batch, max_epochs=cfg.icn_epochs,
-                               schedule="cosine", weight_decay=1e-4, patience=cfg.icn_epochs,
-                               augmentation=cfg.icn_augmentation, precision="auto")
+    icn_training = IcnTraining(
+        "retrain",
+        optimizer="adamw",
+        lr=cfg.icn_lr,
+        batch_size=cfg.icn_batch,
+        max_epochs=cfg.icn_epochs,
+        schedule="cosine",
+        weight_decay=1e-4,
+        patience=cfg.icn_epochs,
+        augmentation=cfg.icn_augmentation,
+        precision="auto",
+    )
     on_batch, on_epoch = _icn_reports(report, cfg.icn_epochs, started)
-    icn, history = train_icn(train_set, val_set, icn_training, pre, device=device,
-                             seed=cfg.seed, progress=False, model=icn, targets=soft,
-                             on_batch=on_batch, on_epoch=on_epoch)
+    icn, history = train_icn(
+        train_set,
+        val_set,
+        icn_training,
+        pre,
+        device=device,
+        seed=cfg.seed,
+        progress=False,
+        model=icn,
+        targets=soft,
+        on_batch=on_batch,
+        on_epoch=on_epoch,
+    )
     round_to_half(icn)  # the candidate is kept in fp16: its threshold is chosen on what it gives
 
     report(ICN_SPAN[1], "simulating tracklets for the TCN")
@@ -541,22 +695,41 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
             labelled = SetInputs(predict_icn(icn, prepare(raw, pre), device), det, trk, lengths)
             parts += [labelled] * cfg.labelled_tracklet_weight
             y_parts += [np.array([t.real for t in usable], np.float32)] * (
-                cfg.labelled_tracklet_weight)
+                cfg.labelled_tracklet_weight
+            )
             w_parts += [np.array([t.weight for t in usable], np.float32)] * (
-                cfg.labelled_tracklet_weight)
+                cfg.labelled_tracklet_weight
+            )
         lr = cfg.tcn_lr or (1e-2 if cfg.tcn_mode == "new-inputs" else 1e-3)
-        tcn_training = TcnTraining(kind="set", epochs=cfg.tcn_epochs, lr=lr,
-                                   batch_size=128,
-                                   weight_decay=1e-4, calibrate=True)
+        tcn_training = TcnTraining(
+            kind="set",
+            epochs=cfg.tcn_epochs,
+            lr=lr,
+            batch_size=128,
+            weight_decay=1e-4,
+            calibrate=True,
+        )
         # "new-inputs": only the weights from the new classes' probabilities learn, so the
         # TCN scores tracklets without them as the base did (real recall kept); "full"
         # fine-tunes every weight.
-        columns = ([classes.index(c) for c in new_classes]
-                   if cfg.tcn_mode == "new-inputs" and new_classes else None)
-        tcn = train_set_tcn(SetInputs.concat(parts), np.concatenate(y_parts), tcn_training,
-                            tcn_cfg, device=device, seed=cfg.seed, progress=False,
-                            weights=np.concatenate(w_parts), model=tcn.to(device),
-                            input_columns=columns, on_epoch=_tcn_report(report, started))
+        columns = (
+            [classes.index(c) for c in new_classes]
+            if cfg.tcn_mode == "new-inputs" and new_classes
+            else None
+        )
+        tcn = train_set_tcn(
+            SetInputs.concat(parts),
+            np.concatenate(y_parts),
+            tcn_training,
+            tcn_cfg,
+            device=device,
+            seed=cfg.seed,
+            progress=False,
+            weights=np.concatenate(w_parts),
+            model=tcn.to(device),
+            input_columns=columns,
+            on_epoch=_tcn_report(report, started),
+        )
         round_to_half(tcn)
         val_logits = predict_set_tcn(tcn, set_inputs_of(icn, synthetic_val, device), device)
         if columns is not None and base_payload.get("calibration"):
@@ -572,22 +745,39 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         w_parts = [np.ones(len(synthetic.real), np.float32)]
         if tracklets_train:
             raw = np.concatenate([t.pixels for t in tracklets_train]).astype(np.float32)
-            x_lab = tcn_inputs(predict_icn(icn, prepare(raw, pre), device),
-                               [len(t.pixels) for t in tracklets_train])
+            x_lab = tcn_inputs(
+                predict_icn(icn, prepare(raw, pre), device),
+                [len(t.pixels) for t in tracklets_train],
+            )
             y_lab = np.array([t.real for t in tracklets_train], dtype=np.float32)
             x_parts.append(np.repeat(x_lab, cfg.labelled_tracklet_weight, axis=0))
             y_parts.append(np.repeat(y_lab, cfg.labelled_tracklet_weight))
-            w_parts.append(np.repeat(np.array([t.weight for t in tracklets_train], np.float32),
-                                     cfg.labelled_tracklet_weight))
+            w_parts.append(
+                np.repeat(
+                    np.array([t.weight for t in tracklets_train], np.float32),
+                    cfg.labelled_tracklet_weight,
+                )
+            )
         tcn_training = TcnTraining(epochs=cfg.tcn_epochs)
-        tcn = train_tcn(np.concatenate(x_parts), np.concatenate(y_parts), tcn_training,
-                        len(classes), device=device, seed=cfg.seed, progress=False,
-                        weights=np.concatenate(w_parts), on_epoch=_tcn_report(report, started))
+        tcn = train_tcn(
+            np.concatenate(x_parts),
+            np.concatenate(y_parts),
+            tcn_training,
+            len(classes),
+            device=device,
+            seed=cfg.seed,
+            progress=False,
+            weights=np.concatenate(w_parts),
+            on_epoch=_tcn_report(report, started),
+        )
         x_val = tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)
         val_scores = predict_tcn(tcn, x_val, device)
 
-    report(TCN_SPAN[1], f"choosing the threshold for {cfg.target_recall:.1%} real recall "
-                "(and no less than the base model's on the same tracklets)")
+    report(
+        TCN_SPAN[1],
+        f"choosing the threshold for {cfg.target_recall:.1%} real recall "
+        "(and no less than the base model's on the same tracklets)",
+    )
     # On tracklets neither network has seen: the labelled ones it trained on score higher than
     # new ones would, and the held-out ones are kept for the comparison with the base model.
     # Keeping real tracklets comes first: where the base model keeps more of these real
@@ -602,10 +792,14 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         # a new class): the base's threshold, chosen on far more real tracklets than these, is
         # kept unless the recall floor asks for a lower one.
         threshold = min(threshold, float(base_model.threshold))
-    validation = {"real": int(real_val.sum()), "bogus": int((~real_val).sum()),
-                  "recall_floor": recall_floor, "base_recall": base_val_recall,
-                  "kept_base_threshold": bool(kept_base_threshold),
-                  **operating_point(val_scores, real_val, threshold)}
+    validation = {
+        "real": int(real_val.sum()),
+        "bogus": int((~real_val).sum()),
+        "recall_floor": recall_floor,
+        "base_recall": base_val_recall,
+        "kept_base_threshold": bool(kept_base_threshold),
+        **operating_point(val_scores, real_val, threshold),
+    }
     if (~real_val).any():
         validation["auc"] = roc_auc(val_scores, real_val)
         validation["reliability"] = reliability(val_scores, real_val)
@@ -615,15 +809,28 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
         "base_version": base_payload.get("version") or Path(base_checkpoint).stem,
         "config": asdict(cfg),
         "new_classes": list(new_classes),
-        "labels": {"stamps_train": len(stamps_train), "stamps_held_out": len(stamps_held),
-                   "tracklets_train": len(tracklets_train),
-                   "tracklets_held_out": len(tracklets_held)},
+        "labels": {
+            "stamps_train": len(stamps_train),
+            "stamps_held_out": len(stamps_held),
+            "tracklets_train": len(tracklets_train),
+            "tracklets_held_out": len(tracklets_held),
+        },
         "icn_history": history,
     }
     base_real = set(base_payload.get("real_classes", []))
     real_classes = [c for c in classes if labels.real_classes.get(c, c in base_real)]
-    payload = checkpoint_payload(icn, icn_cfg, tcn, tcn_cfg, pre, threshold, {},
-                                 plain(training), half=True, calibration=calibration)
+    payload = checkpoint_payload(
+        icn,
+        icn_cfg,
+        tcn,
+        tcn_cfg,
+        pre,
+        threshold,
+        {},
+        plain(training),
+        half=True,
+        calibration=calibration,
+    )
     payload["real_classes"] = real_classes
 
     report(0.85, "evaluating candidate and base on held-out labels and the synthetic set")
@@ -632,22 +839,33 @@ def retrain(base_checkpoint: Path, labels: Labels, out_dir: Path,
     comparison = {
         "base_version": training["base_version"],
         "new_classes": list(new_classes),
-        "holdout": {"candidate": holdout_figures(candidate, tracklets_held),
-                    "base": holdout_figures(base_model, tracklets_held)},
+        "holdout": {
+            "candidate": holdout_figures(candidate, tracklets_held),
+            "base": holdout_figures(base_model, tracklets_held),
+        },
         "holdout_new_classes": new_class_passing(
-            {"candidate": candidate, "base": base_model}, tracklets_held, stamps_held,
-            new_classes),
-        "holdout_stamps": {"candidate": stamp_accuracy(candidate, stamps_held),
-                           "base": stamp_accuracy(base_model, stamps_held)},
+            {"candidate": candidate, "base": base_model}, tracklets_held, stamps_held, new_classes
+        ),
+        "holdout_stamps": {
+            "candidate": stamp_accuracy(candidate, stamps_held),
+            "base": stamp_accuracy(base_model, stamps_held),
+        },
         "synthetic": synthetic_evaluation(
-            {"candidate": candidate, "base": base_model}, cfg.eval_real, cfg.eval_bogus,
-            planet_bogus=cfg.eval_planet, workers=cfg.workers,
-            cache_dir=cache),
+            {"candidate": candidate, "base": base_model},
+            cfg.eval_real,
+            cfg.eval_bogus,
+            planet_bogus=cfg.eval_planet,
+            workers=cfg.workers,
+            cache_dir=cache,
+        ),
     }
     training["seconds"] = time.time() - started
-    payload["metrics"] = plain({"validation": {"icn": history[-1] if history else {},
-                                               "tcn": validation},
-                                "comparison": comparison})
+    payload["metrics"] = plain(
+        {
+            "validation": {"icn": history[-1] if history else {}, "tcn": validation},
+            "comparison": comparison,
+        }
+    )
     payload["training"] = plain(training)
     final = save_checkpoint(payload, Path(out_dir))
     report(1.0, f"candidate {final.stem} written")

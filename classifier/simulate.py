@@ -72,15 +72,34 @@ class SimConfig:
 
         c = self.conditions
         conditions = replace(
-            c, fwhm_spread=c.fwhm_spread * 1.5, fwhm_range=(1.3, 4.5), beta_range=(2.0, 6.0),
-            min_axis_ratio=0.75, ref_fwhm_ratio=(0.6, 1.6), ref_depth=(2.0, 80.0),
-            registration_sigma=0.15, registration_tail=0.7, kernel_error=(0.02, 0.25),
-            flux_error=(0.005, 0.05), sky=(20.0, 10_000.0), read_noise=(4.0, 20.0),
-            gain=(0.7, 4.0), full_well=(40_000.0, 200_000.0), fwhm_jitter=0.15)
-        return replace(self, conditions=conditions, field_star_mean=(0.1, 25.0),
-                       chip_edge_fraction=0.06, noise_threshold=(4.2, 6.5),
-                       scar_snr=(20.0, 8000.0), streak_length_max=70.0,
-                       blend_fraction=0.15, ast_cosmic_fraction=0.05)
+            c,
+            fwhm_spread=c.fwhm_spread * 1.5,
+            fwhm_range=(1.3, 4.5),
+            beta_range=(2.0, 6.0),
+            min_axis_ratio=0.75,
+            ref_fwhm_ratio=(0.6, 1.6),
+            ref_depth=(2.0, 80.0),
+            registration_sigma=0.15,
+            registration_tail=0.7,
+            kernel_error=(0.02, 0.25),
+            flux_error=(0.005, 0.05),
+            sky=(20.0, 10_000.0),
+            read_noise=(4.0, 20.0),
+            gain=(0.7, 4.0),
+            full_well=(40_000.0, 200_000.0),
+            fwhm_jitter=0.15,
+        )
+        return replace(
+            self,
+            conditions=conditions,
+            field_star_mean=(0.1, 25.0),
+            chip_edge_fraction=0.06,
+            noise_threshold=(4.2, 6.5),
+            scar_snr=(20.0, 8000.0),
+            streak_length_max=70.0,
+            blend_fraction=0.15,
+            ast_cosmic_fraction=0.05,
+        )
 
 
 @dataclass
@@ -122,8 +141,12 @@ def splat(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> 
     x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
     fx, fy = xs - x0, ys - y0
     h, w = image.shape
-    for dy, dx, wt in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)),
-                       (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+    for dy, dx, wt in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (0, 1, fx * (1 - fy)),
+        (1, 0, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
         yy, xx = y0 + dy, x0 + dx
         ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
         np.add.at(image, (yy[ok], xx[ok]), (ws * wt)[ok])
@@ -137,8 +160,9 @@ def _point_flux_per_snr(cond: Conditions) -> float:
     return flux_for_snr(1.0, psf_kernel(cond.sci_psf, radius=8), cond)
 
 
-def _add_field_stars(scene: Scene, rng: np.random.Generator, cfg: SimConfig,
-                     cond: Conditions, lat: dict[str, Any]) -> None:
+def _add_field_stars(
+    scene: Scene, rng: np.random.Generator, cfg: SimConfig, cond: Conditions, lat: dict[str, Any]
+) -> None:
     mean = log_uniform(rng, *cfg.field_star_mean) if cfg.field_star_mean[1] > 0 else 0.0
     n = int(rng.poisson(mean * (CANVAS / STAMP) ** 2)) if mean > 0 else 0
     unit = _point_flux_per_snr(cond)
@@ -150,8 +174,15 @@ def _add_field_stars(scene: Scene, rng: np.random.Generator, cfg: SimConfig,
     lat["field_stars"] = n
 
 
-def _add_cosmic(post: np.ndarray, rng: np.random.Generator, cond: Conditions, x: float, y: float,
-                lat: dict[str, Any], prefix: str = "cr_") -> None:
+def _add_cosmic(
+    post: np.ndarray,
+    rng: np.random.Generator,
+    cond: Conditions,
+    x: float,
+    y: float,
+    lat: dict[str, Any],
+    prefix: str = "cr_",
+) -> None:
     """A cosmic ray with one of its pixels at (x, y): a spot, a straight track or a worm."""
     sigma = _sigma_pix(cond)
     kind = str(rng.choice(["spot", "track", "worm"], p=[0.5, 0.35, 0.15]))
@@ -195,16 +226,30 @@ def _centre(rng: np.random.Generator, spread: float = 0.5) -> tuple[float, float
     return float(CENTRE + dx), float(CENTRE + dy)
 
 
-def _mover(scene: Scene, rng: np.random.Generator, cfg: SimConfig, cond: Conditions,
-           lat: dict[str, Any], fixed: dict[str, Any], length: float) -> tuple[float, float]:
+def _mover(
+    scene: Scene,
+    rng: np.random.Generator,
+    cfg: SimConfig,
+    cond: Conditions,
+    lat: dict[str, Any],
+    fixed: dict[str, Any],
+    length: float,
+) -> tuple[float, float]:
     snr = fixed.get("snr") or power_law(rng, *cfg.snr_range, cfg.snr_slope)
     angle = fixed.get("angle", float(rng.uniform(0, math.pi)))
     x, y = _centre(rng)
     profile = trail_profile(cond.sci_psf, x, y, length, angle)
     flux = flux_for_snr(snr, profile.data, cond)
     scene.movers.append((profile, flux))
-    lat.update(snr=snr, length=length, angle=angle, x=x - CENTRE, y=y - CENTRE, flux=flux,
-               length_over_fwhm=length / cond.sci_psf.fwhm)
+    lat.update(
+        snr=snr,
+        length=length,
+        angle=angle,
+        x=x - CENTRE,
+        y=y - CENTRE,
+        flux=flux,
+        length_over_fwhm=length / cond.sci_psf.fwhm,
+    )
     return x, y
 
 
@@ -247,8 +292,11 @@ def _scene_comet(scene, rng, cfg, cond, lat, fixed):
     coma /= coma.sum()
     phi = np.arctan2(yy - y, xx - x) - tail_angle
     phi = (phi + math.pi) % (2 * math.pi) - math.pi
-    tail = np.where((np.abs(phi) < tail_open / 2) & (r > 1) & (r < tail_len),
-                    np.exp(-r / (tail_len / 2)) / np.maximum(r, 1.0), 0.0)
+    tail = np.where(
+        (np.abs(phi) < tail_open / 2) & (r > 1) & (r < tail_len),
+        np.exp(-r / (tail_len / 2)) / np.maximum(r, 1.0),
+        0.0,
+    )
     tail = tail / tail.sum() if tail.sum() > 0 else tail
     unit = (1 - nucleus) * ((1 - tail_frac) * coma + tail_frac * tail)
     splat(unit, np.array([x]), np.array([y]), np.array([nucleus]))
@@ -257,9 +305,18 @@ def _scene_comet(scene, rng, cfg, cond, lat, fixed):
     profile = _convolve(unit, cond.sci_psf)
     flux = flux_for_snr(snr, profile, cond)
     scene.mover_extended = unit * flux
-    lat.update(snr=snr, x=x - CENTRE, y=y - CENTRE, flux=flux, coma_radius=coma_r,
-               nucleus_fraction=nucleus, tail_angle=tail_angle, tail_length=tail_len,
-               tail_opening=tail_open, tail_fraction=tail_frac)
+    lat.update(
+        snr=snr,
+        x=x - CENTRE,
+        y=y - CENTRE,
+        flux=flux,
+        coma_radius=coma_r,
+        nucleus_fraction=nucleus,
+        tail_angle=tail_angle,
+        tail_length=tail_len,
+        tail_opening=tail_open,
+        tail_fraction=tail_frac,
+    )
     return x, y
 
 
@@ -329,8 +386,15 @@ def _scene_scar(scene, rng, cfg, cond, lat, fixed):
     return x, y
 
 
-def _spike_points(d_star: float, length: float, strength: float, flux: float, period: float,
-                  modulation: float, knot: float) -> tuple[np.ndarray, np.ndarray]:
+def _spike_points(
+    d_star: float,
+    length: float,
+    strength: float,
+    flux: float,
+    period: float,
+    modulation: float,
+    knot: float,
+) -> tuple[np.ndarray, np.ndarray]:
     t = np.arange(1.5, d_star + CANVAS, 0.5)
     w = strength * flux * np.exp(-t / length) / length * 0.5
     w *= 1 + modulation * np.cos(2 * math.pi * (t - knot) / period)
@@ -358,14 +422,26 @@ def _scene_spike(scene, rng, cfg, cond, lat, fixed):
     scene.spikes_ref = np.zeros((CANVAS, CANVAS))
     for k in range(4):
         a = direction + k * math.pi / 2
-        for image, ln, st in ((scene.spikes_sci, length, strength),
-                              (scene.spikes_ref, ref_length, ref_strength)):
+        for image, ln, st in (
+            (scene.spikes_sci, length, strength),
+            (scene.spikes_ref, ref_length, ref_strength),
+        ):
             t, w = _spike_points(d, ln, st, flux, period, modulation, d)
             splat(image, sx + t * math.cos(a), sy + t * math.sin(a), w)
-    lat.update(star_flux=flux, distance=d, direction=direction, spike_length=length,
-               spike_strength=strength, knot_period=period, knot_modulation=modulation,
-               ref_length=ref_length, ref_strength=ref_strength, star_x=sx - CENTRE,
-               star_y=sy - CENTRE, snr=flux / _point_flux_per_snr(cond))
+    lat.update(
+        star_flux=flux,
+        distance=d,
+        direction=direction,
+        spike_length=length,
+        spike_strength=strength,
+        knot_period=period,
+        knot_modulation=modulation,
+        ref_length=ref_length,
+        ref_strength=ref_strength,
+        star_x=sx - CENTRE,
+        star_y=sy - CENTRE,
+        snr=flux / _point_flux_per_snr(cond),
+    )
     return float(CENTRE), float(CENTRE)
 
 
@@ -388,8 +464,16 @@ def _scene_burn(scene, rng, cfg, cond, lat, fixed):
         if 0 <= c < CANVAS:
             burn[:, c] += profile * (1.0 if c == col else 0.5)
     scene.burn = burn
-    lat.update(star_flux=flux, distance=d, side=side, burn_length=length, burn_width=width,
-               burn_level=level, star_x=sx, snr=flux / _point_flux_per_snr(cond))
+    lat.update(
+        star_flux=flux,
+        distance=d,
+        side=side,
+        burn_length=length,
+        burn_width=width,
+        burn_level=level,
+        star_x=sx,
+        snr=flux / _point_flux_per_snr(cond),
+    )
     return float(col), float(CENTRE)
 
 
@@ -407,23 +491,28 @@ def _glare_bands(rng: np.random.Generator, knot: str, sigma: float) -> list[dict
     for k in range(n):
         angle = float(rng.uniform(-4, 4))
         if k == 0:
-            offset = (float(rng.uniform(-1, 1)) if knot != "ghost"
-                      else float(rng.choice([-1.0, 1.0]) * rng.uniform(4, 40)))
+            offset = (
+                float(rng.uniform(-1, 1))
+                if knot != "ghost"
+                else float(rng.choice([-1.0, 1.0]) * rng.uniform(4, 40))
+            )
         elif k == 1 and knot == "crossing":
             offset = float(rng.uniform(-1, 1))  # it crosses the first band at the knot
             angle = bands[0]["angle"] + float(rng.choice([-1.0, 1.0]) * rng.uniform(1.5, 5))
         else:
             offset = float(rng.uniform(-60, 60))
-        bands.append({
-            "angle": math.radians(angle),
-            "offset": offset,
-            "width": log_uniform(rng, 1.0, 20.0),  # FWHM, px
-            # peak e-/px: faint washes to saturated bands (full wells are 60k-150k e-)
-            "amplitude": power_law(rng, 0.5, 5000.0, 1.4) * sigma,
-            "gradient": float(rng.uniform(-1.2, 1.2)),  # relative change per 100 px along it
-            "halo_width": float(rng.uniform(3, 10)),  # times the band's width
-            "halo_fraction": float(rng.uniform(0.05, 0.35)),
-        })
+        bands.append(
+            {
+                "angle": math.radians(angle),
+                "offset": offset,
+                "width": log_uniform(rng, 1.0, 20.0),  # FWHM, px
+                # peak e-/px: faint washes to saturated bands (full wells are 60k-150k e-)
+                "amplitude": power_law(rng, 0.5, 5000.0, 1.4) * sigma,
+                "gradient": float(rng.uniform(-1.2, 1.2)),  # relative change per 100 px along it
+                "halo_width": float(rng.uniform(3, 10)),  # times the band's width
+                "halo_fraction": float(rng.uniform(0.05, 0.35)),
+            }
+        )
     return bands
 
 
@@ -458,15 +547,30 @@ def _scene_glare(scene, rng, cfg, cond, lat, fixed):
     # the knot's flux for its SNR as if it were a point source: a softer knot reads fainter
     light += snr * _point_flux_per_snr(cond) * blob / blob.sum()
     scene.glare = np.maximum(light, 0.0)
-    lat.update(knot=knot, knot_softness=softness, knot_axis=axis, snr=snr, bands=len(bands),
-               band_params=bands, shift_x=shift, x=x - CENTRE, y=y - CENTRE,
-               band_peak_sigma=max(b["amplitude"] for b in bands) / sigma)
+    lat.update(
+        knot=knot,
+        knot_softness=softness,
+        knot_axis=axis,
+        snr=snr,
+        bands=len(bands),
+        band_params=bands,
+        shift_x=shift,
+        x=x - CENTRE,
+        y=y - CENTRE,
+        band_peak_sigma=max(b["amplitude"] for b in bands) / sigma,
+    )
     return x, y
 
 
 SCENES = {
-    "AST": _scene_ast, "STREAK": _scene_streak, "COMET": _scene_comet, "CR": _scene_cr,
-    "NOISE": _scene_noise, "SCAR": _scene_scar, "SPIKE": _scene_spike, "BURN": _scene_burn,
+    "AST": _scene_ast,
+    "STREAK": _scene_streak,
+    "COMET": _scene_comet,
+    "CR": _scene_cr,
+    "NOISE": _scene_noise,
+    "SCAR": _scene_scar,
+    "SPIKE": _scene_spike,
+    "BURN": _scene_burn,
     "GLARE": _scene_glare,
 }
 
@@ -474,22 +578,28 @@ SCENES = {
 # --- stamps ---------------------------------------------------------------------------------------
 
 
-def _chip_edge(rng: np.random.Generator, cfg: SimConfig, images: list[np.ndarray],
-               lat: dict[str, Any]) -> None:
+def _chip_edge(
+    rng: np.random.Generator, cfg: SimConfig, images: list[np.ndarray], lat: dict[str, Any]
+) -> None:
     if rng.random() >= cfg.chip_edge_fraction:
         return
     side = str(rng.choice(["top", "bottom", "left", "right"]))
     width = int(rng.integers(3, 41))
     value = np.nan if rng.random() < 0.7 else 0.0
-    sl = {"top": np.s_[:width, :], "bottom": np.s_[-width:, :],
-          "left": np.s_[:, :width], "right": np.s_[:, -width:]}[side]
+    sl = {
+        "top": np.s_[:width, :],
+        "bottom": np.s_[-width:, :],
+        "left": np.s_[:, :width],
+        "right": np.s_[:, -width:],
+    }[side]
     for image in images:
         image[sl] = value
     lat["chip_edge"] = {"side": side, "width": width, "value": "nan" if np.isnan(value) else "zero"}
 
 
-def _render_once(cls: str, rng: np.random.Generator, cfg: SimConfig, cond: Conditions,
-                 fixed: dict[str, Any]) -> tuple[Rendered, dict[str, Any], float, float]:
+def _render_once(
+    cls: str, rng: np.random.Generator, cfg: SimConfig, cond: Conditions, fixed: dict[str, Any]
+) -> tuple[Rendered, dict[str, Any], float, float]:
     lat: dict[str, Any] = {"class": cls}
     scene = Scene()
     if not fixed.get("no_field_stars"):
@@ -504,8 +614,13 @@ def _render_once(cls: str, rng: np.random.Generator, cfg: SimConfig, cond: Condi
     return out, lat, x, y
 
 
-def make_stamp(cls: str, rng: np.random.Generator, cfg: SimConfig | None = None,
-               cond: Conditions | None = None, fixed: dict[str, Any] | None = None) -> StampSample:
+def make_stamp(
+    cls: str,
+    rng: np.random.Generator,
+    cfg: SimConfig | None = None,
+    cond: Conditions | None = None,
+    fixed: dict[str, Any] | None = None,
+) -> StampSample:
     """Render one detection stamp of class `cls`; bogus detections exist only above threshold."""
     if cls not in SCENES:
         raise ValueError(f"unknown class {cls!r}; known: {', '.join(ALL_CLASSES)}")

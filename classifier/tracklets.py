@@ -32,13 +32,18 @@ CADENCE_DAYS = 15.0 / (24 * 60)
 CHIP = 10560  # px (ATLAS STA-1600)
 ZERO_POINT = 26.0  # mag of 1 e- in one exposure [tune]
 
-INDEPENDENT_MIX = {"NOISE": 0.40, "CR": 0.20, "SCAR": 0.20, "SPIKE": 0.08, "BURN": 0.07,
-                   "GLARE": 0.05}
+INDEPENDENT_MIX = {
+    "NOISE": 0.40,
+    "CR": 0.20,
+    "SCAR": 0.20,
+    "SPIKE": 0.08,
+    "BURN": 0.07,
+    "GLARE": 0.05,
+}
 BOGUS_KINDS = {"independent": 0.75, "correlated": 0.20, "mixed": 0.05}
 # variable: one variable star at a fixed position (a mover at rate ~0); multistar: several
 # different variable stars that the linker joined into a plausible slow mover
-CORRELATED_KINDS = {"spike": 0.30, "burn": 0.25, "glare": 0.15, "variable": 0.15,
-                    "multistar": 0.15}
+CORRELATED_KINDS = {"spike": 0.30, "burn": 0.25, "glare": 0.15, "variable": 0.15, "multistar": 0.15}
 # A field near a bright planet: glare comes in clusters (simulator.md), so there most bogus
 # tracklets are its glare, knots sliding along a band or glare detections linked by chance;
 # elsewhere a night has none.
@@ -124,9 +129,15 @@ def _times(rng: np.random.Generator, n: int, mjd0: float) -> np.ndarray:
     return mjd0 + np.arange(n) * CADENCE_DAYS + rng.normal(0, 20 / 86400, n)
 
 
-def _metadata(rng: np.random.Generator, times: np.ndarray, rate_px_day: float, angle: float,
-              offsets_px: np.ndarray, field: PlanetField | None = None, near_planet: bool = False
-              ) -> list[tuple[float, float, float, float, float]]:
+def _metadata(
+    rng: np.random.Generator,
+    times: np.ndarray,
+    rate_px_day: float,
+    angle: float,
+    offsets_px: np.ndarray,
+    field: PlanetField | None = None,
+    near_planet: bool = False,
+) -> list[tuple[float, float, float, float, float]]:
     """(mjd, ra, dec, x, y) of uniform motion on the chip plus per-detection offsets (px).
 
     In a planet's field the pointing is the field's, and glare starts near the planet."""
@@ -178,8 +189,9 @@ def astrometric_sigma(sample: StampSample, trail_px: float = 0.0) -> tuple[float
     return along, across
 
 
-def _measurement_offsets(rng: np.random.Generator, samples: list[StampSample], angle: float,
-                         trail_px: float = 0.0) -> np.ndarray:
+def _measurement_offsets(
+    rng: np.random.Generator, samples: list[StampSample], angle: float, trail_px: float = 0.0
+) -> np.ndarray:
     """(n, 2) px offsets: each detection's centroid error by its SNR, along/across `angle`."""
     out = np.zeros((len(samples), 2))
     c, s = math.cos(angle), math.sin(angle)
@@ -216,8 +228,9 @@ def _magnitude(sample: StampSample) -> float:
     return float(ZERO_POINT - 2.5 * math.log10(max(flux, 1.0)))
 
 
-def _linkable_magnitudes(rng: np.random.Generator, samples: list[StampSample], replace_ok,
-                         redraw, tries: int = 12) -> list[StampSample]:
+def _linkable_magnitudes(
+    rng: np.random.Generator, samples: list[StampSample], replace_ok, redraw, tries: int = 12
+) -> list[StampSample]:
     """Redraw replaceable detections until the magnitudes span at most LINKER_MAG_RANGE."""
     samples = list(samples)
     for _ in range(tries):
@@ -241,8 +254,11 @@ def _real(rng: np.random.Generator, cfg: SimConfig) -> tuple[list[StampSample], 
         rate = log_uniform(rng, 0.05, 60.0)
         angle = float(rng.uniform(0, 2 * math.pi))
         comet = bool(rng.random() < 0.04)
-        snr = power_law(rng, *(cfg.comet_snr_range if comet else cfg.snr_range),
-                        cfg.comet_snr_slope if comet else cfg.snr_slope)
+        snr = power_law(
+            rng,
+            *(cfg.comet_snr_range if comet else cfg.snr_range),
+            cfg.comet_snr_slope if comet else cfg.snr_slope,
+        )
         amp, period, phase = rng.uniform(0, 0.15), rng.uniform(0.1, 0.5), rng.uniform(0, 6.3)
         trail = _trail_px(rate)
         comet_shape: dict[str, Any] = {}
@@ -253,7 +269,8 @@ def _real(rng: np.random.Generator, cfg: SimConfig) -> tuple[list[StampSample], 
                 cond = next_exposure(cond, rng, cfg.conditions)
             t = i * CADENCE_DAYS
             flux_factor = (1 + amp * math.sin(2 * math.pi * t / period + phase)) * (
-                1 + rng.normal(0, 0.03))
+                1 + rng.normal(0, 0.03)
+            )
             # Same flux, new seeing and sky: the SNR scales as 1 / (FWHM * sqrt(sky)).
             snr_i = snr * flux_factor * fwhm0 / cond.sci_psf.fwhm * math.sqrt(sky0 / cond.sky)
             if comet:
@@ -264,28 +281,52 @@ def _real(rng: np.random.Generator, cfg: SimConfig) -> tuple[list[StampSample], 
                 fixed = {"snr": snr_i, "length": trail, "angle": angle % math.pi}
             sample = make_stamp(cls, rng, cfg, cond, fixed)
             if comet and not comet_shape:
-                comet_shape = {k: sample.latents[k] for k in (
-                    "coma_radius", "nucleus_fraction", "tail_angle", "tail_length",
-                    "tail_opening", "tail_fraction")}
+                comet_shape = {
+                    k: sample.latents[k]
+                    for k in (
+                        "coma_radius",
+                        "nucleus_fraction",
+                        "tail_angle",
+                        "tail_length",
+                        "tail_opening",
+                        "tail_fraction",
+                    )
+                }
             sample.latents["exposure"] = i
             samples.append(sample)
         detected = [s for s in samples if s.latents["det_sigma"] >= cfg.detection_threshold]
         if len(detected) >= 3:
-            latents = {"rate_deg_day": rate, "angle": angle, "snr": snr, "trail_px": trail,
-                       "comet": comet, "exposures": n, "attempts": attempt + 1}
+            latents = {
+                "rate_deg_day": rate,
+                "angle": angle,
+                "snr": snr,
+                "trail_px": trail,
+                "comet": comet,
+                "exposures": n,
+                "attempts": attempt + 1,
+            }
             return detected, latents
     raise RuntimeError("no detectable real mover in 100 draws")  # pragma: no cover
 
 
-def _correlated(rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool,
-                kind: str | None = None):
+def _correlated(
+    rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool, kind: str | None = None
+):
     kind = kind or _choice(rng, CORRELATED_KINDS, exclude=() if glare else ("glare",))
     cond = draw_conditions(rng, cfg.conditions)
     samples: list[StampSample] = []
     if kind == "spike":
         first = make_stamp("SPIKE", rng, cfg, cond)
-        keys = ("star_flux", "direction", "spike_length", "spike_strength", "knot_period",
-                "knot_modulation", "ref_length", "ref_strength")
+        keys = (
+            "star_flux",
+            "direction",
+            "spike_length",
+            "spike_strength",
+            "knot_period",
+            "knot_modulation",
+            "ref_length",
+            "ref_strength",
+        )
         shared = {k: first.latents[k] for k in keys}
         step = shared["knot_period"] * int(rng.integers(1, 4))
         samples.append(first)
@@ -320,8 +361,11 @@ def _correlated(rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool,
         for i in range(1, n):
             cond = next_exposure(cond, rng, cfg.conditions)
             snr = shared["snr"] * float(np.exp(rng.normal(0, 0.03)))
-            samples.append(make_stamp("GLARE", rng, cfg, cond,
-                                      {**shared, "snr": snr, "shift_x": direction * i * step}))
+            samples.append(
+                make_stamp(
+                    "GLARE", rng, cfg, cond, {**shared, "snr": snr, "shift_x": direction * i * step}
+                )
+            )
         spacing = step
         angle = float(shared["band_params"][0]["angle"])
         motion = angle if direction > 0 else angle + math.pi  # along the band
@@ -335,8 +379,11 @@ def _correlated(rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool,
         motion = float(rng.uniform(0, 2 * math.pi))
     else:
         first = make_stamp("SCAR", rng, cfg, cond, {"scar_kind": "variable"})
-        shared = {"scar_kind": "variable", "snr": first.latents["snr"],
-                  "variation": first.latents["variation"]}
+        shared = {
+            "scar_kind": "variable",
+            "snr": first.latents["snr"],
+            "variation": first.latents["variation"],
+        }
         samples.append(first)
         for _ in range(1, n):
             cond = next_exposure(cond, rng, cfg.conditions)
@@ -346,9 +393,15 @@ def _correlated(rng: np.random.Generator, cfg: SimConfig, n: int, glare: bool,
     return samples, {"correlated_kind": kind, "spacing_px": spacing, "motion_angle": motion}
 
 
-def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = None,
-                  glare: bool = True, night_mjd: float = 61000.0,
-                  field: PlanetField | None = None) -> Tracklet:
+def make_tracklet(
+    seed: int,
+    index: int,
+    real: bool,
+    cfg: SimConfig | None = None,
+    glare: bool = True,
+    night_mjd: float = 61000.0,
+    field: PlanetField | None = None,
+) -> Tracklet:
     """Tracklet `index` of `seed`: real or bogus; glare=False leaves GLARE out of the bogus mix.
 
     In a planet's `field` (glare comes in clusters) most bogus tracklets are its glare: knots
@@ -391,8 +444,11 @@ def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = Non
                     cond = next_exposure(cond, rng, cfg.conditions)
                 samples.append(bogus_draw(cond))
             samples = _linkable_magnitudes(
-                rng, samples, lambda i: True,
-                lambda i: bogus_draw(draw_conditions(rng, cfg.conditions)))
+                rng,
+                samples,
+                lambda i: True,
+                lambda i: bogus_draw(draw_conditions(rng, cfg.conditions)),
+            )
             latents = {"classes": [s.cls for s in samples]}
         elif kind == "correlated":
             samples, latents = _correlated(rng, cfg, n, glare, forced)
@@ -401,9 +457,17 @@ def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = Non
             chance = latents["correlated_kind"] == "multistar"
             if chance:
                 samples = _linkable_magnitudes(
-                    rng, samples, lambda i: True,
-                    lambda i: make_stamp("SCAR", rng, cfg, draw_conditions(rng, cfg.conditions),
-                                         {"scar_kind": "variable"}))
+                    rng,
+                    samples,
+                    lambda i: True,
+                    lambda i: make_stamp(
+                        "SCAR",
+                        rng,
+                        cfg,
+                        draw_conditions(rng, cfg.conditions),
+                        {"scar_kind": "variable"},
+                    ),
+                )
         else:
             mixed = _choice(rng, MIXED_KINDS)
             movers, mover_latents = _real(rng, cfg)
@@ -416,17 +480,23 @@ def make_tracklet(seed: int, index: int, real: bool, cfg: SimConfig | None = Non
                 cond = draw_conditions(rng, cfg.conditions)
                 samples = reals + [bogus_draw(cond) for _ in range(max(n - len(reals), 2))]
                 samples = _linkable_magnitudes(
-                    rng, samples, lambda i: i >= len(reals),
-                    lambda i: bogus_draw(draw_conditions(rng, cfg.conditions)))
+                    rng,
+                    samples,
+                    lambda i: i >= len(reals),
+                    lambda i: bogus_draw(draw_conditions(rng, cfg.conditions)),
+                )
                 # the line through the two real detections is the mover's own
                 rate_px_day = mover_latents["rate_deg_day"] * 3600 / PIXEL_SCALE
                 angle = mover_latents["angle"]
             order = rng.permutation(len(samples))
             samples = [samples[i] for i in order]
-            latents = {"mixed_kind": mixed,
-                       "mixed_real_positions": [int(np.flatnonzero(order == i)[0])
-                                                for i in range(len(reals))],
-                       "mover": mover_latents}
+            latents = {
+                "mixed_kind": mixed,
+                "mixed_real_positions": [
+                    int(np.flatnonzero(order == i)[0]) for i in range(len(reals))
+                ],
+                "mover": mover_latents,
+            }
         latents["bogus_kind"] = kind
     mjd0 = night_mjd + float(rng.uniform(0.1, 0.4))
     times = _times(rng, len(samples), mjd0)

@@ -79,19 +79,51 @@ PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
         TcnTraining(loss="mse", optimizer="sgd", lr=0.1, batch_size=1, epochs=10),
     ),
     "default": (
-        IcnTraining("default", optimizer="adamw", lr=2e-3, batch_size=32, schedule="cosine",
-                    weight_decay=1e-4, patience=4),
+        IcnTraining(
+            "default",
+            optimizer="adamw",
+            lr=2e-3,
+            batch_size=32,
+            schedule="cosine",
+            weight_decay=1e-4,
+            patience=4,
+        ),
         TcnTraining(),
     ),
     # The shipped baseline: tens of thousands of domain-randomised stamps a class, a per-step
     # cosine schedule, flips only (a survey never rotates its columns), bf16 where it is fast.
     "metadata": (
-        IcnTraining("metadata", optimizer="adamw", lr=2e-3, batch_size=128, max_epochs=6,
-                    patience=3, schedule="cosine_steps", weight_decay=5e-4, n_train=20_000,
-                    n_val=1_000, jitter=3, augmentation="flips", precision="auto",
-                    warmup_epochs=0.3, label_smoothing=0.05, snr_slope=1.8, widened=True),
-        TcnTraining(kind="set", lr=2e-3, batch_size=256, epochs=60, n_real=6000, n_bogus=6000,
-                    n_val_real=2500, n_val_bogus=2500, weight_decay=1e-4, calibrate=True),
+        IcnTraining(
+            "metadata",
+            optimizer="adamw",
+            lr=2e-3,
+            batch_size=128,
+            max_epochs=6,
+            patience=3,
+            schedule="cosine_steps",
+            weight_decay=5e-4,
+            n_train=20_000,
+            n_val=1_000,
+            jitter=3,
+            augmentation="flips",
+            precision="auto",
+            warmup_epochs=0.3,
+            label_smoothing=0.05,
+            snr_slope=1.8,
+            widened=True,
+        ),
+        TcnTraining(
+            kind="set",
+            lr=2e-3,
+            batch_size=256,
+            epochs=60,
+            n_real=6000,
+            n_bogus=6000,
+            n_val_real=2500,
+            n_val_bogus=2500,
+            weight_decay=1e-4,
+            calibrate=True,
+        ),
     ),
 }
 
@@ -104,8 +136,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, crop: int, jitter: int,
-            mode: str = "d4") -> torch.Tensor:
+def augment(
+    x: torch.Tensor, gen: torch.Generator, crop: int, jitter: int, mode: str = "d4"
+) -> torch.Tensor:
     """Per-sample random flips (and 90-degree rotations in mode d4), crop jittered around centre."""
     import torch
 
@@ -140,10 +173,20 @@ def _optimizer(params, name: str, lr: float, weight_decay: float):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg: IcnTraining,
-                    crop: int, gen: torch.Generator, device: str, progress: bool,
-                    step_schedule=None, targets: torch.Tensor | None = None,
-                    on_batch=None) -> float:
+def train_icn_epoch(
+    model,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    opt,
+    cfg: IcnTraining,
+    crop: int,
+    gen: torch.Generator,
+    device: str,
+    progress: bool,
+    step_schedule=None,
+    targets: torch.Tensor | None = None,
+    on_batch=None,
+) -> float:
     """One pass over the training stamps in random order; returns the mean loss.
 
     With `targets` (N, C) class distributions, the loss is the cross-entropy against them
@@ -161,8 +204,9 @@ def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg:
     order = torch.randperm(len(images), generator=gen)
     total, count = 0.0, 0
     batches = range(0, len(order), cfg.batch_size)
-    for done, start in enumerate(tqdm(batches, desc="icn epoch", leave=False,
-                                      disable=not progress), 1):
+    for done, start in enumerate(
+        tqdm(batches, desc="icn epoch", leave=False, disable=not progress), 1
+    ):
         idx = order[start : start + cfg.batch_size]
         if len(idx) < 2:
             continue  # BatchNorm needs two samples
@@ -171,12 +215,16 @@ def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = labels[idx].to(device)
-        with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
-                            dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.autocast(
+            device_type="cuda" if device.startswith("cuda") else "cpu",
+            dtype=torch.bfloat16,
+            enabled=precision == "bf16",
+        ):
             logits = model(x)
         if targets is None:
-            loss = torch.nn.functional.cross_entropy(logits.float(), y,
-                                                     label_smoothing=cfg.label_smoothing)
+            loss = torch.nn.functional.cross_entropy(
+                logits.float(), y, label_smoothing=cfg.label_smoothing
+            )
         else:
             q = targets[idx].to(device, torch.float32)
             loss = -(q * torch.log_softmax(logits.float(), dim=1)).sum(1).mean()
@@ -192,8 +240,9 @@ def train_icn_epoch(model, images: torch.Tensor, labels: torch.Tensor, opt, cfg:
     return total / max(count, 1)
 
 
-def predict_icn(model, images: np.ndarray | torch.Tensor, device: str,
-                batch_size: int = 512) -> np.ndarray:
+def predict_icn(
+    model, images: np.ndarray | torch.Tensor, device: str, batch_size: int = 512
+) -> np.ndarray:
     """Class probabilities (N, C) of prepared, cropped stamps, in batches under inference_mode."""
     import torch
 
@@ -232,11 +281,21 @@ def _step_cosine(opt, cfg: IcnTraining, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def train_icn(train: StampSet, val: StampSet, cfg: IcnTraining, pre: Preprocessing, *,
-              device: str = "cpu", seed: int = 0, progress: bool = True,
-              model=None, checkpoint_dir: Path | None = None,
-              on_epoch=None, targets: np.ndarray | None = None, on_batch=None
-              ) -> tuple[Any, list[dict[str, float]]]:
+def train_icn(
+    train: StampSet,
+    val: StampSet,
+    cfg: IcnTraining,
+    pre: Preprocessing,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    model=None,
+    checkpoint_dir: Path | None = None,
+    on_epoch=None,
+    targets: np.ndarray | None = None,
+    on_batch=None,
+) -> tuple[Any, list[dict[str, float]]]:
     """Train (or continue training) the ICN with early stopping on validation loss.
 
     `targets` (N, C), if given, are the class distributions to learn instead of the labels.
@@ -282,23 +341,47 @@ def train_icn(train: StampSet, val: StampSet, cfg: IcnTraining, pre: Preprocessi
         history, first_epoch = state["history"], state["epoch"] + 1
         if progress:
             print(f"icn: resuming after epoch {state['epoch']} from {state_file}", flush=True)
-    for epoch in tqdm(range(first_epoch, cfg.max_epochs), desc="icn", disable=not progress,
-                      initial=first_epoch, total=cfg.max_epochs):
+    for epoch in tqdm(
+        range(first_epoch, cfg.max_epochs),
+        desc="icn",
+        disable=not progress,
+        initial=first_epoch,
+        total=cfg.max_epochs,
+    ):
         if stale >= cfg.patience:
             break
         t0 = time.time()
         batch_report = None
         if on_batch is not None:
+
             def batch_report(done: int, total: int, epoch: int = epoch) -> None:
                 on_batch(epoch, done, total)
-        loss = train_icn_epoch(model, images, labels, opt, cfg, pre.crop, gen, device, progress,
-                               step_schedule,
-                               None if targets is None else torch.as_tensor(targets),
-                               on_batch=batch_report)
+
+        loss = train_icn_epoch(
+            model,
+            images,
+            labels,
+            opt,
+            cfg,
+            pre.crop,
+            gen,
+            device,
+            progress,
+            step_schedule,
+            None if targets is None else torch.as_tensor(targets),
+            on_batch=batch_report,
+        )
         metrics = evaluate_icn(model, val_images, val.labels, device)
-        history.append({"epoch": epoch, "train_loss": loss, "val_loss": metrics["loss"],
-                        "val_accuracy": metrics["accuracy"], "lr": opt.param_groups[0]["lr"],
-                        "seconds": time.time() - t0})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss,
+                "val_loss": metrics["loss"],
+                "val_accuracy": metrics["accuracy"],
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": time.time() - t0,
+            }
+        )
         if cfg.schedule == "cosine":
             sched.step()
         elif cfg.schedule != "cosine_steps":
@@ -313,10 +396,20 @@ def train_icn(train: StampSet, val: StampSet, cfg: IcnTraining, pre: Preprocessi
         if state_file is not None:
             state_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = state_file.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "gen": gen.get_state(), "best": best,
-                        "best_state": best_state, "stale": stale, "history": history,
-                        "epoch": epoch}, tmp)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "best": best,
+                    "best_state": best_state,
+                    "stale": stale,
+                    "history": history,
+                    "epoch": epoch,
+                },
+                tmp,
+            )
             tmp.replace(state_file)
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -327,9 +420,18 @@ def tracklet_labels(tset: TrackletSet) -> np.ndarray:
     return tset.real.astype(np.float32)
 
 
-def train_tcn(x: np.ndarray, y: np.ndarray, cfg: TcnTraining, n_classes: int, *,
-              device: str = "cpu", seed: int = 0, progress: bool = True,
-              weights: np.ndarray | None = None, on_epoch=None):
+def train_tcn(
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TcnTraining,
+    n_classes: int,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    weights: np.ndarray | None = None,
+    on_epoch=None,
+):
     """Train the TCN on (T, 4*C) inputs; loss weighted 1 for bogus and real_weight for real
     (times `weights`, one per tracklet, when given). `on_epoch` as `train_set_tcn`'s."""
     import torch
@@ -389,11 +491,15 @@ class _EpochTally:
         if self.on_epoch is None:
             return
         n = max(self.count, 1)
-        self.on_epoch({
-            "epoch": self.epoch, "epochs": self.epochs,
-            "loss": float(self.loss) / n if self.loss is not None else math.nan,
-            "accuracy": float(self.right) / n if self.right is not None else math.nan,
-            "seconds": time.time() - self.started})
+        self.on_epoch(
+            {
+                "epoch": self.epoch,
+                "epochs": self.epochs,
+                "loss": float(self.loss) / n if self.loss is not None else math.nan,
+                "accuracy": float(self.right) / n if self.right is not None else math.nan,
+                "seconds": time.time() - self.started,
+            }
+        )
 
 
 @dataclass
@@ -407,14 +513,21 @@ class SetInputs:
 
     @classmethod
     def concat(cls, parts: list[SetInputs]) -> SetInputs:
-        return cls(*(np.concatenate([getattr(p, k) for p in parts])
-                     for k in ("probs", "det", "trk", "lengths")))
+        return cls(
+            *(
+                np.concatenate([getattr(p, k) for p in parts])
+                for k in ("probs", "det", "trk", "lengths")
+            )
+        )
 
     def select(self, index: np.ndarray) -> SetInputs:
         """The tracklets at `index` (in that order)."""
         starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-        rows = np.concatenate([np.arange(starts[i], starts[i] + self.lengths[i])
-                               for i in index]) if len(index) else np.zeros(0, int)
+        rows = (
+            np.concatenate([np.arange(starts[i], starts[i] + self.lengths[i]) for i in index])
+            if len(index)
+            else np.zeros(0, int)
+        )
         return SetInputs(self.probs[rows], self.det[rows], self.trk[index], self.lengths[index])
 
 
@@ -435,15 +548,27 @@ def set_tcn_logits(model, inputs: SetInputs, device: str, batch: int = 4096):
     import torch
 
     packed, mask, trk = _packed(inputs, device)
-    out = [model(packed[s : s + batch], mask[s : s + batch], trk[s : s + batch]).squeeze(1)
-           for s in range(0, len(trk), batch)]
+    out = [
+        model(packed[s : s + batch], mask[s : s + batch], trk[s : s + batch]).squeeze(1)
+        for s in range(0, len(trk), batch)
+    ]
     return torch.cat(out) if out else torch.zeros(0, device=device)
 
 
-def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: TcnConfig, *,
-                  device: str = "cpu", seed: int = 0, progress: bool = True,
-                  weights: np.ndarray | None = None, model=None,
-                  input_columns: list[int] | None = None, on_epoch=None):
+def train_set_tcn(
+    inputs: SetInputs,
+    y: np.ndarray,
+    cfg: TcnTraining,
+    tcn_cfg: TcnConfig,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    weights: np.ndarray | None = None,
+    model=None,
+    input_columns: list[int] | None = None,
+    on_epoch=None,
+):
     """Train a set TCN: weighted BCE (1 bogus, real_weight real, times `weights`), cosine lr.
 
     With `input_columns` only the first layer's weights from those inputs (a new class's
@@ -460,8 +585,9 @@ def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: T
         model = (model or build_tcn(tcn_cfg)).to(device)
     gen = torch.Generator().manual_seed(seed)
     yt = torch.as_tensor(y, dtype=torch.float32, device=device)
-    wt = torch.as_tensor(np.ones(len(y)) if weights is None else weights, dtype=torch.float32,
-                         device=device)
+    wt = torch.as_tensor(
+        np.ones(len(y)) if weights is None else weights, dtype=torch.float32, device=device
+    )
     params = model.parameters()
     decay = cfg.weight_decay
     if input_columns is not None:
@@ -473,8 +599,7 @@ def train_set_tcn(inputs: SetInputs, y: np.ndarray, cfg: TcnTraining, tcn_cfg: T
         keep[:, input_columns] = 1.0
         first.register_hook(lambda grad: grad * keep)
         params, decay = [first], 0.0  # no decay: the other columns must not shrink
-    opt = _optimizer(params, "adamw" if cfg.optimizer == "adam" else cfg.optimizer,
-                     cfg.lr, decay)
+    opt = _optimizer(params, "adamw" if cfg.optimizer == "adam" else cfg.optimizer, cfg.lr, decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, steps))
     import torch.nn.functional as F
@@ -531,8 +656,9 @@ def fit_platt(logits: np.ndarray, y: np.ndarray, balanced: bool = False) -> dict
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(log_a.exp() * x + b, t,
-                                                                    weight=w)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            log_a.exp() * x + b, t, weight=w
+        )
         loss.backward()
         return loss
 
@@ -560,15 +686,23 @@ def reliability(scores: np.ndarray, real: np.ndarray, bins: int = 10) -> dict[st
         if n:
             mean_score, frac = float(scores[inside].mean()), float(real[inside].mean())
             ece += n / len(scores) * abs(mean_score - frac)
-            rows.append({"lo": float(edges[k]), "hi": float(edges[k + 1]), "n": n,
-                         "mean_score": mean_score, "fraction_real": frac})
+            rows.append(
+                {
+                    "lo": float(edges[k]),
+                    "hi": float(edges[k + 1]),
+                    "n": n,
+                    "mean_score": mean_score,
+                    "fraction_real": frac,
+                }
+            )
     return {"bins": rows, "ece": float(ece)}
 
 
 def set_inputs_of(icn, tset: TrackletSet, device: str) -> SetInputs:
     """ICN probabilities and measured cues of a tracklet set, as a set TCN takes them."""
-    return SetInputs(predict_icn(icn, tset.images, device), tset.det_inputs(),
-                     tset.trk_inputs(), tset.lengths)
+    return SetInputs(
+        predict_icn(icn, tset.images, device), tset.det_inputs(), tset.trk_inputs(), tset.lengths
+    )
 
 
 def predict_tcn(model, x: np.ndarray, device: str) -> np.ndarray:
@@ -605,9 +739,11 @@ def roc_auc(scores: np.ndarray, real: np.ndarray) -> float:
 
 def operating_point(scores: np.ndarray, real: np.ndarray, threshold: float) -> dict[str, float]:
     keep = scores >= threshold
-    return {"threshold": float(threshold),
-            "real_recall": float(keep[real].mean()) if real.any() else float("nan"),
-            "bogus_rejection": float((~keep[~real]).mean()) if (~real).any() else float("nan")}
+    return {
+        "threshold": float(threshold),
+        "real_recall": float(keep[real].mean()) if real.any() else float("nan"),
+        "bogus_rejection": float((~keep[~real]).mean()) if (~real).any() else float("nan"),
+    }
 
 
 def state_dict_for_checkpoint(model, half: bool) -> dict[str, Any]:
@@ -631,9 +767,18 @@ def round_to_half(model):
     return model
 
 
-def checkpoint_payload(icn, icn_cfg: IcnConfig, tcn, tcn_cfg: TcnConfig, pre: Preprocessing,
-                       threshold: float, metrics: dict[str, Any], training: dict[str, Any],
-                       half: bool, calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+def checkpoint_payload(
+    icn,
+    icn_cfg: IcnConfig,
+    tcn,
+    tcn_cfg: TcnConfig,
+    pre: Preprocessing,
+    threshold: float,
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+    half: bool,
+    calibration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The plain-dict checkpoint of a model pair (calibration: Platt a, b of the TCN logit)."""
     return {
         "calibration": calibration,
@@ -658,8 +803,13 @@ def split_per_class(stamps: StampSet, n_train: int) -> tuple[StampSet, StampSet]
     is_train = rank < n_train
     pick = [np.flatnonzero(is_train), np.flatnonzero(~is_train)]
     return tuple(  # type: ignore[return-value]
-        StampSet(stamps.images[p], stamps.labels[p], stamps.classes,
-                 [stamps.latents[i] for i in p] if stamps.latents else []) for p in pick
+        StampSet(
+            stamps.images[p],
+            stamps.labels[p],
+            stamps.classes,
+            [stamps.latents[i] for i in p] if stamps.latents else [],
+        )
+        for p in pick
     )
 
 
@@ -670,10 +820,19 @@ def stamp_config(cfg: IcnTraining, curated_snr_slope: float | None = None) -> Si
     return sim if slope is None else replace(sim, snr_slope=slope)
 
 
-def icn_stage(seed: int, classes: tuple[str, ...], cfg: IcnTraining, pre: Preprocessing, *,
-              device: str, workers: int | None, progress: bool,
-              curated_snr_slope: float | None = None, stamp_cache: Path | None = None,
-              state_dir: Path | None = None):
+def icn_stage(
+    seed: int,
+    classes: tuple[str, ...],
+    cfg: IcnTraining,
+    pre: Preprocessing,
+    *,
+    device: str,
+    workers: int | None,
+    progress: bool,
+    curated_snr_slope: float | None = None,
+    stamp_cache: Path | None = None,
+    state_dir: Path | None = None,
+):
     """Simulate the curated stamps and train the ICN; returns (icn, history, timings).
 
     With `stamp_cache` (say ``var/cache/stamps``) the stamps are kept there in chunks; with
@@ -693,8 +852,15 @@ def icn_stage(seed: int, classes: tuple[str, ...], cfg: IcnTraining, pre: Prepro
     t0 = time.time()
     run_dir = None
     if state_dir is not None:
-        key = json.dumps({"stamps": stamp_cache_key(seed, classes, pre, sim), "n": n,
-                          "icn": asdict(cfg), "device": device.split(":")[0]}, sort_keys=True)
+        key = json.dumps(
+            {
+                "stamps": stamp_cache_key(seed, classes, pre, sim),
+                "n": n,
+                "icn": asdict(cfg),
+                "device": device.split(":")[0],
+            },
+            sort_keys=True,
+        )
         run_dir = Path(state_dir) / hashlib.sha256(key.encode()).hexdigest()[:16]
         final = run_dir / "icn-final.pt"
         if final.exists():
@@ -705,11 +871,11 @@ def icn_stage(seed: int, classes: tuple[str, ...], cfg: IcnTraining, pre: Prepro
                 print(f"icn: reusing the finished ICN in {final}", flush=True)
             return icn.to(device), done["history"], done["timings"]
     if stamp_cache is not None:
-        stamps = cached_stamp_set(seed, classes, n, pre, Path(stamp_cache), cfg=sim,
-                                  workers=workers, progress=progress)
+        stamps = cached_stamp_set(
+            seed, classes, n, pre, Path(stamp_cache), cfg=sim, workers=workers, progress=progress
+        )
     else:
-        stamps = build_stamp_set(seed, classes, n, pre, cfg=sim, workers=workers,
-                                 progress=progress)
+        stamps = build_stamp_set(seed, classes, n, pre, cfg=sim, workers=workers, progress=progress)
     train_set, val_set = split_per_class(stamps, cfg.n_train)
     del stamps
     timings["simulate_stamps_s"] = time.time() - t0
@@ -719,24 +885,46 @@ def icn_stage(seed: int, classes: tuple[str, ...], cfg: IcnTraining, pre: Prepro
         if progress:
             print("icn epoch " + json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
 
-    icn, history = train_icn(train_set, val_set, cfg, pre, device=device, seed=seed,
-                             progress=progress, checkpoint_dir=run_dir, on_epoch=log_epoch)
+    icn, history = train_icn(
+        train_set,
+        val_set,
+        cfg,
+        pre,
+        device=device,
+        seed=seed,
+        progress=progress,
+        checkpoint_dir=run_dir,
+        on_epoch=log_epoch,
+    )
     timings["train_icn_s"] = time.time() - t0
     if run_dir is not None:
-        torch.save({"state_dict": icn.state_dict(), "history": history, "timings": timings},
-                   run_dir / "icn-final.pt")
+        torch.save(
+            {"state_dict": icn.state_dict(), "history": history, "timings": timings},
+            run_dir / "icn-final.pt",
+        )
     return icn, history, timings
 
 
-def train_model(*, seed: int, preset: str = "default", out_dir: Path,
-                classes: tuple[str, ...] = PAPER_CLASSES, device: str = "auto",
-                workers: int | None = None, half: bool = True,
-                threshold: float | None = DEFAULT_THRESHOLD, target_recall: float | None = None,
-                icn_overrides: dict[str, Any] | None = None,
-                tcn_overrides: dict[str, Any] | None = None,
-                pre: Preprocessing | None = None, progress: bool = True,
-                curated_snr_slope: float | None = None, stamp_cache: Path | None = None,
-                state_dir: Path | None = None, command: str = "") -> tuple[Path, dict[str, Any]]:
+def train_model(
+    *,
+    seed: int,
+    preset: str = "default",
+    out_dir: Path,
+    classes: tuple[str, ...] = PAPER_CLASSES,
+    device: str = "auto",
+    workers: int | None = None,
+    half: bool = True,
+    threshold: float | None = DEFAULT_THRESHOLD,
+    target_recall: float | None = None,
+    icn_overrides: dict[str, Any] | None = None,
+    tcn_overrides: dict[str, Any] | None = None,
+    pre: Preprocessing | None = None,
+    progress: bool = True,
+    curated_snr_slope: float | None = None,
+    stamp_cache: Path | None = None,
+    state_dir: Path | None = None,
+    command: str = "",
+) -> tuple[Path, dict[str, Any]]:
     """Simulate data from `seed`, train ICN then TCN, choose the threshold, save a checkpoint.
 
     `curated_snr_slope` changes only the SNR law of the ICN's per-class (curated) stamps, e.g.
@@ -749,34 +937,67 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
     pre = pre or Preprocessing()
     glare = "GLARE" in classes
     timings: dict[str, float] = {}
-    icn, history, icn_timings = icn_stage(seed, classes, icn_cfg_t, pre, device=device,
-                                          workers=workers, progress=progress,
-                                          curated_snr_slope=curated_snr_slope,
-                                          stamp_cache=stamp_cache, state_dir=state_dir)
+    icn, history, icn_timings = icn_stage(
+        seed,
+        classes,
+        icn_cfg_t,
+        pre,
+        device=device,
+        workers=workers,
+        progress=progress,
+        curated_snr_slope=curated_snr_slope,
+        stamp_cache=stamp_cache,
+        state_dir=state_dir,
+    )
     timings.update(icn_timings)
 
     t0 = time.time()
     # domain randomisation for the TCN's training tracklets as for the ICN's stamps; the
     # validation split (threshold, calibration) has the simulator's nominal ranges
     train_sim = SimConfig().widened() if icn_cfg_t.widened else SimConfig()
-    tcn_train = build_tracklet_set(seed, tcn_cfg_t.n_real, tcn_cfg_t.n_bogus, pre, glare=glare,
-                                   cfg=train_sim, workers=workers, progress=progress)
-    tcn_val = build_tracklet_set(seed, tcn_cfg_t.n_val_real, tcn_cfg_t.n_val_bogus, pre,
-                                 glare=glare, first_index=TCN_VALIDATION_OFFSET,
-                                 workers=workers, progress=progress)
+    tcn_train = build_tracklet_set(
+        seed,
+        tcn_cfg_t.n_real,
+        tcn_cfg_t.n_bogus,
+        pre,
+        glare=glare,
+        cfg=train_sim,
+        workers=workers,
+        progress=progress,
+    )
+    tcn_val = build_tracklet_set(
+        seed,
+        tcn_cfg_t.n_val_real,
+        tcn_cfg_t.n_val_bogus,
+        pre,
+        glare=glare,
+        first_index=TCN_VALIDATION_OFFSET,
+        workers=workers,
+        progress=progress,
+    )
     timings["simulate_tracklets_s"] = time.time() - t0
     t0 = time.time()
     calibration = None
     if tcn_cfg_t.kind == "set":
-        tcn_cfg = TcnConfig(n_classes=len(classes), kind="set",
-                            n_detection_features=N_DETECTION_INPUTS,
-                            n_tracklet_features=N_TRACKLET_INPUTS)
+        tcn_cfg = TcnConfig(
+            n_classes=len(classes),
+            kind="set",
+            n_detection_features=N_DETECTION_INPUTS,
+            n_tracklet_features=N_TRACKLET_INPUTS,
+        )
         in_train = set_inputs_of(icn, tcn_train, device)
         in_val = set_inputs_of(icn, tcn_val, device)
         timings["score_tracklets_s"] = time.time() - t0
         t0 = time.time()
-        tcn = train_set_tcn(in_train, tracklet_labels(tcn_train), tcn_cfg_t, tcn_cfg,
-                            device=device, seed=seed, progress=progress)
+        tcn = train_set_tcn(
+            in_train,
+            tracklet_labels(tcn_train),
+            tcn_cfg_t,
+            tcn_cfg,
+            device=device,
+            seed=seed,
+            progress=progress,
+        )
         val_logits = predict_set_tcn(tcn, in_val, device)
     else:
         tcn_cfg = TcnConfig(n_classes=len(classes))
@@ -784,8 +1005,15 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
         x_val = tcn_inputs(predict_icn(icn, tcn_val.images, device), tcn_val.lengths)
         timings["score_tracklets_s"] = time.time() - t0
         t0 = time.time()
-        tcn = train_tcn(x_train, tracklet_labels(tcn_train), tcn_cfg_t, len(classes),
-                        device=device, seed=seed, progress=progress)
+        tcn = train_tcn(
+            x_train,
+            tracklet_labels(tcn_train),
+            tcn_cfg_t,
+            len(classes),
+            device=device,
+            seed=seed,
+            progress=progress,
+        )
         val_logits = None
         val_scores = predict_tcn(tcn, x_val, device)
     timings["train_tcn_s"] = time.time() - t0
@@ -807,12 +1035,30 @@ def train_model(*, seed: int, preset: str = "default", out_dir: Path,
         "icn_history": history,
     }
     timings["total_s"] = sum(timings.values())
-    training = {"seed": seed, "preset": preset, "device": device, "icn": asdict(icn_cfg_t),
-                "tcn": asdict(tcn_cfg_t), "target_recall": target_recall, "timings": timings,
-                "half_precision": half, "curated_snr_slope": curated_snr_slope,
-                "command": command}
-    payload = checkpoint_payload(icn, IcnConfig(classes=tuple(classes)), tcn, tcn_cfg, pre,
-                                 threshold, metrics, training, half, calibration=calibration)
+    training = {
+        "seed": seed,
+        "preset": preset,
+        "device": device,
+        "icn": asdict(icn_cfg_t),
+        "tcn": asdict(tcn_cfg_t),
+        "target_recall": target_recall,
+        "timings": timings,
+        "half_precision": half,
+        "curated_snr_slope": curated_snr_slope,
+        "command": command,
+    }
+    payload = checkpoint_payload(
+        icn,
+        IcnConfig(classes=tuple(classes)),
+        tcn,
+        tcn_cfg,
+        pre,
+        threshold,
+        metrics,
+        training,
+        half,
+        calibration=calibration,
+    )
     from classifier.checkpoint import save_checkpoint
 
     return save_checkpoint(payload, out_dir), payload

@@ -21,8 +21,16 @@ def tiny_model(tmp_path_factory) -> tuple[Path, dict]:
     from classifier.train import train_model
 
     out = tmp_path_factory.mktemp("models")
-    return train_model(seed=3, preset="default", out_dir=out, device="cpu", workers=1,
-                       icn_overrides=TINY_ICN, tcn_overrides=TINY_TCN, progress=False)
+    return train_model(
+        seed=3,
+        preset="default",
+        out_dir=out,
+        device="cpu",
+        workers=1,
+        icn_overrides=TINY_ICN,
+        tcn_overrides=TINY_TCN,
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +40,15 @@ def tiny_metadata_model(tmp_path_factory) -> tuple[Path, dict]:
     from classifier.train import train_model
 
     out = tmp_path_factory.mktemp("models")
-    return train_model(seed=3, preset="metadata", out_dir=out, device="cpu", workers=1,
-                       icn_overrides={**TINY_ICN, "batch_size": 8},
-                       tcn_overrides={**TINY_TCN, "n_real": 20, "n_bogus": 20},
-                       pre=Preprocessing("asinh_sigma"), target_recall=0.9, progress=False)
+    return train_model(
+        seed=3,
+        preset="metadata",
+        out_dir=out,
+        device="cpu",
+        workers=1,
+        icn_overrides={**TINY_ICN, "batch_size": 8},
+        tcn_overrides={**TINY_TCN, "n_real": 20, "n_bogus": 20},
+        pre=Preprocessing("asinh_sigma"),
+        target_recall=0.9,
+        progress=False,
+    )

@@ -13,8 +13,9 @@ from classifier.stamp_io import read_stamp
 
 
 def test_it_writes_a_bundle_the_ingest_can_read(tmp_path: Path) -> None:
-    manifest = simulate_night(tmp_path / "n", seed=1, night="2026-11-24", n_tracklets=6,
-                              real_fraction=0.5, progress=False)
+    manifest = simulate_night(
+        tmp_path / "n", seed=1, night="2026-11-24", n_tracklets=6, real_fraction=0.5, progress=False
+    )
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     keys = {"night", "tracklet", "index", "mjd", "ra", "dec", "mag", "x", "y", "stamp"}
     assert all(set(r) == keys for r in rows)
@@ -39,6 +40,7 @@ def test_it_writes_a_bundle_the_ingest_can_read(tmp_path: Path) -> None:
 
 def test_it_writes_the_same_night_twice_identically(tmp_path: Path) -> None:
     a = simulate_night(tmp_path / "a", seed=2, night="2026-11-25", n_tracklets=3, progress=False)
-    b = simulate_night(tmp_path / "b", seed=2, night="2026-11-25", n_tracklets=3, progress=False,
-                       gz=True)
+    b = simulate_night(
+        tmp_path / "b", seed=2, night="2026-11-25", n_tracklets=3, progress=False, gz=True
+    )
     assert a.read_text() == b.read_text().replace(".fits.gz", ".fits")

@@ -30,7 +30,9 @@ def test_it_writes_a_night_bundle(tmp_path: Path) -> None:
 
 
 def test_it_imports_no_torch_or_django_for_the_package() -> None:
-    code = ("import sys, classifier, classifier.cli, classifier.simulate, classifier.bundle;"
-            "print('torch' in sys.modules, 'django' in sys.modules)")
+    code = (
+        "import sys, classifier, classifier.cli, classifier.simulate, classifier.bundle;"
+        "print('torch' in sys.modules, 'django' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

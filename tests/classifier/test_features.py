@@ -94,10 +94,12 @@ def test_rows_come_back_in_the_order_given() -> None:
 
 def test_batch_inputs_are_finite_and_shaped_for_the_network() -> None:
     tracklets = [make_tracklet(10, i, real=i % 2 == 0) for i in range(6)]
-    meta = np.concatenate([np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y]
-                                     for d in t.detections]) for t in tracklets])
-    stamps = np.concatenate([np.stack([d.stamp.difference for d in t.detections])
-                             for t in tracklets])
+    meta = np.concatenate(
+        [np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections]) for t in tracklets]
+    )
+    stamps = np.concatenate(
+        [np.stack([d.stamp.difference for d in t.detections]) for t in tracklets]
+    )
     lengths = [len(t.detections) for t in tracklets]
     det, trk = batch_inputs(meta, stamps, lengths)
     assert det.shape == (sum(lengths), N_DETECTION_INPUTS)
@@ -106,14 +108,18 @@ def test_batch_inputs_are_finite_and_shaped_for_the_network() -> None:
     assert np.abs(det).max() < 10 and np.abs(trk).max() < 10
 
 
-@pytest.mark.parametrize("bad,message", [
-    ({"lengths": [2, 2]}, "lengths sum to 4"),
-    ({"meta": np.zeros((3, 5))}, "meta must be"),
-    ({"nan": True}, "mag must be finite"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"lengths": [2, 2]}, "lengths sum to 4"),
+        ({"meta": np.zeros((3, 5))}, "meta must be"),
+        ({"nan": True}, "mag must be finite"),
+    ],
+)
 def test_bad_metadata_is_named(bad, message) -> None:
-    meta = np.array([[61000.1 + i * 0.01, 10.0, 5.0 + i * 1e-3, 18.0, 100.0, 100.0 + i]
-                     for i in range(3)])
+    meta = np.array(
+        [[61000.1 + i * 0.01, 10.0, 5.0 + i * 1e-3, 18.0, 100.0, 100.0 + i] for i in range(3)]
+    )
     if bad.get("nan"):
         meta[1, 3] = np.nan
     stamps = np.zeros((3, 100, 100), np.float32)

@@ -41,8 +41,11 @@ def test_a_glare_stamp_has_a_knot_at_the_centre_and_bands_near_horizontal() -> N
 
 
 def test_a_bright_band_runs_along_the_rows_not_the_columns() -> None:
-    rng_index = next(i for i in range(200)
-                     if make_stamp("GLARE", stamp_rng(4, 1, i)).latents["band_peak_sigma"] > 30)
+    rng_index = next(
+        i
+        for i in range(200)
+        if make_stamp("GLARE", stamp_rng(4, 1, i)).latents["band_peak_sigma"] > 30
+    )
     s = make_stamp("GLARE", stamp_rng(4, 1, rng_index))
     diff = np.nan_to_num(s.difference - np.nanmedian(s.difference))
     # a horizontal band: rows differ from each other far more than columns do
@@ -74,8 +77,16 @@ def test_glare_tracklets_slide_slowly_along_their_band_with_a_steady_magnitude()
 def test_a_night_has_glare_only_in_its_planet_fields(tmp_path: Path) -> None:
     assignment = planet_fields(5, 50, 0.4)
     assert sum(f is not None for f in assignment) == 20
-    manifest = simulate_night(tmp_path / "n", seed=5, night="2026-11-20", n_tracklets=50,
-                              real_fraction=0.1, planet_fraction=0.4, progress=False, workers=1)
+    manifest = simulate_night(
+        tmp_path / "n",
+        seed=5,
+        night="2026-11-20",
+        n_tracklets=50,
+        real_fraction=0.1,
+        planet_fraction=0.4,
+        progress=False,
+        workers=1,
+    )
     lines = (manifest.parent / "truth.jsonl").read_text().splitlines()
     truth = [json.loads(line) for line in lines]
     in_field = [t for t in truth if "planet_field" in t["latents"]]
@@ -86,14 +97,16 @@ def test_a_night_has_glare_only_in_its_planet_fields(tmp_path: Path) -> None:
     params = json.loads((manifest.parent / "params.json").read_text())
     assert params["planet_fraction"] == 0.4 and params["planet_fields"] == 1
     assert params["glare_tracklets"] == sum(
-        (not t["real"]) and t["latents"].get("correlated_kind") == "glare" for t in truth)
+        (not t["real"]) and t["latents"].get("correlated_kind") == "glare" for t in truth
+    )
     with pytest.raises(ValueError, match="planet_fraction"):
         planet_fields(5, 50, 1.5)
 
 
 def test_a_night_without_planets_has_no_glare(tmp_path: Path) -> None:
-    manifest = simulate_night(tmp_path / "n", seed=6, night="2026-11-21", n_tracklets=40,
-                              progress=False, workers=1)
+    manifest = simulate_night(
+        tmp_path / "n", seed=6, night="2026-11-21", n_tracklets=40, progress=False, workers=1
+    )
     lines = (manifest.parent / "truth.jsonl").read_text().splitlines()
     truth = [json.loads(line) for line in lines]
     assert not any("GLARE" in t["classes"] for t in truth)

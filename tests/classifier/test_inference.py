@@ -47,8 +47,9 @@ def test_it_ships_a_baseline_that_separates_clear_cases() -> None:
 
 
 def meta_of(tracklets) -> np.ndarray:
-    return np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for t in tracklets
-                     for d in t.detections])
+    return np.array(
+        [[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for t in tracklets for d in t.detections]
+    )
 
 
 def simulated_night(count: int) -> tuple[np.ndarray, list[int], np.ndarray]:

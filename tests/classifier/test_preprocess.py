@@ -84,8 +84,9 @@ def test_it_equalises_to_the_cumulative_fraction_and_crops() -> None:
     full = prepare(stamp, Preprocessing("equalize"), crop=False)
     assert full.max() == pytest.approx(1.0) and full.min() == pytest.approx(1e-4)
     # monotone: the brightest pixel stays the brightest
-    assert np.unravel_index(full.argmax(), full.shape) == np.unravel_index(stamp.argmax(),
-                                                                           stamp.shape)
+    assert np.unravel_index(full.argmax(), full.shape) == np.unravel_index(
+        stamp.argmax(), stamp.shape
+    )
 
 
 @pytest.mark.parametrize("name", ["equalize", "asinh_sigma"])

@@ -45,8 +45,10 @@ def test_it_has_the_autocorrelation_of_the_convolved_reference_noise(seed: int) 
     for _ in range(4):
         d = render(Scene(), cond, rng).difference_e[8:-8, 8:-8]
         d = d - d.mean()
-        measured += [(d[:, :-1] * d[:, 1:]).mean() / d.var(),
-                     (d[:-1, :-1] * d[1:, 1:]).mean() / d.var()] / np.array(4.0)
+        measured += [
+            (d[:, :-1] * d[:, 1:]).mean() / d.var(),
+            (d[:-1, :-1] * d[1:, 1:]).mean() / d.var(),
+        ] / np.array(4.0)
     assert measured == pytest.approx(predicted, abs=0.03)
     assert CANVAS > 100
 

@@ -19,15 +19,31 @@ from classifier.retrain import (
 from classifier.simulate import make_stamp, stamp_rng
 from classifier.tracklets import make_tracklet
 
-TINY = RetrainConfig(replay_per_class=4, labelled_min=8, icn_epochs=1, tcn_real=12, tcn_bogus=12,
-                     tcn_val_real=12, tcn_val_bogus=6, tcn_epochs=2, eval_real=6, eval_bogus=6,
-                     eval_planet=4, workers=1, device="cpu", target_recall=0.9)
+TINY = RetrainConfig(
+    replay_per_class=4,
+    labelled_min=8,
+    icn_epochs=1,
+    tcn_real=12,
+    tcn_bogus=12,
+    tcn_val_real=12,
+    tcn_val_bogus=6,
+    tcn_epochs=2,
+    eval_real=6,
+    eval_bogus=6,
+    eval_planet=4,
+    workers=1,
+    device="cpu",
+    target_recall=0.9,
+)
 
 
 def glare_labels() -> Labels:
     stamps = [
-        LabelledStamp(key=f"G{i}", stamp_class="GLARE",
-                      pixels=make_stamp("GLARE", stamp_rng(9, 7, i)).difference)
+        LabelledStamp(
+            key=f"G{i}",
+            stamp_class="GLARE",
+            pixels=make_stamp("GLARE", stamp_rng(9, 7, i)).difference,
+        )
         for i in range(16)
     ]
     tracklets = []
@@ -36,15 +52,23 @@ def glare_labels() -> Labels:
         pixels = np.stack([d.stamp.difference for d in t.detections]).astype(np.float32)
         meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections])
         tracklets.append(LabelledTracklet(key=f"T{i}", pixels=pixels, real=t.real, meta=meta))
-    return Labels(stamps=stamps, tracklets=tracklets,
-                  real_classes={"GLARE": False, "AST": True, "STREAK": True, "COMET": True})
+    return Labels(
+        stamps=stamps,
+        tracklets=tracklets,
+        real_classes={"GLARE": False, "AST": True, "STREAK": True, "COMET": True},
+    )
 
 
 def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_path) -> None:
     base_path, base_payload = tiny_model
     steps: list[tuple[float, str]] = []
-    path, payload = retrain(base_path, glare_labels(), tmp_path, TINY,
-                            progress=lambda f, s, log=True: steps.append((f, s)))
+    path, payload = retrain(
+        base_path,
+        glare_labels(),
+        tmp_path,
+        TINY,
+        progress=lambda f, s, log=True: steps.append((f, s)),
+    )
     loaded = load_checkpoint(path)
     assert loaded["classes"] == [*base_payload["classes"], "GLARE"]
     assert "GLARE" not in loaded["real_classes"] and "AST" in loaded["real_classes"]
@@ -56,8 +80,11 @@ def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_
     assert counts["tracklets_held_out"] == held > 0
     comparison = loaded["metrics"]["comparison"]
     for side in ("candidate", "base"):
-        assert comparison["holdout"][side]["tracklets"]["real"] + \
-            comparison["holdout"][side]["tracklets"]["bogus"] == held
+        assert (
+            comparison["holdout"][side]["tracklets"]["real"]
+            + comparison["holdout"][side]["tracklets"]["bogus"]
+            == held
+        )
         assert 0.0 <= comparison["synthetic"][side]["auc"] <= 1.0
     # The threshold keeps at least the target recall, and no less than the base model keeps, on
     # the unseen validation tracklets both were scored on.
@@ -75,19 +102,42 @@ def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_
 def test_a_base_is_not_scored_on_held_out_stamps_of_a_class_it_lacks() -> None:
     from classifier.retrain import held_out_stamp_accuracy
 
-    only_new = {"new_classes": ["GLARE"], "holdout_stamps": {
-        "candidate": {"stamps": 44, "accuracy": 0.9, "per_class": {"GLARE": 0.9},
-                      "per_class_stamps": {"GLARE": 44}},
-        "base": {"stamps": 44, "accuracy": 0.0, "per_class": {"GLARE": 0.0},
-                 "per_class_stamps": {"GLARE": 44}}}}
+    only_new = {
+        "new_classes": ["GLARE"],
+        "holdout_stamps": {
+            "candidate": {
+                "stamps": 44,
+                "accuracy": 0.9,
+                "per_class": {"GLARE": 0.9},
+                "per_class_stamps": {"GLARE": 44},
+            },
+            "base": {
+                "stamps": 44,
+                "accuracy": 0.0,
+                "per_class": {"GLARE": 0.0},
+                "per_class_stamps": {"GLARE": 44},
+            },
+        },
+    }
     shown = held_out_stamp_accuracy(only_new)
     assert shown["candidate"] == {"accuracy": 0.9, "stamps": 44, "lacks": []}
     assert shown["base"] == {"accuracy": None, "stamps": 0, "lacks": ["GLARE"]}
-    mixed = {"new_classes": ["GLARE"], "holdout_stamps": {"base": {
-        "stamps": 40, "accuracy": 0.25, "per_class": {"GLARE": 0.0, "CR": 0.5},
-        "per_class_stamps": {"GLARE": 20, "CR": 20}}}}
-    assert held_out_stamp_accuracy(mixed)["base"] == {"accuracy": 0.5, "stamps": 20,
-                                                      "lacks": ["GLARE"]}
+    mixed = {
+        "new_classes": ["GLARE"],
+        "holdout_stamps": {
+            "base": {
+                "stamps": 40,
+                "accuracy": 0.25,
+                "per_class": {"GLARE": 0.0, "CR": 0.5},
+                "per_class_stamps": {"GLARE": 20, "CR": 20},
+            }
+        },
+    }
+    assert held_out_stamp_accuracy(mixed)["base"] == {
+        "accuracy": 0.5,
+        "stamps": 20,
+        "lacks": ["GLARE"],
+    }
 
 
 def test_it_refuses_to_train_on_nothing_or_on_an_unknown_category(tiny_model, tmp_path) -> None:
@@ -100,8 +150,9 @@ def test_it_refuses_to_train_on_nothing_or_on_an_unknown_category(tiny_model, tm
         retrain(base_path, labels, tmp_path, TINY)
 
 
-def test_a_metadata_base_grows_its_set_tcn_and_stays_calibrated(tiny_metadata_model,
-                                                                tmp_path) -> None:
+def test_a_metadata_base_grows_its_set_tcn_and_stays_calibrated(
+    tiny_metadata_model, tmp_path
+) -> None:
     base_path, base_payload = tiny_metadata_model
     labels = glare_labels()
     path, payload = retrain(base_path, labels, tmp_path, TINY)
@@ -129,39 +180,59 @@ def test_the_comparison_table_shows_what_changed_for_a_new_class() -> None:
             "candidate": {
                 "tracklets": {"real": 1500, "bogus": 1800},
                 "at_model_threshold": {"real_recall": 0.996, "bogus_rejection": 0.99},
-                "by_bogus_kind": {"correlated-glare": {"tracklets": 180,
-                                                       "rejection_at_threshold": 0.98}},
+                "by_bogus_kind": {
+                    "correlated-glare": {"tracklets": 180, "rejection_at_threshold": 0.98}
+                },
                 "passing_by_class": {"GLARE": {"tracklets": 250, "passing": 0.02}},
-                "icn_confusion": {**confusion, "columns": ["AST", "GLARE"],
-                                  "counts": [[90, 10], [5, 95]]},
+                "icn_confusion": {
+                    **confusion,
+                    "columns": ["AST", "GLARE"],
+                    "counts": [[90, 10], [5, 95]],
+                },
             },
             "base": {
                 "tracklets": {"real": 1500, "bogus": 1800},
                 "at_model_threshold": {"real_recall": 0.995, "bogus_rejection": 0.90},
-                "by_bogus_kind": {"correlated-glare": {"tracklets": 180,
-                                                       "rejection_at_threshold": 0.30}},
+                "by_bogus_kind": {
+                    "correlated-glare": {"tracklets": 180, "rejection_at_threshold": 0.30}
+                },
                 "passing_by_class": {"GLARE": {"tracklets": 250, "passing": 0.55}},
                 "icn_confusion": {**confusion, "columns": ["AST"], "counts": [[100], [100]]},
             },
-            "paired_real": {"real": 1500, "lost": 1, "gained": 3, "candidate_kept": 1494,
-                            "base_kept": 1492},
+            "paired_real": {
+                "real": 1500,
+                "lost": 1,
+                "gained": 3,
+                "candidate_kept": 1494,
+                "base_kept": 1492,
+            },
         },
-        "holdout": {"candidate": {"tracklets": {"real": 40, "bogus": 60}, "real_recall": 1.0,
-                                  "bogus_rejection": 0.95},
-                    "base": {"tracklets": {"real": 40, "bogus": 60}, "real_recall": 1.0,
-                             "bogus_rejection": 0.6}},
+        "holdout": {
+            "candidate": {
+                "tracklets": {"real": 40, "bogus": 60},
+                "real_recall": 1.0,
+                "bogus_rejection": 0.95,
+            },
+            "base": {
+                "tracklets": {"real": 40, "bogus": 60},
+                "real_recall": 1.0,
+                "bogus_rejection": 0.6,
+            },
+        },
         "holdout_new_classes": {"GLARE": {"tracklets": 20, "candidate": 0.05, "base": 0.7}},
-        "holdout_stamps": {"candidate": {"per_class": {"GLARE": 0.93},
-                                         "per_class_stamps": {"GLARE": 75}},
-                           "base": {"per_class": {"GLARE": 0.0},
-                                    "per_class_stamps": {"GLARE": 75}}},
+        "holdout_stamps": {
+            "candidate": {"per_class": {"GLARE": 0.93}, "per_class_stamps": {"GLARE": 75}},
+            "base": {"per_class": {"GLARE": 0.0}, "per_class_stamps": {"GLARE": 75}},
+        },
     }
     rows = {(r["figure"], r["data"]): r for r in comparison_table(comparison, ["AST", "GLARE"])}
     glare = rows[("GLARE tracklets passing (every stamp GLARE)", "fixed synthetic set")]
     assert glare["n"] == 180 and glare["candidate"] == pytest.approx(0.02)
     assert glare["base"] == pytest.approx(0.70)
-    assert rows[("real tracklets lost / gained against the base", "fixed synthetic set")][
-        "candidate"] == 1
+    assert (
+        rows[("real tracklets lost / gained against the base", "fixed synthetic set")]["candidate"]
+        == 1
+    )
     assert rows[("real recall", "held-out labels")]["n"] == 40
     stamp = rows[("GLARE stamps: recall", "fixed synthetic set")]
     assert stamp["candidate"] == pytest.approx(0.95) and stamp["base"] is None  # no such class
@@ -172,6 +243,7 @@ def test_the_comparison_table_shows_what_changed_for_a_new_class() -> None:
     assert stamp["base_lacks_class"] and held["base_lacks_class"]
     assert not rows[("AST stamps: recall", "fixed synthetic set")]["base_lacks_class"]
     assert rows[("bogus tracklets with a stamp labelled GLARE passing", "held-out labels")][
-        "base"] == pytest.approx(0.7)
+        "base"
+    ] == pytest.approx(0.7)
     first = comparison_table(comparison, ["AST", "GLARE"])[0]
     assert first["figure"] == "real recall"  # keeping real tracklets comes first

@@ -16,10 +16,15 @@ from classifier.networks import TcnConfig, build_tcn, grow_tcn, pack_set_inputs
 from classifier.tracklets import make_tracklet
 from classifier.train import calibrate_logits, fit_platt, reliability
 
-BASELINE_V1 = (Path(__file__).resolve().parents[2] / "models" / "previous"
-               / "screening-c652846297a465e0.pt")  # the first baseline, format 1
-CFG = TcnConfig(n_classes=8, kind="set", n_detection_features=N_DETECTION_INPUTS,
-                n_tracklet_features=N_TRACKLET_INPUTS)
+BASELINE_V1 = (
+    Path(__file__).resolve().parents[2] / "models" / "previous" / "screening-c652846297a465e0.pt"
+)  # the first baseline, format 1
+CFG = TcnConfig(
+    n_classes=8,
+    kind="set",
+    n_detection_features=N_DETECTION_INPUTS,
+    n_tracklet_features=N_TRACKLET_INPUTS,
+)
 
 
 def _inputs(lengths, seed=0):
@@ -46,8 +51,9 @@ def test_every_length_from_3_to_16_scores_and_padding_changes_nothing() -> None:
     assert together.shape == (14,)
     at = 0
     for i, n in enumerate(lengths):  # one by one: no padding at all
-        alone = _scores(model, probs[at : at + n], det[at : at + n], trk[i : i + 1],
-                        torch.tensor([n]))
+        alone = _scores(
+            model, probs[at : at + n], det[at : at + n], trk[i : i + 1], torch.tensor([n])
+        )
         assert alone.item() == pytest.approx(together[i].item(), abs=1e-5)
         at += n
 
@@ -58,7 +64,8 @@ def test_the_order_of_a_tracklets_detections_does_not_matter() -> None:
     probs, det, trk, lt = _inputs([6])
     order = torch.tensor([3, 0, 5, 1, 4, 2])
     assert _scores(model, probs[order], det[order], trk, lt).item() == pytest.approx(
-        _scores(model, probs, det, trk, lt).item(), abs=1e-5)
+        _scores(model, probs, det, trk, lt).item(), abs=1e-5
+    )
 
 
 def test_a_grown_tcn_scores_as_before_until_it_is_trained() -> None:
@@ -69,8 +76,9 @@ def test_a_grown_tcn_scores_as_before_until_it_is_trained() -> None:
     assert cfg.n_classes == 9
     probs, det, trk, lt = _inputs([4, 5])
     padded = torch.cat([probs, torch.zeros(len(probs), 1)], 1)
-    assert torch.allclose(_scores(grown.eval(), padded, det, trk, lt),
-                          _scores(model, probs, det, trk, lt), atol=1e-6)
+    assert torch.allclose(
+        _scores(grown.eval(), padded, det, trk, lt), _scores(model, probs, det, trk, lt), atol=1e-6
+    )
 
 
 def test_platt_scaling_makes_an_overconfident_score_honest() -> None:
@@ -134,17 +142,23 @@ def test_learning_a_new_class_leaves_tracklets_without_it_scored_as_before() -> 
     plain = inputs.select(np.arange(100, 200))
     before = predict_set_tcn(grown, plain, "cpu")
     y = np.where(np.arange(200) < 100, 0.0, 1.0).astype(np.float32)  # glare is bogus
-    trained = train_set_tcn(inputs, y, TcnTraining(kind="set", epochs=40, lr=3e-2, batch_size=16),
-                            cfg,
-                            progress=False, model=grown, input_columns=[8])
+    trained = train_set_tcn(
+        inputs,
+        y,
+        TcnTraining(kind="set", epochs=40, lr=3e-2, batch_size=16),
+        cfg,
+        progress=False,
+        model=grown,
+        input_columns=[8],
+    )
     np.testing.assert_allclose(predict_set_tcn(trained, plain, "cpu"), before, atol=1e-5)
     glare_logits = predict_set_tcn(trained, inputs.select(np.arange(100)), "cpu")
     # every glare tracklet now ranks below every tracklet without glare
     assert glare_logits.max() < before.min()
     # every weight but the new column is the base's
-    for (name, a), b in zip(trained.state_dict().items(), grown.state_dict().values(),
-                            strict=True):
+    for (name, a), b in zip(trained.state_dict().items(), grown.state_dict().values(), strict=True):
         assert a.shape == b.shape, name
-    np.testing.assert_array_equal(trained.phi[0].weight[:, :8].detach().numpy(),
-                                  base.phi[0].weight[:, :8].detach().numpy())
+    np.testing.assert_array_equal(
+        trained.phi[0].weight[:, :8].detach().numpy(), base.phi[0].weight[:, :8].detach().numpy()
+    )
     assert all(p.requires_grad for p in trained.parameters())

@@ -11,8 +11,9 @@ from scipy.ndimage import gaussian_filter
 from classifier.classes import ALL_CLASSES
 from classifier.simulate import SimConfig, make_stamp, power_law, stamp_rng
 
-CLEAN = SimConfig(field_star_mean=(0.0, 0.0), blend_fraction=0.0, ast_cosmic_fraction=0.0,
-                  chip_edge_fraction=0.0)
+CLEAN = SimConfig(
+    field_star_mean=(0.0, 0.0), blend_fraction=0.0, ast_cosmic_fraction=0.0, chip_edge_fraction=0.0
+)
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES)
@@ -61,8 +62,9 @@ def _plain_detector(stamp: np.ndarray, fwhm: float) -> float:
 def _fraction_detected(snr: float, n: int = 150) -> float:
     found = 0
     for i in range(n):
-        s = make_stamp("AST", stamp_rng(21, 1, int(snr * 100), i), CLEAN,
-                       fixed={"snr": snr, "length": 0.0})
+        s = make_stamp(
+            "AST", stamp_rng(21, 1, int(snr * 100), i), CLEAN, fixed={"snr": snr, "length": 0.0}
+        )
         found += _plain_detector(s.difference, s.latents["conditions"]["fwhm"]) >= 5.0
     return found / n
 
@@ -129,8 +131,13 @@ def test_parallel_simulation_works_in_a_process_that_already_ran_torch() -> None
         "s = build_stamp_set(0, ('BURN', 'AST'), 6, Preprocessing(), workers=2, progress=False)\n"
         "print(s.images.shape)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.returncode == 0, done.stderr
     assert "(12, 100, 100)" in done.stdout
 
@@ -148,9 +155,7 @@ def test_parallel_simulation_in_a_daemonic_process_gives_the_same_stamps() -> No
     # Celery prefork child is forked before any torch runs).
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(
-        target=_build_in_child, args=(queue,), daemon=True
-    )
+    child = context.Process(target=_build_in_child, args=(queue,), daemon=True)
     child.start()
     result = queue.get(timeout=120)
     child.join(timeout=30)
@@ -184,7 +189,8 @@ def test_parallel_simulation_finishes_under_a_parent_that_traps_sigterm() -> Non
         " progress=False, chunk=2); print(len(s.labels))"
     )
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, cwd=root)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["8"]

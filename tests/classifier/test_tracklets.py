@@ -35,15 +35,17 @@ def test_it_moves_real_objects_linearly_with_consistent_metadata() -> None:
         d = t.detections
         mjd = np.array([x.mjd for x in d])
         assert np.all(np.diff(mjd) > 0)
-        fit = fit_motion(mjd, [x.ra for x in d], [x.dec for x in d], [x.x for x in d],
-                         [x.y for x in d])
+        fit = fit_motion(
+            mjd, [x.ra for x in d], [x.dec for x in d], [x.x for x in d], [x.y for x in d]
+        )
         # the sky motion and the detector motion agree (a gnomonic camera, 1.86"/px)
         assert fit.rate_deg_day == pytest.approx(fit.pixel_rate * PIXEL_SCALE / 3600, rel=0.01)
         # the positions scatter about the line by their centroid errors, no more
         sigmas = [math.hypot(*astrometric_sigma(x.stamp, t.latents["trail_px"])) for x in d]
         assert fit.rms_arcsec < 4 * max(sigmas) + 0.05
         assert fit.rate_deg_day == pytest.approx(
-            t.latents["rate_deg_day"], abs=0.2 + 0.05 * t.latents["rate_deg_day"])
+            t.latents["rate_deg_day"], abs=0.2 + 0.05 * t.latents["rate_deg_day"]
+        )
         assert all(x.stamp.latents["det_sigma"] >= 5.0 for x in d)
 
 
@@ -54,7 +56,8 @@ def test_a_real_movers_residuals_grow_as_it_gets_fainter() -> None:
         d = t.detections
         fit = fit_motion(*np.array([[x.mjd, x.ra, x.dec] for x in d]).T)
         (faint if t.latents["snr"] < 8 else bright if t.latents["snr"] > 25 else []).append(
-            fit.rms_arcsec)
+            fit.rms_arcsec
+        )
     assert len(faint) > 10 and len(bright) > 3
     assert np.median(faint) > 1.5 * np.median(bright)
     assert 0.1 < np.median(faint) < 0.8 and np.median(bright) < 0.3
@@ -104,8 +107,14 @@ def test_it_makes_every_bogus_kind_and_no_glare_when_asked() -> None:
                 assert n_real == 2
             else:  # two different asteroids
                 assert n_real == len(t.classes) >= 4
-    assert {"independent", "correlated-spike", "correlated-burn", "correlated-variable",
-            "correlated-multistar", "mixed-real+bogus"} <= kinds
+    assert {
+        "independent",
+        "correlated-spike",
+        "correlated-burn",
+        "correlated-variable",
+        "correlated-multistar",
+        "mixed-real+bogus",
+    } <= kinds
     assert not any("glare" in k for k in kinds)
 
 

@@ -32,9 +32,17 @@ def test_it_trains_and_saves_a_half_precision_model_pair(tiny_model) -> None:
 
 
 def test_it_trains_the_paper_preset_with_a_chosen_threshold(tmp_path: Path) -> None:
-    _, payload = train_model(seed=4, preset="paper", out_dir=tmp_path, device="cpu", workers=1,
-                             icn_overrides=TINY_ICN, tcn_overrides={**TINY_TCN, "epochs": 1},
-                             target_recall=0.5, progress=False)
+    _, payload = train_model(
+        seed=4,
+        preset="paper",
+        out_dir=tmp_path,
+        device="cpu",
+        workers=1,
+        icn_overrides=TINY_ICN,
+        tcn_overrides={**TINY_TCN, "epochs": 1},
+        target_recall=0.5,
+        progress=False,
+    )
     assert payload["training"]["tcn"]["loss"] == "mse"
     assert payload["metrics"]["validation"]["real_recall"] >= 0.5
 
@@ -45,8 +53,11 @@ def test_it_chooses_the_highest_threshold_reaching_the_recall() -> None:
     t = threshold_for_recall(scores, real, 0.75)
     # a millionth below the real tracklet at 0.2, which stays kept if rescored a digit lower
     assert t == pytest.approx(0.2, rel=2e-6) and t < 0.2 and np.float32(0.2) >= t
-    assert operating_point(scores, real, t) == {"threshold": t, "real_recall": 0.75,
-                                                 "bogus_rejection": 0.5}
+    assert operating_point(scores, real, t) == {
+        "threshold": t,
+        "real_recall": 0.75,
+        "bogus_rejection": 0.5,
+    }
 
 
 def test_it_computes_the_auc_by_ranks() -> None:
@@ -77,8 +88,14 @@ def test_a_tracklet_weight_decides_between_contradicting_labels(trusted: str) ->
     labels = np.concatenate([np.ones(64), np.zeros(64)]).astype(np.float32)
     real_weight = 1.0 if trusted == "real" else 0.05
     weights = np.concatenate([np.full(64, real_weight), np.full(64, 1.05 - real_weight)])
-    model = train_tcn(inputs, labels, TcnTraining(epochs=30, lr=1e-2, real_weight=1.0), 8,
-                      progress=False, weights=weights.astype(np.float32))
+    model = train_tcn(
+        inputs,
+        labels,
+        TcnTraining(epochs=30, lr=1e-2, real_weight=1.0),
+        8,
+        progress=False,
+        weights=weights.astype(np.float32),
+    )
     scores = predict_tcn(model, x, "cpu")
     if trusted == "real":
         assert scores.min() > 0.8

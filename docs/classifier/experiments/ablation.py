@@ -70,8 +70,9 @@ def cached_sets(name: str, build, cache: Path):
 
 def logits_of(kind: str, tcn, probs: np.ndarray, tset) -> np.ndarray:
     if kind == "set":
-        return predict_set_tcn(tcn, SetInputs(probs, tset.det_inputs(), tset.trk_inputs(),
-                                              tset.lengths), "cpu")
+        return predict_set_tcn(
+            tcn, SetInputs(probs, tset.det_inputs(), tset.trk_inputs(), tset.lengths), "cpu"
+        )
     scores = predict_tcn(tcn, tcn_inputs(probs, tset.lengths), "cpu")
     scores = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
     return np.log(scores / (1 - scores))
@@ -86,10 +87,17 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "classifier")
     p.add_argument("--cache", type=Path, default=ROOT / "var" / "cache" / "ablation")
     p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--shipped-only", action="store_true",
-                   help="only the shipped model's evaluation report (no ablation rows)")
-    p.add_argument("--tcn-tracklets", type=int, default=None,
-                   help="real and bogus TCN training tracklets each (default: the recipe's)")
+    p.add_argument(
+        "--shipped-only",
+        action="store_true",
+        help="only the shipped model's evaluation report (no ablation rows)",
+    )
+    p.add_argument(
+        "--tcn-tracklets",
+        type=int,
+        default=None,
+        help="real and bogus TCN training tracklets each (default: the recipe's)",
+    )
     args = p.parse_args()
 
     old, new = load_model(args.old, "cpu"), load_model(args.new, "cpu")
@@ -100,15 +108,39 @@ def main() -> None:
         tcn_t = replace(tcn_t, n_real=n, n_bogus=n, n_val_real=n, n_val_bogus=n, epochs=3)
     t0 = time.time()
     size = f"{tcn_t.n_real}-{tcn_t.n_val_real}"
-    train = cached_sets(f"train-{size}", lambda: build_tracklet_set(
-        1, tcn_t.n_real, tcn_t.n_bogus, presets, glare=False, cfg=SimConfig().widened(),
-        workers=args.workers), args.cache)
-    val = cached_sets(f"val-{size}", lambda: build_tracklet_set(
-        1, tcn_t.n_val_real, tcn_t.n_val_bogus, presets, glare=False,
-        first_index=TCN_VALIDATION_OFFSET, workers=args.workers), args.cache)
-    test = cached_sets(f"eval-{args.real}-{args.bogus}", lambda: build_tracklet_set(
-        EVAL_SEED, args.real, args.bogus, presets, glare=False, workers=args.workers),
-        args.cache)
+    train = cached_sets(
+        f"train-{size}",
+        lambda: build_tracklet_set(
+            1,
+            tcn_t.n_real,
+            tcn_t.n_bogus,
+            presets,
+            glare=False,
+            cfg=SimConfig().widened(),
+            workers=args.workers,
+        ),
+        args.cache,
+    )
+    val = cached_sets(
+        f"val-{size}",
+        lambda: build_tracklet_set(
+            1,
+            tcn_t.n_val_real,
+            tcn_t.n_val_bogus,
+            presets,
+            glare=False,
+            first_index=TCN_VALIDATION_OFFSET,
+            workers=args.workers,
+        ),
+        args.cache,
+    )
+    test = cached_sets(
+        f"eval-{args.real}-{args.bogus}",
+        lambda: build_tracklet_set(
+            EVAL_SEED, args.real, args.bogus, presets, glare=False, workers=args.workers
+        ),
+        args.cache,
+    )
     simulated = time.time() - t0
     print(f"simulated (or loaded) the sets in {simulated:.0f} s", flush=True)
 
@@ -119,12 +151,18 @@ def main() -> None:
     report["seconds"] = {"simulate": simulated, "score": time.time() - t0}
     write_report(report, args.out, "without_glare")
     write_plots(report, args.out, "without_glare")
-    write_build_report(args.out / "without_glare_dataset.json", test[1].params,
-                       test[1].det_classes, test[1].det_snr)
+    write_build_report(
+        args.out / "without_glare_dataset.json",
+        test[1].params,
+        test[1].det_classes,
+        test[1].det_snr,
+    )
     print(summary_line(report))
     for kind, fig in report["by_bogus_kind"].items():
-        print(f"   {kind:>28}: n={fig['tracklets']:5d} rejected "
-              f"{100 * fig['rejection_at_threshold']:.2f}% at threshold")
+        print(
+            f"   {kind:>28}: n={fig['tracklets']:5d} rejected "
+            f"{100 * fig['rejection_at_threshold']:.2f}% at threshold"
+        )
     print(format_confusion(report["icn_confusion"]))
     for key in ("real_recall_by_snr", "real_recall_by_rate"):
         print(key, json.dumps(report[key]))
@@ -133,50 +171,80 @@ def main() -> None:
         return
 
     rows = []
-    for icn_name, model, k in (("old ICN (first baseline)", old, 0),
-                               ("new ICN", new, 1)):
-        probs = {name: model.stamp_probabilities(s[k].images)
-                 for name, s in (("train", train), ("val", val), ("test", test))}
+    for icn_name, model, k in (("old ICN (first baseline)", old, 0), ("new ICN", new, 1)):
+        probs = {
+            name: model.stamp_probabilities(s[k].images)
+            for name, s in (("train", train), ("val", val), ("test", test))
+        }
         for kind in ("mlp4", "set"):
             t0 = time.time()
             y = train[k].real.astype(np.float32)
             if kind == "set":
-                cfg = TcnConfig(n_classes=len(model.classes), kind="set",
-                                n_detection_features=N_DETECTION_INPUTS,
-                                n_tracklet_features=N_TRACKLET_INPUTS)
-                inputs = SetInputs(probs["train"], train[k].det_inputs(),
-                                   train[k].trk_inputs(), train[k].lengths)
-                tcn = train_set_tcn(inputs, y, tcn_t, cfg, device="cpu", seed=1,
-                                    progress=False)
+                cfg = TcnConfig(
+                    n_classes=len(model.classes),
+                    kind="set",
+                    n_detection_features=N_DETECTION_INPUTS,
+                    n_tracklet_features=N_TRACKLET_INPUTS,
+                )
+                inputs = SetInputs(
+                    probs["train"], train[k].det_inputs(), train[k].trk_inputs(), train[k].lengths
+                )
+                tcn = train_set_tcn(inputs, y, tcn_t, cfg, device="cpu", seed=1, progress=False)
             else:
-                tcn = train_tcn(tcn_inputs(probs["train"], train[k].lengths), y,
-                                replace(PRESETS["default"][1], n_real=tcn_t.n_real,
-                                        n_bogus=tcn_t.n_bogus),
-                                len(model.classes), device="cpu", seed=1, progress=False)
+                tcn = train_tcn(
+                    tcn_inputs(probs["train"], train[k].lengths),
+                    y,
+                    replace(PRESETS["default"][1], n_real=tcn_t.n_real, n_bogus=tcn_t.n_bogus),
+                    len(model.classes),
+                    device="cpu",
+                    seed=1,
+                    progress=False,
+                )
             val_logits = logits_of(kind, tcn, probs["val"], val[k])
             cal = fit_platt(val_logits, val[k].real)
             val_scores = calibrate_logits(val_logits, cal)
             threshold = threshold_for_recall(val_scores, val[k].real, 0.996)
             scores = calibrate_logits(logits_of(kind, tcn, probs["test"], test[k]), cal)
             fig = tracklet_figures(scores, probs["test"], test[k], model.classes, threshold)
-            row = {"icn": icn_name, "tcn": "paper's (ICN scores of 4 detections)"
-                   if kind == "mlp4" else "metadata set model",
-                   "auc": fig["auc"], **fig["at_model_threshold"],
-                   "ece": fig["reliability"]["ece"], "icn_accuracy": fig["icn_accuracy"],
-                   "by_kind": {k2: v["rejection_at_threshold"]
-                               for k2, v in fig["by_bogus_kind"].items()},
-                   "seconds": time.time() - t0}
+            row = {
+                "icn": icn_name,
+                "tcn": "paper's (ICN scores of 4 detections)"
+                if kind == "mlp4"
+                else "metadata set model",
+                "auc": fig["auc"],
+                **fig["at_model_threshold"],
+                "ece": fig["reliability"]["ece"],
+                "icn_accuracy": fig["icn_accuracy"],
+                "by_kind": {
+                    k2: v["rejection_at_threshold"] for k2, v in fig["by_bogus_kind"].items()
+                },
+                "seconds": time.time() - t0,
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     out = args.out / "ablation.json"
-    out.write_text(json.dumps({"rows": rows, "tracklets": report["tracklets"],
-                               "old": str(args.old), "new": str(args.new)}, indent=1) + "\n")
-    lines = ["| ICN | TCN | AUC | real recall | bogus rejection | ECE |",
-             "|---|---|---|---|---|---|"]
+    out.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "tracklets": report["tracklets"],
+                "old": str(args.old),
+                "new": str(args.new),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    lines = [
+        "| ICN | TCN | AUC | real recall | bogus rejection | ECE |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['icn']} | {r['tcn']} | {r['auc']:.4f} | "
-                     f"{100 * r['real_recall']:.2f}% | {100 * r['bogus_rejection']:.2f}% | "
-                     f"{r['ece']:.3f} |")
+        lines.append(
+            f"| {r['icn']} | {r['tcn']} | {r['auc']:.4f} | "
+            f"{100 * r['real_recall']:.2f}% | {100 * r['bogus_rejection']:.2f}% | "
+            f"{r['ece']:.3f} |"
+        )
     (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -40,10 +40,12 @@ def main() -> None:
     from classifier.inference import load_model
     from classifier.tracklets import PlanetField
 
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path,
-                        default=sorted((ROOT / "models").glob("screening-*.pt"))[-1])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", type=Path, default=sorted((ROOT / "models").glob("screening-*.pt"))[-1]
+    )
     parser.add_argument("--tracklets", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "docs/classifier/glare_calibration.json")
     args = parser.parse_args()
@@ -53,10 +55,12 @@ def main() -> None:
         tracklets = pool.map(_job, [(i, field) for i in range(args.tracklets)], chunksize=10)
     model = load_model(args.model, device="cpu")
     stamps = np.concatenate([[d.stamp.difference for d in t.detections] for t in tracklets])
-    meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for t in tracklets
-                     for d in t.detections])
-    probs, scores = model.score(stamps.astype(np.float32), [len(t.detections) for t in tracklets],
-                                meta)
+    meta = np.array(
+        [[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for t in tracklets for d in t.detections]
+    )
+    probs, scores = model.score(
+        stamps.astype(np.float32), [len(t.detections) for t in tracklets], meta
+    )
     passing = scores >= model.threshold
     groups: dict[str, list[bool]] = {}
 
@@ -69,8 +73,15 @@ def main() -> None:
             peak = lat["band_peak_sigma"]
             add("glare tracklets", ok)
             add(f"glare tracklets, knot {lat['knot']}", ok)
-            band = "< 1.5" if peak < 1.5 else "1.5-10" if peak < 10 else "10-100" if peak < 100 \
+            band = (
+                "< 1.5"
+                if peak < 1.5
+                else "1.5-10"
+                if peak < 10
+                else "10-100"
+                if peak < 100
                 else ">= 100"
+            )
             add(f"glare tracklets, brightest band {band} sigma/px", ok)
         elif "GLARE" in t.classes:
             add("chance linkages with a glare stamp", ok)
@@ -79,7 +90,9 @@ def main() -> None:
     names = np.array(model.classes)[probs.argmax(1)]
     truth = np.array([d.stamp.cls for t in tracklets for d in t.detections])
     report = {
-        "model": args.model.name, "threshold": model.threshold, "seed": SEED,
+        "model": args.model.name,
+        "threshold": model.threshold,
+        "seed": SEED,
         "tracklets": args.tracklets,
         "passing": {k: {"n": len(v), "passing": float(np.mean(v))} for k, v in groups.items()},
         "icn_on_glare_stamps": dict(Counter(names[truth == "GLARE"].tolist()).most_common()),
