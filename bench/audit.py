@@ -19,7 +19,7 @@ pages and API use:
    does the estimate's 95% interval contain the night's true lost rate (the share of its
    auto-rejected tracklets that are real, known from the simulator)? Target: >= 95%.
 
-Also writes docs/audit/estimate_over_nights.png (the model page's plot) and coverage.png.
+Also writes docs/results/audit/estimate_over_nights.png (the model page's plot) and coverage.png.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def main() -> None:
 
     from bench.scoring_core import checkpoint_path
     from classifier.bundle import simulate_night
-    from screening import audit
-    from screening.bundles import bundle_ingest
-    from screening.inference import tracklets_score_pending
-    from screening.model_plots import audit_figure
-    from screening.model_registry import model_activate, model_register
+    from screening.ingest.bundles import bundle_ingest
     from screening.models import ModelVersion, Night, Tracklet
+    from screening.registry.plots import audit_figure
+    from screening.registry.versions import model_activate_and_rescore, model_register
+    from screening.review import audit
+    from screening.scoring.worker import tracklets_score_pending
 
     if connection.vendor != "postgresql":
         sys.exit("run it with ./run bench: it needs PostgreSQL")
@@ -87,7 +87,7 @@ def main() -> None:
     )
     model = model_register(path=checkpoint_path(None))
     base_threshold = model.threshold
-    model_activate(version=model.version)
+    model_activate_and_rescore(version=model.version)
 
     known: dict[str, dict[str, bool]] = {}
     t0 = time.perf_counter()
@@ -208,7 +208,7 @@ def main() -> None:
         f"{sum(u > settings.AUDIT_TARGET_LOSS for u in uppers)} of them"
     )
 
-    out = ROOT / "docs" / "audit"
+    out = ROOT / "docs" / "results" / "audit"
     out.mkdir(parents=True, exist_ok=True)
     figure = audit_figure(
         [(n, e) for n, e in estimates],

@@ -112,8 +112,8 @@ def review(
     from django.contrib.auth.models import Group, User
 
     from screening.models import Detection, Night
-    from screening.queue import QueueFilters, queue_tracklets
-    from screening.review import stamp_label_record, verdict_record
+    from screening.review.queue import QueueFilters, queue_tracklets
+    from screening.review.verdicts import stamp_label_record, verdict_record
 
     reviewer, _ = User.objects.get_or_create(username="glare-reviewer")
     reviewer.groups.add(Group.objects.get(name="reviewer"))
@@ -191,17 +191,17 @@ def main() -> None:
 
     from bench.scoring_core import checkpoint_path
     from classifier.bundle import simulate_night
-    from classifier.retrain import comparison_table
-    from screening.bundles import bundle_ingest
-    from screening.inference import tracklets_score_pending
-    from screening.model_registry import (
+    from screening.ingest.bundles import bundle_ingest
+    from screening.models import StampClass, TrainingRun
+    from screening.registry.comparison import comparison_table
+    from screening.registry.training import training_run_execute, training_run_request
+    from screening.registry.versions import (
         PromotionRefused,
-        model_activate,
+        model_activate_and_rescore,
         model_promote,
         model_register,
     )
-    from screening.models import StampClass, TrainingRun
-    from screening.training import training_run_execute, training_run_request
+    from screening.scoring.worker import tracklets_score_pending
 
     if connection.vendor != "postgresql":
         sys.exit("run it with ./run bench: it needs PostgreSQL")
@@ -232,7 +232,7 @@ def main() -> None:
 
     timings: dict[str, float] = {}
     baseline = model_register(path=checkpoint_path(None))
-    model_activate(version=baseline.version)
+    model_activate_and_rescore(version=baseline.version)
     for name in nights:
         t0 = time.perf_counter()
         report = bundle_ingest(path=folders[name])

@@ -70,9 +70,9 @@ def main() -> None:
     from bench.workers import cpu_workers, upload_and_wait, zip_bundle
     from classifier.hardware import cpu_summary
     from classifier.stamp_io import read_stamp
-    from screening.bundles import bundle_ingest
+    from screening.ingest.bundles import bundle_ingest
     from screening.models import Tracklet
-    from screening.stamp_display import render_display_png
+    from screening.review.displays import render_display_png
 
     call_command("migrate", verbosity=0)
     print(

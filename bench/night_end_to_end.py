@@ -48,8 +48,8 @@ def main() -> None:
     from bench.workers import cpu_workers, peak_memory, upload_and_wait, zip_bundle
     from classifier.bundle import simulate_night
     from classifier.hardware import cpu_summary
-    from screening.model_registry import model_activate, model_register
     from screening.models import BundleChunk, Tracklet, WorkerHeartbeat
+    from screening.registry.versions import model_activate_and_rescore, model_register
 
     if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
         sys.exit("run it with ./run bench: it needs PostgreSQL and Redis")
@@ -62,7 +62,7 @@ def main() -> None:
     archive = zip_bundle(folder, folder.with_suffix(".zip"))
     Tracklet.objects.filter(night__date=night).delete()
     model = model_register(path=checkpoint_path(None))
-    model_activate(version=model.version)
+    model_activate_and_rescore(version=model.version)
 
     print(
         f"machine: {platform.node()}, {os.cpu_count()} cores ({cpu_summary()}); "

@@ -57,8 +57,8 @@ def upload_and_wait(archive: Path, *, timeout: float = 1800, user=None):
     (the HTTP upload) is not counted."""
     from django.core.files import File
 
+    from screening.ingest.uploads import bundle_upload_create
     from screening.models import JobStatus
-    from screening.uploads import bundle_upload_create
 
     with open(archive, "rb") as handle:
         upload = bundle_upload_create(file=File(handle, name=archive.name), user=user)

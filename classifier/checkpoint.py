@@ -2,7 +2,7 @@
 
 The file is ``screening-<hash>.pt`` where ``<hash>`` is the first 16 hex digits of the SHA-256
 of its bytes; that hash is the model version everywhere. Loading uses ``weights_only=True`` and
-checks the hash against the name.
+checks the hash against the name. `checkpoint_payload` assembles the dict from a trained pair.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from classifier.classes import is_real
+
+if TYPE_CHECKING:
+    from classifier.networks import IcnConfig, TcnConfig
+    from classifier.preprocess import Preprocessing
 
 # 2: a set TCN that takes each detection's measured cues (classifier.features) and a Platt
 # calibration of its logit. Format 1 (the paper's TCN on 4 detections, uncalibrated) still loads
@@ -36,6 +42,54 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:HASH_LENGTH]
+
+
+def state_dict_for_checkpoint(model, half: bool) -> dict[str, Any]:
+    """Weights of the unwrapped model on CPU, floating tensors in fp16 when half."""
+    out = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        out[key] = value.half() if half and value.is_floating_point() else value.clone()
+    return out
+
+
+def round_to_half(model):
+    """Round a model's floating weights and buffers to fp16 and back, in place: what a half
+    checkpoint will hold, so that scores measured now are the scores it will give."""
+    import torch
+
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            if value.is_floating_point():
+                value.copy_(value.half().to(value.dtype))
+    return model
+
+
+def checkpoint_payload(
+    icn,
+    icn_cfg: IcnConfig,
+    tcn,
+    tcn_cfg: TcnConfig,
+    pre: Preprocessing,
+    threshold: float,
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+    half: bool,
+    calibration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The plain-dict checkpoint of a model pair (calibration: Platt a, b of the TCN logit)."""
+    return {
+        "calibration": calibration,
+        "kind": "screening-model",
+        "classes": list(icn_cfg.classes),
+        "real_classes": [c for c in icn_cfg.classes if is_real(c)],
+        "preprocessing": pre.to_dict(),
+        "threshold": float(threshold),
+        "icn": {"config": icn_cfg.to_dict(), "state_dict": state_dict_for_checkpoint(icn, half)},
+        "tcn": {"config": tcn_cfg.to_dict(), "state_dict": state_dict_for_checkpoint(tcn, half)},
+        "metrics": metrics,
+        "training": training,
+    }
 
 
 def save_checkpoint(payload: dict[str, Any], directory: Path) -> Path:

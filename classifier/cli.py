@@ -68,7 +68,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("montage", help="write a PNG of every class over SNR bins")
     p.add_argument(
-        "--out", type=Path, default=Path("docs/classifier/montage.png"), help="PNG path to write"
+        "--out",
+        type=Path,
+        default=Path("docs/results/classifier/montage.png"),
+        help="PNG path to write",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--per-bin", type=int, default=2, help="stamps per SNR bin and class")
@@ -189,7 +192,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         type=Path,
-        default=Path("docs/classifier"),
+        default=Path("docs/results/classifier"),
         help="directory for the JSON report and the PNG plots",
     )
     _add_device(p)
@@ -356,7 +359,8 @@ def cmd_threshold(args: argparse.Namespace) -> None:
     from classifier.datasets import build_tracklet_set
     from classifier.evaluate import score_set
     from classifier.inference import Runtime, model_from_checkpoint
-    from classifier.train import TCN_VALIDATION_OFFSET, operating_point, threshold_for_recall
+    from classifier.metrics import operating_point, threshold_for_recall
+    from classifier.train import TCN_VALIDATION_OFFSET
 
     payload = load_checkpoint(args.model)
     model = model_from_checkpoint(payload, Runtime.for_device(args.device))

@@ -94,7 +94,7 @@ def _pool_map(fn, jobs: list, workers: int, desc: str, progress: bool) -> Iterat
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
     if workers > 1 and multiprocessing.current_process().daemon:
         # A daemonic process (a Celery prefork child) may not start children: work here, slower
-        # but correct. The `training` worker (screening/workers.py) runs the solo pool for this.
+        # but correct. The `training` worker (screening/ops/workers.py) runs the solo pool for this.
         logger.warning(
             "%s: in a daemonic process, simulating in one process instead of %d", desc, workers
         )

@@ -13,7 +13,7 @@ import numpy as np
 
 from classifier.datasets import SNR_EDGES, TrackletSet
 from classifier.inference import ScreeningModel
-from classifier.train import operating_point, roc_auc, threshold_for_recall
+from classifier.metrics import operating_point, reliability, roc_auc, threshold_for_recall
 
 PAPER_RECALL = 0.996
 
@@ -136,8 +136,6 @@ def tracklet_figures(
     threshold: float,
 ) -> dict[str, Any]:
     """All figures from tracklet scores and stamp probabilities of one tracklet set."""
-    from classifier.train import reliability
-
     real = tset.real
     predicted = probs.argmax(1)
     t_paper = threshold_for_recall(scores, real, PAPER_RECALL)

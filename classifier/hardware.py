@@ -3,7 +3,7 @@
 Machines here differ: some CPUs have only AVX2 (bfloat16 autocast is then emulated and several
 times slower than float32), others have AVX-512 bf16 / VNNI or AMX (bfloat16 matrix products in
 hardware, 1.5-2x faster than float32 for the ResNet-18). Training and inference ask this module
-instead of assuming one machine.
+instead of assuming one machine, and which device "auto" means (`resolve_device`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ def cpu_flags() -> frozenset[str]:
         if line.startswith("flags") and ":" in line:
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+def resolve_device(device: str) -> str:
+    """The device to run on: "auto" is a GPU where there is one, the CPU elsewhere."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def cpu_has_bf16() -> bool:

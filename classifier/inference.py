@@ -94,8 +94,7 @@ class Runtime:
     @classmethod
     def for_device(cls, device: str = "auto", **overrides: Any) -> Runtime:
         """The fast path for `device` ("auto": a GPU where there is one), with overrides."""
-        from classifier.hardware import inference_precision
-        from classifier.train import resolve_device
+        from classifier.hardware import inference_precision, resolve_device
 
         device = resolve_device(device)
         if device.startswith("cuda"):

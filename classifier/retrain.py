@@ -25,15 +25,24 @@ from typing import Any
 
 import numpy as np
 
-from classifier.checkpoint import load_checkpoint, save_checkpoint
+from classifier.calibration import calibrate_logits, fit_platt
+from classifier.checkpoint import (
+    checkpoint_payload,
+    load_checkpoint,
+    round_to_half,
+    save_checkpoint,
+)
 from classifier.datasets import (
     StampSet,
+    TrackletSet,
     build_stamp_set,
     cached_tracklet_set,
 )
 from classifier.evaluate import score_set, tracklet_figures
 from classifier.features import batch_inputs
+from classifier.hardware import resolve_device
 from classifier.inference import Runtime, ScreeningModel, model_from_checkpoint
+from classifier.metrics import operating_point, reliability, roc_auc, threshold_for_recall
 from classifier.networks import IcnConfig, TcnConfig, grow_icn, grow_tcn, tcn_inputs
 from classifier.preprocess import centre_crop, prepare
 from classifier.train import (
@@ -41,19 +50,10 @@ from classifier.train import (
     IcnTraining,
     SetInputs,
     TcnTraining,
-    calibrate_logits,
-    checkpoint_payload,
-    fit_platt,
-    operating_point,
     predict_icn,
     predict_set_tcn,
     predict_tcn,
-    reliability,
-    resolve_device,
-    roc_auc,
-    round_to_half,
     set_inputs_of,
-    threshold_for_recall,
     train_icn,
     train_set_tcn,
     train_tcn,
@@ -265,138 +265,6 @@ def new_class_passing(
     return out
 
 
-def comparison_table(comparison: dict[str, Any], classes: list[str]) -> list[dict[str, Any]]:
-    """What changed between candidate and base, one row per figure: {"figure", "data", "n",
-    "candidate", "base", "kind"} (kind "share", or "count" for the paired real tracklets); a
-    model without a class has None. Rows: real recall on the same tracklets (fixed synthetic
-    set, paired, and held-out labels), bogus rejection, tracklets of each new class passing,
-    and each class's stamp recall (new classes first)."""
-    rows: list[dict[str, Any]] = []
-    new = list(comparison.get("new_classes") or [])
-    synthetic = comparison.get("synthetic") or {}
-    cand, base = synthetic.get("candidate") or {}, synthetic.get("base") or {}
-    holdout = comparison.get("holdout") or {}
-
-    def add(figure, data, n, c, b, kind="share", base_lacks=False):
-        rows.append(
-            {
-                "figure": figure,
-                "data": data,
-                "n": n,
-                "candidate": c,
-                "base": b,
-                "kind": kind,
-                "base_lacks_class": base_lacks,
-            }
-        )
-
-    if cand:
-        at_c, at_b = cand.get("at_model_threshold") or {}, base.get("at_model_threshold") or {}
-        n_real = (cand.get("tracklets") or {}).get("real")
-        add(
-            "real recall",
-            "fixed synthetic set",
-            n_real,
-            at_c.get("real_recall"),
-            at_b.get("real_recall"),
-        )
-        paired = synthetic.get("paired_real")
-        if paired:
-            add(
-                "real tracklets lost / gained against the base",
-                "fixed synthetic set",
-                paired["real"],
-                paired["lost"],
-                paired["gained"],
-                kind="count",
-            )
-    hc, hb = holdout.get("candidate") or {}, holdout.get("base") or {}
-    if (hc.get("tracklets") or {}).get("real"):
-        add(
-            "real recall",
-            "held-out labels",
-            hc["tracklets"]["real"],
-            hc.get("real_recall"),
-            hb.get("real_recall"),
-        )
-    if cand:
-        add(
-            "bogus rejection",
-            "fixed synthetic set",
-            (cand.get("tracklets") or {}).get("bogus"),
-            at_c.get("bogus_rejection"),
-            at_b.get("bogus_rejection"),
-        )
-    if (hc.get("tracklets") or {}).get("bogus"):
-        add(
-            "bogus rejection",
-            "held-out labels",
-            hc["tracklets"]["bogus"],
-            hc.get("bogus_rejection"),
-            hb.get("bogus_rejection"),
-        )
-    for cls in new:
-        kind = (cand.get("by_bogus_kind") or {}).get(f"correlated-{cls.lower()}")
-        base_kind = (base.get("by_bogus_kind") or {}).get(f"correlated-{cls.lower()}")
-        if kind:
-            add(
-                f"{cls} tracklets passing (every stamp {cls})",
-                "fixed synthetic set",
-                kind["tracklets"],
-                1 - kind["rejection_at_threshold"],
-                None if not base_kind else 1 - base_kind["rejection_at_threshold"],
-            )
-        anyc = (cand.get("passing_by_class") or {}).get(cls)
-        anyb = (base.get("passing_by_class") or {}).get(cls)
-        if anyc:
-            add(
-                f"bogus tracklets with a {cls} stamp passing",
-                "fixed synthetic set",
-                anyc["tracklets"],
-                anyc["passing"],
-                anyb and anyb["passing"],
-            )
-        held = (comparison.get("holdout_new_classes") or {}).get(cls)
-        if held:
-            add(
-                f"bogus tracklets with a stamp labelled {cls} passing",
-                "held-out labels",
-                held["tracklets"],
-                held.get("candidate"),
-                held.get("base"),
-            )
-    confusions = {
-        name: (side.get("icn_confusion") or {})
-        for name, side in (("candidate", cand), ("base", base))
-    }
-    held_stamps = comparison.get("holdout_stamps") or {}
-    order = new + [c for c in classes if c not in new]
-    for cls in order:
-        recalls = {name: _class_recall(conf, cls) for name, conf in confusions.items()}
-        if recalls["candidate"][1]:
-            add(
-                f"{cls} stamps: recall",
-                "fixed synthetic set",
-                recalls["candidate"][1],
-                recalls["candidate"][0],
-                recalls["base"][0],
-                base_lacks=cls in new,
-            )
-        hs_c = held_stamps.get("candidate") or {}
-        n = (hs_c.get("per_class_stamps") or {}).get(cls)
-        if n:
-            hs_b = held_stamps.get("base") or {}
-            add(
-                f"{cls} stamps: recall",
-                "held-out labels",
-                n,
-                (hs_c.get("per_class") or {}).get(cls),
-                (hs_b.get("per_class") or {}).get(cls) if cls not in new else None,
-                base_lacks=cls in new,
-            )
-    return rows
-
-
 def held_out_stamp_accuracy(comparison: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each model's ICN accuracy on the held-out labelled stamps, as a page shows it:
     {"candidate"|"base": {"accuracy", "stamps", "lacks"}}. A model cannot be right on a stamp
@@ -422,19 +290,6 @@ def held_out_stamp_accuracy(comparison: dict[str, Any]) -> dict[str, dict[str, A
         accuracy = (sum(per_class[c] * n for c, n in own.items()) / stamps) if stamps else None
         out[side] = {"accuracy": accuracy, "stamps": stamps, "lacks": lacks}
     return out
-
-
-def _class_recall(conf: dict[str, Any], cls: str) -> tuple[float | None, int]:
-    """(recall, stamps) of one true class in a confusion matrix; None where the model has no
-    such class."""
-    rows, columns = conf.get("rows") or [], conf.get("columns") or []
-    if cls not in rows:
-        return None, 0
-    counts = conf["counts"][rows.index(cls)]
-    n = int(sum(counts))
-    if cls not in columns or not n:
-        return None, n
-    return counts[columns.index(cls)] / n, n
 
 
 def plain(value: Any) -> Any:
@@ -557,45 +412,24 @@ def tcn_sets(cfg: RetrainConfig, pre, base_classes: tuple[str, ...], progress: b
     return train, val
 
 
-def retrain(
-    base_checkpoint: Path,
-    labels: Labels,
-    out_dir: Path,
-    cfg: RetrainConfig | None = None,
-    progress: Progress | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Train a candidate from `base_checkpoint` and the labels; return its checkpoint and payload.
+def _icn_sets(
+    base_model: ScreeningModel,
+    classes: tuple[str, ...],
+    stamps_train: list[LabelledStamp],
+    stamps_held: list[LabelledStamp],
+    tracklets_train: list[LabelledTracklet],
+    cfg: RetrainConfig,
+    report: Progress,
+) -> tuple[StampSet, StampSet, np.ndarray | None]:
+    """The ICN's training stamps, its validation stamps, and the class distributions it learns
+    on the training stamps (None: the labels).
 
-    The payload's metrics hold both models' figures on the held-out labels and on the fixed
-    synthetic evaluation set (`metrics["comparison"]`).
+    It trains on the labelled stamps (each class repeated up to `cfg.labelled_min`) next to a
+    replay of synthetic stamps of the base classes; it validates on the held-out labelled stamps
+    (or the training ones, or part of the replay where there are none).
     """
-    cfg = cfg or RetrainConfig()
-    report = progress or (lambda fraction, step, log=True: None)
-    device = resolve_device(cfg.device)
-    started = time.time()
-    if not labels.stamps and not labels.tracklets:
-        raise RetrainError("there are no stamp labels or verdicts to train on")
-
-    report(0.02, "loading the base model")
-    base_payload = load_checkpoint(Path(base_checkpoint))
-    base = model_from_checkpoint(base_payload)
-    pre = base.preprocessing
-    base_classes = tuple(base.classes)
-    new_classes = tuple(
-        dict.fromkeys(s.stamp_class for s in labels.stamps if s.stamp_class not in base_classes)
-    )
-    classes = base_classes + new_classes
-    unknown = [c for c in classes if c not in labels.real_classes and c in new_classes]
-    if unknown:
-        raise RetrainError(f"no real/bogus category for the new classes {unknown}")
-    icn_cfg = IcnConfig(classes=classes)
-    runtime = Runtime.for_device(device)
-    base_model = model_from_checkpoint(base_payload, runtime)  # kept as it is: base.icn grows
-    icn, _ = grow_icn(base.icn, IcnConfig(classes=base_classes), classes)
-
-    stamps_train, stamps_held = _split(labels.stamps, cfg.holdout_fraction)
-    tracklets_train, tracklets_held = _split(labels.tracklets, cfg.holdout_fraction)
-
+    pre = base_model.preprocessing
+    base_classes = tuple(base_model.classes)
     report(0.05, f"simulating {cfg.replay_per_class} replay stamps per base class")
     replay = build_stamp_set(
         cfg.seed, base_classes, cfg.replay_per_class, pre, workers=cfg.workers, progress=False
@@ -638,7 +472,33 @@ def retrain(
     else:  # no stamp labels: validate on part of the replay
         val_images, val_labels = replay.images[::10], replay.labels[::10]
     val_set = StampSet(val_images.astype(np.float16), val_labels, classes)
+    return train_set, val_set, soft
 
+
+def _icn_stage(
+    base: ScreeningModel,
+    base_model: ScreeningModel,
+    new_classes: tuple[str, ...],
+    stamps_train: list[LabelledStamp],
+    stamps_held: list[LabelledStamp],
+    tracklets_train: list[LabelledTracklet],
+    cfg: RetrainConfig,
+    *,
+    device: str,
+    report: Progress,
+    started: float,
+) -> tuple[Any, list[dict[str, float]]]:
+    """Grow the base ICN (`base.icn`, in place) by the new classes and fine-tune it; returns
+    the ICN, rounded to fp16 as the candidate keeps it, and its training history.
+
+    `base_model` is the base as it was, the teacher of the distillation (`_icn_sets`).
+    """
+    base_classes = tuple(base.classes)
+    classes = base_classes + new_classes
+    icn, _ = grow_icn(base.icn, IcnConfig(classes=base_classes), classes)
+    train_set, val_set, soft = _icn_sets(
+        base_model, classes, stamps_train, stamps_held, tracklets_train, cfg, report
+    )
     report(
         ICN_SPAN[0],
         f"training the ICN on {len(train_set.labels)} stamps "
@@ -663,7 +523,7 @@ def retrain(
         train_set,
         val_set,
         icn_training,
-        pre,
+        base.preprocessing,
         device=device,
         seed=cfg.seed,
         progress=False,
@@ -673,120 +533,165 @@ def retrain(
         on_epoch=on_epoch,
     )
     round_to_half(icn)  # the candidate is kept in fp16: its threshold is chosen on what it gives
+    return icn, history
 
-    report(ICN_SPAN[1], "simulating tracklets for the TCN")
-    synthetic, synthetic_val = tcn_sets(cfg, pre, base_classes)
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else None
-    report(TCN_SPAN[0], f"training the TCN ({len(tracklets_train)} labelled tracklets)")
-    real_val = synthetic_val.real
-    calibration, columns = None, None
-    if base.needs_metadata:
-        # The set TCN grows inputs for the new classes (zero weights: it scores as before) and
-        # is fine-tuned on synthetic tracklets plus the labelled ones, cues and all.
-        tcn, tcn_cfg = grow_tcn(base.tcn, base.tcn_config, base_classes, classes)
-        parts = [set_inputs_of(icn, synthetic, device)]
-        y_parts = [synthetic.real.astype(np.float32)]
-        w_parts = [np.ones(len(synthetic.real), np.float32)]
-        usable = [t for t in tracklets_train if t.meta is not None]
-        if usable:
-            raw = np.concatenate([t.pixels for t in usable]).astype(np.float32)
-            lengths = np.array([len(t.pixels) for t in usable])
-            det, trk = batch_inputs(_meta_of(usable), raw, lengths)
-            labelled = SetInputs(predict_icn(icn, prepare(raw, pre), device), det, trk, lengths)
-            parts += [labelled] * cfg.labelled_tracklet_weight
-            y_parts += [np.array([t.real for t in usable], np.float32)] * (
-                cfg.labelled_tracklet_weight
-            )
-            w_parts += [np.array([t.weight for t in usable], np.float32)] * (
-                cfg.labelled_tracklet_weight
-            )
-        lr = cfg.tcn_lr or (1e-2 if cfg.tcn_mode == "new-inputs" else 1e-3)
-        tcn_training = TcnTraining(
-            kind="set",
-            epochs=cfg.tcn_epochs,
-            lr=lr,
-            batch_size=128,
-            weight_decay=1e-4,
-            calibrate=True,
-        )
-        # "new-inputs": only the weights from the new classes' probabilities learn, so the
-        # TCN scores tracklets without them as the base did (real recall kept); "full"
-        # fine-tunes every weight.
-        columns = (
-            [classes.index(c) for c in new_classes]
-            if cfg.tcn_mode == "new-inputs" and new_classes
-            else None
-        )
-        tcn = train_set_tcn(
-            SetInputs.concat(parts),
-            np.concatenate(y_parts),
-            tcn_training,
-            tcn_cfg,
-            device=device,
-            seed=cfg.seed,
-            progress=False,
-            weights=np.concatenate(w_parts),
-            model=tcn.to(device),
-            input_columns=columns,
-            on_epoch=_tcn_report(report, started),
-        )
-        round_to_half(tcn)
-        val_logits = predict_set_tcn(tcn, set_inputs_of(icn, synthetic_val, device), device)
-        if columns is not None and base_payload.get("calibration"):
-            # Tracklets without a new class score as before: so does their calibration.
-            calibration = dict(base_payload["calibration"])
-        else:
-            calibration = fit_platt(val_logits, real_val.astype(np.float32), balanced=True)
-        val_scores = calibrate_logits(val_logits, calibration)
-    else:
-        tcn_cfg = TcnConfig(n_classes=len(classes))
-        x_parts = [tcn_inputs(predict_icn(icn, synthetic.images, device), synthetic.lengths)]
-        y_parts = [synthetic.real.astype(np.float32)]
-        w_parts = [np.ones(len(synthetic.real), np.float32)]
-        if tracklets_train:
-            raw = np.concatenate([t.pixels for t in tracklets_train]).astype(np.float32)
-            x_lab = tcn_inputs(
-                predict_icn(icn, prepare(raw, pre), device),
-                [len(t.pixels) for t in tracklets_train],
-            )
-            y_lab = np.array([t.real for t in tracklets_train], dtype=np.float32)
-            x_parts.append(np.repeat(x_lab, cfg.labelled_tracklet_weight, axis=0))
-            y_parts.append(np.repeat(y_lab, cfg.labelled_tracklet_weight))
-            w_parts.append(
-                np.repeat(
-                    np.array([t.weight for t in tracklets_train], np.float32),
-                    cfg.labelled_tracklet_weight,
-                )
-            )
-        tcn_training = TcnTraining(epochs=cfg.tcn_epochs)
-        tcn = train_tcn(
-            np.concatenate(x_parts),
-            np.concatenate(y_parts),
-            tcn_training,
-            len(classes),
-            device=device,
-            seed=cfg.seed,
-            progress=False,
-            weights=np.concatenate(w_parts),
-            on_epoch=_tcn_report(report, started),
-        )
-        x_val = tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)
-        val_scores = predict_tcn(tcn, x_val, device)
 
-    report(
-        TCN_SPAN[1],
-        f"choosing the threshold for {cfg.target_recall:.1%} real recall "
-        "(and no less than the base model's on the same tracklets)",
+@dataclass
+class _TcnStage:
+    """The candidate's TCN: the network, its config, its (calibrated) scores of the validation
+    tracklets, its calibration, and the inputs whose weights it trained (None: all of them)."""
+
+    model: Any
+    config: TcnConfig
+    val_scores: np.ndarray
+    calibration: dict[str, Any] | None = None
+    columns: list[int] | None = None
+
+
+def _tcn_targets(
+    synthetic: TrackletSet,
+    labelled: list[LabelledTracklet],
+    repeat: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(verdicts, loss weights) of the synthetic tracklets, then of the labelled ones as
+    `repeat` repeats them (in the order their inputs are repeated)."""
+    y = [synthetic.real.astype(np.float32)]
+    w = [np.ones(len(synthetic.real), np.float32)]
+    if labelled:
+        y.append(repeat(np.array([t.real for t in labelled], np.float32)))
+        w.append(repeat(np.array([t.weight for t in labelled], np.float32)))
+    return np.concatenate(y), np.concatenate(w)
+
+
+def _set_tcn_stage(
+    base: ScreeningModel,
+    icn,
+    classes: tuple[str, ...],
+    new_classes: tuple[str, ...],
+    synthetic: TrackletSet,
+    synthetic_val: TrackletSet,
+    tracklets_train: list[LabelledTracklet],
+    cfg: RetrainConfig,
+    *,
+    base_calibration: dict[str, Any] | None,
+    device: str,
+    on_epoch,
+) -> _TcnStage:
+    """The set TCN grows inputs for the new classes (zero weights: it scores as before) and is
+    fine-tuned on synthetic tracklets plus the labelled ones, cues and all (a labelled tracklet
+    without metadata is left out); its logit is calibrated anew unless it keeps the base's."""
+    pre = base.preprocessing
+    tcn, tcn_cfg = grow_tcn(base.tcn, base.tcn_config, tuple(base.classes), classes)
+    parts = [set_inputs_of(icn, synthetic, device)]
+    usable = [t for t in tracklets_train if t.meta is not None]
+    k = cfg.labelled_tracklet_weight
+    if usable:
+        raw = np.concatenate([t.pixels for t in usable]).astype(np.float32)
+        lengths = np.array([len(t.pixels) for t in usable])
+        det, trk = batch_inputs(_meta_of(usable), raw, lengths)
+        labelled = SetInputs(predict_icn(icn, prepare(raw, pre), device), det, trk, lengths)
+        parts += [labelled] * k  # the labelled tracklets k times over, as a block
+    y, weights = _tcn_targets(synthetic, usable, lambda a: np.tile(a, k))
+    lr = cfg.tcn_lr or (1e-2 if cfg.tcn_mode == "new-inputs" else 1e-3)
+    tcn_training = TcnTraining(
+        kind="set",
+        epochs=cfg.tcn_epochs,
+        lr=lr,
+        batch_size=128,
+        weight_decay=1e-4,
+        calibrate=True,
     )
-    # On tracklets neither network has seen: the labelled ones it trained on score higher than
-    # new ones would, and the held-out ones are kept for the comparison with the base model.
-    # Keeping real tracklets comes first: where the base model keeps more of these real
-    # tracklets than the target asks, the candidate must keep as many.
+    # "new-inputs": only the weights from the new classes' probabilities learn, so the TCN
+    # scores tracklets without them as the base did (real recall kept); "full" fine-tunes
+    # every weight.
+    columns = (
+        [classes.index(c) for c in new_classes]
+        if cfg.tcn_mode == "new-inputs" and new_classes
+        else None
+    )
+    tcn = train_set_tcn(
+        SetInputs.concat(parts),
+        y,
+        tcn_training,
+        tcn_cfg,
+        device=device,
+        seed=cfg.seed,
+        progress=False,
+        weights=weights,
+        model=tcn.to(device),
+        input_columns=columns,
+        on_epoch=on_epoch,
+    )
+    round_to_half(tcn)
+    val_logits = predict_set_tcn(tcn, set_inputs_of(icn, synthetic_val, device), device)
+    if columns is not None and base_calibration:
+        # Tracklets without a new class score as before: so does their calibration.
+        calibration = dict(base_calibration)
+    else:
+        real_val = synthetic_val.real.astype(np.float32)
+        calibration = fit_platt(val_logits, real_val, balanced=True)
+    return _TcnStage(tcn, tcn_cfg, calibrate_logits(val_logits, calibration), calibration, columns)
+
+
+def _mlp4_tcn_stage(
+    base: ScreeningModel,
+    icn,
+    classes: tuple[str, ...],
+    synthetic: TrackletSet,
+    synthetic_val: TrackletSet,
+    tracklets_train: list[LabelledTracklet],
+    cfg: RetrainConfig,
+    *,
+    device: str,
+    on_epoch,
+) -> _TcnStage:
+    """The paper's TCN (on 4 detections' ICN scores) is trained anew for the grown classes on
+    synthetic tracklets plus the labelled ones; its score is the plain sigmoid."""
+    x_parts = [tcn_inputs(predict_icn(icn, synthetic.images, device), synthetic.lengths)]
+    k = cfg.labelled_tracklet_weight
+    if tracklets_train:
+        raw = np.concatenate([t.pixels for t in tracklets_train]).astype(np.float32)
+        x_lab = tcn_inputs(
+            predict_icn(icn, prepare(raw, base.preprocessing), device),
+            [len(t.pixels) for t in tracklets_train],
+        )
+        x_parts.append(np.repeat(x_lab, k, axis=0))  # each labelled tracklet k times in a row
+    y, weights = _tcn_targets(synthetic, tracklets_train, lambda a: np.repeat(a, k, axis=0))
+    tcn = train_tcn(
+        np.concatenate(x_parts),
+        y,
+        TcnTraining(epochs=cfg.tcn_epochs),
+        len(classes),
+        device=device,
+        seed=cfg.seed,
+        progress=False,
+        weights=weights,
+        on_epoch=on_epoch,
+    )
+    x_val = tcn_inputs(predict_icn(icn, synthetic_val.images, device), synthetic_val.lengths)
+    return _TcnStage(tcn, TcnConfig(n_classes=len(classes)), predict_tcn(tcn, x_val, device))
+
+
+def _choose_threshold(
+    stage: _TcnStage,
+    base_model: ScreeningModel,
+    base_calibration: dict[str, Any] | None,
+    synthetic_val: TrackletSet,
+    cfg: RetrainConfig,
+) -> tuple[float, dict[str, Any]]:
+    """The candidate's threshold and its figures on the validation tracklets.
+
+    On tracklets neither network has seen: the labelled ones it trained on score higher than
+    new ones would, and the held-out ones are kept for the comparison with the base model.
+    Keeping real tracklets comes first: where the base model keeps more of these real
+    tracklets than the target asks, the candidate must keep as many.
+    """
+    real_val, val_scores = synthetic_val.real, stage.val_scores
     _, base_val_scores = score_set(base_model, synthetic_val)
     base_val_recall = float((base_val_scores[real_val] >= base_model.threshold).mean())
     recall_floor = max(cfg.target_recall, base_val_recall)
     threshold = threshold_for_recall(val_scores, real_val, recall_floor)
-    kept_base_threshold = columns is not None and calibration == base_payload.get("calibration")
+    kept_base_threshold = stage.columns is not None and stage.calibration == base_calibration
     if kept_base_threshold:
         # Scores keep the base's meaning (its calibration, its TCN weights for tracklets without
         # a new class): the base's threshold, chosen on far more real tracklets than these, is
@@ -803,6 +708,134 @@ def retrain(
     if (~real_val).any():
         validation["auc"] = roc_auc(val_scores, real_val)
         validation["reliability"] = reliability(val_scores, real_val)
+    return threshold, validation
+
+
+def _comparison(
+    candidate: ScreeningModel,
+    base_model: ScreeningModel,
+    base_version: str,
+    new_classes: tuple[str, ...],
+    tracklets_held: list[LabelledTracklet],
+    stamps_held: list[LabelledStamp],
+    cfg: RetrainConfig,
+) -> dict[str, Any]:
+    """Candidate and base on the held-out labels and on the fixed synthetic evaluation set
+    (`metrics["comparison"]` of the candidate; screening.registry.comparison shows it)."""
+    models = {"candidate": candidate, "base": base_model}
+    return {
+        "base_version": base_version,
+        "new_classes": list(new_classes),
+        "holdout": {
+            "candidate": holdout_figures(candidate, tracklets_held),
+            "base": holdout_figures(base_model, tracklets_held),
+        },
+        "holdout_new_classes": new_class_passing(models, tracklets_held, stamps_held, new_classes),
+        "holdout_stamps": {
+            "candidate": stamp_accuracy(candidate, stamps_held),
+            "base": stamp_accuracy(base_model, stamps_held),
+        },
+        "synthetic": synthetic_evaluation(
+            models,
+            cfg.eval_real,
+            cfg.eval_bogus,
+            planet_bogus=cfg.eval_planet,
+            workers=cfg.workers,
+            cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+        ),
+    }
+
+
+def retrain(
+    base_checkpoint: Path,
+    labels: Labels,
+    out_dir: Path,
+    cfg: RetrainConfig | None = None,
+    progress: Progress | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Train a candidate from `base_checkpoint` and the labels; return its checkpoint and payload.
+
+    The stages: the ICN grows by the new classes and is fine-tuned (`_icn_stage`), the TCN is
+    trained on its scores (`_set_tcn_stage` or `_mlp4_tcn_stage`, as the base's TCN is), the
+    threshold is chosen (`_choose_threshold`), and candidate and base are compared
+    (`_comparison`). The payload's metrics hold both models' figures on the held-out labels and
+    on the fixed synthetic evaluation set (`metrics["comparison"]`).
+    """
+    cfg = cfg or RetrainConfig()
+    report = progress or (lambda fraction, step, log=True: None)
+    device = resolve_device(cfg.device)
+    started = time.time()
+    if not labels.stamps and not labels.tracklets:
+        raise RetrainError("there are no stamp labels or verdicts to train on")
+
+    report(0.02, "loading the base model")
+    base_payload = load_checkpoint(Path(base_checkpoint))
+    base = model_from_checkpoint(base_payload)
+    pre = base.preprocessing
+    base_classes = tuple(base.classes)
+    new_classes = tuple(
+        dict.fromkeys(s.stamp_class for s in labels.stamps if s.stamp_class not in base_classes)
+    )
+    classes = base_classes + new_classes
+    unknown = [c for c in classes if c not in labels.real_classes and c in new_classes]
+    if unknown:
+        raise RetrainError(f"no real/bogus category for the new classes {unknown}")
+    runtime = Runtime.for_device(device)
+    base_model = model_from_checkpoint(base_payload, runtime)  # kept as it is: base.icn grows
+    base_calibration = base_payload.get("calibration")
+    stamps_train, stamps_held = _split(labels.stamps, cfg.holdout_fraction)
+    tracklets_train, tracklets_held = _split(labels.tracklets, cfg.holdout_fraction)
+
+    icn, history = _icn_stage(
+        base,
+        base_model,
+        new_classes,
+        stamps_train,
+        stamps_held,
+        tracklets_train,
+        cfg,
+        device=device,
+        report=report,
+        started=started,
+    )
+
+    report(ICN_SPAN[1], "simulating tracklets for the TCN")
+    synthetic, synthetic_val = tcn_sets(cfg, pre, base_classes)
+    report(TCN_SPAN[0], f"training the TCN ({len(tracklets_train)} labelled tracklets)")
+    on_epoch = _tcn_report(report, started)
+    if base.needs_metadata:
+        tcn = _set_tcn_stage(
+            base,
+            icn,
+            classes,
+            new_classes,
+            synthetic,
+            synthetic_val,
+            tracklets_train,
+            cfg,
+            base_calibration=base_calibration,
+            device=device,
+            on_epoch=on_epoch,
+        )
+    else:
+        tcn = _mlp4_tcn_stage(
+            base,
+            icn,
+            classes,
+            synthetic,
+            synthetic_val,
+            tracklets_train,
+            cfg,
+            device=device,
+            on_epoch=on_epoch,
+        )
+
+    report(
+        TCN_SPAN[1],
+        f"choosing the threshold for {cfg.target_recall:.1%} real recall "
+        "(and no less than the base model's on the same tracklets)",
+    )
+    threshold, validation = _choose_threshold(tcn, base_model, base_calibration, synthetic_val, cfg)
 
     training = {
         "kind": "retrain",
@@ -821,44 +854,30 @@ def retrain(
     real_classes = [c for c in classes if labels.real_classes.get(c, c in base_real)]
     payload = checkpoint_payload(
         icn,
-        icn_cfg,
-        tcn,
-        tcn_cfg,
+        IcnConfig(classes=classes),
+        tcn.model,
+        tcn.config,
         pre,
         threshold,
         {},
         plain(training),
         half=True,
-        calibration=calibration,
+        calibration=tcn.calibration,
     )
     payload["real_classes"] = real_classes
 
     report(0.85, "evaluating candidate and base on held-out labels and the synthetic set")
     # Both from their checkpoint dicts (half-precision weights, as a worker would load them).
     candidate = model_from_checkpoint(payload, runtime)
-    comparison = {
-        "base_version": training["base_version"],
-        "new_classes": list(new_classes),
-        "holdout": {
-            "candidate": holdout_figures(candidate, tracklets_held),
-            "base": holdout_figures(base_model, tracklets_held),
-        },
-        "holdout_new_classes": new_class_passing(
-            {"candidate": candidate, "base": base_model}, tracklets_held, stamps_held, new_classes
-        ),
-        "holdout_stamps": {
-            "candidate": stamp_accuracy(candidate, stamps_held),
-            "base": stamp_accuracy(base_model, stamps_held),
-        },
-        "synthetic": synthetic_evaluation(
-            {"candidate": candidate, "base": base_model},
-            cfg.eval_real,
-            cfg.eval_bogus,
-            planet_bogus=cfg.eval_planet,
-            workers=cfg.workers,
-            cache_dir=cache,
-        ),
-    }
+    comparison = _comparison(
+        candidate,
+        base_model,
+        training["base_version"],
+        new_classes,
+        tracklets_held,
+        stamps_held,
+        cfg,
+    )
     training["seconds"] = time.time() - started
     payload["metrics"] = plain(
         {

@@ -15,9 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classifier.classes import PAPER_CLASSES, is_real
+from classifier.calibration import calibrate_logits, fit_platt
+from classifier.checkpoint import checkpoint_payload, save_checkpoint
+from classifier.classes import PAPER_CLASSES
 from classifier.datasets import StampSet, TrackletSet, build_stamp_set, build_tracklet_set
 from classifier.features import N_DETECTION_INPUTS, N_TRACKLET_INPUTS
+from classifier.hardware import resolve_device, training_precision
+from classifier.metrics import operating_point, reliability, roc_auc, threshold_for_recall
 from classifier.networks import IcnConfig, TcnConfig, build_icn, build_tcn, tcn_inputs
 from classifier.preprocess import Preprocessing, centre_crop
 from classifier.simulate import SimConfig
@@ -128,14 +132,6 @@ PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
 }
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def augment(
     x: torch.Tensor, gen: torch.Generator, crop: int, jitter: int, mode: str = "d4"
 ) -> torch.Tensor:
@@ -195,8 +191,6 @@ def train_icn_epoch(
     """
     import torch
     from tqdm import tqdm
-
-    from classifier.hardware import training_precision
 
     precision = training_precision(device) if cfg.precision == "auto" else cfg.precision
     channels_last = precision == "bf16"
@@ -307,8 +301,6 @@ def train_icn(
     """
     import torch
     from tqdm import tqdm
-
-    from classifier.hardware import training_precision
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -635,69 +627,6 @@ def predict_set_tcn(model, inputs: SetInputs, device: str) -> np.ndarray:
         return set_tcn_logits(model, inputs, device).float().cpu().numpy()
 
 
-def fit_platt(logits: np.ndarray, y: np.ndarray, balanced: bool = False) -> dict[str, float]:
-    """Platt scaling: a, b minimising the log loss of sigmoid(a * logit + b) on held-out data.
-
-    `balanced` weighs real and bogus alike whatever their counts: the score is then calibrated
-    for a 50/50 prior, as the baseline's is, even on a set with five real tracklets to a bogus.
-    """
-    import torch
-
-    x = torch.as_tensor(logits, dtype=torch.float64)
-    t = torch.as_tensor(y, dtype=torch.float64)
-    w = None
-    if balanced:
-        n_real = max(float(t.sum()), 1.0)
-        n_bogus = max(float(len(t) - t.sum()), 1.0)
-        w = torch.where(t > 0.5, len(t) / (2 * n_real), len(t) / (2 * n_bogus))
-    log_a = torch.zeros((), dtype=torch.float64, requires_grad=True)  # a = exp(log_a) > 0:
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)  # the order never flips
-    opt = torch.optim.LBFGS([log_a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            log_a.exp() * x + b, t, weight=w
-        )
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return {"method": "platt", "a": float(log_a.detach().exp()), "b": float(b.detach())}
-
-
-def calibrate_logits(logits: np.ndarray, calibration: dict[str, Any] | None) -> np.ndarray:
-    """Calibrated probabilities of real from TCN logits (plain sigmoid without calibration)."""
-    z = np.asarray(logits, dtype=np.float64)
-    if calibration:
-        z = calibration["a"] * z + calibration["b"]
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
-
-
-def reliability(scores: np.ndarray, real: np.ndarray, bins: int = 10) -> dict[str, Any]:
-    """Reliability table (equal-width score bins) and the expected calibration error."""
-    scores, real = np.asarray(scores, dtype=np.float64), np.asarray(real, dtype=bool)
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
-    rows, ece = [], 0.0
-    for k in range(bins):
-        inside = which == k
-        n = int(inside.sum())
-        if n:
-            mean_score, frac = float(scores[inside].mean()), float(real[inside].mean())
-            ece += n / len(scores) * abs(mean_score - frac)
-            rows.append(
-                {
-                    "lo": float(edges[k]),
-                    "hi": float(edges[k + 1]),
-                    "n": n,
-                    "mean_score": mean_score,
-                    "fraction_real": frac,
-                }
-            )
-    return {"bins": rows, "ece": float(ece)}
-
-
 def set_inputs_of(icn, tset: TrackletSet, device: str) -> SetInputs:
     """ICN probabilities and measured cues of a tracklet set, as a set TCN takes them."""
     return SetInputs(
@@ -712,86 +641,6 @@ def predict_tcn(model, x: np.ndarray, device: str) -> np.ndarray:
     with torch.inference_mode():
         logits = model(torch.as_tensor(x, dtype=torch.float32, device=device)).squeeze(1)
         return torch.sigmoid(logits).float().cpu().numpy()
-
-
-def threshold_for_recall(scores: np.ndarray, real: np.ndarray, target: float) -> float:
-    """The highest threshold t with recall(score >= t) >= target on the real tracklets, less a
-    millionth: the real tracklet it sits on stays kept when the same model, loaded elsewhere or
-    run another way, scores it in the last float32 digit differently."""
-    real_scores = np.sort(scores[real])
-    if not len(real_scores):
-        raise ValueError("no real tracklets to choose a threshold on")
-    allowed_misses = int(math.floor((1.0 - target) * len(real_scores) + 1e-9))
-    at = float(real_scores[allowed_misses])
-    return at - 1e-6 * abs(at)
-
-
-def roc_auc(scores: np.ndarray, real: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half), by ranks."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)
-    n_pos, n_neg = int(real.sum()), int((~real).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    return float((ranks[real].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def operating_point(scores: np.ndarray, real: np.ndarray, threshold: float) -> dict[str, float]:
-    keep = scores >= threshold
-    return {
-        "threshold": float(threshold),
-        "real_recall": float(keep[real].mean()) if real.any() else float("nan"),
-        "bogus_rejection": float((~keep[~real]).mean()) if (~real).any() else float("nan"),
-    }
-
-
-def state_dict_for_checkpoint(model, half: bool) -> dict[str, Any]:
-    """Weights of the unwrapped model on CPU, floating tensors in fp16 when half."""
-    out = {}
-    for key, value in model.state_dict().items():
-        value = value.detach().cpu()
-        out[key] = value.half() if half and value.is_floating_point() else value.clone()
-    return out
-
-
-def round_to_half(model):
-    """Round a model's floating weights and buffers to fp16 and back, in place: what a half
-    checkpoint will hold, so that scores measured now are the scores it will give."""
-    import torch
-
-    with torch.no_grad():
-        for value in model.state_dict().values():
-            if value.is_floating_point():
-                value.copy_(value.half().to(value.dtype))
-    return model
-
-
-def checkpoint_payload(
-    icn,
-    icn_cfg: IcnConfig,
-    tcn,
-    tcn_cfg: TcnConfig,
-    pre: Preprocessing,
-    threshold: float,
-    metrics: dict[str, Any],
-    training: dict[str, Any],
-    half: bool,
-    calibration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The plain-dict checkpoint of a model pair (calibration: Platt a, b of the TCN logit)."""
-    return {
-        "calibration": calibration,
-        "kind": "screening-model",
-        "classes": list(icn_cfg.classes),
-        "real_classes": [c for c in icn_cfg.classes if is_real(c)],
-        "preprocessing": pre.to_dict(),
-        "threshold": float(threshold),
-        "icn": {"config": icn_cfg.to_dict(), "state_dict": state_dict_for_checkpoint(icn, half)},
-        "tcn": {"config": tcn_cfg.to_dict(), "state_dict": state_dict_for_checkpoint(tcn, half)},
-        "metrics": metrics,
-        "training": training,
-    }
 
 
 def split_per_class(stamps: StampSet, n_train: int) -> tuple[StampSet, StampSet]:
@@ -1059,6 +908,4 @@ def train_model(
         half,
         calibration=calibration,
     )
-    from classifier.checkpoint import save_checkpoint
-
     return save_checkpoint(payload, out_dir), payload

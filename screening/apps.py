@@ -10,6 +10,6 @@ class ScreeningConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from screening.setup_data import setup_data_ensure
+        from screening.ops.setup_data import setup_data_ensure
 
         post_migrate.connect(setup_data_ensure, sender=self)

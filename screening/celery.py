@@ -16,7 +16,6 @@ app.conf.update(
     task_queues=(Queue("default"), Queue("inference"), Queue("training")),
     task_routes={
         "screening.tasks.score_*": {"queue": "inference"},
-        "screening.tasks.rescore_*": {"queue": "inference"},
         "screening.tasks.train_*": {"queue": "training"},
     },
     # A task is acknowledged only once it has finished, and redelivered if its worker dies.
@@ -32,7 +31,10 @@ app.conf.update(
     result_expires=7 * 24 * 3600,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    # Imported by every worker as it starts: the heartbeat's signal handlers.
+    imports=("screening.ops.heartbeat",),
 )
-app.autodiscover_tasks(["screening"])
-
-from screening import heartbeat  # noqa: E402,F401 - the workers' heartbeat signal handlers
+# Each stage of the data path has its own tasks module; names are pinned in screening.queueing.
+app.autodiscover_tasks(
+    ["screening.ingest", "screening.scoring", "screening.review", "screening.registry"]
+)

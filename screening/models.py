@@ -37,6 +37,16 @@ class StampClass(models.Model):
         return self.name
 
 
+class ModelVersionManager(models.Manager):
+    def active(self) -> ModelVersion | None:
+        """The active model version (at most one: a constraint says so), or None before any."""
+        return self.filter(is_active=True).first()
+
+    def active_pk(self) -> int | None:
+        """The active model version's primary key, without loading the row."""
+        return self.filter(is_active=True).values_list("pk", flat=True).first()
+
+
 class ModelVersion(models.Model):
     """A trained ICN + TCN pair; `version` is its checkpoint's content hash."""
 
@@ -48,6 +58,8 @@ class ModelVersion(models.Model):
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ModelVersionManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -545,7 +557,11 @@ class WorkerHeartbeat(models.Model):
     """A Celery worker's last sign of life, written by the worker every HEARTBEAT_SECONDS."""
 
     name = models.CharField(max_length=255, unique=True, help_text="Celery node name.")
-    role = models.CharField(max_length=32, blank=True, help_text="screening.workers role.")
+    role = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The worker's role in screening.ops.workers: cpu, training or gpu.",
+    )
     queues = models.CharField(max_length=255, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True, help_text="Device, precision, CPU.")

@@ -129,7 +129,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "screening.audit.alarms_context",
+                "screening.review.audit.alarms_context",
             ],
         },
     },
@@ -216,7 +216,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Uploads over the ingest limits are refused while they arrive (413 naming the limit).
 FILE_UPLOAD_HANDLERS = [
-    "screening.upload_limits.UploadLimitHandler",
+    "screening.ingest.limits.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
@@ -257,7 +257,7 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "screening.models.JobStatus",
         "VerdictValueEnum": "screening.models.Verdict.Value",
         "MpcReportStatusEnum": "screening.models.MpcReport.Status",
-        "AuditStatusEnum": "screening.audit.AUDIT_STATUSES",
+        "AuditStatusEnum": "screening.review.audit.AUDIT_STATUSES",
     },
 }
 
@@ -360,7 +360,7 @@ MPC_PHOTOMETRY_BAND = env_str("MPC_PHOTOMETRY_BAND", "o")
 MPC_AUTO_ACCEPT = env_bool("MPC_AUTO_ACCEPT", False)
 MPC_AUTO_ACCEPT_THRESHOLD = env_float("MPC_AUTO_ACCEPT_THRESHOLD", 0.99, low=0.0, high=1.0)
 MPC_AUTO_ACCEPT_MIN_PRECISION = env_float("MPC_AUTO_ACCEPT_MIN_PRECISION", 0.99, low=0, high=1)
-MPC_SENDER = env_str("MPC_SENDER", "screening.ades.DryRunSender")
+MPC_SENDER = env_str("MPC_SENDER", "screening.reports.ades.DryRunSender")
 
 # Beat keeps its schedule in the database (editable in the admin); the entries below are
 # installed there on start, the weekly retraining by the post-migrate hook.

@@ -8,7 +8,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from screening import model_views, views
+from screening.web import registry_views, views
 
 
 class FaviconRedirect(RedirectView):
@@ -41,11 +41,13 @@ urlpatterns = [
     path("tracklets/<int:pk>/verdict/", views.verdict_save, name="verdict-save"),
     path("tracklets/<int:pk>/cues.png", views.tracklet_cues_plot, name="tracklet-cues"),
     path("stamps/<int:pk>.png", views.stamp_display, name="stamp-display"),
-    path("models/", model_views.models_page, name="models"),
-    path("models/train/", model_views.training_start, name="training-start"),
-    path("models/<str:version>/", model_views.model_page, name="model-page"),
-    path("models/<str:version>/activate/", model_views.model_activate_page, name="model-activate"),
-    path("models/<str:version>/<str:kind>.png", model_views.model_plot, name="model-plot"),
+    path("models/", registry_views.models_page, name="models"),
+    path("models/train/", registry_views.training_start, name="training-start"),
+    path("models/<str:version>/", registry_views.model_page, name="model-page"),
+    path(
+        "models/<str:version>/activate/", registry_views.model_activate_page, name="model-activate"
+    ),
+    path("models/<str:version>/<str:kind>.png", registry_views.model_plot, name="model-plot"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

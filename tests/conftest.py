@@ -148,8 +148,8 @@ def _test_database_url() -> str:
 def start_worker(transactional_db, media_root: Path) -> Iterator:
     """Start real workers on the test database and the Redis of `./run test`.
 
-    Call it with a role of screening/workers.py ("cpu", "training"; the same commands as the demo
-    and docker-compose) and extra environment variables; every worker is stopped at the end.
+    Call it with a role of screening/ops/workers.py ("cpu", "training"; the same commands as the
+    demo and docker-compose) and extra environment variables; every worker is stopped at the end.
     """
     if (
         not os.environ.get("REDIS_URL")

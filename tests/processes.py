@@ -15,14 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def start_celery_worker(env: dict[str, str], log: Path, role: str = "cpu") -> subprocess.Popen:
     """Start one worker of a role exactly as the demo and docker-compose do; return once ready.
 
-    The command is `python -m screening.workers ROLE` (screening/workers.py), with only a node
-    name of the test's own. It runs in a session of its own, so `kill_worker` can take down its
+    The command is `python -m screening.ops.workers ROLE` (screening/ops/workers.py), with only a
+    node name of the test's own. It runs in a session of its own, so `kill_worker` can take down its
     pool's children with it, as a lost machine or container would.
     """
     node = f"test-{role}-{os.getpid()}-{time.monotonic_ns()}@%h"
     with open(log, "wb") as sink:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "screening.workers", role, "-n", node],
+            [sys.executable, "-m", "screening.ops.workers", role, "-n", node],
             cwd=ROOT,
             env=env,
             stdout=sink,

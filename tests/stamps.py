@@ -113,7 +113,7 @@ PAPER_CLASSES = ["BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET
 
 def ingest_tracklet(survey_id: str, *, seed: int = 0, night: str = NIGHT, n: int = 4):
     """Store a tracklet through the real ingest service; return it."""
-    from screening.ingest import TrackletInput, stamp_from_bytes, tracklet_ingest
+    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
 
     files = stamp_files(survey_id, n, seed=seed)
     return tracklet_ingest(
@@ -140,7 +140,7 @@ def model_version(version: str = "a" * 64, *, threshold: float = 0.8, active: bo
 
 def score_tracklet(tracklet, model, *, score: float, top_class: str = "AST", top: float = 0.9):
     """Store a model's output for a tracklet through the real scoring service."""
-    from screening.scoring import TrackletResult, scores_store
+    from screening.scoring.store import TrackletResult, scores_store
 
     rest = (1 - top) / (len(PAPER_CLASSES) - 1)
     row = [top if c == top_class else rest for c in PAPER_CLASSES]
@@ -162,14 +162,14 @@ def glare_labelled_setup(models_dir: Path, *, tracklets: int, real: int):
     """What a retraining run needs: an active (untrained) model, an admin-added GLARE class,
     and a reviewer's verdicts on `tracklets` tracklets (the first `real` real, the rest bogus
     with every stamp labelled GLARE). Returns the active model version."""
-    from screening.model_registry import model_activate, model_register
     from screening.models import StampClass
-    from screening.review import stamp_label_record, verdict_record
+    from screening.registry.versions import model_activate_and_rescore, model_register
+    from screening.review.verdicts import stamp_label_record, verdict_record
     from tests.conftest import make_user
     from tests.untrained_model import make_checkpoint
 
     active = model_register(path=make_checkpoint(models_dir, seed=0))
-    model_activate(version=active.version)
+    model_activate_and_rescore(version=active.version)
     StampClass.objects.create(name="GLARE", is_real=False)
     reviewer = make_user("rev", "reviewer")
     for i in range(tracklets):

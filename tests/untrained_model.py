@@ -12,11 +12,10 @@ def make_checkpoint(directory, seed: int, tcn_kind: str = "set"):
     """
     import torch
 
-    from classifier.checkpoint import save_checkpoint
+    from classifier.checkpoint import checkpoint_payload, save_checkpoint
     from classifier.features import N_DETECTION_INPUTS, N_TRACKLET_INPUTS
     from classifier.networks import IcnConfig, TcnConfig, build_icn, build_tcn
     from classifier.preprocess import Preprocessing
-    from classifier.train import checkpoint_payload
     from tests.stamps import PAPER_CLASSES
 
     torch.manual_seed(seed)

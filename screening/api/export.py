@@ -22,11 +22,11 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 
 from screening.api.errors import JSONErrorsRenderer
-from screening.api.filters import UTCIsoDateTimeFilter
+from screening.api.filters import NightFilter, UTCIsoDateTimeFilter
 from screening.api.pagination import BoundedCursorPagination
-from screening.blind import blind_q
-from screening.export import LABEL_COLUMNS, VERDICT_COLUMNS, csv_chunks, row_dicts
 from screening.models import StampLabel, Verdict
+from screening.reports.label_export import LABEL_COLUMNS, VERDICT_COLUMNS, csv_chunks, row_dicts
+from screening.review.blind import blind_q
 
 
 class CSVRenderer(JSONErrorsRenderer):
@@ -59,7 +59,7 @@ class _LabelFilter(filters.FilterSet):
 
 
 class VerdictExportFilter(_LabelFilter):
-    night = filters.DateFilter(field_name="tracklet__night__date")
+    night = NightFilter(field_name="tracklet__night__date")
     verdict = filters.ChoiceFilter(field_name="value", choices=Verdict.Value.choices)
 
     class Meta:
@@ -68,7 +68,7 @@ class VerdictExportFilter(_LabelFilter):
 
 
 class StampLabelExportFilter(_LabelFilter):
-    night = filters.DateFilter(field_name="detection__tracklet__night__date")
+    night = NightFilter(field_name="detection__tracklet__night__date")
     stamp_class = filters.CharFilter(field_name="stamp_class__name")
 
     class Meta:

@@ -1,4 +1,5 @@
-"""Filter fields the database can always take."""
+"""Filter and input fields the database can always take, and nights as `screening.nights` reads
+them everywhere."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import datetime as dt
 from django import forms
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
+from rest_framework import serializers
+
+from screening.nights import night_parse
 
 
 class _UTCIsoDateTimeField(IsoDateTimeField):
@@ -25,3 +29,29 @@ class _UTCIsoDateTimeField(IsoDateTimeField):
 
 class UTCIsoDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = _UTCIsoDateTimeField
+
+
+class _NightFormField(forms.DateField):
+    """A night in a query (`?night=`): YYYY-MM-DD only, as ingest and the pages read it."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return night_parse(value, stored_range=False)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
+class NightFilter(filters.DateFilter):
+    field_class = _NightFormField
+
+
+class NightField(serializers.DateField):
+    """A night in a request body: YYYY-MM-DD only, as ingest and the pages read it."""
+
+    def to_internal_value(self, value):
+        try:
+            return night_parse(value, stored_range=False)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None

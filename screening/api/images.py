@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from screening.api.errors import JSONErrorsRenderer
 from screening.api.schema import detail
 from screening.models import Detection
-from screening.views import stamp_display_response
+from screening.web.views import stamp_display_response
 
 
 class PNGRenderer(JSONErrorsRenderer):

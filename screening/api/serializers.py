@@ -6,7 +6,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from screening.bundles import BundleReport
+from screening.ingest.bundles import BundleReport
+from screening.ingest.json_input import JSONInputError, json_load, type_name
 from screening.models import (
     BundleChunk,
     BundleUpload,
@@ -76,7 +77,7 @@ class TrackletSerializer(serializers.ModelSerializer):
         ]
 
     def to_representation(self, instance: Tracklet) -> dict:
-        """A row blind for the caller (`screening.blind`) shows no score, model or status."""
+        """A row blind for the caller (`screening.review.blind`) shows no score, model or status."""
         data = super().to_representation(instance)
         data["blind"] = bool(getattr(instance, "is_blind", False))
         if data["blind"]:
@@ -102,8 +103,6 @@ class TrackletUploadSerializer(serializers.Serializer):
     )
 
     def validate_metadata(self, value: str) -> dict:
-        from screening.ingest import JSONInputError, json_load, type_name
-
         try:
             parsed = json_load(value, where="metadata")
         except JSONInputError as exc:
@@ -188,7 +187,7 @@ class BundleUploadCreateSerializer(serializers.Serializer):
 
     def validate_file(self, value):
         """Refuse at once a file that is no archive (its first bytes say so)."""
-        from screening.bundles import archive_kind
+        from screening.ingest.bundles import archive_kind
 
         value.seek(0)
         head = value.read(512)

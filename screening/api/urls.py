@@ -4,21 +4,21 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from screening.api import audit, errors, export, images, models, views
+from screening.api import errors, export, images, registry, reports, review, views
 
 router = DefaultRouter()
 router.register("tracklets", views.TrackletViewSet, basename="tracklet")
 router.register("bundles", views.BundleUploadViewSet, basename="bundle")
-router.register("models", models.ModelVersionViewSet, basename="modelversion")
-router.register("training-runs", models.TrainingRunViewSet, basename="training-run")
-router.register("reports", audit.MpcReportViewSet, basename="mpcreport")
+router.register("models", registry.ModelVersionViewSet, basename="modelversion")
+router.register("training-runs", registry.TrainingRunViewSet, basename="training-run")
+router.register("reports", reports.MpcReportViewSet, basename="mpcreport")
 
 urlpatterns = [
     path("nights/", views.NightList.as_view(), name="night-list"),
-    path("nights/<str:date>/audit/", audit.NightAudit.as_view(), name="night-audit"),
-    path("nights/<str:date>/queue/", audit.ReviewerQueue.as_view(), name="reviewer-queue"),
-    path("models/<str:version>/audit/", audit.ModelAudit.as_view(), name="model-audit"),
-    path("reviewers/", audit.ReviewerQuality.as_view(), name="reviewer-quality"),
+    path("nights/<str:date>/audit/", review.NightAudit.as_view(), name="night-audit"),
+    path("nights/<str:date>/queue/", review.ReviewerQueue.as_view(), name="reviewer-queue"),
+    path("models/<str:version>/audit/", review.ModelAudit.as_view(), name="model-audit"),
+    path("reviewers/", review.ReviewerQuality.as_view(), name="reviewer-quality"),
     path("tracklets/<int:pk>/verdict/", views.VerdictCreate.as_view(), name="verdict-create"),
     path("detections/<int:pk>/label/", views.StampLabelCreate.as_view(), name="label-create"),
     path(

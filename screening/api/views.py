@@ -11,7 +11,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from screening.api.filters import UTCIsoDateTimeFilter
+from screening.api.filters import NightFilter, UTCIsoDateTimeFilter
 from screening.api.schema import (
     TRACKLET_UPLOAD_REQUEST,
     IngestErrorSerializer,
@@ -31,11 +31,11 @@ from screening.api.serializers import (
     VerdictInputSerializer,
     VerdictSerializer,
 )
-from screening.blind import blind_q
-from screening.ingest import IngestRejected, StampSource, TrackletInput, tracklet_ingest
+from screening.ingest.tracklets import IngestRejected, StampSource, TrackletInput, tracklet_ingest
+from screening.ingest.uploads import bundle_upload_create
 from screening.models import BundleUpload, Detection, Night, Tracklet
-from screening.review import ReviewError, stamp_label_record, verdict_record
-from screening.uploads import bundle_upload_create
+from screening.review.blind import blind_q
+from screening.review.verdicts import ReviewError, stamp_label_record, verdict_record
 
 
 class CanIngest(permissions.BasePermission):
@@ -53,7 +53,7 @@ class TrackletFilter(filters.FilterSet):
     """For a reviewer who screens blind, the rows of their to-review queue are filtered by what
     they show: no status, no score (a blind row's place in the queue stands for it)."""
 
-    night = filters.DateFilter(field_name="night__date")
+    night = NightFilter(field_name="night__date")
     tracklet = filters.CharFilter(field_name="survey_id")
     status = filters.ChoiceFilter(choices=Tracklet.Status.choices, method="filter_status")
     score_min = filters.NumberFilter(method="filter_score", lookup_expr="gte")

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from classifier.calibration import calibrate_logits, fit_platt
 from classifier.checkpoint import load_checkpoint
 from classifier.features import N_DETECTION_INPUTS, N_TRACKLET_INPUTS
 from classifier.inference import load_model
+from classifier.metrics import reliability
 from classifier.networks import TcnConfig, build_tcn, grow_tcn, pack_set_inputs
 from classifier.tracklets import make_tracklet
-from classifier.train import calibrate_logits, fit_platt, reliability
 
 BASELINE_V1 = (
     Path(__file__).resolve().parents[2] / "models" / "previous" / "screening-c652846297a465e0.pt"

@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from classifier.classes import PAPER_CLASSES
-from classifier.train import (
-    augment,
-    operating_point,
-    roc_auc,
-    threshold_for_recall,
-    train_model,
-)
+from classifier.metrics import operating_point, roc_auc, threshold_for_recall
+from classifier.train import augment, train_model
 from tests.classifier.conftest import TINY_ICN, TINY_TCN
 
 

@@ -9,7 +9,8 @@ import math
 import pytest
 from django.test import Client
 
-from screening.ades import (
+from screening.models import Detection, MpcReport, Night, Tracklet
+from screening.reports.ades import (
     AdesError,
     Observation,
     psv_text,
@@ -18,8 +19,7 @@ from screening.ades import (
     xml_records,
     xml_validate,
 )
-from screening.models import Detection, MpcReport, Night, Tracklet
-from screening.review import verdict_record
+from screening.review.verdicts import verdict_record
 from tests.conftest import make_user
 from tests.stamps import NIGHT, ingest_tracklet, model_version, score_tracklet
 

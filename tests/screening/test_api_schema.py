@@ -20,7 +20,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
-from screening.review import stamp_label_record, verdict_record
+from screening.review.verdicts import stamp_label_record, verdict_record
 from tests.conftest import make_user
 from tests.stamps import ingest_tracklet, model_version, score_tracklet
 

@@ -10,16 +10,16 @@ import re
 import pytest
 from django.test import Client
 
-from screening.audit import (
+from screening.models import Night, QueueAssignment, Tracklet
+from screening.reports.reviewer_quality import cohen_kappa, gold_mark, reviewer_quality
+from screening.review.audit import (
     audit_key,
     clopper_pearson,
     judged_needed,
     night_model_estimate,
     sample_keys,
 )
-from screening.models import Night, QueueAssignment, Tracklet
-from screening.review import verdict_record
-from screening.reviewers import cohen_kappa, gold_mark, reviewer_quality
+from screening.review.verdicts import verdict_record
 from tests.conftest import make_user
 from tests.stamps import NIGHT, ingest_tracklet, model_version, score_tracklet
 
@@ -202,7 +202,7 @@ def test_the_alarm_is_logged_when_an_audit_verdict_puts_the_bound_over(
 ):
     night, model = night
     drawn = audits(model)
-    with caplog.at_level(logging.WARNING, logger="screening.audit"):
+    with caplog.at_level(logging.WARNING, logger="screening.review.audit"):
         with django_capture_on_commit_callbacks(execute=True):
             verdict_record(tracklet_id=drawn[0].pk, reviewer=reviewer, value="bogus")
         assert "AUDIT ALARM" not in caplog.text
@@ -213,14 +213,14 @@ def test_the_alarm_is_logged_when_an_audit_verdict_puts_the_bound_over(
         caplog.text
     )
     # logged when the night enters the alarm, not again at every later verdict
-    with caplog.at_level(logging.WARNING, logger="screening.audit"):
+    with caplog.at_level(logging.WARNING, logger="screening.review.audit"):
         with django_capture_on_commit_callbacks(execute=True):
             verdict_record(tracklet_id=drawn[4].pk, reviewer=reviewer, value="real")
     assert caplog.text.count("AUDIT ALARM") == 1  # not at 3 real in 4, nor at 4 in 5
 
 
 def test_no_real_in_enough_audits_is_ok_and_few_are_pending(settings, reviewer):
-    from screening.audit import estimate
+    from screening.review.audit import estimate
 
     needed = judged_needed(settings.AUDIT_TARGET_LOSS, settings.AUDIT_CONFIDENCE)
     assert estimate(rejected=9000, drawn=200, judged=needed, real=0).status == "ok"
@@ -287,7 +287,7 @@ def test_cohen_kappa_matches_the_hand_computation():
 def test_an_audit_verdict_can_be_corrected_or_undone_and_the_row_returns_blind(night, reviewer):
     """A mistyped key on an audit row is not a lost real for ever: the reviewer's correction
     is the outcome, and undo puts the row back in the queue at its blind place."""
-    from screening.queue import QueueFilters, queue_tracklets
+    from screening.review.queue import QueueFilters, queue_tracklets
 
     night, model = night
     row = audits(model)[0]

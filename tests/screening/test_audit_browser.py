@@ -87,7 +87,7 @@ def test_audit_rows_are_screened_like_any_other_and_the_alarm_shows(
 
 
 def test_an_admin_makes_the_nights_ades_report_and_opens_it(page, live_server, night):  # noqa: F811
-    from screening.review import verdict_record
+    from screening.review.verdicts import verdict_record
 
     reviewer = make_user("reviewer", "reviewer")
     make_user("boss", "admin")

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from screening.bundles import BundleError, bundle_ingest
+from screening.ingest.bundles import BundleError, bundle_ingest
 from screening.models import Detection, Tracklet
 from tests.conftest import stored_files
 from tests.stamps import write_bundle

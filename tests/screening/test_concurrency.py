@@ -7,7 +7,12 @@ import threading
 import pytest
 from django.db import connection
 
-from screening.ingest import IngestRejected, TrackletInput, stamp_from_bytes, tracklet_ingest
+from screening.ingest.tracklets import (
+    IngestRejected,
+    TrackletInput,
+    stamp_from_bytes,
+    tracklet_ingest,
+)
 from screening.models import Detection, Tracklet
 from tests.conftest import stored_files
 from tests.stamps import NIGHT, detection_rows, stamp_files

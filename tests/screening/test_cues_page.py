@@ -37,7 +37,7 @@ def streak_pixels(seed: int, *, length: float, angle: float, size: int = 100) ->
 def ingest_mislinked(survey_id: str = "M1"):
     """Five detections of a mover whose stamps trail along the motion on the detector, but for
     the middle one: round and 1.5 arcsec north of the line (a mis-linkage)."""
-    from screening.ingest import TrackletInput, stamp_from_bytes, tracklet_ingest
+    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
 
     rows = detection_rows(survey_id, N, seed=3)
     rows[OFF]["dec"] += OFF_ARCSEC / 3600

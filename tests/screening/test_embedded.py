@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from screening.demo_env import demo_environment
+from screening.ops.demo_env import demo_environment
 from tests.conftest import ROOT, start_celery_worker, stop_process
 from tests.screening.test_bundles import zip_folder
 from tests.stamps import write_bundle
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def embedded_env(tmp_path) -> dict[str, str]:
-    """The demo's settings (`./run demo`'s, from screening/demo_env.py): SQLite and the
+    """The demo's settings (`./run demo`'s, from screening/ops/demo_env.py): SQLite and the
     filesystem broker, nothing else running."""
     keep = ("PATH", "HOME", "LANG", "SYSTEMROOT")
     env = {k: v for k, v in os.environ.items() if k in keep}
@@ -64,7 +64,7 @@ def test_the_demo_stack_ingests_an_uploaded_bundle_without_any_server(tmp_path):
         script = (
             "from django.contrib.auth.models import User\n"
             "from django.core.files.uploadedfile import SimpleUploadedFile\n"
-            "from screening.uploads import bundle_upload_create\n"
+            "from screening.ingest.uploads import bundle_upload_create\n"
             f"data = open({str(archive)!r}, 'rb').read()\n"
             "up = bundle_upload_create(file=SimpleUploadedFile('night.zip', data),"
             " user=User.objects.get(username='pipeline'))\n"

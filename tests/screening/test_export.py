@@ -11,7 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import UserRateThrottle
 
-from screening.review import stamp_label_record, verdict_record
+from screening.review.verdicts import stamp_label_record, verdict_record
 from tests.conftest import make_user
 from tests.stamps import ingest_tracklet, model_version, score_tracklet
 

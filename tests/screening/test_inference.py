@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from screening import inference
-from screening.model_registry import model_activate, model_register
 from screening.models import StampPrediction, Tracklet, TrackletScore
-from screening.review import verdict_record
+from screening.registry.versions import model_activate_and_rescore, model_register
+from screening.review.verdicts import verdict_record
+from screening.scoring import worker as inference
 from tests.stamps import ingest_tracklet
 from tests.untrained_model import make_checkpoint
 
@@ -28,7 +28,7 @@ def checkpoints(tmp_path_factory):
 def active(checkpoints):
     inference._loaded.clear()
     model = model_register(path=checkpoints[0])
-    model_activate(version=model.version)
+    model_activate_and_rescore(version=model.version)
     model.refresh_from_db()
     return model
 
@@ -79,11 +79,11 @@ def test_a_new_active_model_rescores_unreviewed_tracklets_and_a_rollback_restore
     verdict_record(tracklet_id=reviewed.pk, reviewer=reviewer, value="real")
     first_score = Tracklet.objects.get(pk=open_.pk).score
     newer = model_register(path=checkpoints[1])
-    model_activate(version=newer.version)
+    model_activate_and_rescore(version=newer.version)
     assert inference.tracklets_score_pending() == 1
     assert Tracklet.objects.get(pk=open_.pk).model_version == newer
     assert Tracklet.objects.get(pk=reviewed.pk).model_version == active  # reviewed: kept
-    model_activate(version=active.version)  # rollback
+    model_activate_and_rescore(version=active.version)  # rollback
     assert inference.tracklets_score_pending() == 1
     rolled_back = Tracklet.objects.get(pk=open_.pk)
     assert rolled_back.model_version == active and rolled_back.score == first_score

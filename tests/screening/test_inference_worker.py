@@ -10,9 +10,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from screening.model_registry import model_activate, model_register
 from screening.models import Detection, ModelVersion, Tracklet, TrackletScore
-from screening.tasks import sweep_unscored
+from screening.registry.versions import model_activate_and_rescore, model_register
+from screening.scoring.tasks import sweep_unscored
 from tests.processes import kill_worker
 from tests.screening.test_api import multipart
 from tests.screening.test_inference import checkpoints  # noqa: F401 - the fixture
@@ -30,7 +30,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 def activate(path: Path) -> None:
-    model_activate(version=model_register(path=path).version)
+    model_activate_and_rescore(version=model_register(path=path).version)
 
 
 def scored() -> int:

@@ -8,9 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from screening.ingest import IngestRejected, TrackletInput, stamp_from_bytes, tracklet_ingest
+from screening.ingest.tracklets import (
+    IngestRejected,
+    TrackletInput,
+    stamp_from_bytes,
+    tracklet_ingest,
+)
 from screening.models import Detection, Night, Tracklet
-from screening.stamp_display import NAN_RGB, SATURATED_RGB, display_png
+from screening.review.displays import NAN_RGB, SATURATED_RGB, display_png
 from tests.conftest import ZTF_DIR, stored_files
 from tests.stamps import NIGHT, detection_rows, fits_bytes, npy_bytes, stamp_files, stamp_pixels
 

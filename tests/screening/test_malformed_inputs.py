@@ -37,9 +37,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from screening.bundles import BundleError, bundle_ingest
+from screening.ingest.bundles import BundleError, bundle_ingest
+from screening.ingest.uploads import bundle_upload_run
 from screening.models import BundleUpload, Detection, Night, Tracklet
-from screening.uploads import bundle_upload_run
 from tests.conftest import ROOT, stored_files
 from tests.stamps import (
     NIGHT,
@@ -1092,7 +1092,7 @@ def test_float32_mask_values_are_missing_data_like_nan(pipeline_client, media_ro
     model_input = np.load(Tracklet.objects.get().pixels.open("rb"))[0]
     assert np.isnan(model_input[:, :10]).all() and np.isnan(model_input[:5]).all()
     assert np.isfinite(model_input[10:, 10:]).all()
-    from screening.stamp_display import NAN_RGB, display_png
+    from screening.review.displays import NAN_RGB, display_png
 
     display = np.asarray(
         Image.open(io.BytesIO(display_png(Detection.objects.get(index=0)))).convert("RGB")

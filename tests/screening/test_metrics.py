@@ -12,8 +12,6 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from screening.inference import tracklets_score_pending
-from screening.model_registry import model_activate, model_register
 from screening.models import (
     BundleUpload,
     JobStatus,
@@ -22,6 +20,8 @@ from screening.models import (
     TrainingRun,
     WorkerHeartbeat,
 )
+from screening.registry.versions import model_activate_and_rescore, model_register
+from screening.scoring.worker import tracklets_score_pending
 from tests.screening.test_inference import checkpoints  # noqa: F401 - the fixture
 from tests.stamps import ingest_tracklet
 
@@ -43,11 +43,11 @@ def value(samples, name: str, **labels) -> float:
 
 @pytest.mark.django_db
 def test_the_metrics_say_what_the_database_holds(client, checkpoints, settings):  # noqa: F811
-    from screening import inference
+    from screening.scoring import worker as inference
 
     inference._loaded.clear()
     model = model_register(path=checkpoints[0])
-    model_activate(version=model.version)
+    model_activate_and_rescore(version=model.version)
     for i in range(6):
         ingest_tracklet(f"M{i}", seed=i, n=3 + i % 2)
     settings.INFERENCE_BATCH_STAMPS = 7  # one claim: two tracklets
@@ -123,7 +123,7 @@ def test_a_metrics_token_is_asked_for_when_set(client, settings):
 def test_queue_depths_and_a_real_workers_heartbeat_in_the_metrics(start_worker, client, settings):
     from classifier.hardware import inference_precision
     from screening.celery import app
-    from screening.tasks import ingest_bundle_chunk
+    from screening.ingest.tasks import ingest_bundle_chunk
     from tests.processes import stop_process
 
     app.control.purge()

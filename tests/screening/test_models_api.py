@@ -11,8 +11,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from screening.model_registry import model_activate, model_register
 from screening.models import ModelActivation, ModelVersion, TrainingRun
+from screening.registry.versions import model_activate_and_rescore, model_register
 from tests.conftest import make_user
 from tests.untrained_model import make_checkpoint
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 def active(settings, tmp_path) -> ModelVersion:
     settings.MODELS_DIR = tmp_path / "models"
     model = model_register(path=make_checkpoint(tmp_path / "models", seed=0))
-    return model_activate(version=model.version)
+    return model_activate_and_rescore(version=model.version)
 
 
 def token_client(user) -> APIClient:
@@ -181,7 +181,7 @@ def test_the_models_page_says_an_evaluation_is_running_or_failed(active, setting
     from django.core.management import call_command
     from django.utils import timezone
 
-    from screening.model_registry import evaluation_marked
+    from screening.registry.versions import evaluation_marked
 
     settings.VAR_DIR = tmp_path
     client = Client()

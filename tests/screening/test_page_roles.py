@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from screening.review import verdict_record
+from screening.review.verdicts import verdict_record
 from tests.conftest import make_user
 from tests.stamps import NIGHT, ingest_tracklet
 
@@ -79,7 +79,7 @@ def test_in_the_admin_verdicts_and_stamp_labels_can_be_read_but_not_changed(clie
     from django.contrib.auth.models import User
 
     from screening.models import StampLabel, Verdict
-    from screening.review import stamp_label_record
+    from screening.review.verdicts import stamp_label_record
 
     root = User.objects.create_superuser("root", password="a-long-test-password")
     stamp_label_record(

@@ -50,7 +50,7 @@ def test_the_login_page_logs_a_reviewer_in(client, reviewer):
 
 
 def test_the_tracklet_page_shows_predictions_verdicts_and_labels(client, reviewer):
-    from screening.review import stamp_label_record, verdict_record
+    from screening.review.verdicts import stamp_label_record, verdict_record
     from tests.stamps import model_version, score_tracklet
 
     tracklet = score_tracklet(ingest_tracklet("T9"), model_version(), score=0.97)
@@ -65,7 +65,7 @@ def test_the_tracklet_page_shows_predictions_verdicts_and_labels(client, reviewe
 
 
 def test_the_night_summary_counts_and_draws_the_histogram(client, reviewer):
-    from screening.review import verdict_record
+    from screening.review.verdicts import verdict_record
     from tests.stamps import model_version, score_tracklet
 
     model = model_version(threshold=0.8)
@@ -101,7 +101,7 @@ def test_the_night_summary_counts_and_draws_the_histogram(client, reviewer):
 def test_no_page_renders_an_unknown_name_as_silently_empty(client, reviewer, settings):
     """Every name a page's template uses exists: with `string_if_invalid` set, an unknown one
     (say page.next_page_number, which rendered empty and sent "next" to page 1) shows up."""
-    from screening.review import stamp_label_record, verdict_record
+    from screening.review.verdicts import stamp_label_record, verdict_record
     from tests.stamps import model_version, score_tracklet
 
     settings.TEMPLATES = [
@@ -146,7 +146,7 @@ def test_no_page_renders_an_unknown_name_as_silently_empty(client, reviewer, set
 
 
 def test_scores_thresholds_and_recalls_read_with_sensible_digits():
-    from screening.templatetags.screening_format import percent, score, sig
+    from screening.web.formats import percent, score, sig
 
     assert [score(v) for v in (0.95, 0.9994, 0.999968, 1.0, 0.0004, 0.0, None)] == [
         "0.950",

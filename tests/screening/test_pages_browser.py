@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from screening.ingest import TrackletInput, stamp_from_bytes, tracklet_ingest
+from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
 from screening.models import StampClass, StampLabel, Verdict
 from tests.browser import page  # noqa: F401 - the fixture
 from tests.conftest import ZTF_DIR, make_user

@@ -10,9 +10,9 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from screening.bundles import bundle_ingest
+from screening.ingest.bundles import bundle_ingest
+from screening.ingest.uploads import bundle_chunk_run, bundle_upload_run
 from screening.models import BundleChunk, BundleUpload, Detection, JobStatus, Tracklet
-from screening.uploads import bundle_chunk_run, bundle_upload_run
 from tests.conftest import stored_files
 from tests.screening.test_bundles import zip_folder
 from tests.stamps import write_bundle
@@ -36,6 +36,20 @@ def _upload(archive) -> BundleUpload:
     )
 
 
+def _capture_chunk_tasks(monkeypatch) -> list[int]:
+    """Chunk ids queued for workers, kept here instead of sent to a broker."""
+    from screening import queueing
+
+    queued: list[int] = []
+
+    def enqueue(name: str, *args) -> None:
+        assert name == queueing.INGEST_BUNDLE_CHUNK, name
+        queued.extend(args)
+
+    monkeypatch.setattr(queueing, "enqueue", enqueue)
+    return queued
+
+
 @pytest.mark.django_db
 def test_chunks_run_in_any_order_give_the_report_of_the_whole_bundle(
     tmp_path, settings, monkeypatch, media_root, django_capture_on_commit_callbacks
@@ -44,10 +58,7 @@ def test_chunks_run_in_any_order_give_the_report_of_the_whole_bundle(
     folder = _bad_bundle(tmp_path)
     whole = bundle_ingest(path=folder).results  # what one process reports for this bundle
     Tracklet.objects.all().delete()
-    queued: list[int] = []
-    from screening import tasks
-
-    monkeypatch.setattr(tasks.ingest_bundle_chunk, "delay", queued.append)
+    queued = _capture_chunk_tasks(monkeypatch)
     upload = _upload(zip_folder(folder, tmp_path / "night.zip"))
     with django_capture_on_commit_callbacks(execute=True):
         bundle_upload_run(upload_id=upload.pk, worker="first@host")
@@ -96,11 +107,8 @@ def test_a_chunk_whose_worker_died_midway_resumes_after_what_it_listed(
 
     from django.utils import timezone
 
-    from screening import tasks
-
     settings.INGEST_CHUNK_TRACKLETS = 7
-    queued: list[int] = []
-    monkeypatch.setattr(tasks.ingest_bundle_chunk, "delay", queued.append)
+    queued = _capture_chunk_tasks(monkeypatch)
     upload = _upload(zip_folder(write_bundle(tmp_path / "n", IDS), tmp_path / "n.zip"))
     with django_capture_on_commit_callbacks(execute=True):
         bundle_upload_run(upload_id=upload.pk)
@@ -109,7 +117,7 @@ def test_a_chunk_whose_worker_died_midway_resumes_after_what_it_listed(
     class WorkerLost(BaseException):
         """What a SIGKILL looks like from inside: nothing after it runs."""
 
-    from screening import bundles, uploads
+    from screening.ingest import bundles, uploads
 
     real, calls = bundles._ingest_group_safely, []
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from screening.night_summary import score_histogram_figure
+from screening.reports.night_summary import score_histogram_figure
 
 
 def test_figures_drawn_from_many_threads_at_once_all_come_out():

@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from screening.models import Night
-from screening.queue import QueueFilters, queue_rows, queue_tracklets
-from screening.review import verdict_record
+from screening.review.queue import QueueFilters, queue_rows, queue_tracklets
+from screening.review.verdicts import verdict_record
 from tests.stamps import ingest_tracklet, model_version, score_tracklet
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from screening.models import StampLabel, Tracklet, Verdict
-from screening.queue import queue_rows
-from screening.review import ReviewError, stamp_label_record, verdict_record
+from screening.review.queue import queue_rows
+from screening.review.verdicts import ReviewError, stamp_label_record, verdict_record
 from tests.conftest import make_user
 from tests.stamps import ingest_tracklet, model_version, score_tracklet
 

@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from screening.models import QueueAssignment, ReviewClaim, StampLabel, Tracklet, Verdict
-from screening.review import verdict_record
+from screening.review.verdicts import verdict_record
 from tests.conftest import make_user
 from tests.screening.test_audit import night  # noqa: F401 - the fixture
 from tests.stamps import NIGHT, ingest_tracklet, model_version, score_tracklet

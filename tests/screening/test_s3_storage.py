@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from screening.model_registry import model_activate, model_register
 from screening.models import BundleUpload, Detection, Tracklet
+from screening.registry.versions import model_activate_and_rescore, model_register
 from tests.conftest import stored_files
 from tests.screening.test_api import multipart
 from tests.screening.test_bundles import zip_folder
@@ -53,7 +53,7 @@ def test_a_worker_with_no_shared_disk_ingests_and_scores_what_the_web_stored(
     tmp_path,
     checkpoints,  # noqa: F811
 ):
-    model_activate(version=model_register(path=checkpoints[0]).version)
+    model_activate_and_rescore(version=model_register(path=checkpoints[0]).version)
     worker_disk = tmp_path / "worker-disk"  # the worker's MEDIA_ROOT: another machine's disk
     worker_disk.mkdir()
     start_worker("cpu", MEDIA_ROOT=str(worker_disk), INGEST_CHUNK_TRACKLETS="2", **s3_media.env)

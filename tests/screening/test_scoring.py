@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from screening.models import StampPrediction, Tracklet, TrackletScore
-from screening.review import verdict_record
-from screening.scoring import TrackletResult, scores_store
+from screening.review.verdicts import verdict_record
+from screening.scoring.store import TrackletResult, scores_store
 from tests.stamps import PAPER_CLASSES, ingest_tracklet, model_version
 
 pytestmark = pytest.mark.django_db

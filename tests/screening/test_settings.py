@@ -142,21 +142,21 @@ def _compose_services() -> dict:
 
 @pytest.mark.skipif(_compose() is None, reason="needs docker compose (./run test installs it)")
 def test_compose_the_demo_and_the_tests_start_the_workers_from_one_definition():
-    """Every worker is `python -m screening.workers ROLE`: compose, ./run demo and the tests
-    (tests/processes.py) read pool, queues and concurrency from screening/workers.py."""
-    from screening.workers import ROLES
+    """Every worker is `python -m screening.ops.workers ROLE`: compose, ./run demo and the tests
+    (tests/processes.py) read pool, queues and concurrency from screening/ops/workers.py."""
+    from screening.ops.workers import ROLES
 
     services = _compose_services()
     commands = {name: s.get("command") for name, s in services.items()}
     workers = {n: c for n, c in commands.items() if c and "worker" in " ".join(c)}
     assert workers, commands
     for name, command in workers.items():
-        assert command[:3] == ["python", "-m", "screening.workers"], (name, command)
+        assert command[:3] == ["python", "-m", "screening.ops.workers"], (name, command)
         assert command[3] in ROLES and len(command) == 4, (name, command)
         assert services[name]["environment"]["WORKER_ROLE"] == command[3]
     compose_roles = {c[3] for c in workers.values()}
     assert compose_roles == set(ROLES)  # every role runs in production
     demo = (ROOT / "run").read_text()
-    demo_roles = set(re.findall(r"-m screening\.workers (\w+)", demo))
+    demo_roles = set(re.findall(r"-m screening\.ops\.workers (\w+)", demo))
     assert demo_roles == {"cpu", "training"} and 'celery" -A' not in demo
-    assert "screening.workers" in (ROOT / "tests" / "processes.py").read_text()
+    assert "screening.ops.workers" in (ROOT / "tests" / "processes.py").read_text()

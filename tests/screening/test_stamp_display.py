@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from screening.stamp_display import (
+from screening.review.displays import (
     _PALETTE,
     GREY_LEVELS,
     NAN_RGB,

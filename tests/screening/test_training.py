@@ -8,12 +8,6 @@ import re
 import numpy as np
 import pytest
 
-from screening.model_registry import (
-    PromotionRefused,
-    model_activate,
-    model_promote,
-    model_register,
-)
 from screening.models import (
     JobStatus,
     ModelActivation,
@@ -22,15 +16,21 @@ from screening.models import (
     Tracklet,
     TrainingRun,
 )
-from screening.review import stamp_label_record, verdict_record
-from screening.tasks import train_scheduled
-from screening.training import (
+from screening.registry.tasks import train_scheduled
+from screening.registry.training import (
     TrainingBusy,
     labels_gather,
     training_run_execute,
     training_run_request,
     training_runs_reap,
 )
+from screening.registry.versions import (
+    PromotionRefused,
+    model_activate_and_rescore,
+    model_promote,
+    model_register,
+)
+from screening.review.verdicts import stamp_label_record, verdict_record
 from tests.conftest import make_user
 from tests.stamps import ingest_tracklet
 from tests.untrained_model import make_checkpoint
@@ -44,7 +44,7 @@ def active(settings, tmp_path) -> ModelVersion:
     settings.TRAINING_QUICK = True
     settings.TRAINING_DEVICE = "cpu"
     model = model_register(path=make_checkpoint(tmp_path / "models", seed=0))
-    return model_activate(version=model.version)
+    return model_activate_and_rescore(version=model.version)
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_reviewers_can_be_weighted_by_their_accuracy_on_gold(active) -> None:
     """alice gets every gold tracklet right, bob half: their agreed verdicts weigh 1.0 and 0.5
     in retraining, a tracklet both judged the mean; no gold judged counts 1.0."""
     from screening.models import QueueAssignment
-    from screening.reviewers import reviewer_weights_named
+    from screening.reports.reviewer_quality import reviewer_weights_named
 
     alice, bob = make_user("alice", "reviewer"), make_user("bob", "reviewer")
     carol = make_user("carol", "reviewer")
@@ -151,7 +151,7 @@ def test_a_run_trains_a_candidate_that_waits_for_promotion(labelled, active, set
 def test_a_run_reports_progress_through_each_epoch_and_logs_each(labelled, monkeypatch) -> None:
     """The stamp network's training is most of a run (20 minutes on a CPU): the bar moves on
     within and after each of its epochs, and each epoch of either network is a line of the log."""
-    from screening import training
+    from screening.registry import training
 
     quick = training._quick_overrides
     monkeypatch.setattr(training, "_quick_overrides", lambda: {**quick(), "icn_epochs": 2})

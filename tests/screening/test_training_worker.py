@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from screening.models import JobStatus, ModelVersion, TrainingRun
-from screening.tasks import reap_training_runs
-from screening.training import training_run_request
+from screening.registry.tasks import reap_training_runs
+from screening.registry.training import training_run_request
 from tests.processes import kill_worker
 from tests.screening.test_inference_worker import wait_for
 from tests.stamps import glare_labelled_setup

@@ -8,8 +8,8 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from screening.ingest.uploads import bundle_uploads_prune
 from screening.models import BundleUpload, JobStatus
-from screening.uploads import bundle_uploads_prune
 
 pytestmark = pytest.mark.django_db
 
@@ -38,8 +38,8 @@ def test_it_deletes_old_finished_archives_and_keeps_recent_or_running_ones(media
 def test_running_an_upload_job_twice_ingests_it_once(tmp_path):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from screening.ingest.uploads import bundle_upload_run
     from screening.models import Tracklet
-    from screening.uploads import bundle_upload_run
     from tests.screening.test_bundles import zip_folder
     from tests.stamps import write_bundle
 

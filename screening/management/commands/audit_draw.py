@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from screening.audit import audit_draw, audit_key, night_estimates
 from screening.models import ModelVersion, Night, QueueAssignment, Tracklet
+from screening.nights import night_argument
+from screening.review.audit import audit_draw, audit_key, night_estimates
 
 
 class Command(BaseCommand):
@@ -15,7 +16,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--night", help="YYYY-MM-DD (default: every night)")
+        parser.add_argument(
+            "--night", type=night_argument, help="YYYY-MM-DD (default: every night)"
+        )
         parser.add_argument("--verify", action="store_true")
 
     def handle(self, *args, **options) -> None:

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from screening.models import ModelVersion, Night
+from screening.nights import night_argument
 
 
 class Command(BaseCommand):
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             default=0.05,
             help="share of real tracklets (the paper's nights: about 0.02)",
         )
-        parser.add_argument("--night", default=date.today().isoformat(), help="YYYY-MM-DD")
+        parser.add_argument("--night", type=night_argument, default=date.today(), help="YYYY-MM-DD")
         parser.add_argument(
             "--glare-tracklets",
             type=int,
@@ -50,15 +51,15 @@ class Command(BaseCommand):
         tracklets: int,
         seed: int,
         real_fraction: float,
-        night: str,
+        night: date,
         glare_tracklets: int,
         planet_fraction: float,
         **options,
     ) -> None:
         self._activate_model()
-        nights = [(night, seed, tracklets, 0.0)]
+        nights = [(night.isoformat(), seed, tracklets, 0.0)]
         if glare_tracklets:
-            before = (date.fromisoformat(night) - timedelta(days=1)).isoformat()
+            before = (night - timedelta(days=1)).isoformat()
             nights.insert(0, (before, seed + 1, glare_tracklets, planet_fraction))
         for day, day_seed, count, planets in nights:
             self._night(day, day_seed, count, real_fraction, planets)
@@ -99,7 +100,7 @@ class Command(BaseCommand):
             )
 
     def _activate_model(self) -> None:
-        if ModelVersion.objects.filter(is_active=True).exists():
+        if ModelVersion.objects.active() is not None:
             return
         checkpoints = sorted(
             Path(settings.MODELS_DIR).glob("*.pt"), key=lambda p: p.stat().st_mtime

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandParser
 from rest_framework.authtoken.models import Token
 
-from screening.roles import ADMIN, PIPELINE, REVIEWER
+from screening.ops.roles import ADMIN, PIPELINE, REVIEWER
 
 LINE = re.compile(r"^\s*(\w+)\s+login: (\S+) / (\S+)")
 

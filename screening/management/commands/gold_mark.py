@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from screening.models import Night
-from screening.reviewers import gold_mark
+from screening.nights import night_argument
+from screening.reports.reviewer_quality import gold_mark
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--night", required=True, help="YYYY-MM-DD")
+        parser.add_argument("--night", required=True, type=night_argument, help="YYYY-MM-DD")
         parser.add_argument("--truth-from", type=Path, help="a simulated bundle folder")
         parser.add_argument("--count", type=int, default=20)
         parser.add_argument("--seed", type=int, default=0)
@@ -29,9 +29,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            night = Night.objects.get(date=datetime.date.fromisoformat(options["night"]))
-        except (ValueError, Night.DoesNotExist):
-            raise CommandError(f"no night {options['night']!r}") from None
+            night = Night.objects.get(date=options["night"])
+        except Night.DoesNotExist:
+            raise CommandError(f"no night {options['night']}") from None
         if options["truth_from"]:
             path = options["truth_from"] / "truth.jsonl"
             if not path.exists():

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from screening.bundles import BundleError, BundleReport, bundle_ingest
+from screening.ingest.bundles import BundleError, BundleReport, bundle_ingest
 
 logger = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from screening.model_registry import (
+from screening.models import ModelVersion
+from screening.registry.versions import (
     evaluation_marked,
     evaluation_sizes,
     model_evaluate,
     synthetic_report,
 )
-from screening.models import ModelVersion
 
 
 class Command(BaseCommand):
@@ -42,7 +42,7 @@ class Command(BaseCommand):
                planet: int | None, if_missing: bool, retraining_sets: bool,
                **options) -> None:  # fmt: skip
         if version is None:
-            model = ModelVersion.objects.filter(is_active=True).first()
+            model = ModelVersion.objects.active()
             if model is None:
                 raise CommandError("there is no active model: name a version")
         else:
@@ -83,7 +83,7 @@ class Command(BaseCommand):
         from classifier.checkpoint import load_checkpoint
         from classifier.inference import model_from_checkpoint
         from classifier.retrain import RetrainConfig, tcn_sets
-        from screening.model_registry import evaluation_cache
+        from screening.registry.versions import evaluation_cache
 
         network = model_from_checkpoint(load_checkpoint(Path(model.checkpoint)))
         self.stdout.write("simulating the retraining runs' tracklets (once)")

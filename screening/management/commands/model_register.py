@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from screening.model_registry import model_activate, model_register
+from screening.registry.versions import model_activate_and_rescore, model_register
 
 
 class Command(BaseCommand):
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         except CheckpointError as exc:
             raise CommandError(str(exc)) from exc
         if activate:
-            model_activate(version=model.version)
+            model_activate_and_rescore(version=model.version)
         state = "active" if activate else "registered"
         self.stdout.write(
             f"model {model.version} ({len(model.classes)} classes, threshold "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from screening.inference import tracklets_score_pending, unscored_stamps
+from screening.scoring.worker import tracklets_score_pending, unscored_stamps
 
 
 class Command(BaseCommand):

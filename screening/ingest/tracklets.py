@@ -1,0 +1,621 @@
+"""Tracklet ingest: the one service every entry point (REST, bundles, the command) goes through.
+
+A tracklet is validated whole first (every field, every stamp decoded and rendered), then written
+in one transaction, or rejected with every reason and nothing written. Re-sending the same content
+is a no-op; the same night and id with other content is a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from classifier.stamp_io import StampError, fit_to_input, read_stamp
+from screening import queueing
+from screening.ingest.json_input import short, type_name
+from screening.models import Detection, Night, Tracklet
+from screening.nights import night_parse
+
+logger = logging.getLogger(__name__)
+
+MIN_DETECTIONS = 3
+MAX_DETECTIONS = 16
+SURVEY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}")
+MJD_EPOCH = date(1858, 11, 17)  # MJD 0 is this date at 00:00 UTC
+# A night D is the observing night starting on the local evening of D at any observatory: its
+# detections have MJD(D 00:00 UTC) - 1 <= mjd <= MJD(D 00:00 UTC) + 2.
+NIGHT_MJD_BEFORE = 1.0
+NIGHT_MJD_AFTER = 2.0
+DETECTION_FIELDS = ("index", "mjd", "ra", "dec", "mag", "x", "y", "stamp")
+MAX_STAMP_NAME = 255
+_STAMP_SUFFIXES = (".fits.gz", ".fit.gz", ".fits", ".fit", ".fts", ".png", ".npy", ".gz")
+
+
+@dataclass(frozen=True)
+class StampSource:
+    """A stamp file to ingest: its name (for messages and the stored suffix) and how to read it."""
+
+    name: str
+    read: Callable[[int], bytes]  # read(limit) returns at most limit + 1 bytes
+
+
+def stamp_from_bytes(name: str, data: bytes) -> StampSource:
+    return StampSource(name=name, read=lambda limit: data[: limit + 1])
+
+
+@dataclass(frozen=True)
+class TrackletInput:
+    """A tracklet as it arrives: raw metadata (as parsed from JSON or CSV) and its stamp files."""
+
+    night: Any
+    survey_id: Any
+    detections: Sequence[Mapping[str, Any]]
+    stamps: Mapping[str, StampSource]  # keyed by each detection's "stamp" value
+    origin: str = ""  # where the rows came from, e.g. "manifest.jsonl lines 3-6"
+    text_values: bool = False  # numbers arrive as text (CSV); JSON sources must send numbers
+
+
+@dataclass(frozen=True)
+class IngestProblem:
+    reason: str
+    field: str | None = None
+    file: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"reason": self.reason}
+        if self.field:
+            out["field"] = self.field
+        if self.file:
+            out["file"] = self.file
+        return out
+
+
+class IngestRejected(Exception):
+    """The tracklet was not written: it is invalid (400) or conflicts with a stored one (409)."""
+
+    def __init__(self, *, night: Any, survey_id: Any, problems: list[IngestProblem], status=400):
+        self.night = str(night) if night is not None else None
+        self.survey_id = str(survey_id) if survey_id is not None else None
+        self.problems = problems
+        self.status = status
+        super().__init__("; ".join(p.reason for p in problems))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "night": self.night,
+            "tracklet": self.survey_id,
+            "errors": [p.as_dict() for p in self.problems],
+        }
+
+
+@dataclass
+class IngestResult:
+    tracklet: Tracklet
+    created: bool
+
+
+@dataclass
+class _PreparedDetection:
+    values: dict[str, float | int]
+    stamp_name: str
+    stamp_bytes: bytes
+    stamp_format: str
+    stamp_sha256: str
+    width: int
+    height: int
+    pixels: np.ndarray
+
+
+@dataclass
+class _PreparedTracklet:
+    night: date
+    survey_id: str
+    detections: list[_PreparedDetection]
+    content_sha256: str
+    motion: dict[str, float] = field(default_factory=dict)
+
+
+def tracklet_ingest(*, tracklet: TrackletInput, request_scoring: bool = True) -> IngestResult:
+    """Validate a tracklet whole, then store it in one transaction; raise IngestRejected if not.
+
+    Once stored, scoring is queued (unless the caller queues it for many tracklets at once).
+    """
+    prepared = _prepare(tracklet)
+    existing = _existing(prepared)
+    if existing is not None:
+        return existing
+    written: list[str] = []
+    # Files are named by the tracklet's content hash, so the row is written once, with them.
+    stem = f"{prepared.night.isoformat()}/{prepared.content_sha256[:32]}"
+    try:
+        with transaction.atomic():
+            night = _night_row(prepared.night)
+            row = Tracklet.objects.create(
+                night=night,
+                survey_id=prepared.survey_id,
+                content_sha256=prepared.content_sha256,
+                n_detections=len(prepared.detections),
+                pixels=_save(f"pixels/{stem}.npy", _stack_npy(prepared), written),
+                **prepared.motion,
+            )
+            Detection.objects.bulk_create(
+                [_detection_row(row, stem, det, written) for det in prepared.detections]
+            )
+            if request_scoring:
+                transaction.on_commit(queueing.request_scoring)
+    except IntegrityError:
+        # Another upload of the same tracklet committed first: same content is fine.
+        _delete_files(written)
+        existing = _existing(prepared)
+        if existing is None:
+            raise
+        return existing
+    except BaseException:
+        _delete_files(written)
+        raise
+    return IngestResult(tracklet=row, created=True)
+
+
+def _existing(prepared: _PreparedTracklet) -> IngestResult | None:
+    row = Tracklet.objects.filter(night__date=prepared.night, survey_id=prepared.survey_id).first()
+    if row is None:
+        return None
+    if row.content_sha256 != prepared.content_sha256:
+        raise IngestRejected(
+            night=prepared.night,
+            survey_id=prepared.survey_id,
+            status=409,
+            problems=[
+                IngestProblem(
+                    reason="a tracklet with this night and id is already stored with other "
+                    "content; send it under a new id",
+                    field="tracklet",
+                )
+            ],
+        )
+    return IngestResult(tracklet=row, created=False)
+
+
+def _night_row(night: date) -> Night:
+    found = Night.objects.filter(date=night).first()
+    return found if found is not None else Night.objects.get_or_create(date=night)[0]
+
+
+def _detection_row(
+    tracklet: Tracklet, stem: str, det: _PreparedDetection, written: list[str]
+) -> Detection:
+    """A detection's row and its stamp as received; the display PNG is made on first view
+    (`screening.review.displays.display_name`)."""
+    index = det.values["index"]
+    return Detection(
+        tracklet=tracklet,
+        stamp_format=det.stamp_format,
+        stamp_sha256=det.stamp_sha256,
+        stamp_width=det.width,
+        stamp_height=det.height,
+        # flat names (no folder a tracklet): creating a folder cost as much as a file
+        stamp=_save(f"stamps/{stem}-{index}{_stamp_suffix(det)}", det.stamp_bytes, written),
+        **det.values,
+    )
+
+
+def _stack_npy(prepared: _PreparedTracklet) -> bytes:
+    """The model's input for the whole tracklet: (n, 100, 100) float32, in time order."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.stack([d.pixels for d in prepared.detections]), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _save(name: str, data: bytes, written: list[str]) -> str:
+    stored = default_storage.save(name, ContentFile(data))
+    written.append(stored)
+    return stored
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+def _stamp_suffix(det: _PreparedDetection) -> str:
+    lower = det.stamp_name.lower()
+    for suffix in _STAMP_SUFFIXES:
+        if lower.endswith(suffix):
+            return suffix
+    return {"fits": ".fits", "png": ".png", "npy": ".npy"}[det.stamp_format]
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _prepare(tracklet: TrackletInput) -> _PreparedTracklet:
+    problems: list[IngestProblem] = []
+    night = _parse_night(tracklet.night, problems)
+    survey_id = _parse_survey_id(tracklet.survey_id, problems)
+    if isinstance(tracklet.detections, list | tuple):
+        rows = list(tracklet.detections)
+    else:
+        problems.append(
+            IngestProblem(
+                field="detections",
+                reason="detections must be a list of detection objects, "
+                f"got {type_name(tracklet.detections)}",
+            )
+        )
+        rows = []
+    if rows and not MIN_DETECTIONS <= len(rows) <= MAX_DETECTIONS or not rows and not problems:
+        problems.append(
+            IngestProblem(
+                field="detections",
+                reason=f"a tracklet needs {MIN_DETECTIONS} to {MAX_DETECTIONS} detections, "
+                f"got {len(rows)}",
+            )
+        )
+    rows = rows[: MAX_DETECTIONS + 1]  # more are refused above; do not decode them all
+    values = [
+        _parse_detection(i, row, problems, text_values=tracklet.text_values)
+        for i, row in enumerate(rows)
+    ]
+    _check_order(values, problems)
+    if night is not None:
+        _check_night_mjds(night, values, problems)
+    duplicates = _check_duplicate_stamps(values, problems)
+    _check_unnamed_files(values, tracklet.stamps, problems)
+    detections: list[_PreparedDetection] = []
+    for i, (row, parsed) in enumerate(zip(rows, values, strict=True)):
+        if parsed is None or i in duplicates:
+            continue
+        try:
+            prepared = _prepare_stamp(i, row, parsed, tracklet.stamps, problems)
+        except Exception as exc:  # a decoder's surprise is this stamp's problem, not a 500
+            logger.exception("stamp %r of tracklet %r failed", parsed["stamp"], tracklet.survey_id)
+            problems.append(
+                IngestProblem(
+                    field=f"detections[{i}].stamp",
+                    file=parsed["stamp"],
+                    reason=f"stamp cannot be processed ({type(exc).__name__}: {exc})",
+                )
+            )
+            continue
+        if prepared is not None:
+            detections.append(prepared)
+    if problems or night is None or survey_id is None:
+        raise IngestRejected(night=tracklet.night, survey_id=tracklet.survey_id, problems=problems)
+    detections.sort(key=lambda d: d.values["index"])
+    return _PreparedTracklet(
+        night=night,
+        survey_id=survey_id,
+        detections=detections,
+        content_sha256=_content_hash(night, survey_id, detections),
+        motion=_motion(detections),
+    )
+
+
+def night_mjd_range(night: date) -> tuple[float, float]:
+    """The MJDs accepted for detections of a night (see NIGHT_MJD_BEFORE and _AFTER)."""
+    start = float((night - MJD_EPOCH).days)
+    return start - NIGHT_MJD_BEFORE, start + NIGHT_MJD_AFTER
+
+
+def _parse_night(raw: Any, problems: list[IngestProblem]) -> date | None:
+    if raw is None or raw == "":
+        problems.append(IngestProblem(field="night", reason="night is missing"))
+        return None
+    try:
+        return night_parse(raw)
+    except ValueError as exc:
+        problems.append(IngestProblem(field="night", reason=str(exc)))
+        return None
+
+
+def _parse_survey_id(raw: Any, problems: list[IngestProblem]) -> str | None:
+    if raw is None or raw == "":
+        problems.append(IngestProblem(field="tracklet", reason="tracklet id is missing"))
+        return None
+    if not isinstance(raw, str):
+        problems.append(
+            IngestProblem(
+                field="tracklet",
+                reason=f"tracklet id must be a string, got {type_name(raw)} {short(raw)}",
+            )
+        )
+        return None
+    value = raw.strip()
+    if not SURVEY_ID_PATTERN.fullmatch(value):
+        problems.append(
+            IngestProblem(
+                field="tracklet",
+                reason=f"tracklet id {short(value, 80)} must be 1-64 characters of letters, "
+                "digits "
+                "and _ . : + - (starting with a letter or digit)",
+            )
+        )
+        return None
+    return value
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "mjd": (30000.0, 100000.0),
+    "ra": (0.0, 360.0),
+    "dec": (-90.0, 90.0),
+    "mag": (-30.0, 40.0),
+    "x": (-1e6, 1e6),
+    "y": (-1e6, 1e6),
+}
+
+
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _parse_detection(
+    position: int, row: Any, problems: list[IngestProblem], *, text_values: bool = False
+) -> dict[str, Any] | None:
+    where = f"detections[{position}]"
+    if not isinstance(row, Mapping):
+        problems.append(
+            IngestProblem(
+                field=where, reason=f"a detection must be an object, got {type_name(row)}"
+            )
+        )
+        return None
+    out: dict[str, Any] = {}
+    ok = True
+    unknown = [key for key in row if key not in DETECTION_FIELDS]
+    for key in unknown[:5]:
+        problems.append(
+            IngestProblem(
+                field=f"{where}.{key}" if isinstance(key, str) and len(key) <= 40 else where,
+                reason=f"unknown field {short(key)} (a detection has the fields "
+                f"{', '.join(DETECTION_FIELDS)})",
+            )
+        )
+        ok = False
+    for name in DETECTION_FIELDS:
+        raw = row.get(name)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            problems.append(IngestProblem(field=f"{where}.{name}", reason=f"{name} is missing"))
+            ok = False
+            continue
+        try:
+            if name == "stamp":
+                out[name] = _as_stamp_name(raw)
+            elif name == "index":
+                out[name] = _as_index(raw, text_values=text_values)
+            else:
+                out[name] = _as_number(name, raw, text_values=text_values)
+        except ValueError as exc:
+            problems.append(IngestProblem(field=f"{where}.{name}", reason=str(exc)))
+            ok = False
+    return out if ok else None
+
+
+def _as_stamp_name(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"stamp must be a file path (a string), got {type_name(raw)}")
+    if len(raw) > MAX_STAMP_NAME:
+        raise ValueError(f"stamp name is longer than {MAX_STAMP_NAME} characters")
+    if _CONTROL.search(raw):
+        raise ValueError(f"stamp name {short(raw)} holds control characters")
+    return raw
+
+
+def _as_index(raw: Any, *, text_values: bool) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"index must be an integer, got {type_name(raw)}")
+    if isinstance(raw, str):
+        if not text_values:
+            raise ValueError(f"index {short(raw)} is not an integer (send a JSON number)")
+        text = raw.strip()
+        if not re.fullmatch(r"[+-]?[0-9]{1,6}", text):
+            raise ValueError(f"index {short(raw)} is not an integer")
+        value = int(text)
+    elif isinstance(raw, float):
+        if not (math.isfinite(raw) and raw.is_integer()):
+            raise ValueError(f"index {short(raw)} is not an integer")
+        value = int(raw)
+    else:
+        value = raw
+    if not 0 <= value < MAX_DETECTIONS:
+        raise ValueError(f"index {short(value)} is outside 0..{MAX_DETECTIONS - 1}")
+    return value
+
+
+def _as_number(name: str, raw: Any, *, text_values: bool) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"{name} must be a number, got {type_name(raw)}")
+    if isinstance(raw, str):
+        if not text_values:
+            raise ValueError(f"{name} {short(raw)} is not a number (send a JSON number)")
+        if not _DECIMAL.fullmatch(raw.strip()):
+            raise ValueError(f"{name} {short(raw)} is not a number")
+    try:
+        value = float(raw.strip() if isinstance(raw, str) else raw)
+    except (OverflowError, ValueError):
+        value = math.inf
+    low, high = _RANGES[name]
+    if not (math.isfinite(value) and low <= value <= high) or (name == "ra" and value == 360):
+        shown = f"{value!r}" if math.isfinite(value) else short(raw)
+        raise ValueError(f"{name} {shown} is outside {low:g}..{high:g}")
+    return value
+
+
+def _check_order(values: list[dict[str, Any] | None], problems: list[IngestProblem]) -> None:
+    if any(v is None for v in values) or not values:
+        return
+    indexes = sorted(v["index"] for v in values)  # type: ignore[index]
+    if indexes != list(range(len(values))):
+        problems.append(
+            IngestProblem(
+                field="detections",
+                reason=f"detection indexes must be 0..{len(values) - 1} once each, got {indexes}",
+            )
+        )
+        return
+    ordered = sorted(values, key=lambda v: v["index"])  # type: ignore[index]
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if not after["mjd"] > before["mjd"]:  # type: ignore[index]
+            problems.append(
+                IngestProblem(
+                    field=f"detections[{after['index']}].mjd",  # type: ignore[index]
+                    reason="detections must be in time order: mjd must increase with index",
+                )
+            )
+            return
+
+
+def _check_night_mjds(
+    night: date, values: list[dict[str, Any] | None], problems: list[IngestProblem]
+) -> None:
+    low, high = night_mjd_range(night)
+    for position, value in enumerate(values):
+        if value is not None and not low <= value["mjd"] <= high:
+            problems.append(
+                IngestProblem(
+                    field=f"detections[{position}].mjd",
+                    reason=f"mjd {value['mjd']!r} is not in the night {night.isoformat()} "
+                    f"(its detections have mjd {low:g} to {high:g})",
+                )
+            )
+
+
+def _check_duplicate_stamps(
+    values: list[dict[str, Any] | None], problems: list[IngestProblem]
+) -> set[int]:
+    """Report detections naming a stamp an earlier one names; return their positions."""
+    first: dict[str, int] = {}
+    duplicates: set[int] = set()
+    for position, value in enumerate(values):
+        if value is None:
+            continue
+        name = value["stamp"]
+        if name in first:
+            duplicates.add(position)
+            problems.append(
+                IngestProblem(
+                    field=f"detections[{position}].stamp",
+                    file=name,
+                    reason=f"detections[{first[name]}].stamp and detections[{position}].stamp "
+                    f"name the same file {name}",
+                )
+            )
+        else:
+            first[name] = position
+    return duplicates
+
+
+def _check_unnamed_files(
+    values: list[dict[str, Any] | None],
+    stamps: Mapping[str, StampSource],
+    problems: list[IngestProblem],
+) -> None:
+    if any(v is None for v in values):
+        return  # a detection's stamp is unknown: it may be the one that names the file
+    named = {v["stamp"] for v in values}  # type: ignore[index]
+    for name in stamps:
+        if name not in named:
+            problems.append(
+                IngestProblem(
+                    field=str(name)[:80],
+                    file=stamps[name].name,
+                    reason=f"file {short(name)} was sent but no detection names it as its stamp",
+                )
+            )
+
+
+def _prepare_stamp(
+    position: int,
+    row: Mapping[str, Any],
+    values: dict[str, Any],
+    stamps: Mapping[str, StampSource],
+    problems: list[IngestProblem],
+) -> _PreparedDetection | None:
+    where = f"detections[{position}].stamp"
+    source = stamps.get(values["stamp"])
+    if source is None:
+        problems.append(
+            IngestProblem(field=where, file=values["stamp"], reason="stamp file was not sent")
+        )
+        return None
+    limit = settings.STAMP_MAX_BYTES
+    try:
+        data = source.read(limit)
+    except OSError as exc:
+        problems.append(IngestProblem(field=where, file=source.name, reason=f"unreadable: {exc}"))
+        return None
+    if len(data) > limit:
+        problems.append(
+            IngestProblem(
+                field=where,
+                file=source.name,
+                reason=f"file is larger than the limit of {limit} bytes",
+            )
+        )
+        return None
+    try:
+        stamp = read_stamp(data, max_side=settings.STAMP_MAX_SIDE)
+        fitted = fit_to_input(stamp.pixels)
+        if not np.isfinite(fitted).any():
+            raise StampError("the central 100x100 pixels have no finite value")
+    except StampError as exc:
+        problems.append(IngestProblem(field=where, file=source.name, reason=str(exc)))
+        return None
+    numbers = {k: v for k, v in values.items() if k != "stamp"}
+    return _PreparedDetection(
+        values=numbers,
+        stamp_name=source.name,
+        stamp_bytes=data,
+        stamp_format=stamp.format,
+        stamp_sha256=hashlib.sha256(data).hexdigest(),
+        width=stamp.shape[1],
+        height=stamp.shape[0],
+        pixels=fitted,
+    )
+
+
+def _content_hash(night: date, survey_id: str, detections: list[_PreparedDetection]) -> str:
+    canonical = {
+        "night": night.isoformat(),
+        "tracklet": survey_id,
+        "detections": [{**d.values, "stamp_sha256": d.stamp_sha256} for d in detections],
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _motion(detections: list[_PreparedDetection]) -> dict[str, float]:
+    """Rate and direction of motion between the first and last detection, and mean magnitude."""
+    first, last = detections[0].values, detections[-1].values
+    ra1, dec1, ra2, dec2 = (
+        math.radians(float(v)) for v in (first["ra"], first["dec"], last["ra"], last["dec"])
+    )
+    cos_sep = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(
+        ra2 - ra1
+    )
+    separation = math.degrees(math.acos(max(-1.0, min(1.0, cos_sep))))
+    days = float(last["mjd"]) - float(first["mjd"])
+    angle = math.degrees(
+        math.atan2(
+            math.sin(ra2 - ra1) * math.cos(dec2),
+            math.cos(dec1) * math.sin(dec2) - math.sin(dec1) * math.cos(dec2) * math.cos(ra2 - ra1),
+        )
+    )
+    return {
+        "rate_deg_per_day": separation / days,
+        "position_angle_deg": angle % 360.0,
+        "mean_mag": float(np.mean([float(d.values["mag"]) for d in detections])),
+    }

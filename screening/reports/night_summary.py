@@ -1,0 +1,107 @@
+"""A night's summary figures and its score histogram split by verdict."""
+
+from __future__ import annotations
+
+from django.db.models import Count, F, Q
+
+from screening.figures import figure_png
+from screening.models import Night, Tracklet, Verdict
+from screening.review.verdicts import current_verdicts
+
+
+def night_summary_counts(night: Night) -> dict[str, float]:
+    """Tracklets in, scored, auto-rejected, reviewed, real found, and the share not looked at."""
+    counts = Tracklet.objects.filter(night=night).aggregate(
+        total=Count("id"),
+        scored=Count("id", filter=Q(score__isnull=False)),
+        auto_rejected=Count("id", filter=Q(score__lt=F("model_version__threshold"))),
+        reviewed=Count("id", filter=Q(status=Tracklet.Status.REVIEWED)),
+    )
+    verdicts = _tracklet_verdicts(night)
+    counts["real_found"] = sum(1 for v in verdicts.values() if v == Verdict.Value.REAL)
+    counts["disagreements"] = sum(1 for v in verdicts.values() if v == "disagreement")
+    counts["share_not_looked_at"] = (
+        counts["auto_rejected"] / counts["total"] if counts["total"] else 0.0
+    )
+    return counts
+
+
+def _tracklet_verdicts(night: Night) -> dict[int, str]:
+    """Each reviewed tracklet's verdict: real, bogus, or disagreement between reviewers."""
+    ids = list(
+        Tracklet.objects.filter(night=night, status=Tracklet.Status.REVIEWED).values_list(
+            "id", flat=True
+        )
+    )
+    out = {}
+    for tracklet_id, by_reviewer in current_verdicts(ids).items():
+        values = {v for v in by_reviewer.values() if v != Verdict.Value.WITHDRAWN}
+        if values:
+            out[tracklet_id] = values.pop() if len(values) == 1 else "disagreement"
+    return out
+
+
+VERDICT_COLOURS = {
+    "not judged": "#8a949e",
+    "bogus": "#d9534f",
+    "real": "#3fb950",
+    "disagreement": "#e3b341",
+}
+
+
+def score_histogram_figure(
+    groups: dict[str, list[float]],
+    thresholds,
+    title: str,
+    *,
+    empty: str,
+    size: tuple[float, float] = (7, 3.2),
+) -> bytes:
+    """A PNG histogram of scores stacked by verdict group, thresholds as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=100)
+    axes = figure.add_subplot()
+    names = [name for name, values in groups.items() if values]
+    total = sum(len(v) for v in groups.values())
+    if names:
+        axes.hist(
+            [groups[n] for n in names],
+            bins=40,
+            range=(0, 1),
+            stacked=True,
+            color=[VERDICT_COLOURS[n] for n in names],
+            label=names,
+        )
+        axes.legend(loc="upper center", fontsize=8)
+    else:
+        axes.text(0.5, 0.5, empty, ha="center", va="center")
+    for threshold in sorted(t for t in thresholds if t is not None):
+        axes.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    axes.set_xlabel("tracklet score (1 = real)")
+    axes.set_ylabel("tracklets")
+    axes.set_yscale("log" if total > 200 else "linear")
+    axes.set_title(title, fontsize=9)
+    return figure_png(figure)
+
+
+def score_histogram_png(night: Night) -> bytes:
+    """Histogram of the night's scores, stacked by current verdict, with the threshold marked."""
+    verdicts = _tracklet_verdicts(night)
+    scored = Tracklet.objects.filter(night=night, score__isnull=False).values_list(
+        "id", "score", "model_version__threshold"
+    )
+    groups: dict[str, list[float]] = {"not judged": [], "bogus": [], "real": [], "disagreement": []}
+    thresholds = set()
+    for tracklet_id, score, threshold in scored:
+        groups[verdicts.get(tracklet_id, "not judged")].append(score)
+        thresholds.add(threshold)
+    return score_histogram_figure(
+        groups,
+        thresholds,
+        f"Night {night.date.isoformat()}: scores by verdict",
+        empty="no scored tracklet yet",
+    )

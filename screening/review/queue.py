@@ -1,0 +1,527 @@
+"""The screening queue: which tracklets a reviewer sees, in what order, and what each row shows."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+
+from screening.models import (
+    MARGIN_ORDER,
+    QUEUE_ORDER_ASC,
+    QUEUE_ORDER_DESC,
+    REVIEW_ORDER_ASC,
+    REVIEW_ORDER_DESC,
+    Detection,
+    ModelVersion,
+    Night,
+    ReviewClaim,
+    StampLabel,
+    StampPrediction,
+    Tracklet,
+    Verdict,
+)
+from screening.review.blind import (
+    below_threshold_q,
+    blind_applies,
+    blind_q,
+    mine_q,
+    row_is_blind,
+    to_review_q,
+)
+from screening.review.verdicts import current_verdicts
+
+STATUS_FILTERS = {
+    "to_review": "to review",
+    "reviewed": "reviewed",
+    "auto_rejected": "auto-rejected (below threshold)",
+    "all": "all",
+}
+
+
+ORDERS = {
+    "desc": "highest score first",
+    "asc": "lowest score first",
+    "informative": "least sure first (nearest the threshold)",
+}
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    status: str = "to_review"
+    score_min: float | None = None
+    score_max: float | None = None
+    stamp_class: str = ""
+    hide_judged: bool = False
+    order: str = "desc"
+
+    @property
+    def ascending(self) -> bool:
+        return self.order == "asc"
+
+    @property
+    def blind(self) -> bool:
+        """Blind screening is on (each reviewer's rows to review show no score, class or
+        others' verdicts before their verdict, in every view: `screening.review.blind`)."""
+        return settings.SCREENING_BLIND
+
+    @property
+    def to_review(self) -> bool:
+        return self.status == "to_review"
+
+    @classmethod
+    def from_query(cls, query: Any) -> QueueFilters:
+        """Read the filters from a request's GET parameters; bad values fall back to defaults."""
+
+        def number(name: str) -> float | None:
+            try:
+                value = float(query.get(name, ""))
+            except ValueError:
+                return None
+            return value if math.isfinite(value) else None
+
+        status = query.get("status", "to_review")
+        return cls(
+            status=status if status in STATUS_FILTERS else "to_review",
+            score_min=number("score_min"),
+            score_max=number("score_max"),
+            stamp_class=query.get("stamp_class", "").strip().upper()[:32],
+            hide_judged=query.get("hide_judged") in ("1", "on", "true"),
+            order=query.get("order") if query.get("order") in ORDERS else "desc",
+        )
+
+
+# --- who is screening what: claims -----------------------------------------------------------
+
+CLAIM_SECONDS = 300  # a claim lapses this long after its page last renewed it
+
+
+def _claimed_by_others(reviewer: AbstractBaseUser, now) -> Subquery:
+    return Subquery(
+        ReviewClaim.objects.filter(tracklet=OuterRef("pk"), expires_at__gt=now)
+        .exclude(reviewer=reviewer)
+        .order_by()
+        .values("tracklet")
+        .annotate(n=Count("id"))
+        .values("n")[:1],
+        output_field=IntegerField(),
+    )
+
+
+def claims_take(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> None:
+    """Claim (or renew the claim on) these tracklets for the reviewer, for CLAIM_SECONDS."""
+    if not tracklet_ids:
+        return
+    until = timezone.now() + datetime.timedelta(seconds=CLAIM_SECONDS)
+    ReviewClaim.objects.bulk_create(
+        [ReviewClaim(tracklet_id=pk, reviewer=reviewer, expires_at=until) for pk in tracklet_ids],
+        ignore_conflicts=True,
+    )
+    ReviewClaim.objects.filter(reviewer=reviewer, tracklet_id__in=tracklet_ids).update(
+        expires_at=until
+    )
+
+
+def claims_release(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> None:
+    ReviewClaim.objects.filter(reviewer=reviewer, tracklet_id__in=tracklet_ids).delete()
+
+
+def rows_taken(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> dict[int, str]:
+    """Which of these tracklets another reviewer has taken from this one, and how: judged by
+    enough reviewers already, or claimed by others who got there first. {id: what to show}."""
+    if not tracklet_ids:
+        return {}
+    now = timezone.now()
+    tracklets = {
+        pk: (n, wanted)
+        for pk, n, wanted in Tracklet.objects.filter(pk__in=tracklet_ids).values_list(
+            "pk", "n_reviews", "reviews_wanted"
+        )
+    }
+    verdicts = current_verdicts(list(tracklets))
+    judges: dict[int, list[int]] = {}
+    for pk, by in verdicts.items():
+        judges[pk] = [r for r, v in by.items() if v != Verdict.Value.WITHDRAWN]
+    claims = ReviewClaim.objects.filter(tracklet_id__in=tracklets, expires_at__gt=now).order_by(
+        "created_at", "id"
+    )
+    claimed: dict[int, list[tuple[int, str]]] = {}
+    for pk, reviewer_id, name in claims.values_list(
+        "tracklet_id", "reviewer_id", "reviewer__username"
+    ):
+        claimed.setdefault(pk, []).append((reviewer_id, name))
+    names = dict(
+        get_user_model()
+        .objects.filter(pk__in={r for rs in judges.values() for r in rs})
+        .values_list("pk", "username")
+    )
+    taken: dict[int, str] = {}
+    for pk, (n_reviews, wanted) in tracklets.items():
+        if reviewer.pk in judges.get(pk, []):
+            continue  # judged by me: mine, whatever others did
+        if n_reviews >= wanted:
+            who = ", ".join(names.get(r, "?") for r in judges.get(pk, []))
+            taken[pk] = f"judged by {who}"
+            continue
+        before_me = []
+        for reviewer_id, name in claimed.get(pk, []):
+            if reviewer_id == reviewer.pk:
+                break
+            if reviewer_id not in judges.get(pk, []):
+                before_me.append(name)
+        if n_reviews + len(before_me) >= wanted:
+            verb = "is" if len(before_me) == 1 else "are"
+            taken[pk] = f"{' and '.join(before_me)} {verb} on it"
+    return taken
+
+
+# --- the queue --------------------------------------------------------------------------------
+
+
+def queue_order(filters: QueueFilters) -> tuple[Any, bool]:
+    """The view's sort key (an expression the queue's indexes hold) and whether it descends.
+
+    Every view but the auto-rejected one sorts blind rows (audits, gold) by their place in the
+    to-review queue, so that no view gives them away; the auto-rejected view leaves them out.
+    """
+    if filters.order == "informative":
+        return MARGIN_ORDER, False
+    if filters.status == "auto_rejected":
+        return (QUEUE_ORDER_ASC, False) if filters.ascending else (QUEUE_ORDER_DESC, True)
+    return (REVIEW_ORDER_ASC, False) if filters.ascending else (REVIEW_ORDER_DESC, True)
+
+
+def queue_tracklets(
+    *,
+    night: Night,
+    reviewer: AbstractBaseUser,
+    filters: QueueFilters,
+    claims: bool = False,
+) -> QuerySet[Tracklet]:
+    """The night's tracklets that pass the filters, in the view's order (unscored last).
+
+    `claims`: leave out what other reviewers hold (their pages' claims), for a screening pass.
+    """
+    # the model's threshold and version, not its metrics, classes and path, for every row
+    tracklets = (
+        Tracklet.objects.filter(night=night)
+        .select_related("model_version")
+        .defer("model_version__metrics", "model_version__classes", "model_version__checkpoint")
+    )
+    blind = blind_q(reviewer)
+    if filters.status == "to_review":
+        tracklets = tracklets.filter(to_review_q(reviewer))
+        if claims:
+            tracklets = tracklets.alias(
+                held=F("n_reviews") + Coalesce(_claimed_by_others(reviewer, timezone.now()), 0)
+            ).filter(held__lt=F("reviews_wanted"))
+    elif filters.status == "reviewed":
+        tracklets = tracklets.filter(status=Tracklet.Status.REVIEWED)
+    elif filters.status == "auto_rejected":
+        tracklets = tracklets.filter(below_threshold_q())
+        if blind is not None:  # an audit row in my queue is no auto-rejected row to me
+            tracklets = tracklets.exclude(blind)
+        # A bound on the sort keys themselves, which the queue's indexes can seek to: without it
+        # a night's passing tracklets are walked through first (327 ms a page at 1,000,000).
+        top = ModelVersion.objects.aggregate(top=Max("threshold"))["top"]
+        if top is not None:
+            tracklets = tracklets.alias(
+                below_desc=QUEUE_ORDER_DESC, below_asc=QUEUE_ORDER_ASC
+            ).filter(below_desc__lt=top, below_asc__lt=top)
+    # Score filters act on what the view sorts by: a blind row's place, not its score.
+    score = "score" if filters.status == "auto_rejected" else "shown_score"
+    if score == "shown_score":
+        tracklets = tracklets.alias(shown_score=Coalesce(F("queue_score"), F("score")))
+    if filters.score_min is not None:
+        tracklets = tracklets.filter(**{f"{score}__gte": filters.score_min})
+    if filters.score_max is not None:
+        tracklets = tracklets.filter(**{f"{score}__lte": filters.score_max})
+    if filters.stamp_class:
+        tracklets = tracklets.filter(
+            Exists(
+                StampPrediction.objects.filter(
+                    detection__tracklet=OuterRef("pk"),
+                    model_version=OuterRef("model_version"),
+                    top_class=filters.stamp_class,
+                )
+            )
+        )
+        if blind is not None:  # a blind row's classes choose nothing
+            tracklets = tracklets.exclude(blind)
+    if filters.hide_judged:
+        tracklets = tracklets.exclude(mine_q(reviewer))
+    key, descending = queue_order(filters)
+    return tracklets.order_by(key.desc() if descending else key.asc(), "id")
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue, paged by its last row (keyset), not by an offset: rows judged
+    meanwhile leave the view without moving unseen rows behind the reviewer. No total count,
+    which would cost a scan of the whole night."""
+
+    number: int
+    tracklets: list[Tracklet]
+    has_next: bool
+    has_previous: bool
+    next_cursor: str | None = None  # rows after this page's last
+    previous_cursor: str | None = None  # rows before this page's first
+
+    @property
+    def next_page_number(self) -> int | None:
+        return self.number + 1 if self.has_next else None
+
+    @property
+    def previous_page_number(self) -> int | None:
+        return max(1, self.number - 1) if self.has_previous else None
+
+
+class CursorError(ValueError):
+    """A page cursor that is not one this queue made."""
+
+
+def sort_value(tracklet: Tracklet, filters: QueueFilters) -> float:
+    """The row's value of the view's sort key, as the database computes it (queue_order)."""
+    queue_score, score = tracklet.queue_score, tracklet.score
+    if filters.order == "informative":
+        shown = queue_score if queue_score is not None else score
+        if shown is None or not tracklet.model_version_id:
+            return 2.0
+        return abs(shown - tracklet.model_version.threshold)
+    if filters.status == "auto_rejected":
+        shown = score
+    else:
+        shown = queue_score if queue_score is not None else score
+    if shown is None:
+        return 2.0 if filters.ascending else -1.0
+    return shown
+
+
+def cursor_of(tracklet: Tracklet, filters: QueueFilters) -> str:
+    return f"{sort_value(tracklet, filters)!r}_{tracklet.pk}"
+
+
+def cursor_parse(text: str) -> tuple[float, int]:
+    try:
+        value, pk = text.rsplit("_", 1)
+        number, ident = float(value), int(pk)
+    except ValueError:
+        raise CursorError(f"{text[:40]!r} is not a page cursor (score_id)") from None
+    if not math.isfinite(number):
+        raise CursorError(f"{text[:40]!r} is not a page cursor (score_id)")
+    return number, ident
+
+
+def queue_page(
+    tracklets: QuerySet[Tracklet],
+    *,
+    filters: QueueFilters,
+    size: int,
+    after: str = "",
+    before: str = "",
+    number: int = 1,
+) -> QueuePage:
+    """`size` rows after the row of cursor `after` (or before `before`; from the top with
+    neither), reading one row more to know whether more follow. `number` is only shown."""
+    key, descending = queue_order(filters)
+    tracklets = tracklets.alias(sort_key=key)
+    number = max(1, number)
+    if before:
+        value, pk = cursor_parse(before)
+        earlier = Q(sort_key__gt=value) if descending else Q(sort_key__lt=value)
+        rows = list(
+            tracklets.filter(earlier | Q(sort_key=value, id__lt=pk)).order_by(
+                key.asc() if descending else key.desc(), "-id"
+            )[: size + 1]
+        )
+        more_before = len(rows) > size
+        rows = rows[:size][::-1]
+        return QueuePage(
+            number=number,
+            tracklets=rows,
+            has_next=True,
+            has_previous=more_before,
+            next_cursor=cursor_of(rows[-1], filters) if rows else before,
+            previous_cursor=cursor_of(rows[0], filters) if rows and more_before else None,
+        )
+    if after:
+        value, pk = cursor_parse(after)
+        later = Q(sort_key__lt=value) if descending else Q(sort_key__gt=value)
+        tracklets = tracklets.filter(later | Q(sort_key=value, id__gt=pk))
+    rows = list(tracklets[: size + 1])
+    has_next = len(rows) > size
+    rows = rows[:size]
+    return QueuePage(
+        number=number,
+        tracklets=rows,
+        has_next=has_next,
+        has_previous=bool(after),
+        next_cursor=cursor_of(rows[-1], filters) if rows and has_next else None,
+        previous_cursor=cursor_of(rows[0], filters) if rows and after else (after or None),
+    )
+
+
+@dataclass
+class StampView:
+    detection: Detection
+    top_class: str = ""
+    top_probability: float | None = None
+    probabilities: list[tuple[str, float]] = field(default_factory=list)
+    label: str = ""
+
+    url: str = ""
+
+    @property
+    def caption(self) -> str:
+        return f"{self.top_class} {self.top_probability:.2f}" if self.top_class else ""
+
+    @property
+    def distribution(self) -> str:
+        """The full class distribution, highest first, as text (hover) and for the tooltip."""
+        return ", ".join(f"{name} {p:.3f}" for name, p in self.probabilities)
+
+
+@dataclass
+class QueueRow:
+    tracklet: Tracklet
+    stamps: list[StampView]
+    my_verdict: str | None
+    verdicts: dict[str, int]  # value to number of reviewers currently giving it
+    auto_rejected: bool
+    blind: bool = False  # score, classes, status and others' verdicts hidden until mine
+    url: str = ""  # the tracklet's page
+    taken: str = ""  # another reviewer judged it or got to it first (rows_taken)
+
+    @property
+    def arrow_rotation(self) -> float:
+        """CSS rotation of an up-arrow showing the motion on a north-up, east-left sky."""
+        return (360.0 - self.tracklet.position_angle_deg) % 360.0
+
+    @property
+    def disagreement(self) -> bool:
+        return self.verdicts.get("real", 0) > 0 and self.verdicts.get("bogus", 0) > 0
+
+
+def queue_rows(
+    tracklets: list[Tracklet],
+    *,
+    reviewer: AbstractBaseUser,
+    full_detections: bool = False,
+) -> list[QueueRow]:
+    """What each row shows, in a fixed number of queries whatever the page size.
+
+    The detections carry only their id and index (what a strip shows) unless `full_detections`
+    (the tracklet's page lists their positions, magnitudes and stamp files).
+
+    Blind rows (those of the reviewer's to-review queue, when they screen blind: `blind_q`)
+    carry no score, class, status or others' verdicts until the reviewer's own verdict, in
+    every view: the same fields, empty, for every such row.
+    """
+    ids = [t.pk for t in tracklets]
+    detections: dict[int, list[Detection]] = {}
+    found = Detection.objects.filter(tracklet_id__in=ids).order_by("tracklet_id", "index")
+    if not full_detections:
+        found = found.only("id", "tracklet_id", "index")
+    for detection in found:
+        detections.setdefault(detection.tracklet_id, []).append(detection)
+    versions = {t.pk: t.model_version_id for t in tracklets}
+    verdicts = current_verdicts(ids)
+    screens_blind = blind_applies(reviewer)
+    blind_ids = {
+        t.pk
+        for t in tracklets
+        if screens_blind and row_is_blind(t, verdicts.get(t.pk, {}).get(reviewer.pk))
+    }
+    # a blind row's classes are not even read (nothing of them can reach the page)
+    shown = [pk for pk in ids if pk not in blind_ids]
+    predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
+    for (
+        detection_id,
+        tracklet_id,
+        version_id,
+        top,
+        probability,
+        probabilities,
+    ) in StampPrediction.objects.filter(
+        detection__tracklet_id__in=shown,
+        model_version_id__in={v for v in versions.values() if v is not None},
+    ).values_list(
+        "detection_id",
+        "detection__tracklet_id",
+        "model_version_id",
+        "top_class",
+        "top_probability",
+        "probabilities",
+    ):
+        if version_id == versions[tracklet_id]:
+            predictions[detection_id] = (top, probability, probabilities)
+    labels: dict[int, str] = {}
+    # others' stamp classes are others' opinions: a blind row shows only the reviewer's own
+    labelled = Q(detection__tracklet_id__in=shown) | Q(
+        detection__tracklet_id__in=blind_ids, reviewer=reviewer
+    )
+    for detection_id, name in (
+        StampLabel.objects.filter(labelled)
+        .order_by("detection_id", "-created_at", "-id")
+        .values_list("detection_id", "stamp_class__name")
+    ):
+        labels.setdefault(detection_id, name)
+    url_prefix = reverse("stamp-display", args=[0]).removesuffix("0.png")
+    page_prefix = reverse("tracklet-page", args=[0]).removesuffix("0/")
+    rows = []
+    for tracklet in tracklets:
+        stamps = []
+        for detection in detections.get(tracklet.pk, []):
+            view = StampView(
+                detection=detection,
+                label=labels.get(detection.pk, ""),
+                url=f"{url_prefix}{detection.pk}.png",
+            )
+            if detection.pk in predictions:
+                view.top_class, view.top_probability, probabilities = predictions[detection.pk]
+                view.probabilities = sorted(probabilities.items(), key=lambda item: -item[1])
+            stamps.append(view)
+        current = verdicts.get(tracklet.pk, {})
+        counts: dict[str, int] = {}
+        for value in current.values():
+            if value != Verdict.Value.WITHDRAWN:
+                counts[value] = counts.get(value, 0) + 1
+        threshold = tracklet.model_version.threshold if tracklet.model_version else None
+        mine = current.get(reviewer.pk)
+        if tracklet.pk in blind_ids:
+            for stamp in stamps:
+                stamp.top_class, stamp.top_probability, stamp.probabilities = "", None, []
+            rows.append(
+                QueueRow(
+                    tracklet=tracklet,
+                    stamps=stamps,
+                    my_verdict=mine,
+                    verdicts={},
+                    auto_rejected=False,
+                    blind=True,
+                    url=f"{page_prefix}{tracklet.pk}/",
+                )
+            )
+            continue
+        rows.append(
+            QueueRow(
+                tracklet=tracklet,
+                stamps=stamps,
+                my_verdict=current.get(reviewer.pk),
+                verdicts=counts,
+                auto_rejected=tracklet.score is not None
+                and threshold is not None
+                and tracklet.score < threshold,
+                url=f"{page_prefix}{tracklet.pk}/",
+            )
+        )
+    return rows

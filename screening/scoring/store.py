@@ -1,0 +1,103 @@
+"""Storing the model's output: per-stamp class probabilities and tracklet scores, in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from screening.models import (
+    Detection,
+    ModelVersion,
+    StampPrediction,
+    Tracklet,
+    TrackletScore,
+)
+from screening.review.routing import scored_rows_route
+
+
+@dataclass(frozen=True)
+class TrackletResult:
+    """One tracklet's output from a model: per-stamp probabilities (time order) and its score."""
+
+    tracklet_id: int
+    stamp_probabilities: Sequence[Sequence[float]]  # one row per detection, one column per class
+    score: float
+
+
+def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResult]) -> int:
+    """Write predictions and scores for many tracklets in one transaction.
+
+    Returns how many tracklets now show this model's score and did not before.
+
+    A tracklet already scored by this model version keeps that score, so storing twice changes
+    nothing. Reviewed tracklets keep their status; pending ones become `scored`.
+    """
+    classes = list(model_version.classes)
+    ids = [r.tracklet_id for r in results]
+    with transaction.atomic():
+        stored = dict(
+            TrackletScore.objects.filter(
+                model_version=model_version, tracklet_id__in=ids
+            ).values_list("tracklet_id", "score")
+        )
+        todo = [r for r in results if r.tracklet_id not in stored]
+        changed = Tracklet.objects.filter(pk__in=ids).exclude(model_version=model_version).count()
+        detections = _detections_by_tracklet([r.tracklet_id for r in todo])
+        predictions, scores = [], []
+        for result in todo:
+            rows = detections[result.tracklet_id]
+            if len(rows) != len(result.stamp_probabilities):
+                raise ValueError(
+                    f"tracklet {result.tracklet_id} has {len(rows)} detections but "
+                    f"{len(result.stamp_probabilities)} stamp predictions"
+                )
+            for detection_id, probabilities in zip(rows, result.stamp_probabilities, strict=True):
+                named = {c: round(float(p), 6) for c, p in zip(classes, probabilities, strict=True)}
+                top = max(named, key=named.__getitem__)
+                predictions.append(
+                    StampPrediction(
+                        detection_id=detection_id,
+                        model_version=model_version,
+                        probabilities=named,
+                        top_class=top,
+                        top_probability=named[top],
+                    )
+                )
+            scores.append(
+                TrackletScore(
+                    tracklet_id=result.tracklet_id,
+                    model_version=model_version,
+                    score=float(result.score),
+                )
+            )
+            stored[result.tracklet_id] = float(result.score)
+        StampPrediction.objects.bulk_create(predictions, batch_size=2000)
+        TrackletScore.objects.bulk_create(scores, batch_size=2000)
+        # Every tracklet now shows this model's score (the new one, or the one stored before,
+        # for a model made active again after a rollback) and is no longer claimed by a worker;
+        # who reviews it next is the review stage's decision.
+        Tracklet.objects.filter(pk__in=ids).update(
+            model_version=model_version, scored_at=timezone.now(), claimed_at=None
+        )
+        Tracklet.objects.bulk_update(
+            [Tracklet(pk=pk, score=stored[pk]) for pk in ids], ["score"], batch_size=1000
+        )
+        Tracklet.objects.filter(pk__in=ids, status=Tracklet.Status.PENDING).update(
+            status=Tracklet.Status.SCORED
+        )
+        scored_rows_route(model_version=model_version, tracklet_ids=ids)
+    return changed
+
+
+def _detections_by_tracklet(ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {i: [] for i in ids}
+    for tracklet_id, detection_id in (
+        Detection.objects.filter(tracklet_id__in=ids)
+        .order_by("tracklet_id", "index")
+        .values_list("tracklet_id", "id")
+    ):
+        out[tracklet_id].append(detection_id)
+    return out
