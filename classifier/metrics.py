@@ -1,5 +1,6 @@
 """Figures of tracklet scores against the truth: the threshold for a recall, ROC AUC, the
-operating point at a threshold, and the reliability table. Pure NumPy (SciPy for ranks)."""
+operating point at a threshold, and the reliability table; the held-out stamp accuracy a model
+page shows. Pure NumPy (SciPy for ranks), no PyTorch: the web process imports it."""
 
 from __future__ import annotations
 
@@ -63,3 +64,30 @@ def reliability(scores: np.ndarray, real: np.ndarray, bins: int = 10) -> dict[st
                 }
             )
     return {"bins": rows, "ece": float(ece)}
+
+
+def held_out_stamp_accuracy(comparison: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each model's ICN accuracy on the held-out labelled stamps, as a page shows it:
+    {"candidate"|"base": {"accuracy", "stamps", "lacks"}}. A model cannot be right on a stamp
+    of a class it does not have (the base has none of the new classes): its accuracy is over
+    the stamps of its own classes, None where there are none, and "lacks" names the others."""
+    new = set(comparison.get("new_classes") or [])
+    held = comparison.get("holdout_stamps") or {}
+    out: dict[str, dict[str, Any]] = {}
+    for side in ("candidate", "base"):
+        figures = held.get(side) or {}
+        counts = figures.get("per_class_stamps") or {}
+        lacks = sorted(c for c in counts if c in new) if side == "base" else []
+        if not lacks:
+            out[side] = {
+                "accuracy": figures.get("accuracy"),
+                "stamps": figures.get("stamps"),
+                "lacks": [],
+            }
+            continue
+        per_class = figures.get("per_class") or {}
+        own = {c: n for c, n in counts.items() if c not in new and per_class.get(c) is not None}
+        stamps = sum(own.values())
+        accuracy = (sum(per_class[c] * n for c, n in own.items()) / stamps) if stamps else None
+        out[side] = {"accuracy": accuracy, "stamps": stamps, "lacks": lacks}
+    return out

@@ -265,33 +265,6 @@ def new_class_passing(
     return out
 
 
-def held_out_stamp_accuracy(comparison: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each model's ICN accuracy on the held-out labelled stamps, as a page shows it:
-    {"candidate"|"base": {"accuracy", "stamps", "lacks"}}. A model cannot be right on a stamp
-    of a class it does not have (the base has none of the new classes): its accuracy is over
-    the stamps of its own classes, None where there are none, and "lacks" names the others."""
-    new = set(comparison.get("new_classes") or [])
-    held = comparison.get("holdout_stamps") or {}
-    out: dict[str, dict[str, Any]] = {}
-    for side in ("candidate", "base"):
-        figures = held.get(side) or {}
-        counts = figures.get("per_class_stamps") or {}
-        lacks = sorted(c for c in counts if c in new) if side == "base" else []
-        if not lacks:
-            out[side] = {
-                "accuracy": figures.get("accuracy"),
-                "stamps": figures.get("stamps"),
-                "lacks": [],
-            }
-            continue
-        per_class = figures.get("per_class") or {}
-        own = {c: n for c, n in counts.items() if c not in new and per_class.get(c) is not None}
-        stamps = sum(own.values())
-        accuracy = (sum(per_class[c] * n for c, n in own.items()) / stamps) if stamps else None
-        out[side] = {"accuracy": accuracy, "stamps": stamps, "lacks": lacks}
-    return out
-
-
 def plain(value: Any) -> Any:
     """Numbers and containers as plain Python (a weights_only checkpoint holds nothing else);
     NaN (say, a real recall with no real tracklets) becomes None."""

@@ -13,11 +13,20 @@ that is NaN, infinite, or whose absolute value is at least ``MASK_THRESHOLD`` (1
 data and becomes NaN in ``Stamp.pixels``. Surveys mark masked pixels with the float32 extreme
 (-3.4e38 in ZTF alert templates) as well as with NaN; no real flux comes near 1e30.
 
+FITS scaling (physical value = BZERO + BSCALE x stored value) is done here, never by astropy in
+float32: integer data with BSCALE 1 and a whole BZERO (unsigned 16, 32 and 64-bit as FITS stores
+them, BZERO 2**15, 2**31, 2**63) are offset exactly in integers, anything else is scaled in
+float64; BLANK marks missing integer pixels. Only then are the values rounded once to float32,
+the model's type: integers up to 2**24 exactly, larger ones to the nearest float32 (a relative
+error under 6e-8). A BSCALE or BZERO that takes a stored value to 1e30 or more (the mask level,
+beyond float32 at 3.4e38) is refused, naming both, rather than turned into missing data.
+
 Every malformed file is a ``StampError`` naming what is wrong: a FITS header whose NAXIS, NAXISn,
 BITPIX, BSCALE or BZERO is not a valid value (named), a header without END, data shorter than the
 header declares ("FITS data are truncated: ..."; astropy's zero-filling of truncated data is an
-error here too), a PNG that is too large, truncated or has broken chunks, and any other error a
-decoder (astropy, Pillow, numpy) raises on bad input.
+error here too), a PNG that is too large, truncated or has broken chunks, a .npy array that is
+not of an integer or float dtype (bool, complex, strings, objects, structured: named), and any
+other error a decoder (astropy, Pillow, numpy) raises on bad input.
 """
 
 from __future__ import annotations
@@ -83,7 +92,8 @@ def read_stamp(data: bytes, *, max_side: int = MAX_SIDE) -> Stamp:
         raise
     except Exception as exc:  # a decoder's error on bad input is the file's problem
         raise StampError(f"{kind} file cannot be read ({type(exc).__name__}: {exc})") from exc
-    pixels = np.array(stamp.pixels, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, a mask value
+        pixels = np.array(stamp.pixels, dtype=np.float32)
     if pixels.ndim != 2:
         raise StampError(f"image must be 2-D, got shape {pixels.shape}")
     with np.errstate(invalid="ignore"):
@@ -236,10 +246,8 @@ def _read_simple_fits(data: bytes, *, max_side: int) -> Stamp | None:
     zero = _float_card(cards, "BZERO", 0.0)
     count = height * width
     dtype = np.dtype(_FITS_DTYPES[bitpix])
-    pixels = np.frombuffer(data, dtype=dtype, count=count, offset=header.data_start)
-    pixels = pixels.astype(np.float32).reshape(height, width)
-    if scale != 1.0 or zero != 0.0:
-        pixels = (pixels * scale + zero).astype(np.float32)
+    stored = np.frombuffer(data, dtype=dtype, count=count, offset=header.data_start)
+    pixels = _physical(stored, scale=scale, zero=zero, blank=None).reshape(height, width)
     try:
         saturation = float(cards["SATURATE"].replace("D", "E")) if "SATURATE" in cards else None
     except ValueError:
@@ -247,6 +255,65 @@ def _read_simple_fits(data: bytes, *, max_side: int) -> Stamp | None:
     if saturation is not None and not math.isfinite(saturation):
         saturation = None
     return Stamp(pixels=pixels, format="fits", saturation=saturation)
+
+
+def _physical(stored: np.ndarray, *, scale: float, zero: float, blank: int | None) -> np.ndarray:
+    """FITS physical values, BZERO + BSCALE x stored, as float32 with NaN for missing pixels
+    (unscaled float data: as stored, for read_stamp to round and mask).
+
+    Offset exactly (integers) or scaled in float64, then rounded to float32 once. Never scaled in
+    float32, which rounds unsigned 32-bit pixels to steps of 128 (0 to 63 all become 0) and makes
+    a BSCALE beyond float32 infinite, so that 0 x BSCALE is NaN. A stored value that is itself
+    missing (integer BLANK; float NaN, infinite or a mask value) stays missing; a stored value that
+    scaling takes to MASK_THRESHOLD or beyond is a StampError naming BSCALE and BZERO (no real
+    flux is that large: the header is wrong)."""
+    if stored.dtype.kind in "iu":
+        missing = stored == blank if blank is not None else None
+        values = _offset_exactly(stored, scale=scale, zero=zero)
+        if values is not None:  # |value| < 2**64: far below the mask level, no check needed
+            pixels = values.astype(np.float32)
+            if missing is not None:
+                pixels[missing] = np.nan
+            return pixels
+        wide = stored.astype(np.float64)
+    elif scale == 1.0 and zero == 0.0:
+        return stored  # as stored; read_stamp rounds it and applies the missing-data rule
+    else:
+        wide = stored.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            missing = ~(np.abs(wide) < MASK_THRESHOLD)
+    with np.errstate(over="ignore", invalid="ignore"):
+        wide = wide * scale + zero
+        too_large = ~(np.abs(wide) < MASK_THRESHOLD)
+    if missing is not None:
+        too_large &= ~missing
+    if too_large.any():
+        worst = wide[too_large][np.argmax(np.abs(wide[too_large]))]
+        raise StampError(
+            f"FITS header BSCALE = {scale:g} and BZERO = {zero:g} scale a stored pixel to "
+            f"{worst:g}; pixel values must stay below {MASK_THRESHOLD:g} in magnitude (the "
+            "model reads float32, whose largest value is 3.4e38)"
+        )
+    if missing is not None:
+        wide[missing] = np.nan
+    return wide.astype(np.float32)
+
+
+def _offset_exactly(stored: np.ndarray, *, scale: float, zero: float) -> np.ndarray | None:
+    """Integer pixels plus a whole BZERO, in integers (exact), when BSCALE is 1; else None."""
+    if scale != 1.0 or zero != int(zero):
+        return None
+    offset = int(zero)
+    native = stored.astype(stored.dtype.newbyteorder("="))
+    if stored.dtype.itemsize == 8:  # 64-bit: only the unsigned convention (or none) fits
+        if offset == 0:
+            return native
+        if offset == 2**63 and native.dtype.kind == "i":
+            return native.view(np.uint64) ^ np.uint64(2**63)
+        return None
+    if abs(offset) > 2**62:
+        return None
+    return native.astype(np.int64) + offset
 
 
 def _check_shape(shape: tuple[int, ...], *, max_side: int) -> tuple[int, int]:
@@ -289,7 +356,13 @@ def _read_fits(data: bytes, *, max_side: int) -> Stamp:
 
 def _read_fits_hdus(fits, data: bytes, *, max_side: int) -> Stamp:
     try:
-        with fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True) as hdus:
+        with fits.open(
+            io.BytesIO(data),
+            memmap=False,
+            lazy_load_hdus=True,
+            do_not_scale_image_data=True,  # scaled by _physical, not in float32
+            uint=False,
+        ) as hdus:
             for hdu in hdus:
                 naxis = int(hdu.header.get("NAXIS", 0))
                 if naxis < 2 or not isinstance(hdu, fits.PrimaryHDU | fits.ImageHDU):
@@ -304,10 +377,12 @@ def _read_fits_hdus(fits, data: bytes, *, max_side: int) -> Stamp:
                 if math.prod(shape) == 0:
                     continue
                 height, width = _check_shape(shape, max_side=max_side)
-                pixels = hdu.data
-                if pixels is None:
+                stored = hdu.data  # as stored: opened with do_not_scale_image_data
+                if stored is None:
                     continue
-                pixels = np.asarray(pixels, dtype=np.float32).reshape(height, width)
+                scale, zero, blank = _scaling(hdu.header, integer=stored.dtype.kind in "iu")
+                pixels = _physical(np.asarray(stored), scale=scale, zero=zero, blank=blank)
+                pixels = pixels.reshape(height, width)
                 saturate = hdu.header.get("SATURATE")
                 saturation = (
                     float(saturate)
@@ -320,6 +395,22 @@ def _read_fits_hdus(fits, data: bytes, *, max_side: int) -> Stamp:
     except Exception as exc:
         raise StampError(f"FITS file cannot be read ({exc})") from exc
     raise StampError("FITS file has no 2-D image HDU")
+
+
+def _scaling(header, *, integer: bool) -> tuple[float, float, int | None]:
+    """BSCALE, BZERO and (for integer data) BLANK of an HDU's header, checked."""
+    numbers = []
+    for key, default in (("BSCALE", 1.0), ("BZERO", 0.0)):
+        value = header.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise StampError(f"FITS header {key} must be a finite number, got {value!r}")
+        if not math.isfinite(value):
+            raise StampError(f"FITS header {key} must be a finite number, got {value!r}")
+        numbers.append(float(value))
+    blank = header.get("BLANK") if integer else None
+    if blank is not None and (isinstance(blank, bool) or not isinstance(blank, int)):
+        raise StampError(f"FITS header BLANK must be an integer, got {blank!r}")
+    return numbers[0], numbers[1], blank
 
 
 def _read_png(data: bytes, *, max_side: int) -> Stamp:
@@ -350,13 +441,16 @@ def _read_npy(data: bytes, *, max_side: int) -> Stamp:
             shape, _, dtype = np.lib.format.read_array_header_2_0(buffer)
     except (ValueError, OSError) as exc:
         raise StampError(f".npy file cannot be read ({exc})") from exc
-    if dtype.hasobject or dtype.kind not in "biuf":
-        raise StampError(f".npy array must be numeric, got dtype {dtype}")
+    if dtype.hasobject or dtype.kind not in "iuf":  # not bool, complex, text, dates, records
+        raise StampError(
+            f".npy array must be numeric (an integer or float dtype), got dtype {dtype}"
+        )
     _check_shape(shape, max_side=max_side)
     buffer.seek(0)
     try:
         array = np.load(buffer, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise StampError(f".npy file cannot be read ({exc})") from exc
-    pixels = np.asarray(array, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, a mask value
+        pixels = np.asarray(array, dtype=np.float32)
     return Stamp(pixels=pixels.reshape(_check_shape(pixels.shape, max_side=max_side)), format="npy")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Abs, Coalesce
+
+from classifier.classes import class_name_problem
 
 
 class Night(models.Model):
@@ -22,7 +25,11 @@ class Night(models.Model):
 
 
 class StampClass(models.Model):
-    """A class a stamp can belong to: the paper's 8, plus any an admin adds (say GLARE)."""
+    """A class a stamp can belong to: the paper's 8, plus any an admin adds (say GLARE).
+
+    Its name follows `classifier.classes.class_name_problem` (ASCII letters, digits and `_ . -`,
+    starting with a letter or digit: no formula for a spreadsheet, no bidirectional-text
+    control for a page), checked in the admin's form and on every save."""
 
     name = models.CharField(max_length=32, unique=True)
     is_real = models.BooleanField(help_text="True for a real source (AST, STREAK, COMET).")
@@ -35,6 +42,15 @@ class StampClass(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.clean()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        problem = class_name_problem(self.name)
+        if problem:
+            raise ValidationError({"name": problem})
 
 
 class ModelVersionManager(models.Manager):
@@ -58,6 +74,12 @@ class ModelVersion(models.Model):
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    tracklets_scored = models.PositiveBigIntegerField(
+        default=0, help_text="Tracklet scores stored by this version, ever (a counter)."
+    )
+    stamps_scored = models.PositiveBigIntegerField(
+        default=0, help_text="Stamp predictions stored by this version, ever (a counter)."
+    )
 
     objects = ModelVersionManager()
 
@@ -462,6 +484,9 @@ class BundleChunk(models.Model):
     error = models.TextField(blank=True)
     worker = models.CharField(max_length=255, blank=True, help_text="The worker that ran it.")
     started_at = models.DateTimeField(null=True, blank=True)
+    alive_at = models.DateTimeField(
+        null=True, blank=True, help_text="Its worker's last sign of life (claim, progress)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

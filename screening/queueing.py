@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 # ingest/tasks.py
 INGEST_BUNDLE_UPLOAD = "screening.tasks.ingest_bundle_upload"
 INGEST_BUNDLE_CHUNK = "screening.tasks.ingest_bundle_chunk"
+SWEEP_BUNDLE_CHUNKS = "screening.tasks.sweep_bundle_chunks"
 PRUNE_BUNDLE_UPLOADS = "screening.tasks.prune_bundle_uploads"
 # scoring/tasks.py (inference queue: `score_*`)
 SCORE_PENDING = "screening.tasks.score_pending"
@@ -54,3 +55,26 @@ def request_displays(tracklet_ids: list[int]) -> None:
     to-review rows), so that a queue page finds them drawn. If the broker is down, the page
     draws what is missing itself."""
     enqueue_or_log(MAKE_DISPLAYS, list(tracklet_ids), fallback="pages will draw them")
+
+
+def queue_size(connection, queue: str) -> int:
+    """Messages waiting in a queue (not those a worker holds unacknowledged); 0 for a queue the
+    broker has never seen (nothing sent to it yet)."""
+    from amqp.exceptions import ChannelError
+
+    channel = connection.channel()
+    try:
+        return channel.queue_declare(queue, passive=True)[1]
+    except ChannelError:  # kombu's "no queue" on a broker where nothing declared it yet
+        return 0
+    finally:
+        channel.close()
+
+
+def queue_depth(queue: str) -> int:
+    """Messages waiting in one queue of the broker; raises if the broker does not answer."""
+    from screening.celery import app
+
+    with app.connection_for_read() as connection:
+        connection.ensure_connection(max_retries=1)
+        return queue_size(connection, queue)

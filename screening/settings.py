@@ -12,7 +12,6 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -82,6 +81,10 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+# The product's own files: the embedded database, caches (the evaluation sets), logs. The image
+# sets /data/var, a volume its user may write (the code under /app is not theirs).
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use" if DEBUG else None)
 if not DEBUG and (len(SECRET_KEY) < 50 or SECRET_KEY.startswith("insecure")):
@@ -107,6 +110,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /healthz and /metrics answer whatever the Host (web:8000 for Prometheus and health checks
+    # inside docker compose, a pod's address...): before CommonMiddleware checks ALLOWED_HOSTS.
+    "screening.ops.probes.ProbesMiddleware",
+    # A chunked body (no Content-Length) would reach the views empty: 411 before anything reads it.
+    "screening.ingest.limits.LengthRequiredMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -174,7 +182,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 # Stamps, display images, model inputs and uploaded bundles: the local filesystem (MEDIA_ROOT,
-# the embedded default) or an S3-compatible object store (MinIO, AWS S3, ...), so that web and
+# the embedded default) or an S3-compatible object store (SeaweedFS, AWS S3, ...), so that web and
 # workers on different machines share them without a shared disk.
 MEDIA_STORAGE = env_choice("MEDIA_STORAGE", "filesystem", ("filesystem", "s3"))
 S3_BUCKET = env_str("S3_BUCKET", "screening")
@@ -193,7 +201,7 @@ _S3_OPTIONS = {
     "default_acl": None,  # private: pages and the API serve the files, never the bucket
     "querystring_auth": True,
     "file_overwrite": False,  # as on the filesystem: a name taken gets a fresh one
-    "addressing_style": "path",  # MinIO and other self-hosted stores
+    "addressing_style": "path",  # SeaweedFS and other self-hosted stores
     "signature_version": "s3v4",
 }
 STORAGES = {
@@ -232,6 +240,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "screening.api.schema.ScreeningAutoSchema",
     "EXCEPTION_HANDLER": "screening.api.errors.exception_handler",
+    # `?format=` outside the view's formats is a 400 naming them, not a 404.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "screening.api.filters.FormatNegotiation",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -296,6 +306,15 @@ BUNDLE_UPLOAD_KEEP_DAYS = env_int("BUNDLE_UPLOAD_KEEP_DAYS", 7, minimum=1)
 # An uploaded bundle is split into chunks of this many tracklets, ingested by every worker on
 # the default queue at once (one job, one progress bar, one report).
 INGEST_CHUNK_TRACKLETS = env_int("INGEST_CHUNK_TRACKLETS", 500, minimum=1)
+# A chunk (or an upload's job) silent this long is taken over by the sweep: its worker was lost
+# (a chunk of 500 tracklets takes seconds, and writes its progress every second).
+INGEST_CHUNK_STALE_SECONDS = env_int("INGEST_CHUNK_STALE_SECONDS", 600, minimum=1)
+# How often the beat sweeps uploads: chunks whose messages the broker lost, silent chunks,
+# uploads whose chunks have all finished.
+INGEST_SWEEP_SECONDS = env_int("INGEST_SWEEP_SECONDS", 60, minimum=5)
+# How long one tracklet's ingest retries a database that went away (a restart, a failover)
+# before its chunk stops and is left to the sweep; no tracklet is rejected for it.
+INGEST_DB_RETRY_SECONDS = env_int("INGEST_DB_RETRY_SECONDS", 60, minimum=0)
 
 # Inference: device ("auto" = a GPU when there is one); stamps a worker claims at once; stamps
 # per forward pass of the ICN (0 = the device's default: 4096 on a GPU, 128 on the CPU);
@@ -312,6 +331,9 @@ INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)
 INFERENCE_CLAIM_SECONDS = env_int("INFERENCE_CLAIM_SECONDS", 300, minimum=1)
 INFERENCE_SWEEP_SECONDS = env_int("INFERENCE_SWEEP_SECONDS", 60, minimum=5)
 MODELS_DIR = Path(env_str("MODELS_DIR", str(BASE_DIR / "models")))
+# Where a machine keeps checkpoints it fetched from shared storage (MEDIA_STORAGE=s3: registering
+# a model copies its checkpoint to the bucket's models/ folder; workers elsewhere download it once).
+CHECKPOINT_CACHE_DIR = Path(env_str("CHECKPOINT_CACHE_DIR", "") or VAR_DIR / "cache" / "models")
 
 # Retraining (training queue): device; a running job that sends no heartbeat for this long is
 # marked failed (its worker was lost); TRAINING_QUICK=1 makes runs of seconds for tests and
@@ -372,6 +394,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": INFERENCE_SWEEP_SECONDS,
     },
     "reap-training-runs": {"task": "screening.tasks.reap_training_runs", "schedule": 300},
+    "sweep-bundle-chunks": {
+        "task": "screening.tasks.sweep_bundle_chunks",
+        "schedule": INGEST_SWEEP_SECONDS,
+    },
 }
 
 LOGGING = {

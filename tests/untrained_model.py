@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 
-def make_checkpoint(directory, seed: int, tcn_kind: str = "set"):
+def make_checkpoint(directory, seed: int, tcn_kind: str = "set", classes=None):
     """A real checkpoint of the shipped networks with random weights (no training).
 
     tcn_kind "set" (default, as the shipped baseline): the TCN takes each detection's motion and
     magnitude cues, so every scoring path must hand it the detections' metadata; "mlp4": the
-    paper's TCN (a format-1 style model).
+    paper's TCN (a format-1 style model). `classes`: the ICN's 8 class names (default the
+    paper's).
     """
     import torch
 
@@ -19,7 +20,7 @@ def make_checkpoint(directory, seed: int, tcn_kind: str = "set"):
     from tests.stamps import PAPER_CLASSES
 
     torch.manual_seed(seed)
-    icn_cfg = IcnConfig(classes=tuple(PAPER_CLASSES))
+    icn_cfg = IcnConfig(classes=tuple(classes or PAPER_CLASSES))
     tcn_cfg = TcnConfig(n_classes=8)
     if tcn_kind == "set":
         tcn_cfg = TcnConfig(

@@ -3,7 +3,8 @@
 `GET /api/export/verdicts/` and `GET /api/export/labels/`, token or session authentication;
 `?format=csv` (or `Accept: text/csv`) streams every matching row as CSV; otherwise JSON pages of
 up to `page_size` rows (default 1000, at most 10000; outside that range: 400) with
-`next`/`previous` cursor links.
+`next`/`previous` cursor links; any other `format`: 400. Text cells a spreadsheet would read as
+a formula are quoted (`screening.reports.label_export`).
 Filters: `night`, `since`/`until` (ISO date-time of the label), `reviewer` (username),
 `model_version` (the version shown to the reviewer); `verdict` for verdicts, `stamp_class` for
 labels. Readers need the view permission of the model (reviewers, admins and the read-only
@@ -16,13 +17,18 @@ from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, permissions, serializers
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 
 from screening.api.errors import JSONErrorsRenderer
-from screening.api.filters import NightFilter, UTCIsoDateTimeFilter
+from screening.api.filters import (
+    EnumFilter,
+    FormatNegotiation,
+    NightFilter,
+    UTCIsoDateTimeFilter,
+)
 from screening.api.pagination import BoundedCursorPagination
 from screening.models import StampLabel, Verdict
 from screening.reports.label_export import LABEL_COLUMNS, VERDICT_COLUMNS, csv_chunks, row_dicts
@@ -60,7 +66,7 @@ class _LabelFilter(filters.FilterSet):
 
 class VerdictExportFilter(_LabelFilter):
     night = NightFilter(field_name="tracklet__night__date")
-    verdict = filters.ChoiceFilter(field_name="value", choices=Verdict.Value.choices)
+    verdict = EnumFilter(field_name="value", choices=Verdict.Value.choices)
 
     class Meta:
         model = Verdict
@@ -111,7 +117,7 @@ FORMAT = OpenApiParameter(
     OpenApiTypes.STR,
     enum=["json", "csv"],
     description="`csv`: every matching row, streamed as text/csv (also `Accept: text/csv`); "
-    "`json` or empty: JSON cursor pages. Any other value: 404.",
+    "`json` or empty: JSON cursor pages. Any other value: 400.",
     allow_blank=True,
 )
 
@@ -121,6 +127,7 @@ class _Export(generics.ListAPIView):
     permission_classes = [permissions.IsAuthenticated, CanView]
     pagination_class = ExportPagination
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+    content_negotiation_class = FormatNegotiation
     columns: dict = {}
     filename = ""
 
@@ -168,3 +175,43 @@ class StampLabelExport(_Export):
     filterset_class = StampLabelExportFilter
     columns = LABEL_COLUMNS
     filename = "stamp-labels.csv"
+
+
+class _CsvExport:
+    """The same rows as one CSV stream, an operation of its own (`verdicts.csv`, `labels.csv`):
+    a client generated from the schema gets text here and JSON pages from the list."""
+
+    renderer_classes = [CSVRenderer]
+    pagination_class = None
+
+    def list(self, request: Request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        response = StreamingHttpResponse(
+            csv_chunks(queryset, self.columns), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{self.filename}"'
+        return response
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="export_verdicts_csv",
+        parameters=[OpenApiParameter("format", exclude=True)],
+        filters=True,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+)
+class VerdictCsvExport(_CsvExport, VerdictExport):
+    """Every verdict as CSV (the columns of the JSON rows), streamed."""
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="export_labels_csv",
+        parameters=[OpenApiParameter("format", exclude=True)],
+        filters=True,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+)
+class StampLabelCsvExport(_CsvExport, StampLabelExport):
+    """Every stamp label as CSV (the columns of the JSON rows), streamed."""

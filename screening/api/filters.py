@@ -1,5 +1,7 @@
-"""Filter and input fields the database can always take, and nights as `screening.nights` reads
-them everywhere."""
+"""Filter and input fields the database can always take, nights as `screening.nights` reads
+them everywhere, and enumerated query parameters: a value outside the enumeration is a 400
+naming the parameter and the values it takes (`{"order": ["must be one of desc, asc,
+informative, got 'AAA'"]}`), never a silent default."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from django import forms
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.request import Request
 
 from screening.nights import night_parse
 
@@ -55,3 +60,47 @@ class NightField(serializers.DateField):
             return night_parse(value, stored_range=False)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
+
+
+def query_choice(request: Request, name: str, allowed, *, default: str) -> str:
+    """An enumerated query parameter: one of `allowed`, or `default` when absent; anything
+    else (the empty value too) is a ValidationError (400) naming it and the allowed values."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw in allowed:
+        return raw
+    raise ValidationError({name: [f"must be one of {', '.join(allowed)}, got {raw!r}"]})
+
+
+class EnumFilter(filters.ChoiceFilter):
+    """A choice filter whose refusal names the values it takes (django-filter's says only
+    "Select a valid choice"); empty is no filter, as for every filter."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        allowed = ", ".join(str(value) for value, _ in self.extra["choices"])
+        messages = self.extra.setdefault("error_messages", {})
+        messages["invalid_choice"] = f"must be one of {allowed}, got %(value)r"
+
+
+class FormatNegotiation(DefaultContentNegotiation):
+    """`?format=` takes the formats of the view's renderers (the schema's enum), not the
+    browsable `api` page (that is `Accept: text/html`); any other value is a 400 naming the
+    parameter and its values, not DRF's 404. Empty: by the Accept header. A URL's format suffix
+    (`/bundles/3.json`) keeps DRF's answer: a suffix no renderer has is a path that is not
+    there (404)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        self.from_suffix = format_suffix is not None
+        return super().select_renderer(request, renderers, format_suffix)
+
+    def filter_renderers(self, renderers, format):
+        if getattr(self, "from_suffix", False):
+            return super().filter_renderers(renderers, format)
+        formats = [renderer.format for renderer in renderers if renderer.format != "api"]
+        if format not in formats:
+            raise ValidationError(
+                {"format": [f"must be one of {', '.join(formats)}, got {format!r}"]}
+            )
+        return super().filter_renderers(renderers, format)

@@ -12,6 +12,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from screening.api.errors import JSONErrorsRenderer
+from screening.api.filters import FormatNegotiation
 from screening.api.schema import detail
 from screening.models import Detection
 from screening.web.views import stamp_display_response
@@ -30,6 +31,7 @@ class DetectionDisplay(generics.GenericAPIView):
     queryset = Detection.objects.all()
     permission_classes = [permissions.IsAuthenticated]
     renderer_classes = [JSONRenderer, PNGRenderer]
+    content_negotiation_class = FormatNegotiation  # ?format= json or png; else a 400
     pagination_class = None
     filter_backends: list = []
 

@@ -9,6 +9,7 @@ from rest_framework import generics, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from screening.api.filters import query_choice
 from screening.api.schema import detail
 from screening.models import ModelVersion, QueueAssignment
 from screening.nights import night_or_404
@@ -159,6 +160,9 @@ class QueuePageSerializer(serializers.Serializer):
     rows = QueueRowSerializer(many=True)
 
 
+CLAIM_VALUES = ("true", "false")  # a boolean in the schema
+
+
 class ReviewerQueue(generics.GenericAPIView):
     """The caller's to-review queue of a night, as the queue page shows it (blind rows: no
     score, class or status until the caller's verdict)."""
@@ -171,14 +175,20 @@ class ReviewerQueue(generics.GenericAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("order", str, enum=list(ORDERS), description="Queue order."),
+            OpenApiParameter(
+                "order",
+                str,
+                enum=list(ORDERS),
+                description="Queue order (default `desc`); any other value: 400.",
+            ),
             OpenApiParameter("page", int, description="Page, from 1 (50 rows a page)."),
             OpenApiParameter(
                 "claim",
                 bool,
                 description="Claim the page's rows for you (as the queue page does, for "
                 "5 minutes) and leave out rows other reviewers hold: several scripted "
-                "reviewers on one night then get different rows.",
+                "reviewers on one night then get different rows. `true` or `false` (default); "
+                "any other value: 400.",
             ),
             OpenApiParameter(
                 "after",
@@ -190,10 +200,11 @@ class ReviewerQueue(generics.GenericAPIView):
         responses={200: QueuePageSerializer, 404: detail("No such night.")},
     )
     def get(self, request: Request, date: str) -> Response:
+        order = query_choice(request, "order", tuple(ORDERS), default="desc")
+        claim = query_choice(request, "claim", CLAIM_VALUES, default="false") == "true"
         night = night_or_404(date)
-        filters = QueueFilters.from_query({"order": request.query_params.get("order", "desc")})
+        filters = QueueFilters.from_query({"order": order})
         after = request.query_params.get("after", "")
-        claim = request.query_params.get("claim", "") in ("1", "true")
         try:
             number = max(1, min(100_000, int(request.query_params.get("page", 1))))
         except ValueError:

@@ -59,6 +59,13 @@ JSON = ("application/json",)
 class ScreeningAutoSchema(AutoSchema):
     """drf-spectacular's schema, plus the error answers each operation can give."""
 
+    def map_parsers(self):
+        """The request body's media types: JSON alone where the view reads JSON (DRF reads forms
+        there too, which the contract leaves out), so that a client generated from the schema
+        sends one kind of body; multipart where the view reads files."""
+        types = super().map_parsers()
+        return ["application/json"] if "application/json" in types else types
+
     def _get_parameters(self):
         parameters = super()._get_parameters()
         for parameter in parameters:

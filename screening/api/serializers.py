@@ -182,6 +182,19 @@ class BundleUploadSerializer(serializers.ModelSerializer):
         return self._results(upload)
 
 
+class BundleUploadListSerializer(BundleUploadSerializer):
+    """An upload in the list: status, progress and counts, without the per-tracklet results (a
+    night's upload lists tens of thousands; read one upload for them)."""
+
+    summary = serializers.JSONField(
+        read_only=True, help_text="Counts by status once finished ({} while running)."
+    )
+
+    class Meta(BundleUploadSerializer.Meta):
+        fields = [f for f in BundleUploadSerializer.Meta.fields if f != "results"]
+        read_only_fields = fields
+
+
 class BundleUploadCreateSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A .zip or .tar.gz night bundle.")
 

@@ -28,6 +28,8 @@ urlpatterns = [
     ),
     path("export/verdicts/", export.VerdictExport.as_view(), name="export-verdicts"),
     path("export/labels/", export.StampLabelExport.as_view(), name="export-labels"),
+    path("export/verdicts.csv", export.VerdictCsvExport.as_view(), name="export-verdicts-csv"),
+    path("export/labels.csv", export.StampLabelCsvExport.as_view(), name="export-labels-csv"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     *router.urls,

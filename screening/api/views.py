@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import BooleanField, Case, Count, ExpressionWrapper, F, When
+from django.db.models import BooleanField, Case, Count, ExpressionWrapper, F, Prefetch, When
 from django.db.models.functions import Coalesce
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -11,7 +11,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from screening.api.filters import NightFilter, UTCIsoDateTimeFilter
+from screening.api.filters import EnumFilter, NightFilter, UTCIsoDateTimeFilter
 from screening.api.schema import (
     TRACKLET_UPLOAD_REQUEST,
     IngestErrorSerializer,
@@ -21,6 +21,7 @@ from screening.api.schema import (
 )
 from screening.api.serializers import (
     BundleUploadCreateSerializer,
+    BundleUploadListSerializer,
     BundleUploadSerializer,
     NightSerializer,
     StampLabelInputSerializer,
@@ -33,7 +34,7 @@ from screening.api.serializers import (
 )
 from screening.ingest.tracklets import IngestRejected, StampSource, TrackletInput, tracklet_ingest
 from screening.ingest.uploads import bundle_upload_create
-from screening.models import BundleUpload, Detection, Night, Tracklet
+from screening.models import BundleChunk, BundleUpload, Detection, Night, Tracklet
 from screening.review.blind import blind_q
 from screening.review.verdicts import ReviewError, stamp_label_record, verdict_record
 
@@ -55,7 +56,7 @@ class TrackletFilter(filters.FilterSet):
 
     night = NightFilter(field_name="night__date")
     tracklet = filters.CharFilter(field_name="survey_id")
-    status = filters.ChoiceFilter(choices=Tracklet.Status.choices, method="filter_status")
+    status = EnumFilter(choices=Tracklet.Status.choices, method="filter_status")
     score_min = filters.NumberFilter(method="filter_score", lookup_expr="gte")
     score_max = filters.NumberFilter(method="filter_score", lookup_expr="lte")
     created_after = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -173,8 +174,19 @@ class BundleUploadViewSet(
     parser_classes = [MultiPartParser]
     permission_classes = [permissions.IsAuthenticated, CanIngest]
 
+    def get_queryset(self):
+        if self.action != "list":
+            return super().get_queryset()
+        # The list never reads the per-tracklet results (megabytes for a large night).
+        chunks = Prefetch("chunks", queryset=BundleChunk.objects.defer("results"))
+        return (
+            BundleUpload.objects.defer("results").prefetch_related(chunks).order_by("-created_at")
+        )
+
     def get_serializer_class(self):
-        return BundleUploadCreateSerializer if self.action == "create" else BundleUploadSerializer
+        if self.action == "create":
+            return BundleUploadCreateSerializer
+        return BundleUploadListSerializer if self.action == "list" else BundleUploadSerializer
 
     @extend_schema(
         responses={

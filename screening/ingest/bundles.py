@@ -27,14 +27,16 @@ import logging
 import stat
 import tarfile
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 from screening import queueing
 from screening.ingest.json_input import JSONInputError, json_load
@@ -47,6 +49,7 @@ from screening.ingest.tracklets import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv")
 MANIFEST_COLUMNS = ("night", "tracklet", *DETECTION_FIELDS)
@@ -151,11 +154,41 @@ def _origin(group: ManifestGroup, manifest_name: str) -> str:
     )
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database stayed away longer than INGEST_DB_RETRY_SECONDS: the chunk stops here (its
+    results so far kept) and the sweep hands it to a worker later; no tracklet is rejected."""
+
+
+def database_retried(call: Callable[[], T], *, what: str) -> T:
+    """`call()`, again after a pause (growing to 8 s) while the database is away (a restart, a
+    failover), for up to INGEST_DB_RETRY_SECONDS; then DatabaseUnavailable. Only for calls that
+    are safe to repeat (ingest is: the same content twice is a no-op)."""
+    delay, deadline = 0.25, time.monotonic() + settings.INGEST_DB_RETRY_SECONDS
+    while True:
+        try:
+            return call()
+        except (OperationalError, InterfaceError) as exc:  # the connection, not the data
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailable(
+                    f"the database did not come back within {settings.INGEST_DB_RETRY_SECONDS} s "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+            logger.warning("database error on %s, retrying in %.2f s: %s", what, delay, exc)
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()  # reconnect on the next query
+            time.sleep(delay)
+            delay = min(2 * delay, 8.0)
+
+
 def _ingest_group_safely(
     group: ManifestGroup, sources: StampSources, manifest_name: str
 ) -> dict[str, Any]:
     try:
-        return _ingest_group(group, sources, manifest_name)
+        return database_retried(
+            lambda: _ingest_group(group, sources, manifest_name), what=f"{group.survey_id!r}"
+        )
+    except DatabaseUnavailable:
+        raise
     except Exception as exc:  # one tracklet's surprise must not stop the night
         logger.exception("bundle tracklet %r/%r failed", group.night, group.survey_id)
         return {

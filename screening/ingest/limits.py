@@ -9,17 +9,26 @@ it refuses, with a 413 whose JSON body names the limit:
 - `POST /api/v1/bundles/`: a request whose declared length is over BUNDLE_MAX_BYTES plus
   overhead, a file over BUNDLE_MAX_BYTES, or more than one file.
 
-A declared Content-Length over the limit is refused before a byte of the body is read; a body
-without one (or lying about it) is counted chunk by chunk and refused at the chunk that crosses
-the limit. Other paths are left to Django's own handlers and limits.
+A declared Content-Length over the limit is refused before a byte of the body is read; the body
+is counted chunk by chunk as well, and refused at the chunk that crosses a limit. Other paths are
+left to Django's own handlers and limits.
+
+A body without a Content-Length (`Transfer-Encoding: chunked`) never reaches these handlers:
+under WSGI, Django reads a body no further than its declared length, so it would see an empty one
+and the ingest endpoints would answer "metadata: This field is required". `LengthRequiredMiddleware`
+answers such a request 411 with a JSON body saying so, on every path, before anything reads it.
+docker compose's nginx buffers whole bodies and forwards them with a Content-Length, so there
+chunked uploads work; this guards gunicorn or runserver reached directly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -134,3 +143,27 @@ class UploadLimitHandler(FileUploadHandler):
 
     def file_complete(self, file_size: int) -> None:
         return None  # the next handlers build the file
+
+
+class LengthRequiredMiddleware:
+    """411 for a request whose body comes chunked, without a Content-Length (see the module's
+    docstring): the client learns to send the length instead of a misleading 400 about fields
+    missing from a body the server never read."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        encoding = request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if "chunked" in encoding and not request.META.get("CONTENT_LENGTH"):
+            return JsonResponse(
+                {
+                    "detail": "the request body was sent with Transfer-Encoding: chunked and no "
+                    "Content-Length, and this server reads no body without its length: send "
+                    "the Content-Length (curl does for -F and --data-binary, unless told "
+                    "-H 'Transfer-Encoding: chunked')",
+                    "code": "length_required",
+                },
+                status=411,
+            )
+        return self.get_response(request)

@@ -6,7 +6,12 @@ from __future__ import annotations
 from celery import shared_task
 
 from screening import queueing
-from screening.ingest.uploads import bundle_chunk_run, bundle_upload_run, bundle_uploads_prune
+from screening.ingest.uploads import (
+    bundle_chunk_run,
+    bundle_upload_run,
+    bundle_uploads_prune,
+    bundle_uploads_sweep,
+)
 
 
 @shared_task(
@@ -27,3 +32,10 @@ def ingest_bundle_chunk(self, chunk_id: int) -> None:
 def prune_bundle_uploads() -> int:
     """Housekeeping (beat): drop stored archives of finished uploads past their retention."""
     return bundle_uploads_prune()
+
+
+@shared_task(name=queueing.SWEEP_BUNDLE_CHUNKS, time_limit=120, soft_time_limit=110)
+def sweep_bundle_chunks() -> dict[str, int]:
+    """Beat: queue again what the broker lost, take over what a lost worker left, finish what
+    is done (`bundle_uploads_sweep`)."""
+    return bundle_uploads_sweep()

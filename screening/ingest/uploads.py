@@ -8,6 +8,11 @@ the bundle it has opened. The last chunk to finish writes the upload's one repor
 the bundle's order, and deletes the chunk archives. A bundle of one chunk is ingested by the job
 alone, as before. Every step is safe to run twice: a chunk resumes after the tracklets its
 results already list.
+
+Nothing waits on a lost message or a lost worker: the beat's sweep (`bundle_uploads_sweep`,
+every INGEST_SWEEP_SECONDS) queues again the chunks and uploads whose messages the broker no
+longer holds, takes over those whose worker fell silent for INGEST_CHUNK_STALE_SECONDS, and
+writes the report of uploads whose chunks have all finished.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -32,12 +37,14 @@ from screening import queueing
 from screening.ingest.bundles import (
     BundleError,
     BundleReport,
+    DatabaseUnavailable,
     ManifestGroup,
     StampSources,
     bundle_manifest,
     bundle_open,
     chunk_archive_open,
     chunk_archive_write,
+    database_retried,
     folder_sources,
     groups_ingest,
 )
@@ -45,10 +52,18 @@ from screening.models import BundleChunk, BundleUpload, JobStatus
 
 logger = logging.getLogger(__name__)
 
-# A chunk left running this long is taken over by the next delivery of its task (its worker
-# was lost); a chunk of 500 tracklets takes seconds.
-CHUNK_STALE = timedelta(minutes=10)
 PROGRESS_EVERY_SECONDS = 1.0
+
+
+def _silent_since() -> datetime:
+    """A chunk or upload running with no sign of life since then has lost its worker."""
+    return timezone.now() - timedelta(seconds=settings.INGEST_CHUNK_STALE_SECONDS)
+
+
+def _silent_q(stale: datetime) -> Q:
+    return Q(status=JobStatus.RUNNING) & (
+        Q(alive_at__lt=stale) | Q(alive_at__isnull=True, started_at__lt=stale)
+    )
 
 
 def bundle_upload_create(*, file: UploadedFile, user) -> BundleUpload:
@@ -98,11 +113,10 @@ def bundle_upload_run(*, upload_id: int, worker: str = "") -> None:
 
 def bundle_chunk_run(*, chunk_id: int, worker: str = "") -> None:
     """Ingest one queued chunk of an upload (any worker, any machine); safe to run twice."""
-    stale = timezone.now() - CHUNK_STALE
+    now = timezone.now()
     claimed = BundleChunk.objects.filter(
-        Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, started_at__lt=stale),
-        pk=chunk_id,
-    ).update(status=JobStatus.RUNNING, started_at=timezone.now(), worker=worker[:255])
+        Q(status=JobStatus.QUEUED) | _silent_q(_silent_since()), pk=chunk_id
+    ).update(status=JobStatus.RUNNING, started_at=now, alive_at=now, worker=worker[:255])
     if not claimed:
         return
     chunk = BundleChunk.objects.get(pk=chunk_id)
@@ -156,6 +170,10 @@ def _chunks_create(
                 lambda pk=chunk.pk: queueing.enqueue(queueing.INGEST_BUNDLE_CHUNK, pk)
             )
         existing[index] = chunk
+        if index:  # the job is alive while it writes the chunks (its first chunk waits on them)
+            BundleChunk.objects.filter(upload=upload, index=0, status=JobStatus.RUNNING).update(
+                alive_at=timezone.now()
+            )
     first = existing[0]
     if first.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         _finish_if_done(upload.pk)
@@ -169,6 +187,7 @@ def _chunk_create(
     chunk = BundleChunk(upload=upload, index=index, tracklets=len(part))
     if index == 0:
         chunk.status, chunk.started_at = JobStatus.RUNNING, timezone.now()
+        chunk.alive_at = chunk.started_at
         chunk.save()
         return chunk
     with tempfile.TemporaryDirectory(prefix="chunk-") as tmp:
@@ -200,14 +219,24 @@ def _chunk_ingest(
         now = timezone.now().timestamp()
         if now - last["at"] >= PROGRESS_EVERY_SECONDS or done == total:
             last["at"] = now
+
             # The results so far are kept with the progress: a crash midway still lists them.
-            BundleChunk.objects.filter(pk=chunk.pk).update(done=done, results=report.results)
-            _progress_update(chunk.upload_id)
+            def write() -> None:
+                BundleChunk.objects.filter(pk=chunk.pk).update(
+                    done=done, results=report.results, alive_at=timezone.now()
+                )
+                _progress_update(chunk.upload_id)
+
+            database_retried(write, what=f"chunk {chunk.pk}'s progress")
 
     if worker:
-        BundleChunk.objects.filter(pk=chunk.pk).update(worker=worker[:255])
+        BundleChunk.objects.filter(pk=chunk.pk).update(worker=worker[:255], alive_at=timezone.now())
     try:
         groups_ingest(groups, sources, manifest_name, progress=progress, report=report)
+    except DatabaseUnavailable:
+        # Left running with its results so far: the sweep hands it on once it falls silent.
+        logger.exception("chunk %s of bundle upload %s stopped", chunk.index, chunk.upload_id)
+        raise
     except Exception as exc:
         logger.exception("chunk %s of bundle upload %s failed", chunk.index, chunk.upload_id)
         _chunk_finish(
@@ -273,6 +302,67 @@ def _finish(upload_id: int, **fields) -> None:
     BundleUpload.objects.filter(pk=upload_id).update(
         finished_at=timezone.now(), progress=1.0, **fields
     )
+
+
+def bundle_uploads_sweep() -> dict[str, int]:
+    """Leave no upload waiting on what will not come (the beat, every INGEST_SWEEP_SECONDS):
+
+    - chunks and uploads still queued while the broker holds fewer waiting messages than there
+      are of them (a flushed or replaced broker lost them) are queued again; a message that was
+      not lost makes its duplicate a no-op (the claim is one atomic update);
+    - chunks whose worker fell silent for INGEST_CHUNK_STALE_SECONDS are queued again, and taken
+      over by whichever worker gets them; an upload's job likewise (its first chunk, or a split
+      that never finished);
+    - uploads whose chunks have all finished get their report.
+
+    Returns what it did, by kind.
+    """
+    stale = _silent_since()
+    done = {"requeued_lost": 0, "taken_over": 0, "finished": 0}
+    chunks = BundleChunk.objects.filter(upload__status=JobStatus.RUNNING)
+    queued_chunks = list(
+        chunks.filter(status=JobStatus.QUEUED, index__gt=0).values_list("pk", flat=True)
+    )
+    queued_uploads = list(
+        BundleUpload.objects.filter(
+            status=JobStatus.QUEUED,
+            created_at__lt=stale
+            - timedelta(
+                seconds=-settings.INGEST_CHUNK_STALE_SECONDS + settings.INGEST_SWEEP_SECONDS
+            ),
+        ).values_list("pk", flat=True)
+    )
+    if queued_chunks or queued_uploads:
+        try:
+            waiting = queueing.queue_depth("default")
+        except Exception:  # the broker is down: nothing can be queued now; the next sweep
+            logger.warning("sweep: the broker did not answer", exc_info=True)
+            waiting = None
+        if waiting is not None and waiting < len(queued_chunks) + len(queued_uploads):
+            for pk in queued_chunks:
+                queueing.enqueue(queueing.INGEST_BUNDLE_CHUNK, pk)
+            for pk in queued_uploads:
+                queueing.enqueue(queueing.INGEST_BUNDLE_UPLOAD, pk)
+            done["requeued_lost"] = len(queued_chunks) + len(queued_uploads)
+    for pk in chunks.filter(_silent_q(stale), index__gt=0).values_list("pk", flat=True):
+        queueing.enqueue(queueing.INGEST_BUNDLE_CHUNK, pk)
+        done["taken_over"] += 1
+    silent_jobs = BundleUpload.objects.filter(
+        status=JobStatus.RUNNING, started_at__lt=stale
+    ).filter(
+        Q(chunks__isnull=True)
+        | Q(chunks__index=0, chunks__in=BundleChunk.objects.filter(_silent_q(stale)))
+    )
+    for pk in silent_jobs.values_list("pk", flat=True).distinct():
+        queueing.enqueue(queueing.INGEST_BUNDLE_UPLOAD, pk)
+        done["taken_over"] += 1
+    for upload in BundleUpload.objects.filter(status=JobStatus.RUNNING, n_chunks__gt=0):
+        if not upload.chunks.exclude(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists():
+            _finish_if_done(upload.pk)
+            done["finished"] += 1
+    if any(done.values()):
+        logger.warning("sweep of bundle uploads: %s", done)
+    return done
 
 
 def bundle_uploads_prune(*, older_than_days: int | None = None) -> int:

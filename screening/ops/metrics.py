@@ -9,8 +9,8 @@ the broker at each scrape (so every web process answers the same, with no shared
 - `screening_tracklets_scored_total`, `screening_stamps_scored_total`: scores stored (per
   model version: rate() of the sum is the scoring throughput);
   `screening_scoring_tracklets_per_second` / `..._stamps_per_second`: over the last 5 minutes;
-- `screening_ingest_to_score_seconds{quantile}`: from ingest to score, tracklets scored in the
-  last 15 minutes (0.5, 0.95, 1 = the slowest), with `..._count`;
+- `screening_ingest_to_score_seconds`: a summary (quantiles 0.5, 0.95, 1 = the slowest, with
+  `_count` and `_sum`) of the time from ingest to score, tracklets scored in the last 15 minutes;
 - `screening_worker_up{worker,role}` and `screening_worker_last_seen_timestamp_seconds`: the
   workers' heartbeats (up = a beat within three intervals and no clean stop);
   `screening_worker_info{worker,role,device,precision}`;
@@ -38,10 +38,10 @@ from screening.models import (
     JobStatus,
     ModelVersion,
     Tracklet,
-    TrackletScore,
     TrainingRun,
     WorkerHeartbeat,
 )
+from screening.queueing import queue_size
 
 QUEUES = ("default", "inference", "training")
 THROUGHPUT_WINDOW = timedelta(minutes=5)
@@ -71,7 +71,7 @@ def queue_metrics() -> Iterator[Metric]:
         with app.connection_for_read() as connection:
             connection.ensure_connection(max_retries=1)
             for queue in QUEUES:
-                depth.add_metric([queue], _queue_size(connection, queue))
+                depth.add_metric([queue], queue_size(connection, queue))
         up.add_metric([], 1)
         yield depth
     except Exception:  # the broker's own trouble, shown as such
@@ -92,19 +92,6 @@ def by_status(
     for status in statuses:
         family.add_metric([status], counts.get(status, 0))
     return family
-
-
-def _queue_size(connection, queue: str) -> int:
-    """Messages in a queue; 0 for a queue the broker has never seen (nothing sent to it yet)."""
-    from amqp.exceptions import ChannelError
-
-    channel = connection.channel()
-    try:
-        return channel.queue_declare(queue, passive=True)[1]
-    except ChannelError:  # kombu's "no queue" on a broker where nothing declared it yet
-        return 0
-    finally:
-        channel.close()
 
 
 def tracklet_metrics() -> Iterator[Metric]:
@@ -155,14 +142,12 @@ def tracklet_metrics() -> Iterator[Metric]:
         "Stamps scored (the detections of the tracklets scored), by model version.",
         labels=["model"],
     )
-    rows = (
-        TrackletScore.objects.values("model_version__version")
-        .annotate(n=Count("id"), stamps=Sum("tracklet__n_detections"))
-        .order_by()
-    )
-    for row in rows:
-        scored.add_metric([row["model_version__version"]], row["n"])
-        stamps.add_metric([row["model_version__version"]], row["stamps"] or 0)
+    # Counted as scores are stored (`scores_store`): a scrape reads one row per model version,
+    # not the score history.
+    rows = ModelVersion.objects.values_list("version", "tracklets_scored", "stamps_scored")
+    for version, n_tracklets, n_stamps in rows:
+        scored.add_metric([version], n_tracklets)
+        stamps.add_metric([version], n_stamps)
     yield scored
     yield stamps
 
@@ -190,19 +175,19 @@ def tracklet_metrics() -> Iterator[Metric]:
             .values_list("latency", flat=True)[:LATENCY_SAMPLE]
         ]
     )
-    latency = GaugeMetricFamily(
-        "screening_ingest_to_score_seconds",
+    # A summary over the tracklets scored in the last 15 minutes (its _count and _sum too).
+    name = "screening_ingest_to_score_seconds"
+    latency = Metric(
+        name,
         "From ingest to score, tracklets scored in the last 15 minutes (quantile 1: slowest).",
-        labels=["quantile"],
+        "summary",
     )
     for q in (0.5, 0.95, 1.0):
-        latency.add_metric([str(q)], float(np.quantile(latencies, q)) if len(latencies) else 0.0)
+        found = float(np.quantile(latencies, q)) if len(latencies) else 0.0
+        latency.add_sample(name, {"quantile": str(q)}, found)
+    latency.add_sample(f"{name}_count", {}, float(len(latencies)))
+    latency.add_sample(f"{name}_sum", {}, float(latencies.sum()) if len(latencies) else 0.0)
     yield latency
-    count = GaugeMetricFamily(
-        "screening_ingest_to_score_seconds_count", "Tracklets the latency quantiles are over."
-    )
-    count.add_metric([], len(latencies))
-    yield count
 
 
 def worker_metrics() -> Iterator[Metric]:

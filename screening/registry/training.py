@@ -22,6 +22,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from classifier.classes import class_name_problem
 from screening import queueing
 from screening.models import (
     CurrentVerdict,
@@ -126,18 +127,23 @@ def _train(run_id: int) -> ModelVersion:
             + (", ".join(f"{name} {w:.2f}" for name, w in sorted(named.values())) or "none"),
         )
     labels = labels_gather(weights)
+    for name in sorted({stamp.stamp_class for stamp in labels.stamps}):
+        problem = class_name_problem(name)
+        if problem:  # a class the candidate would carry: refused now, not after training
+            raise ValueError(f"{problem}; rename the stamp class in the admin")
     _progress(
         run_id,
         0.02,
         f"{len(labels.stamps)} labelled stamps, {len(labels.tracklets)} tracklets with verdicts",
     )
+    from screening.registry.checkpoints import checkpoint_local
     from screening.registry.versions import evaluation_cache
 
     cfg = RetrainConfig(
         device=settings.TRAINING_DEVICE, cache_dir=str(evaluation_cache()), **_quick_overrides()
     )
     path, _ = retrain(
-        Path(active.checkpoint),
+        checkpoint_local(active),
         labels,
         Path(settings.MODELS_DIR) / "candidates",
         cfg,

@@ -15,8 +15,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from classifier.classes import class_name_problem
 from screening import queueing
 from screening.models import ModelActivation, ModelVersion
+from screening.registry.checkpoints import checkpoint_local, checkpoint_publish
 
 
 class PromotionRefused(Exception):
@@ -24,10 +26,18 @@ class PromotionRefused(Exception):
 
 
 def model_register(*, path: Path) -> ModelVersion:
-    """Register a checkpoint file as a model version named by its content hash (idempotent)."""
-    from classifier.checkpoint import load_checkpoint
+    """Register a checkpoint file as a model version named by its content hash (idempotent).
+
+    A checkpoint whose class names are not stamp class names (`class_name_problem`: a formula
+    for a spreadsheet, a bidirectional-text control for the pages) is a CheckpointError."""
+    from classifier.checkpoint import CheckpointError, load_checkpoint
 
     payload = load_checkpoint(Path(path))
+    for name in payload["classes"]:
+        problem = class_name_problem(name)
+        if problem:
+            raise CheckpointError(f"{Path(path).name}: {problem}")
+    checkpoint_publish(Path(path))  # before the row: a worker elsewhere finds the file
     model, _ = ModelVersion.objects.get_or_create(
         version=payload["version"],
         defaults={
@@ -65,7 +75,7 @@ def model_evaluate(
 
     n_real, n_bogus, planet_bogus = evaluation_sizes(n_real, n_bogus, planet_bogus)
     model = ModelVersion.objects.get(version=version)
-    network = load_model(Path(model.checkpoint), device=settings.TRAINING_DEVICE)
+    network = load_model(checkpoint_local(model), device=settings.TRAINING_DEVICE)
     report = synthetic_evaluation(
         {"candidate": network},
         n_real,

@@ -56,9 +56,22 @@ def row_dicts(queryset: QuerySet, columns: dict[str, str]) -> list[dict[str, Any
     return [dict(zip(columns, values, strict=True)) for values in rows(queryset, columns)]
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection
+# list: = + - @ tab and carriage return; also line feed, NUL and the full-width = + - @).
+FORMULA_STARTS = (
+    *("=", "+", "-", "@", "\t", "\r", "\n", "\0"),
+    *("\uff1d", "\uff0b", "\uff0d", "\uff20"),  # full-width = + - @
+)
+
+
 def _cell(value: Any) -> Any:
+    """A CSV cell: a date-time in ISO 8601; text that a spreadsheet would read as a formula
+    (a tracklet id, username or class name starting with =, +, -, @, ...) behind a single quote,
+    as OWASP advises; numbers as they are (a negative number stays a number)."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value  # csv writes None as an empty field
 
 

@@ -381,10 +381,6 @@ class StampView:
     url: str = ""
 
     @property
-    def caption(self) -> str:
-        return f"{self.top_class} {self.top_probability:.2f}" if self.top_class else ""
-
-    @property
     def distribution(self) -> str:
         """The full class distribution, highest first, as text (hover) and for the tooltip."""
         return ", ".join(f"{name} {p:.3f}" for name, p in self.probabilities)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from screening.models import (
@@ -76,6 +77,10 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
             stored[result.tracklet_id] = float(result.score)
         StampPrediction.objects.bulk_create(predictions, batch_size=2000)
         TrackletScore.objects.bulk_create(scores, batch_size=2000)
+        ModelVersion.objects.filter(pk=model_version.pk).update(
+            tracklets_scored=F("tracklets_scored") + len(scores),
+            stamps_scored=F("stamps_scored") + len(predictions),
+        )
         # Every tracklet now shows this model's score (the new one, or the one stored before,
         # for a model made active again after a rollback) and is no longer claimed by a worker;
         # who reviews it next is the review stage's decision.

@@ -36,7 +36,9 @@ def active_model() -> tuple[ModelVersion, Any] | None:
         from classifier.inference import load_model
 
         _loaded.clear()
-        model = load_model(row.checkpoint, **runtime_options())
+        from screening.registry.checkpoints import checkpoint_local
+
+        model = load_model(checkpoint_local(row), **runtime_options())
         from classifier.hardware import cpu_summary
 
         logger.info(

@@ -78,8 +78,7 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
     except PromotionRefused as refusal:
         verdict, allowed = str(refusal), False
     comparison = (model.metrics or {}).get("comparison") or {}
-    # torch: not at the web process's start
-    from classifier.retrain import held_out_stamp_accuracy
+    from classifier.metrics import held_out_stamp_accuracy
     from screening.registry.comparison import comparison_table
 
     return render(request, "screening/model.html", {

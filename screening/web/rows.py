@@ -1,5 +1,6 @@
 """The queue row's HTML and a stamp's figure, as the queue page, the tracklet page and the
-verdict endpoint's answer show them (the page's keys and script read their data attributes).
+verdict endpoint's answer show them (the page's keys and script read their data attributes), and
+class names isolated for the pages (`<bdi>`: a right-to-left name cannot reorder its line).
 
 Rendered in Python rather than by template includes: a queue page has 50 rows and 200 stamps, and
 the template language cost about half of the page's server time (bench/queue_page.py). Templates
@@ -21,22 +22,44 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _name(value: object) -> str:
+    """A name from a user or a model (a stamp class), escaped and isolated in a <bdi>, so that
+    right-to-left text or a direction control in it cannot reorder the text around it."""
+    return f"<bdi>{_e(value)}</bdi>"
+
+
+def name_html(value: object) -> str:
+    """The template filter `bdi`: a class name as isolated HTML (`{{ name|bdi }}`)."""
+    return mark_safe(_name(value))
+
+
+def names_html(values, separator: str = ", ") -> str:
+    """The template filter `bdi_join`: names, each isolated, joined (`{{ names|bdi_join }}`)."""
+    return mark_safe(_e(separator).join(_name(v) for v in values))
+
+
+def _isolated(value: object) -> str:
+    """The same for attribute text (a tooltip), with the isolating characters FSI ... PDI."""
+    return f"\u2068{value}\u2069"
+
+
 def stamp_figure(stamp, size: int, blind: bool = False) -> str:
     """One stamp of a strip (a `screening.review.queue.StampView`): image, class caption, label.
 
     Rendered here rather than by an `{% include %}` per stamp: a queue page has 200 of them,
     and an include costs about ten times as much (bench/queue_page.py)."""
     if stamp.top_class:
-        caption = f'<span class="cls">{_e(stamp.caption)}</span>'
+        caption = f'<span class="cls">{_name(stamp.top_class)} {stamp.top_probability:.2f}</span>'
     elif blind:
         caption = '<span class="muted">class after verdict</span>'
     else:
         caption = '<span class="muted">not scored</span>'
     distribution = _e(stamp.distribution)
-    label = f"→ {_e(stamp.label)}" if stamp.label else ""
+    title = _e(", ".join(f"{_isolated(name)} {p:.3f}" for name, p in stamp.probabilities))
+    label = f"→ {_name(stamp.label)}" if stamp.label else ""
     return mark_safe(
         f'<figure class="stamp" data-detection="{stamp.detection.pk}" data-dist="{distribution}"'
-        f' title="{distribution}" tabindex="-1"><img src="{_e(stamp.url)}" width="{int(size)}"'
+        f' title="{title}" tabindex="-1"><img src="{_e(stamp.url)}" width="{int(size)}"'
         f' height="{int(size)}" alt="stamp {stamp.detection.index + 1}"><figcaption>{caption} '
         f'<span class="label" data-label>{label}</span></figcaption></figure>'
     )

@@ -326,6 +326,14 @@
     });
   }
 
+  // A stamp's label, its class name isolated in a <bdi> (as the server renders it), so that a
+  // right-to-left name or a direction control in it cannot reorder the caption.
+  function showLabel(element, cls, suffix) {
+    const name = document.createElement("bdi");
+    name.textContent = cls;
+    element.replaceChildren("→ ", name, suffix || "");
+  }
+
   function setClass(cls) {
     closeMenu();
     if (current < 0 || current >= rows.length || !cls) return;
@@ -333,7 +341,7 @@
     const index = stampIndex;
     const stamp = stamps(row)[index];
     if (!stamp) return;
-    stamp.querySelector("[data-label]").textContent = `→ ${cls} …`;
+    showLabel(stamp.querySelector("[data-label]"), cls, " …");
     enqueue({
       row,
       what: `stamp ${index + 1} ${cls}`,
@@ -341,7 +349,7 @@
       body: { stamp_class: cls, blind: row.dataset.blind === "1" },
       done: () => {
         const label = row.querySelector(`.stamp[data-detection="${stamp.dataset.detection}"] [data-label]`);
-        if (label) label.textContent = `→ ${cls}`;
+        if (label) showLabel(label, cls);
         say(`Stamp ${index + 1} is ${cls}`);
       },
       fail: (err) => {

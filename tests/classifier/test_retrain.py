@@ -100,7 +100,7 @@ def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_
 
 
 def test_a_base_is_not_scored_on_held_out_stamps_of_a_class_it_lacks() -> None:
-    from classifier.retrain import held_out_stamp_accuracy
+    from classifier.metrics import held_out_stamp_accuracy
 
     only_new = {
         "new_classes": ["GLARE"],

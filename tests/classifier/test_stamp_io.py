@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 
 import numpy as np
 import pytest
@@ -116,3 +117,118 @@ def test_it_reads_an_image_in_an_extension_when_the_primary_is_empty():
     buffer = io.BytesIO()
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(stamp_pixels(5))]).writeto(buffer)
     assert read_stamp(buffer.getvalue()).shape == (100, 100)
+
+
+# FITS scaling: exact for integers, float64 otherwise, rounded to float32 (the model's type) once.
+# Expected values are the exact integers rounded once to float32: 0 to 2**24 exactly, larger ones
+# to the nearest float32.
+
+
+def _integer_pixels(dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    values = np.zeros(20 * 20, dtype=dtype)
+    values[:64] = np.arange(64)  # scaled in float32, uint32's 0..63 all became 0
+    big = [info.max, info.max - 1, info.max // 2 + 1, info.max // 3, 2**24 + 1, 2**24 - 1]
+    big = [v for v in big if v <= info.max]
+    values[64 : 64 + len(big)] = big
+    if info.min < 0:
+        values[80:83] = [info.min, info.min + 1, -1]
+    return values.reshape(20, 20)
+
+
+def _image_fits(stored: np.ndarray, *, extension: bool = False, **cards) -> bytes:
+    """FITS bytes as astropy writes them (uint16/32/64: BZERO 2**15, 2**31, 2**63), in the primary
+    HDU (the fast path) or an extension (astropy's path); `cards` added to the image's header."""
+    hdu = fits.ImageHDU(stored) if extension else fits.PrimaryHDU(stored)
+    for key, value in cards.items():
+        hdu.header[key] = value
+    hdus = fits.HDUList([fits.PrimaryHDU(), hdu] if extension else [hdu])
+    buffer = io.BytesIO()
+    hdus.writeto(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("extension", [False, True], ids=["primary", "extension"])
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64, np.int16, np.int32, np.int64])
+def test_it_reads_integer_fits_exactly_then_rounds_to_float32_once(dtype, extension):
+    stored = _integer_pixels(dtype)
+    raw = _image_fits(stored, extension=extension)
+    if dtype == np.uint32:  # the case of the issue: BITPIX 32 with BZERO 2**31
+        header = fits.getheader(io.BytesIO(raw), ext=int(extension))
+        assert header["BITPIX"] == 32 and header["BZERO"] == 2**31
+    pixels = read_stamp(raw).pixels
+    assert pixels.dtype == np.float32
+    np.testing.assert_array_equal(pixels.ravel()[:64], np.arange(64, dtype=np.float32))
+    np.testing.assert_array_equal(pixels, stored.astype(np.float32))
+
+
+@pytest.mark.parametrize("extension", [False, True], ids=["primary", "extension"])
+def test_it_scales_in_float64_so_a_huge_bscale_keeps_zeros_and_valid_values(extension):
+    stored = (stamp_pixels(6) * 1e-13).astype(np.float32)
+    stored[:10] = 0.0
+    raw = _image_fits(stored, extension=extension, BSCALE=1e40)  # beyond float32 (3.4e38)
+    pixels = read_stamp(raw).pixels
+    assert np.isfinite(pixels).all()  # no inf x 0 = NaN
+    assert (pixels[:10] == 0).all()
+    expected = (stored.astype(np.float64) * 1e40).astype(np.float32)
+    np.testing.assert_allclose(pixels, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("extension", [False, True], ids=["primary", "extension"])
+@pytest.mark.parametrize(
+    ("cards", "stored"),
+    [
+        ({"BSCALE": 1e39}, np.arange(400, dtype=np.int16).reshape(20, 20)),
+        ({"BSCALE": 1e20}, np.full((20, 20), 1e12, dtype=np.float32)),
+        ({"BZERO": 1e31}, np.zeros((20, 20), dtype=np.int32)),
+        ({"BSCALE": 1e300, "BZERO": 1.0}, np.full((20, 20), 1e10, dtype=np.float64)),
+    ],
+    ids=["int16-bscale-1e39", "float-bscale-1e20", "bzero-1e31", "float64-overflow"],
+)
+def test_it_refuses_a_scaling_beyond_the_models_range_naming_bscale(cards, stored, extension):
+    raw = _image_fits(stored, extension=extension, **cards)
+    with pytest.raises(StampError, match=r"FITS header BSCALE = \S+ and BZERO = \S+ scale"):
+        read_stamp(raw)
+
+
+def test_scaling_keeps_stored_mask_values_and_blank_pixels_missing():
+    masked = stamp_pixels(7)
+    masked[0, :5] = [np.nan, np.inf, -3.4e38, 3.4e38, 1e31]
+    pixels = read_stamp(_image_fits(masked, BSCALE=2.0, BZERO=1.0)).pixels
+    assert np.isnan(pixels[0, :5]).all()
+    np.testing.assert_allclose(pixels[1:], masked[1:].astype(np.float64) * 2 + 1, rtol=1e-6)
+    stored = np.arange(400, dtype=np.int16).reshape(20, 20)
+    for extension in (False, True):
+        raw = _image_fits(stored, extension=extension, BLANK=7, BZERO=32768)
+        blanked = read_stamp(raw).pixels
+        assert np.isnan(blanked.ravel()[7]) and np.isfinite(np.delete(blanked.ravel(), 7)).all()
+        np.testing.assert_array_equal(blanked.ravel()[:7], np.arange(7) + 32768)
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.uint8, np.uint16, np.int32, np.int64, np.uint64, np.float16, np.float64]
+)
+def test_it_reads_npy_of_every_integer_and_float_dtype(dtype):
+    array = (np.arange(400) % 100).astype(dtype).reshape(20, 20)
+    stamp = read_stamp(npy_bytes(array))
+    np.testing.assert_array_equal(stamp.pixels, array.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((20, 20), dtype=bool),
+        np.zeros((20, 20), dtype=np.complex64),
+        np.full((20, 20), "abc"),
+        np.full((20, 20), b"abc"),
+        np.zeros((20, 20), dtype="datetime64[s]"),
+        np.zeros((20, 20), dtype="timedelta64[s]"),
+        np.zeros((20, 20), dtype=[("flux", "<f4"), ("mask", "u1")]),
+        np.array([[1.0, 2.0]], dtype=object),
+    ],
+    ids=["bool", "complex", "unicode", "bytes", "datetime", "timedelta", "structured", "object"],
+)
+def test_it_refuses_npy_that_is_not_integer_or_float_naming_the_dtype(array):
+    expected = r"\.npy array must be numeric \(an integer or float dtype\), got dtype "
+    with pytest.raises(StampError, match=expected + re.escape(str(array.dtype))):
+        read_stamp(npy_bytes(array))

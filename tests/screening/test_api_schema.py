@@ -285,3 +285,51 @@ def test_a_token_client_gets_the_display_png_that_display_url_names(seeded) -> N
     assert anonymous.status_code == 401 and anonymous["Content-Type"] == "application/json"
     missing = client.get("/api/v1/detections/999999/display.png", HTTP_ACCEPT="image/png")
     assert missing.status_code == 404 and "detail" in missing.json()
+
+
+# Every enumerated query parameter (an enum or a boolean in the schema) takes only its values:
+# any other is a 400 naming the parameter and the values, never a silent default or a 404.
+ENUMS = {
+    ("/api/v1/nights/{date}/queue/", "order"): ["desc", "asc", "informative"],
+    ("/api/v1/nights/{date}/queue/", "claim"): ["true", "false"],
+    ("/api/v1/tracklets/", "status"): ["pending", "scored", "reviewed"],
+    ("/api/v1/export/verdicts/", "verdict"): ["real", "bogus", "withdrawn"],
+    ("/api/v1/export/verdicts.csv", "verdict"): ["real", "bogus", "withdrawn"],
+    ("/api/v1/export/verdicts/", "format"): ["json", "csv"],
+    ("/api/v1/export/labels/", "format"): ["json", "csv"],
+    ("/api/v1/detections/{id}/display.png", "format"): ["json", "png"],
+}
+
+
+def test_the_schema_declares_the_enumerated_query_parameters() -> None:
+    from rest_framework.test import APIClient
+
+    paths = APIClient().get("/api/v1/schema/?format=json").json()["paths"]
+    declared = {}
+    for path, operations in paths.items():
+        for parameter in operations.get("get", {}).get("parameters", []):
+            schema = parameter["schema"]
+            if parameter["in"] == "query" and ("enum" in schema or schema["type"] == "boolean"):
+                values = schema.get("enum", ["true", "false"])
+                declared[(path, parameter["name"])] = sorted(str(v) for v in values if v)
+    assert declared == {key: sorted(values) for key, values in ENUMS.items()}
+
+
+@pytest.mark.parametrize("value", ["AAA", "x"])
+@pytest.mark.parametrize(("path", "name"), list(ENUMS), ids=[f"{p} {n}" for p, n in ENUMS])
+def test_an_enumerated_query_parameter_refuses_any_other_value(seeded, path, name, value) -> None:
+    from tests.stamps import NIGHT
+
+    client = _client("admin")
+    url = path.replace("{date}", NIGHT).replace("{id}", str(seeded["id"]["detections"][0]))
+    allowed = ENUMS[(path, name)]
+    for good in allowed:
+        answer = client.get(url, {name: good})
+        assert answer.status_code == 200, (good, answer.content[:300])
+    for bad in (value, allowed[0] + value, allowed[0].upper()):
+        answer = client.get(url, {name: bad})
+        assert answer.status_code == 400, (bad, answer.status_code)
+        assert answer["Content-Type"] == "application/json"
+        (reason,) = answer.json()[name]
+        assert reason.startswith("must be one of ") and reason.endswith(f"got {bad!r}"), reason
+        assert all(v in reason for v in allowed), reason

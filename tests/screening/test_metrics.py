@@ -3,6 +3,8 @@ number checked against the database, the broker and real workers; and the servic
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from datetime import timedelta
 
@@ -26,10 +28,24 @@ from tests.screening.test_inference import checkpoints  # noqa: F401 - the fixtu
 from tests.stamps import ingest_tracklet
 
 
+def promtool_check(text: bytes) -> None:
+    """Prometheus's own linter passes the exposition (`promtool check metrics`: types, names,
+    suffixes, reserved labels); `./run test` installs it with Debian's `prometheus`."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("needs promtool (Debian's prometheus; ./run test installs it)")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30
+    )
+    problems = (checked.stdout + checked.stderr).decode()
+    assert checked.returncode == 0 and not problems.strip(), problems
+
+
 def scrape(client, **headers) -> dict[tuple[str, tuple], float]:
     response = client.get("/metrics", **headers)
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain; version=")  # Prometheus text
+    promtool_check(response.content)
     samples = {}
     for family in text_string_to_metric_families(response.content.decode()):
         for sample in family.samples:
@@ -183,18 +199,23 @@ def test_the_beat_health_check_fails_when_the_sweep_is_late(settings):
 
 
 @pytest.mark.django_db
-def test_storage_init_makes_the_bucket_and_checks_it(s3_media, settings, capsys):
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_storage_init_makes_the_bucket_and_checks_it(s3_media, settings, capsys, region):
+    """In any region: outside us-east-1, AWS (and moto) refuse a bucket made without the
+    region named."""
     import boto3
 
+    bucket = f"made-by-storage-init-{region}"
     settings.MEDIA_STORAGE = "s3"
-    settings.S3_BUCKET = "made-by-storage-init"
+    settings.S3_BUCKET = bucket
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
             **settings.STORAGES["default"],
             "OPTIONS": {
                 **settings.STORAGES["default"]["OPTIONS"],
-                "bucket_name": "made-by-storage-init",
+                "bucket_name": bucket,
+                "region_name": region,
             },
         },
     }
@@ -205,9 +226,9 @@ def test_storage_init_makes_the_bucket_and_checks_it(s3_media, settings, capsys)
     client = boto3.client(
         "s3",
         endpoint_url=s3_media.env["S3_ENDPOINT_URL"],
-        region_name="us-east-1",
+        region_name=region,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    assert client.list_objects_v2(Bucket="made-by-storage-init").get("KeyCount", 0) == 0
-    client.delete_bucket(Bucket="made-by-storage-init")
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    client.delete_bucket(Bucket=bucket)

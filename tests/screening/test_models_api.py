@@ -132,7 +132,7 @@ def test_the_model_page_says_a_class_is_not_in_the_base_rather_than_0_percent(ac
     page = client.get(f"/models/{candidate.version}/").content.decode()
     row = page[page.index('<tr id="icn-accuracy">') :]
     row = row[: row.index("</tr>")]
-    assert "93.00%" in row and "(GLARE not in this model)" in row
+    assert "93.00%" in row and "(<bdi>GLARE</bdi> not in this model)" in row
     assert "0.00%" not in row
     changes = page[page.index('id="changes"') :]
     glare = changes[changes.index("GLARE stamps: recall") :]
@@ -210,7 +210,7 @@ def test_the_models_page_says_an_evaluation_is_running_or_failed(active, setting
         call_command("model_evaluate", "--real", "4", "--bogus", "4", "--planet", "0")
     row = registry_row()
     assert 'data-evaluation="failed">evaluation failed at ' in row
-    assert "FileNotFoundError" in row
+    assert "CheckpointMissing" in row and "gone.pt" in row  # what is missing, and where
     assert "reloads itself" not in client.get("/models/").content.decode()  # nothing running
 
     # A killed evaluation (Ctrl-C of the demo) leaves no word: its process has gone.

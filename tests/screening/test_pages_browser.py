@@ -8,6 +8,7 @@ never for a fixed time.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -157,7 +158,9 @@ def test_a_reviewer_screens_a_night_from_the_keyboard(page, live_server, night):
     assert menu.is_visible()
     assert menu.locator("li").all_inner_texts()[8].startswith("9 GLARE")
     menu.locator("li[data-class='NOISE']").click()
-    page.wait_for_selector(".qrow.focused .stamp.focused [data-label]:text-is('→ NOISE')")
+    label_of_focused = page.locator(".qrow.focused .stamp.focused [data-label]")
+    # saved: "→ NOISE" without the pending "…" (the name is in a <bdi> of its own)
+    label_of_focused.filter(has_text=re.compile("^→ NOISE$")).wait_for()
     assert latest_label(detection.pk) == "NOISE"
     assert menu.is_hidden()
     page.keyboard.press("c")

@@ -137,8 +137,9 @@ def test_a_chunk_whose_worker_died_midway_resumes_after_what_it_listed(
     assert Tracklet.objects.count() == 10
     bundle_chunk_run(chunk_id=chunk.pk)  # too soon: its worker may still be at it
     assert Tracklet.objects.count() == 10
-    BundleChunk.objects.filter(pk=chunk.pk).update(started_at=timezone.now() - timedelta(hours=1))
-    bundle_chunk_run(chunk_id=chunk.pk)  # the redelivery
+    silent = timezone.now() - timedelta(hours=1)  # no sign of life since (claim, progress)
+    BundleChunk.objects.filter(pk=chunk.pk).update(started_at=silent, alive_at=silent)
+    bundle_chunk_run(chunk_id=chunk.pk)  # the redelivery (or the sweep's)
     upload.refresh_from_db()
     assert upload.status == JobStatus.SUCCEEDED
     assert [r["tracklet"] for r in upload.results] == IDS

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
 import sys
 
@@ -88,75 +86,5 @@ def test_every_setting_read_from_the_environment_is_listed_in_env_example():
     assert read <= listed, f"missing from .env.example: {sorted(read - listed)}"
 
 
-def _compose() -> list[str] | None:
-    if (
-        shutil.which("docker")
-        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
-    ):
-        return ["docker", "compose"]
-    return ["docker-compose"] if shutil.which("docker-compose") else None
-
-
-@pytest.mark.skipif(_compose() is None, reason="needs docker compose (./run test installs it)")
-def test_the_compose_file_is_valid():
-    services = _compose_services()  # `config` validates the file
-    assert {
-        "postgres",
-        "redis",
-        "minio",
-        "web",
-        "worker",
-        "training-worker",
-        "gpu-worker",
-        "beat",
-    } <= set(services)
-    unchecked = [name for name, service in services.items() if "healthcheck" not in service]
-    assert not unchecked, f"services without a health check: {unchecked}"
-    # media go to MinIO: no service mounts a media volume, every app service waits for MinIO
-    for name, service in services.items():
-        if service.get("image", "").startswith("tracklet-screening"):
-            assert service["environment"]["MEDIA_STORAGE"] == "s3", name
-            assert "minio" in service["depends_on"], name
-            assert not any("media" in str(v) for v in service.get("volumes", [])), name
-
-
-def _compose_services() -> dict:
-    import yaml
-
-    result = subprocess.run(
-        [*_compose(), "-f", "docker-compose.yml", "config"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **os.environ,
-            "SECRET_KEY": PRODUCTION["SECRET_KEY"],
-            "POSTGRES_PASSWORD": "x",
-            "MINIO_ROOT_PASSWORD": "y" * 12,
-        },
-    )
-    assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)["services"]
-
-
-@pytest.mark.skipif(_compose() is None, reason="needs docker compose (./run test installs it)")
-def test_compose_the_demo_and_the_tests_start_the_workers_from_one_definition():
-    """Every worker is `python -m screening.ops.workers ROLE`: compose, ./run demo and the tests
-    (tests/processes.py) read pool, queues and concurrency from screening/ops/workers.py."""
-    from screening.ops.workers import ROLES
-
-    services = _compose_services()
-    commands = {name: s.get("command") for name, s in services.items()}
-    workers = {n: c for n, c in commands.items() if c and "worker" in " ".join(c)}
-    assert workers, commands
-    for name, command in workers.items():
-        assert command[:3] == ["python", "-m", "screening.ops.workers"], (name, command)
-        assert command[3] in ROLES and len(command) == 4, (name, command)
-        assert services[name]["environment"]["WORKER_ROLE"] == command[3]
-    compose_roles = {c[3] for c in workers.values()}
-    assert compose_roles == set(ROLES)  # every role runs in production
-    demo = (ROOT / "run").read_text()
-    demo_roles = set(re.findall(r"-m screening\.ops\.workers (\w+)", demo))
-    assert demo_roles == {"cpu", "training"} and 'celery" -A' not in demo
-    assert "screening.ops.workers" in (ROOT / "tests" / "processes.py").read_text()
+# docker-compose.yml's settings (every variable of .env reaching the services, the TLS proxy, the
+# deploy check of what the web gets) are tested in tests/screening/test_compose.py.

@@ -58,3 +58,27 @@ def test_running_an_upload_job_twice_ingests_it_once(tmp_path):
     bundle_upload_run(upload_id=upload.pk)  # finished: nothing to do
     upload.refresh_from_db()
     assert upload.summary["created"] == 2
+
+
+def test_the_upload_list_leaves_out_per_tracklet_results_and_never_reads_them(pipeline_client):
+    """A night's upload lists tens of thousands of results: the list answers counts and
+    progress in a few kilobytes (and does not load the results from the database); reading the
+    one upload gives them all."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    results = [
+        {"tracklet": f"T{i:05d}", "status": "created", "id": i, "origin": f"line {i}"}
+        for i in range(20000)
+    ]
+    big = _upload(JobStatus.SUCCEEDED, 0)
+    BundleUpload.objects.filter(pk=big.pk).update(results=results, summary={"created": 20000})
+    with CaptureQueriesContext(connection) as queries:
+        listed = pipeline_client.get("/api/v1/bundles/")
+    assert listed.status_code == 200
+    assert len(listed.content) < 5000, len(listed.content)
+    row = listed.json()["results"][0]
+    assert row["id"] == big.pk and row["summary"] == {"created": 20000} and "results" not in row
+    assert not any('"results"' in q["sql"] for q in queries.captured_queries), queries
+    one = pipeline_client.get(f"/api/v1/bundles/{big.pk}/").json()
+    assert len(one["results"]) == 20000 and one["results"][7]["tracklet"] == "T00007"

@@ -78,14 +78,13 @@ class Command(BaseCommand):
         )
 
     def _retraining_sets(self, model: ModelVersion) -> None:
-        from pathlib import Path
-
         from classifier.checkpoint import load_checkpoint
         from classifier.inference import model_from_checkpoint
         from classifier.retrain import RetrainConfig, tcn_sets
+        from screening.registry.checkpoints import checkpoint_local
         from screening.registry.versions import evaluation_cache
 
-        network = model_from_checkpoint(load_checkpoint(Path(model.checkpoint)))
+        network = model_from_checkpoint(load_checkpoint(checkpoint_local(model)))
         self.stdout.write("simulating the retraining runs' tracklets (once)")
         cfg = RetrainConfig(cache_dir=str(evaluation_cache()))
         tcn_sets(cfg, network.preprocessing, tuple(network.classes), progress=True)

@@ -55,5 +55,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"s3 endpoint {settings.S3_ENDPOINT_URL or 'AWS'} does not answer: {exc}"
             ) from exc
-        client.create_bucket(Bucket=bucket_name)
+        # AWS wants the region named outside us-east-1; SeaweedFS and other stores ignore it.
+        region = client.meta.region_name
+        where = {} if region in (None, "", "us-east-1") else {"LocationConstraint": region}
+        client.create_bucket(
+            Bucket=bucket_name, **({"CreateBucketConfiguration": where} if where else {})
+        )
         self.stdout.write(f"created the s3 bucket {bucket_name}")
