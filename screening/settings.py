@@ -6,6 +6,7 @@ Each variable, with its default, is listed in `.env.example`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -379,6 +380,18 @@ MPC_TELESCOPE_APERTURE = env_str("MPC_TELESCOPE_APERTURE", "0.5")  # metres
 MPC_TELESCOPE_DETECTOR = env_str("MPC_TELESCOPE_DETECTOR", "CCD")
 MPC_ASTROMETRY_CATALOG = env_str("MPC_ASTROMETRY_CATALOG", "Gaia2")
 MPC_PHOTOMETRY_BAND = env_str("MPC_PHOTOMETRY_BAND", "o")
+# The catalogue the magnitudes were calibrated against (ADES photCat), its own setting.
+MPC_PHOTOMETRY_CATALOG = env_str("MPC_PHOTOMETRY_CATALOG", "Gaia2")
+# This installation's trkSub prefix: trkSubs are the prefix and the tracklet's id in base 36, 8
+# characters; two installations reporting to the MPC need different prefixes. 1 to 3 letters and
+# digits, first a letter no designation starts with (not A, C, D, I, J, K, P, X).
+MPC_TRKSUB_PREFIX = env_str("MPC_TRKSUB_PREFIX", "S")
+if not re.fullmatch(r"[BEFGHLMNOQRSTUVWYZ][A-Z0-9]{0,2}", MPC_TRKSUB_PREFIX):
+    raise ImproperlyConfigured(
+        f"MPC_TRKSUB_PREFIX must be 1 to 3 capital letters and digits starting with a letter "
+        f"other than A, C, D, I, J, K, P or X (those start MPC designations), got "
+        f"{MPC_TRKSUB_PREFIX!r}"
+    )
 MPC_AUTO_ACCEPT = env_bool("MPC_AUTO_ACCEPT", False)
 MPC_AUTO_ACCEPT_THRESHOLD = env_float("MPC_AUTO_ACCEPT_THRESHOLD", 0.99, low=0.0, high=1.0)
 MPC_AUTO_ACCEPT_MIN_PRECISION = env_float("MPC_AUTO_ACCEPT_MIN_PRECISION", 0.99, low=0, high=1)

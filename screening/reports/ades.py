@@ -15,10 +15,12 @@ it again with nothing new is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import io
 import math
+import re
 import subprocess
 import sys
 import tempfile
@@ -52,11 +54,7 @@ class Observation:
     ra: float
     dec: float
     mag: float
-
-    @property
-    def obs_time(self) -> str:
-        when = MJD_EPOCH + datetime.timedelta(days=self.mjd)
-        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    obs_time: str = ""  # ISO UTC to the millisecond, rounded; from `obs_times` when empty
 
     def values(self) -> dict[str, str]:
         return {
@@ -65,18 +63,60 @@ class Observation:
             "trkSub": self.trk_sub,
             "mode": "CCD",
             "stn": settings.MPC_STATION,
-            "obsTime": self.obs_time,
-            "ra": f"{self.ra:.6f}",
+            "obsTime": self.obs_time or obs_times([self.mjd])[0],
+            "ra": ra_text(self.ra),
             "dec": f"{self.dec:+.6f}",
             "astCat": settings.MPC_ASTROMETRY_CATALOG,
             "mag": f"{self.mag:.2f}",
             "band": settings.MPC_PHOTOMETRY_BAND,
-            "photCat": settings.MPC_ASTROMETRY_CATALOG,
+            "photCat": settings.MPC_PHOTOMETRY_CATALOG,
         }
 
 
-def trk_sub(tracklet_id: int) -> str:
-    """The observer's tracklet id: at most 8 alphanumerics, unique per installation."""
+def obs_times(mjds) -> list[str]:
+    """ADES obsTime of UTC MJDs by astropy.time: ISO 8601, rounded (not truncated) to the
+    millisecond (a float64 MJD of this era resolves about a microsecond), with UTC's Z."""
+    from astropy.time import Time
+
+    if len(mjds) == 0:
+        return []
+    times = Time(list(mjds), format="mjd", scale="utc", precision=3)
+    return [f"{text}Z" for text in times.isot]
+
+
+def ra_text(ra: float) -> str:
+    """RA to the microdegree, wrapped after rounding: 359.9999996 is 0.000000, not 360.000000
+    (which the ADES schema refuses)."""
+    text = f"{ra:.6f}"
+    return "0.000000" if float(text) >= 360.0 else text
+
+
+# What the MPC's designations look like, packed and unpacked (a trkSub must not): packed
+# provisional (K24A00A), extended (_QC0000), permanent (00433, A0345, ~0000), survey (PLS2040),
+# comets (0001P, CJ95O010) and unpacked provisional (2024 AB12, 2024AB12).
+_DESIGNATION_SHAPES = re.compile(
+    r"[I-K]\d\d[A-HJ-Y][0-9A-Za-z]\d[0-9A-Za-z]"
+    r"|_[0-9A-Za-z][A-HJ-Y][0-9A-Za-z]{4}"
+    r"|[0-9A-Za-z~][0-9A-Za-z]{4}"
+    r"|(PLS|T[123]S)\d{4}|\d{4}[PCDXIA]"
+    r"|[PCDXIA][I-K]\d\d[A-HJ-Y][0-9A-Za-z]\d[0-9a-z]"
+    r"|\d{4} ?[A-Z]{2}\d*"
+)
+
+
+def designation_shaped(name: str) -> bool:
+    """Whether `name` could be read as an MPC designation (packed or not)."""
+    return bool(_DESIGNATION_SHAPES.fullmatch(name))
+
+
+TRK_SUB_LENGTH = 8  # ADES allows 8; packed designations have 5, 7 or (comets) 8 with a letter
+
+
+def trk_sub(tracklet_id: int, prefix: str | None = None) -> str:
+    """The observer's tracklet id: MPC_TRKSUB_PREFIX (this installation's: 1 to 3 letters and
+    digits, a letter first) then the tracklet's database id in base 36, 8 characters in all:
+    unique across installations with different prefixes, and never shaped like a designation."""
+    prefix = settings.MPC_TRKSUB_PREFIX if prefix is None else prefix
     digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     n, out = tracklet_id, ""
     while True:
@@ -84,9 +124,18 @@ def trk_sub(tracklet_id: int) -> str:
         out = digits[r] + out
         if n == 0:
             break
-    if len(out) > 7:
-        raise AdesError(f"tracklet id {tracklet_id} is too large for an 8-character trkSub")
-    return "K" + out.rjust(6, "0")
+    width = TRK_SUB_LENGTH - len(prefix)
+    if len(out) > width:
+        raise AdesError(
+            f"tracklet id {tracklet_id} does not fit an {TRK_SUB_LENGTH}-character trkSub "
+            f"after the prefix {prefix!r}"
+        )
+    name = prefix + out.rjust(width, "0")
+    if designation_shaped(name):
+        raise AdesError(
+            f"trkSub {name} is shaped like an MPC designation; change MPC_TRKSUB_PREFIX"
+        )
+    return name
 
 
 def observation_check(obs: Observation) -> None:
@@ -138,8 +187,11 @@ def _schema():
 _SUBMIT_SCHEMA = None
 
 
-def xml_validate(xml: str) -> None:
-    """Validate ADES XML against the submission schema iau-ades builds from its master file."""
+def xml_validate(xml: str, observations: list[Observation] | None = None) -> None:
+    """Validate ADES XML against the submission schema iau-ades builds from its master file.
+
+    With the report's observations, a refusal names the tracklet, the detection and the field
+    (iau-ades names an XML line)."""
     from ades.valutility import validate_schema
     from lxml import etree
 
@@ -147,10 +199,32 @@ def xml_validate(xml: str) -> None:
         candidate = etree.ElementTree(etree.fromstring(xml.encode()))
     except etree.XMLSyntaxError as exc:
         raise AdesError(f"the report is not well-formed XML: {exc}") from None
-    failure = validate_schema("submit", _schema(), candidate, io.StringIO())
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its traceback as well
+        failure = validate_schema("submit", _schema(), candidate, io.StringIO())
     if failure:
         reason = failure.strip().splitlines()[-1]
-        raise AdesError(f"iau-ades refused the report: {reason}")
+        where = _refused_where(xml, reason, observations or [])
+        raise AdesError(f"iau-ades refused the report: {where}{reason}")
+
+
+def _refused_where(xml: str, reason: str, observations: list[Observation]) -> str:
+    """'tracklet 'X' detection N, field F: ' for the observation holding the line iau-ades
+    names, or '' when it names none of them."""
+    line = re.search(r"line (\d+)\s*$", reason)
+    field = re.search(r"Element '(\w+)'", reason)
+    if line is None or not observations:
+        return ""
+    lines = xml.splitlines()[: int(line.group(1))]
+    opened = [i for i, text in enumerate(lines) if text.strip() == "<optical>"]
+    if not opened:
+        return ""
+    number = len(opened) - 1  # the records are in the observations' order
+    if number >= len(observations):
+        return ""
+    obs = observations[number]
+    index = sum(1 for o in observations[:number] if o.tracklet_id == obs.tracklet_id)
+    named = f", field {field.group(1)}" if field else ""
+    return f"tracklet {obs.survey_id!r} (trkSub {obs.trk_sub}) detection {index}{named}: "
 
 
 def _convert(module: str, text: str, suffixes: tuple[str, str]) -> str:
@@ -250,8 +324,13 @@ def _observations(tracklets: list[Tracklet]) -> list[Observation]:
         .order_by("tracklet_id", "index")
         .values_list("tracklet_id", "mjd", "ra", "dec", "mag")
     )
+    rows = list(rows)
+    plausible = all(math.isfinite(m) and 15_000 <= m <= 100_000 for _, m, *_ in rows)
+    # a bad mjd is refused by name in observation_check; astropy is not asked to convert it
+    times = obs_times([m for _, m, *_ in rows]) if plausible else [""] * len(rows)
     return [
-        Observation(pk, names[pk], trk_sub(pk), mjd, ra, dec, mag) for pk, mjd, ra, dec, mag in rows
+        Observation(pk, names[pk], trk_sub(pk), mjd, ra, dec, mag, when)
+        for (pk, mjd, ra, dec, mag), when in zip(rows, times, strict=True)
     ]
 
 
@@ -277,7 +356,7 @@ def report_build(*, night: Night, user=None) -> ReportResult:
             observation_check(obs)
         psv = psv_text(observations)
         xml = psv_to_xml(psv)
-        xml_validate(xml)
+        xml_validate(xml, observations)
         round_trip_check(observations, xml)
         digest = hashlib.sha256(xml.encode()).hexdigest()
         existing = MpcReport.objects.filter(content_sha256=digest).first()

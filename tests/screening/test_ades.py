@@ -96,7 +96,7 @@ def test_a_malformed_field_is_refused_before_anything_is_written(night, field, v
 
 
 def test_iau_ades_itself_refuses_what_our_checks_would_let_through():
-    bad = Observation(1, "T1", "K000001", 61000.5, 10.0, 20.0, 19.5)
+    bad = Observation(1, "T1", "S0000001", 61000.5, 10.0, 20.0, 19.5)
     psv = psv_text([bad]).replace("|Gaia2|", "|Not a catalogue!|", 1)
     with pytest.raises(AdesError, match="iau-ades refused the report"):
         xml_validate(psv_to_xml(psv))
@@ -143,3 +143,128 @@ def test_the_report_page_and_api_give_the_files(night):
     client.force_login(reviewer)
     assert client.post(f"/nights/{NIGHT}/report/").status_code == 403
     assert client.get(f"/api/v1/reports/{report.pk}/xml/").status_code == 200
+
+
+def _ingest_at(survey_id: str, positions: list[tuple[float, float]], seed: int):
+    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
+    from tests.stamps import detection_rows, stamp_files
+
+    rows = detection_rows(survey_id, len(positions), seed=seed)
+    for row, (ra, dec) in zip(rows, positions, strict=True):
+        row.update(ra=ra, dec=dec)
+    files = stamp_files(survey_id, len(positions), seed=seed)
+    return tracklet_ingest(
+        tracklet=TrackletInput(
+            night=NIGHT,
+            survey_id=survey_id,
+            detections=rows,
+            stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
+        )
+    ).tracklet
+
+
+def test_positions_at_the_edges_of_the_sky_go_out_valid_and_come_back_the_same(reviewer):
+    """RA 0 and 359.9999996 (which rounds to 360.000000, the schema's excluded end), Dec +90
+    and -90: ingest -> ADES -> iau-ades's validator and converter -> the same sky positions."""
+    cases = {
+        "WRAP": [(359.9999996, 10.0), (359.9999999, 10.0001), (0.0, 10.0002), (0.0000004, 10.0003)],
+        "NORTH": [(10.0, 89.9998), (10.0, 89.9999), (100.0, 90.0), (190.0, 89.9999)],
+        "SOUTH": [(10.0, -89.9998), (10.0, -89.9999), (100.0, -90.0), (190.0, -89.9999)],
+    }
+    for seed, (name, positions) in enumerate(cases.items()):
+        tracklet = _ingest_at(name, positions, seed)
+        verdict_record(tracklet_id=tracklet.pk, reviewer=reviewer, value="real")
+    report = report_build(night=Night.objects.get()).report
+    xml_validate(report.xml)
+    back = xml_records(report.xml)
+    sent = [p for positions in cases.values() for p in positions]
+    assert len(back) == len(sent)
+    for record, (ra, dec) in zip(back, sent, strict=True):
+        assert 0.0 <= float(record["ra"]) < 360.0, record
+        # the same point of the sky: RA differences wrap at 360, and mean nothing at a pole
+        d_ra = (float(record["ra"]) - ra + 180.0) % 360.0 - 180.0
+        assert (
+            abs(d_ra) * math.cos(math.radians(dec)) < 1e-6
+            and abs(float(record["dec"]) - dec) < 5e-7
+        )
+    assert back[0]["ra"] == "0.000000"  # 359.9999996, wrapped after rounding
+
+
+def test_obs_time_is_astropys_utc_rounded_to_the_millisecond(night):
+    from astropy.time import Time
+
+    night, tracklets = night
+    report = report_build(night=night).report
+    back = xml_records(report.xml)
+    detections = Detection.objects.filter(tracklet__in=tracklets[:2]).order_by("tracklet", "index")
+    for record, detection in zip(back, detections, strict=True):
+        exact = Time(detection.mjd, format="mjd", scale="utc")
+        sent = Time(record["obsTime"].rstrip("Z"), format="isot", scale="utc")
+        assert abs((sent - exact).to_value("s")) <= 0.0005, (record["obsTime"], detection.mjd)
+    # half a millisecond and more rounds up, as astropy does, not down (truncation)
+    from screening.reports.ades import obs_times
+
+    mjd = 61000.0 + (3600 + 0.0126) / 86400  # 01:00:00.0126 UTC
+    assert obs_times([mjd]) == ["2025-11-21T01:00:00.013Z"]
+
+
+def test_trksubs_are_prefixed_8_characters_and_never_shaped_like_a_designation(settings):
+    from screening.reports.ades import designation_shaped, trk_sub
+
+    # the shapes the MPC uses, and the old trkSub of tracklet 466,570
+    for designation in ("K24A00A", "K00A00A", "_QC0000", "00433", "A0345", "~0000", "PLS2040",
+                        "0001P", "CJ95O010", "2024 AB12", "2024AB12"):  # fmt: skip
+        assert designation_shaped(designation), designation
+    settings.MPC_TRKSUB_PREFIX = "S"
+    ids = [1, 35, 36, 466_570, 10**6, 36**7 - 1]
+    names = [trk_sub(i) for i in ids]
+    assert names[:3] == ["S0000001", "S000000Z", "S0000010"]
+    assert all(len(n) == 8 and n.startswith("S") and not designation_shaped(n) for n in names)
+    assert len(set(names)) == len(ids)
+    assert trk_sub(466_570, prefix="TB") != trk_sub(466_570)  # another installation, no clash
+    with pytest.raises(AdesError, match="does not fit"):
+        trk_sub(36**7)
+
+
+def test_a_trksub_prefix_that_starts_like_a_designation_is_refused_at_start():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "MPC_TRKSUB_PREFIX": "K2"}
+    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0
+    assert "MPC_TRKSUB_PREFIX must be 1 to 3 capital letters" in done.stderr
+    assert "'K2'" in done.stderr
+
+
+def test_photcat_is_its_own_setting(night, settings):
+    settings.MPC_ASTROMETRY_CATALOG = "Gaia2"
+    settings.MPC_PHOTOMETRY_CATALOG = "ATLAS2"
+    night, _ = night
+    back = xml_records(report_build(night=night).report.xml)
+    assert {(r["astCat"], r["photCat"]) for r in back} == {("Gaia2", "ATLAS2")}
+
+
+def test_a_refusal_by_iau_ades_names_the_tracklet_the_detection_and_the_field(night, settings):
+    observations = [
+        Observation(1, "T1", "S0000001", 61000.5, 10.0, 20.0, 19.5),
+        Observation(2, "T2", "S0000002", 61000.5, 10.0, 20.0, 19.5),
+        Observation(2, "T2", "S0000002", 61000.51, 10.01, 20.0, 19.5),
+    ]
+    lines = psv_text(observations).splitlines()
+    lines[-1] = lines[-1].replace("|Gaia2|", "|Bogus!|", 1)  # only T2's second detection
+    with pytest.raises(AdesError) as refused:
+        xml_validate(psv_to_xml("\n".join(lines) + "\n"), observations)
+    assert "tracklet 'T2' (trkSub S0000002) detection 1, field astCat: " in str(refused.value)
+    assert "'Bogus!'" in str(refused.value)
+    # through report_build, with nothing written
+    settings.MPC_PHOTOMETRY_BAND = "o!"
+    night, _ = night
+    with pytest.raises(AdesError) as refused:
+        report_build(night=night)
+    assert "tracklet 'T0'" in str(refused.value) and "detection 0" in str(refused.value)
+    assert MpcReport.objects.count() == 0
