@@ -193,6 +193,22 @@ class Detection(models.Model):
     mag = models.FloatField()
     x = models.FloatField(help_text="Detector x, pixels.")
     y = models.FloatField(help_text="Detector y, pixels.")
+    station = models.CharField(
+        max_length=3, blank=True, default="", help_text="MPC code; empty: MPC_STATION."
+    )
+    band = models.CharField(
+        max_length=3, blank=True, default="", help_text="ADES band; empty: MPC_PHOTOMETRY_BAND."
+    )
+    exposure = models.FloatField(null=True, blank=True, help_text="Exposure time, seconds.")
+    time_ref = models.CharField(
+        max_length=5,
+        default="mid",
+        choices=[("mid", "mid-exposure"), ("start", "start of exposure")],
+        help_text="What mjd marks.",
+    )
+    rms_ra = models.FloatField(null=True, blank=True, help_text="RA*cos(Dec) 1-sigma, arcsec.")
+    rms_dec = models.FloatField(null=True, blank=True, help_text="Dec 1-sigma, arcsec.")
+    rms_mag = models.FloatField(null=True, blank=True, help_text="Magnitude 1-sigma.")
     stamp = models.FileField(upload_to="stamps/", help_text="The stamp file as received.")
     stamp_format = models.CharField(max_length=8)
     stamp_sha256 = models.CharField(max_length=64)

@@ -42,6 +42,7 @@ from screening import queueing
 from screening.ingest.json_input import JSONInputError, json_load
 from screening.ingest.tracklets import (
     DETECTION_FIELDS,
+    OPTIONAL_DETECTION_FIELDS,
     IngestRejected,
     StampSource,
     TrackletInput,
@@ -610,12 +611,15 @@ def _csv_rows(name: str, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
         missing = [c for c in MANIFEST_COLUMNS if c not in columns]
         if missing:
             raise BundleError(f"{name}: the header row lacks {', '.join(missing)}")
-        unknown = [c for c in columns if c not in MANIFEST_COLUMNS]
+        unknown = [
+            c for c in columns if c not in MANIFEST_COLUMNS and c not in OPTIONAL_DETECTION_FIELDS
+        ]
         if unknown:
             raise BundleError(
                 f"{name}: the header row has unknown column(s) "
                 f"{', '.join(repr(c[:40]) for c in unknown[:5])}; the columns are "
-                f"{', '.join(MANIFEST_COLUMNS)}"
+                f"{', '.join(MANIFEST_COLUMNS)} and optionally "
+                f"{', '.join(OPTIONAL_DETECTION_FIELDS)}"
             )
         for row in reader:
             if None in row:

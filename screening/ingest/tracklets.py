@@ -41,6 +41,13 @@ MJD_EPOCH = date(1858, 11, 17)  # MJD 0 is this date at 00:00 UTC
 NIGHT_MJD_BEFORE = 1.0
 NIGHT_MJD_AFTER = 2.0
 DETECTION_FIELDS = ("index", "mjd", "ra", "dec", "mag", "x", "y", "stamp")
+# What a report to the MPC needs per detection, when the survey sends it: station (MPC code;
+# else MPC_STATION), band (else MPC_PHOTOMETRY_BAND), exposure (seconds), time_ref ("mid": mjd is
+# mid-exposure, the default; "start": mjd is the exposure's start, which needs exposure), and
+# uncertainties rms_ra, rms_dec (arcseconds, RA's on the sky) and rms_mag (magnitudes).
+OPTIONAL_DETECTION_FIELDS = ("station", "band", "exposure", "time_ref", "rms_ra", "rms_dec",
+                             "rms_mag")  # fmt: skip
+_BAND = re.compile(r"[.A-Za-z0-9_]{1,3}")  # the ADES schema's BandType
 MAX_STAMP_NAME = 255
 _STAMP_SUFFIXES = (".fits.gz", ".fit.gz", ".fits", ".fit", ".fts", ".png", ".npy", ".gz")
 
@@ -355,6 +362,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "mag": (-30.0, 40.0),
     "x": (-1e6, 1e6),
     "y": (-1e6, 1e6),
+    "exposure": (0.0, 3600.0),  # seconds
+    "rms_ra": (0.0, 3600.0),  # arcseconds
+    "rms_dec": (0.0, 3600.0),
+    "rms_mag": (0.0, 10.0),
 }
 
 
@@ -375,13 +386,34 @@ def _parse_detection(
         return None
     out: dict[str, Any] = {}
     ok = True
-    unknown = [key for key in row if key not in DETECTION_FIELDS]
+    unknown = [
+        key for key in row if key not in DETECTION_FIELDS and key not in OPTIONAL_DETECTION_FIELDS
+    ]
     for key in unknown[:5]:
         problems.append(
             IngestProblem(
                 field=f"{where}.{key}" if isinstance(key, str) and len(key) <= 40 else where,
                 reason=f"unknown field {short(key)} (a detection has the fields "
-                f"{', '.join(DETECTION_FIELDS)})",
+                f"{', '.join(DETECTION_FIELDS)} and optionally "
+                f"{', '.join(OPTIONAL_DETECTION_FIELDS)})",
+            )
+        )
+        ok = False
+    for name in OPTIONAL_DETECTION_FIELDS:
+        raw = row.get(name)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue  # not sent (or an empty CSV cell)
+        try:
+            out[name] = _as_optional(name, raw, text_values=text_values)
+        except ValueError as exc:
+            problems.append(IngestProblem(field=f"{where}.{name}", reason=str(exc)))
+            ok = False
+    if out.get("time_ref") == "start" and "exposure" not in out:
+        problems.append(
+            IngestProblem(
+                field=f"{where}.exposure",
+                reason="time_ref 'start' needs the exposure time (seconds) to give the "
+                "mid-exposure time a report must carry",
             )
         )
         ok = False
@@ -402,6 +434,28 @@ def _parse_detection(
             problems.append(IngestProblem(field=f"{where}.{name}", reason=str(exc)))
             ok = False
     return out if ok else None
+
+
+def _as_optional(name: str, raw: Any, *, text_values: bool) -> str | float:
+    if name in ("station", "band", "time_ref"):
+        if not isinstance(raw, str):
+            raise ValueError(f"{name} must be a string, got {type_name(raw)}")
+        value = raw.strip()
+        if name == "station":
+            from screening.ingest.stations import station_problem
+
+            problem = station_problem(value)
+            if problem:
+                raise ValueError(problem)
+        elif name == "band" and not _BAND.fullmatch(value):
+            raise ValueError(f"band {short(value)} must be 1 to 3 letters or digits (ADES band)")
+        elif name == "time_ref" and value not in ("mid", "start"):
+            raise ValueError(f"time_ref must be 'mid' or 'start', got {short(value)}")
+        return value
+    value = _as_number(name, raw, text_values=text_values)
+    if value <= 0:
+        raise ValueError(f"{name} {value!r} must be above 0")
+    return value
 
 
 def _as_stamp_name(raw: Any) -> str:

@@ -19,6 +19,7 @@ import contextlib
 import datetime
 import hashlib
 import io
+import logging
 import math
 import re
 import subprocess
@@ -36,9 +37,13 @@ from django.utils.module_loading import import_string
 from screening.models import CurrentVerdict, Detection, MpcReport, Night, Tracklet, Verdict
 from screening.review.audit import clopper_pearson
 
+logger = logging.getLogger(__name__)
+
 MJD_EPOCH = datetime.datetime(1858, 11, 17, tzinfo=datetime.UTC)
 FIELDS = ["permID", "provID", "trkSub", "mode", "stn", "obsTime", "ra", "dec", "astCat", "mag",
           "band", "photCat"]  # fmt: skip
+# Columns a block carries only where one of its detections has the value.
+OPTIONAL_FIELDS = ["rmsRA", "rmsDec", "rmsMag", "exp"]
 
 
 class AdesError(ValueError):
@@ -54,7 +59,17 @@ class Observation:
     ra: float
     dec: float
     mag: float
-    obs_time: str = ""  # ISO UTC to the millisecond, rounded; from `obs_times` when empty
+    obs_time: str = ""  # ISO UTC mid-exposure to the millisecond; from `obs_times` when empty
+    station: str = ""  # the detection's MPC code; empty: MPC_STATION
+    band: str = ""  # empty: MPC_PHOTOMETRY_BAND
+    exposure: float | None = None  # seconds
+    rms_ra: float | None = None  # arcseconds (RA*cos Dec)
+    rms_dec: float | None = None
+    rms_mag: float | None = None
+
+    @property
+    def stn(self) -> str:
+        return self.station or settings.MPC_STATION
 
     def values(self) -> dict[str, str]:
         return {
@@ -62,15 +77,26 @@ class Observation:
             "provID": "",
             "trkSub": self.trk_sub,
             "mode": "CCD",
-            "stn": settings.MPC_STATION,
+            "stn": self.stn,
             "obsTime": self.obs_time or obs_times([self.mjd])[0],
             "ra": ra_text(self.ra),
             "dec": f"{self.dec:+.6f}",
+            "rmsRA": _positive(self.rms_ra, 3),
+            "rmsDec": _positive(self.rms_dec, 3),
             "astCat": settings.MPC_ASTROMETRY_CATALOG,
             "mag": f"{self.mag:.2f}",
-            "band": settings.MPC_PHOTOMETRY_BAND,
+            "rmsMag": _positive(self.rms_mag, 3),
+            "band": self.band or settings.MPC_PHOTOMETRY_BAND,
             "photCat": settings.MPC_PHOTOMETRY_CATALOG,
+            "exp": _positive(self.exposure, 2),
         }
+
+
+def _positive(value: float | None, decimals: int) -> str:
+    """An optional positive ADES decimal: '' when unknown, never rounded to 0."""
+    if value is None:
+        return ""
+    return f"{max(value, 10.0**-decimals):.{decimals}f}"
 
 
 def obs_times(mjds) -> list[str]:
@@ -154,22 +180,41 @@ def observation_check(obs: Observation) -> None:
         raise AdesError(f"{where}: mjd {obs.mjd} is not a date of modern observation")
 
 
-def psv_text(observations: list[Observation]) -> str:
-    """The report as ADES PSV: the header block from settings, then one record per detection."""
-    lines = ["# version=2022", "# observatory", f"! mpcCode {settings.MPC_STATION}"]
-    lines += ["# submitter", f"! name {settings.MPC_SUBMITTER}"]
-    lines += ["# observers", *[f"! name {name}" for name in settings.MPC_OBSERVERS]]
-    lines += ["# measurers", *[f"! name {name}" for name in settings.MPC_MEASURERS]]
-    lines += [
-        "# telescope",
-        f"! design {settings.MPC_TELESCOPE_DESIGN}",
-        f"! aperture {settings.MPC_TELESCOPE_APERTURE}",
-        f"! detector {settings.MPC_TELESCOPE_DETECTOR}",
-    ]
-    lines.append("|".join(FIELDS))
+def psv_columns(observations: list[Observation]) -> list[str]:
+    """A block's columns: the fixed ones, and each optional one some detection fills."""
+    rows = [obs.values() for obs in observations]
+    return FIELDS + [name for name in OPTIONAL_FIELDS if any(row[name] for row in rows)]
+
+
+def blocks(observations: list[Observation]) -> list[list[Observation]]:
+    """The observations by station, one ADES obsBlock each, in the order given."""
+    out: dict[str, list[Observation]] = {}
     for obs in observations:
-        values = obs.values()
-        lines.append("|".join(values[name] for name in FIELDS))
+        out.setdefault(obs.stn, []).append(obs)
+    return list(out.values())
+
+
+def psv_text(observations: list[Observation]) -> str:
+    """The report as ADES PSV: per station, a header block (the station; the rest from
+    settings), then one record per detection. Observations must come grouped by station
+    (`blocks`), as the XML will hold them."""
+    lines = ["# version=2022"]
+    for block in blocks(observations):
+        lines += ["# observatory", f"! mpcCode {block[0].stn}"]
+        lines += ["# submitter", f"! name {settings.MPC_SUBMITTER}"]
+        lines += ["# observers", *[f"! name {name}" for name in settings.MPC_OBSERVERS]]
+        lines += ["# measurers", *[f"! name {name}" for name in settings.MPC_MEASURERS]]
+        lines += [
+            "# telescope",
+            f"! design {settings.MPC_TELESCOPE_DESIGN}",
+            f"! aperture {settings.MPC_TELESCOPE_APERTURE}",
+            f"! detector {settings.MPC_TELESCOPE_DETECTOR}",
+        ]
+        columns = psv_columns(block)
+        lines.append("|".join(columns))
+        for obs in block:
+            values = obs.values()
+            lines.append("|".join(values[name] for name in columns))
     return "\n".join(lines) + "\n"
 
 
@@ -255,12 +300,19 @@ def psv_to_xml(psv: str) -> str:
 def xml_records(xml: str) -> list[dict[str, str]]:
     """The observation records of ADES XML, as iau-ades's converter writes them back to PSV."""
     text = _convert("xmltopsv", xml, ("xml", "psv"))
-    lines = [line for line in text.splitlines() if line.strip()]
-    records = [line for line in lines if not line.startswith(("#", "!"))]
-    keys = [k.strip() for k in records[0].split("|")]
-    return [
-        dict(zip(keys, (v.strip() for v in line.split("|")), strict=True)) for line in records[1:]
-    ]
+    records: list[dict[str, str]] = []
+    keys: list[str] | None = None
+    after_header = True
+    for line in (line for line in text.splitlines() if line.strip()):
+        if line.startswith(("#", "!")):  # a block's header: its column line comes next
+            after_header = True
+            continue
+        cells = [cell.strip() for cell in line.split("|")]
+        if after_header:
+            keys, after_header = cells, False
+            continue
+        records.append(dict(zip(keys or [], cells, strict=True)))
+    return records
 
 
 def round_trip_check(observations: list[Observation], xml: str) -> None:
@@ -270,10 +322,10 @@ def round_trip_check(observations: list[Observation], xml: str) -> None:
         raise AdesError(f"round trip: {len(back)} records back for {len(observations)} sent")
     for obs, record in zip(observations, back, strict=True):
         sent = obs.values()
-        for name in FIELDS:
+        for name in FIELDS + OPTIONAL_FIELDS:
             a, b = sent[name], record.get(name, "")
             same = a == b
-            if not same and name in ("ra", "dec", "mag"):
+            if not same and name in ("ra", "dec", "mag", *OPTIONAL_FIELDS):
                 same = b != "" and abs(float(a) - float(b)) < 1e-9
             if not same:
                 raise AdesError(
@@ -318,26 +370,119 @@ def report_candidates(night: Night) -> tuple[list[Tracklet], int]:
 
 
 def _observations(tracklets: list[Tracklet]) -> list[Observation]:
+    """The detections of the tracklets as observations, grouped by station (one obsBlock
+    each), mid-exposure times by astropy."""
     names = {t.pk: t.survey_id for t in tracklets}
-    rows = (
+    rows = list(
         Detection.objects.filter(tracklet_id__in=names)
         .order_by("tracklet_id", "index")
-        .values_list("tracklet_id", "mjd", "ra", "dec", "mag")
-    )
-    rows = list(rows)
-    plausible = all(math.isfinite(m) and 15_000 <= m <= 100_000 for _, m, *_ in rows)
+        .values(
+            "tracklet_id", "mjd", "ra", "dec", "mag", "station", "band", "exposure", "time_ref",
+            "rms_ra", "rms_dec", "rms_mag",
+        )
+    )  # fmt: skip
+    mids = [mid_exposure(row) for row in rows]
+    plausible = all(math.isfinite(m) and 15_000 <= m <= 100_000 for m in mids)
     # a bad mjd is refused by name in observation_check; astropy is not asked to convert it
-    times = obs_times([m for _, m, *_ in rows]) if plausible else [""] * len(rows)
-    return [
-        Observation(pk, names[pk], trk_sub(pk), mjd, ra, dec, mag, when)
-        for (pk, mjd, ra, dec, mag), when in zip(rows, times, strict=True)
-    ]
+    times = obs_times(mids) if plausible else [""] * len(rows)
+    observations = [
+        Observation(
+            row["tracklet_id"], names[row["tracklet_id"]], trk_sub(row["tracklet_id"]),
+            row["mjd"], row["ra"], row["dec"], row["mag"], when, row["station"], row["band"],
+            row["exposure"], row["rms_ra"], row["rms_dec"], row["rms_mag"],
+        )
+        for row, when in zip(rows, times, strict=True)
+    ]  # fmt: skip
+    return [obs for block in blocks(observations) for obs in block]
+
+
+def mid_exposure(detection: dict) -> float:
+    """The detection's mid-exposure MJD (ADES obsTime): its mjd, or with time_ref 'start' its
+    mjd plus half the exposure."""
+    if detection.get("time_ref") == "start" and detection.get("exposure"):
+        return detection["mjd"] + detection["exposure"] / 2 / 86400.0
+    return detection["mjd"]
+
+
+# One detection sent twice (the same detections ingested under two nights or two ids): within
+# half a second and one arcsecond of a detection already reported, or earlier in this report.
+DUPLICATE_SECONDS = 0.5
+DUPLICATE_ARCSEC = 1.0
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A tracklet left out of a report because its detections were reported already: it is
+    linked to the report that holds them (its `report`), never sent twice."""
+
+    survey_id: str
+    detections: tuple[int, ...]  # its detections (indexes) that repeat reported ones
+    earlier: str  # the survey id of the tracklet that holds them
+    report_id: int | None  # that tracklet's report (None: the report being made)
+
+    def __str__(self) -> str:
+        where = f"report {self.report_id}" if self.report_id else "this report"
+        shown = ", ".join(map(str, self.detections))
+        return (
+            f"tracklet {self.survey_id!r} left out: its detection(s) {shown} are those of "
+            f"tracklet {self.earlier!r} in {where}"
+        )
+
+
+def _same_detection(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
+    (mjd_a, ra_a, dec_a), (mjd_b, ra_b, dec_b) = a, b
+    if abs(mjd_a - mjd_b) * 86400.0 > DUPLICATE_SECONDS:
+        return False
+    d_ra = (ra_a - ra_b + 180.0) % 360.0 - 180.0
+    d_ra *= math.cos(math.radians((dec_a + dec_b) / 2))
+    return math.hypot(d_ra, dec_a - dec_b) * 3600.0 <= DUPLICATE_ARCSEC
+
+
+def duplicates_left_out(
+    tracklets: list[Tracklet], observations: list[Observation]
+) -> tuple[list[Tracklet], list[Linked]]:
+    """Split the candidates into those to report and those whose detections repeat detections
+    already reported (in any night, under any id) or of an earlier candidate."""
+    finite = [o.mjd for o in observations if math.isfinite(o.mjd)]
+    if not finite:
+        return tracklets, []
+    window = DUPLICATE_SECONDS / 86400.0
+    reported = (
+        Detection.objects.filter(
+            tracklet__report__isnull=False, mjd__gte=min(finite) - window,
+            mjd__lte=max(finite) + window,
+        )
+        .exclude(tracklet__in=tracklets)
+        .values_list("tracklet__survey_id", "tracklet__report_id", "mjd", "ra", "dec")
+    )  # fmt: skip
+    seen = [(name, report, (mjd, ra, dec)) for name, report, mjd, ra, dec in reported]
+    by_tracklet: dict[int, list[Observation]] = {}
+    for obs in observations:
+        by_tracklet.setdefault(obs.tracklet_id, []).append(obs)
+    kept, linked = [], []
+    for tracklet in tracklets:
+        mine = by_tracklet.get(tracklet.pk, [])
+        repeats = [
+            (index, match)
+            for index, obs in enumerate(mine)
+            for match in seen
+            if _same_detection((obs.mjd, obs.ra, obs.dec), match[2])
+        ]
+        if repeats:
+            name, report, _ = repeats[0][1]
+            indexes = tuple(sorted({index for index, _ in repeats}))
+            linked.append(Linked(tracklet.survey_id, indexes, name, report))
+            continue
+        kept.append(tracklet)
+        seen += [(tracklet.survey_id, None, (o.mjd, o.ra, o.dec)) for o in mine]
+    return kept, linked
 
 
 @dataclass(frozen=True)
 class ReportResult:
     report: MpcReport | None
     created: bool
+    linked: tuple[Linked, ...] = ()
 
 
 def report_build(*, night: Night, user=None) -> ReportResult:
@@ -352,6 +497,14 @@ def report_build(*, night: Night, user=None) -> ReportResult:
         if not tracklets:
             return ReportResult(night.reports.first(), created=False)
         observations = _observations(tracklets)
+        kept, linked = duplicates_left_out(tracklets, observations)
+        if linked:
+            _link(linked, tracklets, None)
+            auto -= sum(1 for t in tracklets if t not in kept and t.n_reviews == 0)
+            tracklets = kept
+            observations = [o for o in observations if o.tracklet_id in {t.pk for t in kept}]
+            if not tracklets:
+                return ReportResult(night.reports.first(), created=False, linked=tuple(linked))
         for obs in observations:
             observation_check(obs)
         psv = psv_text(observations)
@@ -377,7 +530,23 @@ def report_build(*, night: Night, user=None) -> ReportResult:
             created_by=user if user is not None and user.is_authenticated else None,
         )
         Tracklet.objects.filter(pk__in=[t.pk for t in tracklets]).update(report=report)
-    return ReportResult(report, created=True)
+        if linked:
+            _link(linked, [], report)
+    return ReportResult(report, created=True, linked=tuple(linked))
+
+
+def _link(linked: list[Linked], candidates: list[Tracklet], new: MpcReport | None) -> None:
+    """Mark linked tracklets reported by the report that holds their detections: an earlier one
+    now; those repeating a tracklet of the report being made, once it is stored (`new`)."""
+    night_ids = {t.survey_id: t.pk for t in candidates}
+    for item in linked:
+        if item.report_id is not None and new is None:
+            Tracklet.objects.filter(pk=night_ids[item.survey_id]).update(report_id=item.report_id)
+        elif item.report_id is None and new is not None:
+            Tracklet.objects.filter(report__isnull=True, night=new.night,
+                                    survey_id=item.survey_id).update(report=new)  # fmt: skip
+        if new is None:
+            logger.info("%s", item)
 
 
 class DryRunSender:

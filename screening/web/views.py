@@ -392,6 +392,8 @@ def report_create(request: HttpRequest, date: str) -> HttpResponse:
     except AdesError as exc:
         messages.error(request, f"no report made: {exc}")
         return redirect("night-summary", date=date)
+    for item in result.linked:  # sent once already: never in two reports
+        messages.warning(request, str(item))
     if result.report is None:
         messages.info(request, "nothing to report: no tracklet of this night is judged real")
         return redirect("night-summary", date=date)

@@ -16,6 +16,7 @@ from screening.reports.ades import (
     psv_text,
     psv_to_xml,
     report_build,
+    trk_sub,
     xml_records,
     xml_validate,
 )
@@ -268,3 +269,135 @@ def test_a_refusal_by_iau_ades_names_the_tracklet_the_detection_and_the_field(ni
         report_build(night=night)
     assert "tracklet 'T0'" in str(refused.value) and "detection 0" in str(refused.value)
     assert MpcReport.objects.count() == 0
+
+
+def _ingest_copy(survey_id: str, night: str, *, seed: int):
+    """The detections (and stamps) of the tracklet `seed` of NIGHT, sent again as `survey_id`
+    under `night`: what a pipeline re-run does."""
+    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
+    from tests.stamps import detection_rows, stamp_files
+
+    files = stamp_files(f"T{seed}", 4, seed=seed)
+    return tracklet_ingest(
+        tracklet=TrackletInput(
+            night=night,
+            survey_id=survey_id,
+            detections=detection_rows(f"T{seed}", 4, seed=seed, night=NIGHT),
+            stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
+        )
+    ).tracklet
+
+
+def test_detections_sent_under_two_nights_or_two_ids_go_into_one_report(night, reviewer):
+    night, tracklets = night  # T0 and T1 judged real
+    again_same_night = _ingest_copy("T0-rerun", NIGHT, seed=0)
+    verdict_record(tracklet_id=again_same_night.pk, reviewer=reviewer, value="real")
+    first = report_build(night=night)
+    assert first.created and first.report.n_tracklets == 2 and first.report.n_observations == 8
+    assert [str(item) for item in first.linked] == [
+        "tracklet 'T0-rerun' left out: its detection(s) 0, 1, 2, 3 are those of tracklet 'T0' "
+        "in this report"
+    ]
+    again_same_night.refresh_from_db()
+    assert again_same_night.report == first.report  # linked: reported, not sent again
+
+    next_night = "2026-11-25"  # its MJD range overlaps NIGHT's: the same detections are accepted
+    copy = _ingest_copy("T1", next_night, seed=1)
+    verdict_record(tracklet_id=copy.pk, reviewer=reviewer, value="real")
+    second = report_build(night=Night.objects.get(date=next_night))
+    assert not second.created and second.report is None
+    assert [item.earlier for item in second.linked] == ["T1"]
+    copy.refresh_from_db()
+    assert copy.report == first.report
+    assert MpcReport.objects.count() == 1
+    sent = [(r["obsTime"], r["ra"], r["dec"]) for r in xml_records(first.report.xml)]
+    assert len(sent) == len(set(sent)) == 8
+
+
+def test_a_tracklet_of_new_detections_is_reported_beside_a_linked_one(night, reviewer):
+    night, tracklets = night
+    first = report_build(night=night).report
+    next_night = "2026-11-25"
+    copy = _ingest_copy("T0", next_night, seed=0)
+    fresh = ingest_tracklet("N1", seed=7, night=next_night)
+    for t in (copy, fresh):
+        verdict_record(tracklet_id=t.pk, reviewer=reviewer, value="real")
+    result = report_build(night=Night.objects.get(date=next_night))
+    assert result.created and result.report.n_tracklets == 1
+    assert [item.report_id for item in result.linked] == [first.pk]
+    assert {r["trkSub"] for r in xml_records(result.report.xml)} == {trk_sub(fresh.pk)}
+
+
+def _ingest_with(survey_id: str, seed: int, **extra):
+    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
+    from tests.stamps import detection_rows, stamp_files
+
+    rows = [{**row, **extra} for row in detection_rows(survey_id, 4, seed=seed)]
+    files = stamp_files(survey_id, 4, seed=seed)
+    return tracklet_ingest(
+        tracklet=TrackletInput(
+            night=NIGHT,
+            survey_id=survey_id,
+            detections=rows,
+            stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
+        )
+    ).tracklet
+
+
+def test_two_stations_and_two_bands_in_one_night_go_out_as_two_valid_blocks(reviewer, settings):
+    from astropy import units as u
+    from astropy.time import Time
+
+    settings.MPC_STATION = "T08"
+    hko = _ingest_with("HKO1", 1, station="T05", band="c", exposure=30.0, time_ref="start",
+                       rms_ra=0.12, rms_dec=0.15, rms_mag=0.05)  # fmt: skip
+    sth = _ingest_with("STH1", 2, station="M22", band="o")
+    plain = _ingest_with("MLO1", 3)  # no station sent: the installation's
+    for t in (hko, sth, plain):
+        verdict_record(tracklet_id=t.pk, reviewer=reviewer, value="real")
+    report = report_build(night=Night.objects.get()).report
+    xml_validate(report.xml)
+    assert report.xml.count("<obsBlock>") == 3
+    for code in ("T05", "M22", "T08"):
+        assert f"<mpcCode>{code}</mpcCode>" in report.xml
+    back = xml_records(report.xml)
+    by_trk = {}
+    for record in back:
+        by_trk.setdefault(record["trkSub"], []).append(record)
+    hko_records = by_trk[trk_sub(hko.pk)]
+    assert {(r["stn"], r["band"]) for r in hko_records} == {("T05", "c")}
+    assert {(r["rmsRA"], r["rmsDec"], r["rmsMag"], r["exp"]) for r in hko_records} == {
+        ("0.120", "0.150", "0.050", "30.00")
+    }
+    assert {(r["stn"], r["band"]) for r in by_trk[trk_sub(sth.pk)]} == {("M22", "o")}
+    assert {r["stn"] for r in by_trk[trk_sub(plain.pk)]} == {"T08"}
+    # a start-of-exposure time goes out as mid-exposure: mjd + 15 s, rounded to the millisecond
+    assert len(hko_records) == 4, hko_records
+    for record, detection in zip(hko_records, hko.detections.order_by("index"), strict=True):
+        mid = Time(detection.mjd, format="mjd", scale="utc") + 15.0 * u.s
+        sent = Time(record["obsTime"].rstrip("Z"), format="isot", scale="utc")
+        assert abs((sent - mid).to_value("s")) <= 0.0005
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "reason"),
+    [
+        ({"station": "XYZ"}, "station", "'XYZ' is not an MPC observatory code"),
+        ({"station": "E02"}, "station", "'E02' is not in the MPC's list of observatory codes"),
+        ({"station": "250"}, "station", "is not on the ground"),
+        ({"band": "long!"}, "band", "must be 1 to 3 letters or digits"),
+        ({"time_ref": "end"}, "time_ref", "time_ref must be 'mid' or 'start'"),
+        ({"time_ref": "start"}, "exposure", "time_ref 'start' needs the exposure time"),
+        ({"rms_ra": -0.1}, "rms_ra", "outside"),
+        ({"exposure": 0}, "exposure", "must be above 0"),
+        ({"seeing": 1.2}, "seeing", "unknown field 'seeing'"),
+    ],
+)
+def test_per_detection_report_fields_are_checked_at_ingest(extra, field, reason):
+    from screening.ingest.tracklets import IngestRejected
+
+    with pytest.raises(IngestRejected) as refused:
+        _ingest_with("BAD1", 1, **extra)
+    text = str(refused.value.as_dict())
+    assert f"detections[0].{field}" in text and reason in text
+    assert not Tracklet.objects.exists()
