@@ -113,14 +113,20 @@ PAPER_CLASSES = ["BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET
 
 def ingest_tracklet(survey_id: str, *, seed: int = 0, night: str = NIGHT, n: int = 4):
     """Store a tracklet through the real ingest service; return it."""
+    rows = detection_rows(survey_id, n, seed=seed, night=night)
+    return ingest_rows(survey_id, rows, stamp_files(survey_id, n, seed=seed), night=night)
+
+
+def ingest_rows(survey_id: str, rows: list[dict], files: dict[str, bytes], *, night: str = NIGHT):
+    """Store a tracklet of these detection rows and stamp files (name: bytes) through the real
+    ingest service; return it."""
     from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
 
-    files = stamp_files(survey_id, n, seed=seed)
     return tracklet_ingest(
         tracklet=TrackletInput(
             night=night,
             survey_id=survey_id,
-            detections=detection_rows(survey_id, n, seed=seed, night=night),
+            detections=rows,
             stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
         )
     ).tracklet

@@ -22,7 +22,15 @@ from screening.reports.ades import (
 )
 from screening.review.verdicts import verdict_record
 from tests.conftest import make_user
-from tests.stamps import NIGHT, ingest_tracklet, model_version, score_tracklet
+from tests.stamps import (
+    NIGHT,
+    detection_rows,
+    ingest_rows,
+    ingest_tracklet,
+    model_version,
+    score_tracklet,
+    stamp_files,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -147,21 +155,10 @@ def test_the_report_page_and_api_give_the_files(night):
 
 
 def _ingest_at(survey_id: str, positions: list[tuple[float, float]], seed: int):
-    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
-    from tests.stamps import detection_rows, stamp_files
-
     rows = detection_rows(survey_id, len(positions), seed=seed)
     for row, (ra, dec) in zip(rows, positions, strict=True):
         row.update(ra=ra, dec=dec)
-    files = stamp_files(survey_id, len(positions), seed=seed)
-    return tracklet_ingest(
-        tracklet=TrackletInput(
-            night=NIGHT,
-            survey_id=survey_id,
-            detections=rows,
-            stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
-        )
-    ).tracklet
+    return ingest_rows(survey_id, rows, stamp_files(survey_id, len(positions), seed=seed))
 
 
 def test_positions_at_the_edges_of_the_sky_go_out_valid_and_come_back_the_same(reviewer):
@@ -274,18 +271,8 @@ def test_a_refusal_by_iau_ades_names_the_tracklet_the_detection_and_the_field(ni
 def _ingest_copy(survey_id: str, night: str, *, seed: int):
     """The detections (and stamps) of the tracklet `seed` of NIGHT, sent again as `survey_id`
     under `night`: what a pipeline re-run does."""
-    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
-    from tests.stamps import detection_rows, stamp_files
-
-    files = stamp_files(f"T{seed}", 4, seed=seed)
-    return tracklet_ingest(
-        tracklet=TrackletInput(
-            night=night,
-            survey_id=survey_id,
-            detections=detection_rows(f"T{seed}", 4, seed=seed, night=NIGHT),
-            stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
-        )
-    ).tracklet
+    rows = detection_rows(f"T{seed}", 4, seed=seed, night=NIGHT)
+    return ingest_rows(survey_id, rows, stamp_files(f"T{seed}", 4, seed=seed), night=night)
 
 
 def test_detections_sent_under_two_nights_or_two_ids_go_into_one_report(night, reviewer):
@@ -329,19 +316,8 @@ def test_a_tracklet_of_new_detections_is_reported_beside_a_linked_one(night, rev
 
 
 def _ingest_with(survey_id: str, seed: int, **extra):
-    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
-    from tests.stamps import detection_rows, stamp_files
-
     rows = [{**row, **extra} for row in detection_rows(survey_id, 4, seed=seed)]
-    files = stamp_files(survey_id, 4, seed=seed)
-    return tracklet_ingest(
-        tracklet=TrackletInput(
-            night=NIGHT,
-            survey_id=survey_id,
-            detections=rows,
-            stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
-        )
-    ).tracklet
+    return ingest_rows(survey_id, rows, stamp_files(survey_id, 4, seed=seed))
 
 
 def test_two_stations_and_two_bands_in_one_night_go_out_as_two_valid_blocks(reviewer, settings):

@@ -14,7 +14,7 @@ from django.template.defaultfilters import floatformat
 
 from classifier.features import DETECTION_FEATURES, TRACKLET_FEATURES, measure
 from tests.conftest import make_user
-from tests.stamps import NIGHT, detection_rows, fits_bytes, stamp_pixels
+from tests.stamps import detection_rows, fits_bytes, ingest_rows, stamp_pixels
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,6 @@ def streak_pixels(seed: int, *, length: float, angle: float, size: int = 100) ->
 def ingest_mislinked(survey_id: str = "M1"):
     """Five detections of a mover whose stamps trail along the motion on the detector, but for
     the middle one: round and 1.5 arcsec north of the line (a mis-linkage)."""
-    from screening.ingest.tracklets import TrackletInput, stamp_from_bytes, tracklet_ingest
 
     rows = detection_rows(survey_id, N, seed=3)
     rows[OFF]["dec"] += OFF_ARCSEC / 3600
@@ -48,14 +47,7 @@ def ingest_mislinked(survey_id: str = "M1"):
         )
         for i in range(N)
     }
-    return tracklet_ingest(
-        tracklet=TrackletInput(
-            night=NIGHT,
-            survey_id=survey_id,
-            detections=rows,
-            stamps={name: stamp_from_bytes(name, data) for name, data in files.items()},
-        )
-    ).tracklet
+    return ingest_rows(survey_id, rows, files)
 
 
 def measured(tracklet):
