@@ -44,6 +44,9 @@ def page(live_server, settings) -> Iterator[object]:
             executable_path=path, headless=True, args=CHROMIUM_ARGS
         )
         context = browser.new_context(viewport={"width": 1280, "height": 800})
+        from tests.conftest import close_dead_connections
+
+        close_dead_connections()  # this context's own, before the test's fixtures use them
         yield context.new_page()
         context.close()
         browser.close()

@@ -18,16 +18,22 @@ ROOT = Path(__file__).resolve().parent.parent
 ZTF_DIR = ROOT / "tests" / "data" / "ztf-alert-cutouts"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item) -> None:
-    """Before any fixture: close this process's database connections that a PostgreSQL restart
-    (tests/screening/test_ingest_faults.py) cut, so the next test does not inherit a dead one
-    (as a request's start does in the product: `close_old_connections`)."""
+def close_dead_connections() -> None:
+    """Close the database connections of the current context that a PostgreSQL restart
+    (tests/screening/test_ingest_faults.py) cut, so a later test does not inherit a dead one
+    (as a request's start does in the product: `close_old_connections`). Django keeps one set
+    per context: the browser tests' Playwright greenlet has its own (tests/browser.py)."""
     from django.db import connections
 
     for conn in connections.all(initialized_only=True):
         if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
             conn.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Before any fixture, in the main context."""
+    close_dead_connections()
 
 
 @pytest.fixture(autouse=True)
