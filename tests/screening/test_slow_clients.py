@@ -2,9 +2,10 @@
 compose command (`gunicorn screening.wsgi`, gunicorn.conf.py) behind Debian's nginx with the
 compose proxy's own configuration (deploy/nginx/, its body limits from body-limits.envsh).
 
-Forty uploads that send their headers and a few bytes of body, then stall, hold nginx
-connections only: a health check and a page answer at once. The same forty sent to gunicorn
-directly hold every one of its threads (4 workers x 4), which is why compose puts nginx in front.
+160 form posts that send their headers and a few bytes of body, then stall, hold nginx
+connections only: a health check and a page answer at once. The same sent to gunicorn directly
+hold every one of its threads (4 workers x 4; so many that each worker takes its share), which
+is why compose puts nginx in front.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 
-from tests.conftest import ROOT, _test_database_url, make_user
+from tests.conftest import ROOT, _test_database_url
 from tests.processes import stop_process
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-SLOW_CLIENTS = 40
+SLOW_CLIENTS = 160  # enough that every one of the 4 gunicorn workers takes 4 or more
 
 
 def _free_port() -> int:
@@ -73,16 +73,19 @@ def _nginx_conf(folder: Path, listen: int, upstream: int) -> Path:
     return conf
 
 
-def _stall(port: int, token: str) -> list[socket.socket]:
-    """Uploads that send headers and 100 of 200,000 bytes, then nothing."""
+def _stall(port: int) -> list[socket.socket]:
+    """Form posts that send headers and 100 of 200,000 bytes, then nothing. The login page's
+    CSRF check reads the form (a well-formed csrftoken cookie, no header token), so a server
+    that got one holds a thread on it, whoever the client is."""
     held = []
+    cookie = "a" * 32
     for _ in range(SLOW_CLIENTS):
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
         s.sendall(
-            b"POST /api/v1/tracklets/ HTTP/1.1\r\nHost: localhost\r\n"
-            + f"Authorization: Token {token}\r\n".encode()
-            + b"Content-Type: multipart/form-data; boundary=XyZ\r\n"
-            b"Content-Length: 200000\r\n\r\n--XyZ\r\n" + b"x" * 92
+            b"POST /accounts/login/ HTTP/1.1\r\nHost: localhost\r\n"
+            + f"Cookie: csrftoken={cookie}\r\n".encode()
+            + b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 200000\r\n\r\nusername=" + b"x" * 91
         )
         held.append(s)
     return held
@@ -111,7 +114,6 @@ def test_stalled_uploads_do_not_starve_the_web_service_behind_the_compose_proxy(
         pytest.skip("needs Debian's nginx (./run test installs it)")
     if not _test_database_url().startswith("postgres"):
         pytest.skip("needs the PostgreSQL that ./run test starts")
-    token = Token.objects.create(user=make_user("pipe", "pipeline")).key
     web_port, proxy_port = _free_port(), _free_port()
     env = {
         **os.environ,
@@ -142,7 +144,7 @@ def test_stalled_uploads_do_not_starve_the_web_service_behind_the_compose_proxy(
         assert _answer_seconds(proxy_port, "/healthz", 30) is not None  # warm
         assert _answer_seconds(web_port, "/healthz", 30) is not None
 
-        held = _stall(proxy_port, token)
+        held = _stall(proxy_port)
         time.sleep(1)
         through_proxy = _answer_seconds(proxy_port, "/healthz", 5)
         page = _answer_seconds(proxy_port, "/accounts/login/", 5)
@@ -152,7 +154,7 @@ def test_stalled_uploads_do_not_starve_the_web_service_behind_the_compose_proxy(
         assert through_proxy is not None and through_proxy < 2, through_proxy
         assert page is not None and page < 3, page
 
-        held = _stall(web_port, token)  # the same clients with no proxy
+        held = _stall(web_port)  # the same clients with no proxy
         time.sleep(1)
         direct = _answer_seconds(web_port, "/healthz", 5)
         assert direct is None, f"gunicorn alone answered in {direct} s with every thread held"
