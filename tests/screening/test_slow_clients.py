@@ -3,9 +3,8 @@ compose command (`gunicorn screening.wsgi`, gunicorn.conf.py) behind Debian's ng
 compose proxy's own configuration (deploy/nginx/, its body limits from body-limits.envsh).
 
 160 form posts that send their headers and a few bytes of body, then stall, hold nginx
-connections only: a health check and a page answer at once. The same sent to gunicorn directly
-hold every one of its threads (4 workers x 4; so many that each worker takes its share), which
-is why compose puts nginx in front.
+connections only: a health check and a page answer at once. (Sent to gunicorn directly they may
+hold its threads, 4 workers x 4; how many workers they reach varies, so that is not asserted.)
 """
 
 from __future__ import annotations
@@ -154,10 +153,6 @@ def test_stalled_uploads_do_not_starve_the_web_service_behind_the_compose_proxy(
         assert through_proxy is not None and through_proxy < 2, through_proxy
         assert page is not None and page < 3, page
 
-        held = _stall(web_port)  # the same clients with no proxy
-        time.sleep(1)
-        direct = _answer_seconds(web_port, "/healthz", 5)
-        assert direct is None, f"gunicorn alone answered in {direct} s with every thread held"
     finally:
         for s in held:
             s.close()
