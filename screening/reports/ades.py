@@ -455,7 +455,18 @@ def duplicates_left_out(
         .exclude(tracklet__in=tracklets)
         .values_list("tracklet__survey_id", "tracklet__report_id", "mjd", "ra", "dec")
     )  # fmt: skip
-    seen = [(name, report, (mjd, ra, dec)) for name, report, mjd, ra, dec in reported]
+    # by time bucket (DUPLICATE_SECONDS wide): a detection is compared with its own bucket and
+    # the two beside it, not with every detection seen
+    seen: dict[int, list[tuple[str, int | None, tuple[float, float, float]]]] = {}
+
+    def bucket(mjd: float) -> int:
+        return math.floor(mjd * 86400.0 / DUPLICATE_SECONDS)
+
+    def remember(name: str, report: int | None, mjd: float, ra: float, dec: float) -> None:
+        seen.setdefault(bucket(mjd), []).append((name, report, (mjd, ra, dec)))
+
+    for name, report, mjd, ra, dec in reported:
+        remember(name, report, mjd, ra, dec)
     by_tracklet: dict[int, list[Observation]] = {}
     for obs in observations:
         by_tracklet.setdefault(obs.tracklet_id, []).append(obs)
@@ -465,7 +476,9 @@ def duplicates_left_out(
         repeats = [
             (index, match)
             for index, obs in enumerate(mine)
-            for match in seen
+            if math.isfinite(obs.mjd)
+            for near in (-1, 0, 1)
+            for match in seen.get(bucket(obs.mjd) + near, ())
             if _same_detection((obs.mjd, obs.ra, obs.dec), match[2])
         ]
         if repeats:
@@ -474,7 +487,9 @@ def duplicates_left_out(
             linked.append(Linked(tracklet.survey_id, indexes, name, report))
             continue
         kept.append(tracklet)
-        seen += [(tracklet.survey_id, None, (o.mjd, o.ra, o.dec)) for o in mine]
+        for o in mine:
+            if math.isfinite(o.mjd):
+                remember(tracklet.survey_id, None, o.mjd, o.ra, o.dec)
     return kept, linked
 
 
