@@ -159,6 +159,19 @@ class Tracklet(models.Model):
     report = models.ForeignKey(
         "MpcReport", null=True, blank=True, on_delete=models.SET_NULL, related_name="tracklets"
     )
+    # digest2, the MPC's short-arc orbit classifier (screening/scoring/digest2.py), at scoring
+    digest2_neo = models.FloatField(
+        null=True, blank=True, help_text="digest2's NEO score (no-ID), 0-100; null: not scored."
+    )
+    digest2_scores = models.JSONField(
+        default=dict, blank=True, help_text='{"noid": {class: score}, "raw": {class: score}}'
+    )
+    digest2_version = models.CharField(
+        max_length=64, blank=True, help_text="digest2 package and population model used."
+    )
+    digest2_problem = models.CharField(
+        max_length=300, blank=True, help_text="Why digest2 could not score the tracklet."
+    )
 
     class Meta:
         ordering = ["night", "survey_id"]
@@ -176,6 +189,7 @@ class Tracklet(models.Model):
             models.Index(fields=["status", "created_at"], name="tracklet_status_created"),
             # the metrics' latency from ingest to score over the last minutes
             models.Index(fields=["scored_at"], name="tracklet_scored_at"),
+            models.Index(fields=["night", "digest2_neo"], name="tracklet_digest2_neo"),
         ]
 
     def __str__(self) -> str:
@@ -217,11 +231,25 @@ class Detection(models.Model):
     display = models.FileField(
         upload_to="display/", blank=True, help_text="Display PNG, made on first view and kept."
     )
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The same observation (station, time and place, or the same stamp), stored "
+        "first in another tracklet: it is reported once, under that one.",
+    )
 
     class Meta:
         ordering = ["tracklet", "index"]
         constraints = [
             models.UniqueConstraint(fields=["tracklet", "index"], name="detection_unique_index")
+        ]
+        indexes = [
+            # ingest finds a detection already stored by its time, or by its stamp
+            models.Index(fields=["mjd"], name="detection_mjd"),
+            models.Index(fields=["stamp_sha256"], name="detection_stamp_sha256"),
         ]
 
     def __str__(self) -> str:
@@ -586,6 +614,13 @@ class MpcReport(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     send_log = models.TextField(blank=True)
+    again = models.ManyToManyField(
+        Tracklet,
+        blank=True,
+        related_name="reported_again",
+        help_text="Tracklets an admin re-reported on purpose (reported before, in another).",
+    )
+    again_reason = models.TextField(blank=True, help_text="Why the admin re-reported them.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

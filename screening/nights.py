@@ -1,6 +1,7 @@
 """Nights: the one parser of a night's date for ingest, pages, the API and commands.
 
-A night is written `YYYY-MM-DD` everywhere (the local evening it starts on); any other spelling
+A night is written `YYYY-MM-DD` everywhere (the date of its morning at the station, see
+`screening.ingest.stations.local_nights`); any other spelling
 (`20261124`, `2026-W48-2`, a date-time) is refused with the same message wherever it is sent.
 """
 

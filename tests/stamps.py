@@ -53,7 +53,8 @@ def npy_bytes(pixels: np.ndarray) -> bytes:
 
 
 def night_mjd(night: str) -> float:
-    """The MJD of the night's date at 00:00 UTC (ingest accepts detections from -1 to +2 days)."""
+    """The MJD of the night's date at 00:00 UTC (at T08, the night runs from 22:22 UTC the day
+    before to 22:22 UTC that day)."""
     return float((date.fromisoformat(night) - date(1858, 11, 17)).days)
 
 

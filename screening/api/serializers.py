@@ -53,8 +53,10 @@ class DetectionSerializer(serializers.ModelSerializer):
             "stamp_width",
             "stamp_height",
             "stamp_sha256",
+            "duplicate_of",  # the stored detection it repeats (reported under that one), or null
             "display_url",
         ]
+        read_only_fields = fields
 
     def get_display_url(self, obj: Detection) -> str:
         """The display PNG over the API (token authentication): GET it for image/png."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from functools import lru_cache
 
 CODE = re.compile(r"[0-9A-Z][0-9]{2}")
@@ -36,3 +37,29 @@ def station_problem(code: str) -> str | None:
 def longitude_east(code: str) -> float:
     """The station's longitude, degrees east of Greenwich (0..360)."""
     return float(observatories()[code]["Longitude"])
+
+
+def longitude_signed(code: str) -> float:
+    """The station's longitude, degrees east in -180..180 (west negative)."""
+    return (longitude_east(code) + 180.0) % 360.0 - 180.0
+
+
+def local_nights(mjds, codes) -> list[date]:
+    """The night each detection belongs to: UTC `mjds` at the stations `codes` (MPC codes on
+    the ground), by astropy.time.
+
+    A station's night runs from local noon to local noon (local mean solar time, from the
+    station's longitude) and is named by the date of its morning: the date after local midnight.
+    At Mauna Loa (T08, 10 h 22 min behind UTC) that is the UTC date of the whole night, as
+    ATLAS's integer-MJD nights and ZTF's UTC dates name them; one detection is in one night."""
+    import astropy.units as u
+    import numpy as np
+    from astropy.time import Time
+
+    east = np.array([longitude_signed(code) for code in codes], dtype=np.float64)
+    if east.size == 0:
+        return []
+    utc = Time(np.asarray(mjds, dtype=np.float64), format="mjd", scale="utc")
+    # local mean time plus 12 hours: the morning's date from local noon on
+    morning = utc + (east / 360.0 + 0.5) * u.day
+    return [moment.date() for moment in np.atleast_1d(morning.to_datetime())]

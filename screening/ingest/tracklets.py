@@ -35,11 +35,6 @@ logger = logging.getLogger(__name__)
 MIN_DETECTIONS = 3
 MAX_DETECTIONS = 16
 SURVEY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}")
-MJD_EPOCH = date(1858, 11, 17)  # MJD 0 is this date at 00:00 UTC
-# A night D is the observing night starting on the local evening of D at any observatory: its
-# detections have MJD(D 00:00 UTC) - 1 <= mjd <= MJD(D 00:00 UTC) + 2.
-NIGHT_MJD_BEFORE = 1.0
-NIGHT_MJD_AFTER = 2.0
 DETECTION_FIELDS = ("index", "mjd", "ra", "dec", "mag", "x", "y", "stamp")
 # What a report to the MPC needs per detection, when the survey sends it: station (MPC code;
 # else MPC_STATION), band (else MPC_PHOTOMETRY_BAND), exposure (seconds), time_ref ("mid": mjd is
@@ -159,9 +154,18 @@ def tracklet_ingest(*, tracklet: TrackletInput, request_scoring: bool = True) ->
                 pixels=_save(f"pixels/{stem}.npy", _stack_npy(prepared), written),
                 **prepared.motion,
             )
+            links = stored_repeats(prepared.detections)
             Detection.objects.bulk_create(
-                [_detection_row(row, stem, det, written) for det in prepared.detections]
+                [
+                    _detection_row(row, stem, det, written, links.get(i))
+                    for i, det in enumerate(prepared.detections)
+                ]
             )
+            if links:
+                logger.info(
+                    "tracklet %s/%s: detection(s) %s repeat stored ones, linked to them",
+                    prepared.night, prepared.survey_id, sorted(links),
+                )  # fmt: skip
             if request_scoring:
                 transaction.on_commit(queueing.request_scoring)
     except IntegrityError:
@@ -203,13 +207,18 @@ def _night_row(night: date) -> Night:
 
 
 def _detection_row(
-    tracklet: Tracklet, stem: str, det: _PreparedDetection, written: list[str]
+    tracklet: Tracklet,
+    stem: str,
+    det: _PreparedDetection,
+    written: list[str],
+    duplicate_of: int | None = None,
 ) -> Detection:
     """A detection's row and its stamp as received; the display PNG is made on first view
     (`screening.review.displays.display_name`)."""
     index = det.values["index"]
     return Detection(
         tracklet=tracklet,
+        duplicate_of_id=duplicate_of,
         stamp_format=det.stamp_format,
         stamp_sha256=det.stamp_sha256,
         stamp_width=det.width,
@@ -218,6 +227,50 @@ def _detection_row(
         stamp=_save(f"stamps/{stem}-{index}{_stamp_suffix(det)}", det.stamp_bytes, written),
         **det.values,
     )
+
+
+# One observation sent twice (in two tracklets): the same station, within half a second and one
+# arcsecond, or the very same stamp file.
+SAME_DETECTION_SECONDS = 0.5
+SAME_DETECTION_ARCSEC = 1.0
+
+
+def same_place(ra_a: float, dec_a: float, ra_b: float, dec_b: float) -> bool:
+    """Whether two positions are within SAME_DETECTION_ARCSEC (RA wrapped, on the sky)."""
+    d_ra = (ra_a - ra_b + 180.0) % 360.0 - 180.0
+    d_ra *= math.cos(math.radians((dec_a + dec_b) / 2))
+    return math.hypot(d_ra, dec_a - dec_b) * 3600.0 <= SAME_DETECTION_ARCSEC
+
+
+def stored_repeats(detections: list[_PreparedDetection]) -> dict[int, int]:
+    """{position: id of the stored detection it repeats} for detections already stored in
+    another tracklet (the earliest stored one): they are linked to it, and reported once."""
+    from django.db.models import Q
+
+    window = SAME_DETECTION_SECONDS / 86400.0
+    query = Q(stamp_sha256__in=[d.stamp_sha256 for d in detections])
+    for det in detections:
+        mjd = float(det.values["mjd"])
+        query |= Q(mjd__gte=mjd - window, mjd__lte=mjd + window)
+    stored = list(
+        Detection.objects.filter(query)
+        .order_by("id")
+        .values_list("id", "duplicate_of_id", "station", "mjd", "ra", "dec", "stamp_sha256")
+    )
+    links: dict[int, int] = {}
+    for position, det in enumerate(detections):
+        station = det.values.get("station") or settings.MPC_STATION
+        mjd, ra, dec = (float(det.values[k]) for k in ("mjd", "ra", "dec"))
+        for pk, first, code, s_mjd, s_ra, s_dec, sha in stored:
+            same = sha == det.stamp_sha256 or (
+                (code or settings.MPC_STATION) == station
+                and abs(s_mjd - mjd) <= window
+                and same_place(ra, dec, s_ra, s_dec)
+            )
+            if same:
+                links[position] = first or pk
+                break
+    return links
 
 
 def _stack_npy(prepared: _PreparedTracklet) -> bytes:
@@ -279,7 +332,7 @@ def _prepare(tracklet: TrackletInput) -> _PreparedTracklet:
     ]
     _check_order(values, problems)
     if night is not None:
-        _check_night_mjds(night, values, problems)
+        _check_night(night, values, problems)
     duplicates = _check_duplicate_stamps(values, problems)
     _check_unnamed_files(values, tracklet.stamps, problems)
     detections: list[_PreparedDetection] = []
@@ -310,12 +363,6 @@ def _prepare(tracklet: TrackletInput) -> _PreparedTracklet:
         content_sha256=_content_hash(night, survey_id, detections),
         motion=_motion(detections),
     )
-
-
-def night_mjd_range(night: date) -> tuple[float, float]:
-    """The MJDs accepted for detections of a night (see NIGHT_MJD_BEFORE and _AFTER)."""
-    start = float((night - MJD_EPOCH).days)
-    return start - NIGHT_MJD_BEFORE, start + NIGHT_MJD_AFTER
 
 
 def _parse_night(raw: Any, problems: list[IngestProblem]) -> date | None:
@@ -532,17 +579,28 @@ def _check_order(values: list[dict[str, Any] | None], problems: list[IngestProbl
             return
 
 
-def _check_night_mjds(
+def _check_night(
     night: date, values: list[dict[str, Any] | None], problems: list[IngestProblem]
 ) -> None:
-    low, high = night_mjd_range(night)
-    for position, value in enumerate(values):
-        if value is not None and not low <= value["mjd"] <= high:
+    """Every detection in the tracklet's night: the night its station's local time puts it in
+    (`local_nights`), so that one detection belongs to one night only."""
+    from screening.ingest.stations import local_nights, longitude_signed
+
+    sent = [
+        (position, value, value.get("station") or settings.MPC_STATION)
+        for position, value in enumerate(values)
+        if value is not None
+    ]
+    nights = local_nights([value["mjd"] for _, value, _ in sent], [code for _, _, code in sent])
+    for (position, value, code), own in zip(sent, nights, strict=True):
+        if own != night:
             problems.append(
                 IngestProblem(
                     field=f"detections[{position}].mjd",
-                    reason=f"mjd {value['mjd']!r} is not in the night {night.isoformat()} "
-                    f"(its detections have mjd {low:g} to {high:g})",
+                    reason=f"mjd {value['mjd']!r} from {code} is in the night {own.isoformat()}, "
+                    f"not {night.isoformat()} (a station's night runs from local noon to local "
+                    f"noon, at longitude {longitude_signed(code):+.1f} deg, and is named by "
+                    "the date of its morning)",
                 )
             )
 

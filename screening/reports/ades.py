@@ -34,6 +34,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from screening.ingest.tracklets import SAME_DETECTION_SECONDS, same_place
 from screening.models import CurrentVerdict, Detection, MpcReport, Night, Tracklet, Verdict
 from screening.review.audit import clopper_pearson
 
@@ -406,8 +407,7 @@ def mid_exposure(detection: dict) -> float:
 
 # One detection sent twice (the same detections ingested under two nights or two ids): within
 # half a second and one arcsecond of a detection already reported, or earlier in this report.
-DUPLICATE_SECONDS = 0.5
-DUPLICATE_ARCSEC = 1.0
+DUPLICATE_SECONDS = SAME_DETECTION_SECONDS
 
 
 @dataclass(frozen=True)
@@ -433,9 +433,7 @@ def _same_detection(a: tuple[float, float, float], b: tuple[float, float, float]
     (mjd_a, ra_a, dec_a), (mjd_b, ra_b, dec_b) = a, b
     if abs(mjd_a - mjd_b) * 86400.0 > DUPLICATE_SECONDS:
         return False
-    d_ra = (ra_a - ra_b + 180.0) % 360.0 - 180.0
-    d_ra *= math.cos(math.radians((dec_a + dec_b) / 2))
-    return math.hypot(d_ra, dec_a - dec_b) * 3600.0 <= DUPLICATE_ARCSEC
+    return same_place(ra_a, dec_a, ra_b, dec_b)
 
 
 def duplicates_left_out(

@@ -276,8 +276,12 @@ def _ingest_copy(survey_id: str, night: str, *, seed: int):
 
 
 def test_detections_sent_under_two_nights_or_two_ids_go_into_one_report(night, reviewer):
+    from screening.ingest.tracklets import IngestRejected
+
     night, tracklets = night  # T0 and T1 judged real
     again_same_night = _ingest_copy("T0-rerun", NIGHT, seed=0)
+    stored = list(Detection.objects.filter(tracklet=tracklets[0]).values_list("pk", flat=True))
+    assert [d.duplicate_of_id for d in again_same_night.detections.all()] == stored  # linked
     verdict_record(tracklet_id=again_same_night.pk, reviewer=reviewer, value="real")
     first = report_build(night=night)
     assert first.created and first.report.n_tracklets == 2 and first.report.n_observations == 8
@@ -288,14 +292,20 @@ def test_detections_sent_under_two_nights_or_two_ids_go_into_one_report(night, r
     again_same_night.refresh_from_db()
     assert again_same_night.report == first.report  # linked: reported, not sent again
 
-    next_night = "2026-11-25"  # its MJD range overlaps NIGHT's: the same detections are accepted
-    copy = _ingest_copy("T1", next_night, seed=1)
-    verdict_record(tracklet_id=copy.pk, reviewer=reviewer, value="real")
-    second = report_build(night=Night.objects.get(date=next_night))
+    # under the next night, the same detections are refused: they are in NIGHT at T08
+    with pytest.raises(IngestRejected, match=f"is in the night {NIGHT}, not 2026-11-25"):
+        _ingest_copy("T1", "2026-11-25", seed=1)
+    # stored under two nights before nights were the station's (an older version's data): the
+    # report still holds each detection once
+    legacy = _ingest_copy("T1-legacy", NIGHT, seed=1)
+    next_night = Night.objects.create(date="2026-11-25")
+    Tracklet.objects.filter(pk=legacy.pk).update(night=next_night, survey_id="T1")
+    verdict_record(tracklet_id=legacy.pk, reviewer=reviewer, value="real")
+    second = report_build(night=next_night)
     assert not second.created and second.report is None
     assert [item.earlier for item in second.linked] == ["T1"]
-    copy.refresh_from_db()
-    assert copy.report == first.report
+    legacy.refresh_from_db()
+    assert legacy.report == first.report
     assert MpcReport.objects.count() == 1
     sent = [(r["obsTime"], r["ra"], r["dec"]) for r in xml_records(first.report.xml)]
     assert len(sent) == len(set(sent)) == 8
@@ -304,12 +314,11 @@ def test_detections_sent_under_two_nights_or_two_ids_go_into_one_report(night, r
 def test_a_tracklet_of_new_detections_is_reported_beside_a_linked_one(night, reviewer):
     night, tracklets = night
     first = report_build(night=night).report
-    next_night = "2026-11-25"
-    copy = _ingest_copy("T0", next_night, seed=0)
-    fresh = ingest_tracklet("N1", seed=7, night=next_night)
+    copy = _ingest_copy("T0-rerun", NIGHT, seed=0)
+    fresh = ingest_tracklet("N1", seed=7)
     for t in (copy, fresh):
         verdict_record(tracklet_id=t.pk, reviewer=reviewer, value="real")
-    result = report_build(night=Night.objects.get(date=next_night))
+    result = report_build(night=night)
     assert result.created and result.report.n_tracklets == 1
     assert [item.report_id for item in result.linked] == [first.pk]
     assert {r["trkSub"] for r in xml_records(result.report.xml)} == {trk_sub(fresh.pk)}

@@ -133,8 +133,71 @@ def test_it_refuses_the_same_id_with_other_content_as_a_conflict():
 
 def test_the_same_id_on_another_night_is_another_tracklet():
     tracklet_ingest(tracklet=tracklet_input())
-    tracklet_ingest(tracklet=tracklet_input(night="2026-11-25"))
+    other = "2026-11-25"
+    rows, files = detection_rows("T1", night=other, seed=1), stamp_files("T1", seed=1)
+    tracklet_ingest(tracklet=tracklet_input(night=other, rows=rows, files=files))
     assert Tracklet.objects.filter(survey_id="T1").count() == 2
+    assert not Detection.objects.filter(duplicate_of__isnull=False).exists()
+
+
+@pytest.mark.parametrize("night", ["2026-11-23", "2026-11-25", "2026-11-26"])
+def test_detections_sent_under_another_night_are_refused_naming_their_night(night):
+    tracklet_ingest(tracklet=tracklet_input())
+    refused = rejection(tracklet_input(night=night))
+    assert refused.status == 400
+    assert [p.field for p in refused.problems] == [f"detections[{i}].mjd" for i in range(4)]
+    assert f"is in the night {NIGHT}, not {night}" in refused.problems[0].reason
+    assert Tracklet.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("station", "hours", "night"),
+    [
+        ("T08", 22.3, "2026-11-24"),  # 11:56 local (Hawaii, UTC-10h22), 12:02 below
+        ("T08", 22.4, "2026-11-25"),
+        ("M22", 10.5, "2026-11-24"),  # 11:53 local (Sutherland, UTC+1h23)
+        ("M22", 10.7, "2026-11-25"),
+        ("W68", 16.6, "2026-11-24"),  # 11:53 local (Cerro Pachon, UTC-4h43)
+        ("W68", 16.8, "2026-11-25"),
+    ],
+)
+def test_a_detections_night_is_its_stations_local_night(station, hours, night):
+    """Noon to noon at the station's longitude, named by its morning (2026-11-24 00:00 UTC is
+    MJD 61368): a detection a few minutes either side of local noon is in two different nights."""
+    from screening.ingest.stations import local_nights
+
+    mjd = 61368.0 + hours / 24  # hours after 2026-11-24 00:00 UTC; 43 s apart
+    rows = [{**row, "station": station, "mjd": mjd + i * 0.0005}
+            for i, row in enumerate(detection_rows("N1"))]  # fmt: skip
+    assert local_nights([mjd], [station])[0].isoformat() == night
+    result = tracklet_ingest(tracklet=tracklet_input("N1", rows=rows, night=night))
+    assert result.tracklet.night.date.isoformat() == night
+
+
+def test_a_detection_already_stored_is_linked_to_the_stored_one_not_stored_again():
+    first = tracklet_ingest(tracklet=tracklet_input("T1")).tracklet
+    # the same observations under another id (a second linkage of them), one of them moved by
+    # 0.4 arcseconds and 0.3 seconds (a re-measurement), one of them replaced
+    rows = detection_rows("T1")
+    rows[1] = {**rows[1], "ra": rows[1]["ra"] + 0.4 / 3600, "mjd": rows[1]["mjd"] + 0.3 / 86400}
+    rows[3] = {**rows[3], "ra": rows[3]["ra"] + 2 / 3600}  # 2 arcseconds away: another one
+    files = stamp_files("T1")
+    files["T1_3.fits"] = stamp_files("T1", seed=5)["T1_3.fits"]
+    second = tracklet_ingest(tracklet=tracklet_input("T1-again", rows=rows, files=files)).tracklet
+    stored = {d.index: d.pk for d in first.detections.all()}
+    links = {d.index: d.duplicate_of_id for d in second.detections.order_by("index")}
+    assert links == {0: stored[0], 1: stored[1], 2: stored[2], 3: None}
+    # a third sending links to the first stored, not to the second's link
+    third = tracklet_ingest(tracklet=tracklet_input("T1-third")).tracklet
+    assert [d.duplicate_of_id for d in third.detections.order_by("index")] == [
+        stored[i] for i in range(4)
+    ]
+    # another station's detection at the same time and place is another observation
+    other = [{**row, "station": "T05"} for row in detection_rows("T1")]
+    fourth = tracklet_ingest(
+        tracklet=tracklet_input("T1-T05", rows=other, files=stamp_files("T1", seed=6))
+    ).tracklet
+    assert not fourth.detections.filter(duplicate_of__isnull=False).exists()
 
 
 def _bad_file(files: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:

@@ -445,7 +445,9 @@ FIELD_CASES = [
         "detections[0].mjd",
     ),
     FieldCase(
-        "mjd-three-days-late", _detections(_shift_mjd(3.0)), "is not in the night 2026-11-24"
+        "mjd-three-days-late",
+        _detections(_shift_mjd(3.0)),
+        "is in the night 2026-11-27, not 2026-11-24",
     ),
     FieldCase("mjd-string", _set(1, "mjd", "61368.41"), "not a number"),
     FieldCase("mag-boolean", _set(2, "mag", True), "mag must be a number, got a boolean"),
