@@ -17,7 +17,10 @@ COPY screening/__init__.py screening/__init__.py
 COPY classifier/__init__.py classifier/__init__.py
 
 FROM base AS deps
-RUN pip install --constraint constraints.txt -e .
+# digest2 (the MPC's NEO classifier) is built from its source: a C compiler for that, then gone
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --constraint constraints.txt -e . \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 
 # --- web and beat: no PyTorch ---
 FROM deps AS web

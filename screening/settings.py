@@ -335,6 +335,10 @@ MODELS_DIR = Path(env_str("MODELS_DIR", str(BASE_DIR / "models")))
 # Where a machine keeps checkpoints it fetched from shared storage (MEDIA_STORAGE=s3: registering
 # a model copies its checkpoint to the bucket's models/ folder; workers elsewhere download it once).
 CHECKPOINT_CACHE_DIR = Path(env_str("CHECKPOINT_CACHE_DIR", "") or VAR_DIR / "cache" / "models")
+# digest2 at scoring (screening/scoring/digest2.py): where its model and observatory codes are
+# kept, and the no-ID NEO score from which a tracklet is an NEO candidate (the MPC's NEOCP: 65).
+DIGEST2_CACHE_DIR = Path(env_str("DIGEST2_CACHE_DIR", "") or VAR_DIR / "cache" / "digest2")
+DIGEST2_NEO_CANDIDATE = env_float("DIGEST2_NEO_CANDIDATE", 65.0, low=0.0, high=100.0)
 
 # Retraining (training queue): device; a running job that sends no heartbeat for this long is
 # marked failed (its worker was lost); TRAINING_QUICK=1 makes runs of seconds for tests and

@@ -370,7 +370,7 @@ def report_candidates(night: Night) -> tuple[list[Tracklet], int]:
     return chosen, auto
 
 
-def _observations(tracklets: list[Tracklet]) -> list[Observation]:
+def tracklet_observations(tracklets: list[Tracklet]) -> list[Observation]:
     """The detections of the tracklets as observations, grouped by station (one obsBlock
     each), mid-exposure times by astropy."""
     names = {t.pk: t.survey_id for t in tracklets}
@@ -509,7 +509,7 @@ def report_build(*, night: Night, user=None) -> ReportResult:
         tracklets, auto = report_candidates(night)
         if not tracklets:
             return ReportResult(night.reports.first(), created=False)
-        observations = _observations(tracklets)
+        observations = tracklet_observations(tracklets)
         kept, linked = duplicates_left_out(tracklets, observations)
         if linked:
             _link(linked, tracklets, None)

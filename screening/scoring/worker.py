@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from screening.models import Detection, ModelVersion, Tracklet
 from screening.queueing import request_displays
+from screening.scoring.digest2 import digest2_store
 from screening.scoring.store import TrackletResult, scores_store
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,8 @@ def tracklets_score_pending(*, max_batches: int | None = None) -> int:
             )
             start += len(array)
         scored += scores_store(model_version=row, results=results)
+        # digest2 once per tracklet: it reads the astrometry, not the model
+        digest2_store([t.pk for t in batch if not (t.digest2_version or t.digest2_problem)])
         batches += 1
         request_displays([r.tracklet_id for r in results])
     return scored
