@@ -103,6 +103,8 @@ QUEUE_ORDER_ASC = Coalesce(F("score"), Value(2.0))
 # a score drawn from the night's passing tracklets, so that the order does not give them away.
 REVIEW_ORDER_DESC = Coalesce(F("queue_score"), F("score"), Value(-1.0))
 REVIEW_ORDER_ASC = Coalesce(F("queue_score"), F("score"), Value(2.0))
+# NEO candidates first: digest2's NEO score, highest first, unscored last.
+DIGEST2_ORDER = Coalesce(F("digest2_neo"), Value(-1.0))
 # Informative first: the score (or blind row's place) nearest the threshold, unscored last.
 MARGIN_ORDER = Coalesce(
     Abs(Coalesce(F("queue_score"), F("score")) - F("model_version__threshold")), Value(2.0)

@@ -34,6 +34,7 @@ urlpatterns = [
     path("nights/<str:date>/report/", views.report_create, name="report-create"),
     path("reports/<int:pk>/", views.report_page, name="report-page"),
     path("reports/<int:pk>/send/", views.report_send_page, name="report-send"),
+    path("reports/<int:pk>/again/", views.report_again_page, name="report-again"),
     path("reports/<int:pk>/ades.<str:kind>", views.report_file, name="report-file"),
     path("reviewers/", views.reviewers_page, name="reviewers"),
     path("nights/<str:date>/histogram.png", views.night_histogram, name="night-histogram"),

@@ -87,6 +87,9 @@ class VerdictRowSerializer(serializers.Serializer):
     night = serializers.DateField()
     tracklet = serializers.CharField(help_text="The survey's tracklet id.")
     tracklet_id = serializers.IntegerField()
+    tracklet_digest2_neo = serializers.FloatField(
+        allow_null=True, help_text="digest2's NEO score of the tracklet (null: none)."
+    )
     reviewer = serializers.CharField()
     verdict = serializers.ChoiceField(choices=Verdict.Value.choices)
     score_shown = serializers.FloatField(allow_null=True, help_text="Null when blind.")

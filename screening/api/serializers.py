@@ -83,7 +83,27 @@ class TrackletSerializer(serializers.ModelSerializer):
             "mean_mag",
             "created_at",
             "scored_at",
+            "digest2_neo",
+            "neo_candidate",
+            "digest2",
+            "digest2_version",
+            "digest2_problem",
         ]
+
+    digest2 = serializers.JSONField(
+        source="digest2_scores",
+        read_only=True,
+        help_text="digest2's scores by orbit class (0-100): `noid` (of objects not yet known, "
+        "the MPC's D2) and `raw`; {} when it could not score the tracklet (digest2_problem).",
+    )
+    neo_candidate = serializers.SerializerMethodField(
+        help_text="digest2_neo >= DIGEST2_NEO_CANDIDATE (65: the MPC's NEOCP); null: no score."
+    )
+
+    def get_neo_candidate(self, obj: Tracklet) -> bool | None:
+        from screening.scoring.digest2 import neo_candidate
+
+        return None if obj.digest2_neo is None else neo_candidate(obj.digest2_neo)
 
     def to_representation(self, instance: Tracklet) -> dict:
         """A row blind for the caller (`screening.review.blind`) shows no score, model or status."""

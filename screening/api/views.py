@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import BooleanField, Case, Count, ExpressionWrapper, F, Prefetch, When
+from django.conf import settings
+from django.db.models import BooleanField, Case, Count, ExpressionWrapper, F, Prefetch, Q, When
 from django.db.models.functions import Coalesce
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -60,10 +61,30 @@ class TrackletFilter(filters.FilterSet):
     score_min = filters.NumberFilter(method="filter_score", lookup_expr="gte")
     score_max = filters.NumberFilter(method="filter_score", lookup_expr="lte")
     created_after = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    neo_candidate = EnumFilter(
+        choices=[("true", "digest2's NEO score at least DIGEST2_NEO_CANDIDATE"),
+                 ("false", "below it, or no digest2 score")],
+        method="filter_neo_candidate",
+    )  # fmt: skip
+    ordering = EnumFilter(
+        choices=[("id", "by id"), ("-digest2_neo", "NEO candidates first (digest2, highest "
+                 "first, unscored last)")],
+        method="filter_ordering",
+    )  # fmt: skip
 
     class Meta:
         model = Tracklet
-        fields = ["night", "tracklet", "status", "score_min", "score_max", "created_after"]
+        fields = ["night", "tracklet", "status", "score_min", "score_max", "created_after",
+                  "neo_candidate", "ordering"]  # fmt: skip
+
+    def filter_neo_candidate(self, queryset, name, value):
+        candidate = Q(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)
+        return queryset.filter(candidate) if value == "true" else queryset.exclude(candidate)
+
+    def filter_ordering(self, queryset, name, value):
+        if value == "-digest2_neo":
+            return queryset.order_by(F("digest2_neo").desc(nulls_last=True), "id")
+        return queryset.order_by("id")
 
     def _blind(self):
         return blind_q(self.request.user) if self.request is not None else None

@@ -2,11 +2,12 @@
 the IAU's own `iau-ades` package before they can be kept or sent.
 
 A report holds the detections of every tracklet judged real (every current verdict real) not in
-an earlier report, and, once MPC_AUTO_ACCEPT is on, the unjudged tracklets scoring at least
-MPC_AUTO_ACCEPT_THRESHOLD, provided the night's audited precision above that threshold (the
-lower bound of its exact interval, from the verdicts given there) reaches
-MPC_AUTO_ACCEPT_MIN_PRECISION. Every field is checked first (a NaN magnitude, an RA out of
-range: refused, naming the tracklet and the field), then the PSV is converted to XML by
+an earlier report (only an admin re-reports one, on purpose: `report_again`), and, once
+MPC_AUTO_ACCEPT is on, the unjudged tracklets scoring at least MPC_AUTO_ACCEPT_THRESHOLD,
+provided the night's audited precision above that threshold (the lower bound of its exact
+interval, from the verdicts given there) reaches MPC_AUTO_ACCEPT_MIN_PRECISION.
+Every field is checked first (a NaN magnitude, an RA out of range: refused, naming the tracklet
+and the field), then the PSV is converted to XML by
 `ades.psvtoxml`, the XML validated against the submission schema by `ades.valutility`, and the
 XML converted back by `ades.xmltopsv` and compared value by value. Only then is the report
 stored, with its content hash, and its tracklets marked reported, in one transaction: running
@@ -518,12 +519,7 @@ def report_build(*, night: Night, user=None) -> ReportResult:
             observations = [o for o in observations if o.tracklet_id in {t.pk for t in kept}]
             if not tracklets:
                 return ReportResult(night.reports.first(), created=False, linked=tuple(linked))
-        for obs in observations:
-            observation_check(obs)
-        psv = psv_text(observations)
-        xml = psv_to_xml(psv)
-        xml_validate(xml, observations)
-        round_trip_check(observations, xml)
+        psv, xml = _validated(observations)
         digest = hashlib.sha256(xml.encode()).hexdigest()
         existing = MpcReport.objects.filter(content_sha256=digest).first()
         if existing is not None:
@@ -546,6 +542,62 @@ def report_build(*, night: Night, user=None) -> ReportResult:
         if linked:
             _link(linked, [], report)
     return ReportResult(report, created=True, linked=tuple(linked))
+
+
+def _validated(observations: list[Observation]) -> tuple[str, str]:
+    """The observations' PSV and XML, every field checked, the XML validated by iau-ades and
+    read back to the same values; AdesError naming what is wrong otherwise."""
+    for obs in observations:
+        observation_check(obs)
+    psv = psv_text(observations)
+    xml = psv_to_xml(psv)
+    xml_validate(xml, observations)
+    round_trip_check(observations, xml)
+    return psv, xml
+
+
+def report_again(*, tracklets: list[Tracklet], reason: str, user) -> MpcReport:
+    """An admin's deliberate re-report: tracklets reported before go out again, in a report of
+    their own that names them and keeps the reason (a corrected measurement, a report the MPC
+    lost). Nothing else sends an observation twice: `report_build` leaves reported ones out."""
+    reason = reason.strip()
+    if not reason:
+        raise AdesError("a re-report needs a reason: why the MPC should take them again")
+    if not tracklets:
+        raise AdesError("a re-report needs at least one tracklet")
+    nights = {t.night_id for t in tracklets}
+    if len(nights) > 1:
+        raise AdesError("a re-report holds tracklets of one night")
+    fresh = [t.survey_id for t in tracklets if t.report_id is None]
+    if fresh:
+        raise AdesError(
+            f"tracklet(s) {', '.join(map(repr, fresh))} were never reported: they go into the "
+            "night's next report, not a re-report"
+        )
+    tracklets = sorted(tracklets, key=lambda t: t.pk)
+    observations = tracklet_observations(tracklets)
+    psv, xml = _validated(observations)
+    now = timezone.now()
+    # the same observations as an earlier report: its own hash, said to be a re-report
+    digest = hashlib.sha256(f"{xml}\nre-reported {now.isoformat()}".encode()).hexdigest()
+    first = min(obs.mjd for obs in observations)
+    with transaction.atomic():
+        report = MpcReport.objects.create(
+            night_id=nights.pop(),
+            psv=psv,
+            xml=xml,
+            content_sha256=digest,
+            n_tracklets=len(tracklets),
+            n_observations=len(observations),
+            first_detection_mjd=first,
+            latency_seconds=(now - (MJD_EPOCH + datetime.timedelta(days=first))).total_seconds(),
+            created_by=user if user is not None and user.is_authenticated else None,
+            again_reason=reason,
+        )
+        report.again.set(tracklets)
+    logger.info("report %s re-reports %s: %s", report.pk, [t.survey_id for t in tracklets],
+                reason)  # fmt: skip
+    return report
 
 
 def _link(linked: list[Linked], candidates: list[Tracklet], new: MpcReport | None) -> None:

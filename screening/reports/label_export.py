@@ -20,6 +20,7 @@ VERDICT_COLUMNS = {
     "night": "tracklet__night__date",
     "tracklet": "tracklet__survey_id",
     "tracklet_id": "tracklet_id",
+    "tracklet_digest2_neo": "tracklet__digest2_neo",  # digest2's NEO score (null: none)
     "reviewer": "reviewer__username",
     "verdict": "value",
     "score_shown": "score_shown",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, F, Q
+import datetime
+
+from django.conf import settings
+from django.db.models import Count, F, Min, Q
 
 from screening.figures import figure_png
 from screening.models import Night, Tracklet, Verdict
@@ -16,6 +19,7 @@ def night_summary_counts(night: Night) -> dict[str, float]:
         scored=Count("id", filter=Q(score__isnull=False)),
         auto_rejected=Count("id", filter=Q(score__lt=F("model_version__threshold"))),
         reviewed=Count("id", filter=Q(status=Tracklet.Status.REVIEWED)),
+        neo_candidates=Count("id", filter=Q(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)),
     )
     verdicts = _tracklet_verdicts(night)
     counts["real_found"] = sum(1 for v in verdicts.values() if v == Verdict.Value.REAL)
@@ -38,6 +42,38 @@ def _tracklet_verdicts(night: Night) -> dict[int, str]:
         values = {v for v in by_reviewer.values() if v != Verdict.Value.WITHDRAWN}
         if values:
             out[tracklet_id] = values.pop() if len(values) == 1 else "disagreement"
+    return out
+
+
+MJD_EPOCH = datetime.datetime(1858, 11, 17, tzinfo=datetime.UTC)
+
+
+def neo_candidates(night: Night, limit: int = 200) -> list[dict]:
+    """The night's NEO candidates (digest2 NEO score at least DIGEST2_NEO_CANDIDATE), highest
+    first: each with its verdict (real, bogus, disagreement, or not judged), its report, and the
+    time from its first detection to that report (what a follow-up observer waits for)."""
+    rows = list(
+        Tracklet.objects.filter(night=night, digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)
+        .select_related("report")
+        .annotate(first_mjd=Min("detections__mjd"))
+        .order_by("-digest2_neo", "id")[:limit]
+    )
+    verdicts = _tracklet_verdicts(night)
+    out = []
+    for t in rows:
+        seconds = None
+        if t.report is not None:
+            first = MJD_EPOCH + datetime.timedelta(days=t.first_mjd)
+            seconds = (t.report.created_at - first).total_seconds()
+        out.append(
+            {
+                "tracklet": t,
+                "neo": min(t.digest2_neo, 100.0),
+                "verdict": verdicts.get(t.pk, "not judged"),
+                "report": t.report,
+                "to_report_seconds": seconds,
+            }
+        )
     return out
 
 

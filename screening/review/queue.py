@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from screening.models import (
+    DIGEST2_ORDER,
     MARGIN_ORDER,
     QUEUE_ORDER_ASC,
     QUEUE_ORDER_DESC,
@@ -52,6 +53,7 @@ ORDERS = {
     "desc": "highest score first",
     "asc": "lowest score first",
     "informative": "least sure first (nearest the threshold)",
+    "neo": "NEO candidates first (digest2, highest first)",
 }
 
 
@@ -63,6 +65,7 @@ class QueueFilters:
     stamp_class: str = ""
     hide_judged: bool = False
     order: str = "desc"
+    neo_only: bool = False  # digest2's NEO score at least DIGEST2_NEO_CANDIDATE
 
     @property
     def ascending(self) -> bool:
@@ -97,6 +100,7 @@ class QueueFilters:
             stamp_class=query.get("stamp_class", "").strip().upper()[:32],
             hide_judged=query.get("hide_judged") in ("1", "on", "true"),
             order=query.get("order") if query.get("order") in ORDERS else "desc",
+            neo_only=query.get("neo") in ("1", "on", "true"),
         )
 
 
@@ -195,6 +199,8 @@ def queue_order(filters: QueueFilters) -> tuple[Any, bool]:
     """
     if filters.order == "informative":
         return MARGIN_ORDER, False
+    if filters.order == "neo":
+        return DIGEST2_ORDER, True
     if filters.status == "auto_rejected":
         return (QUEUE_ORDER_ASC, False) if filters.ascending else (QUEUE_ORDER_DESC, True)
     return (REVIEW_ORDER_ASC, False) if filters.ascending else (REVIEW_ORDER_DESC, True)
@@ -259,6 +265,8 @@ def queue_tracklets(
             tracklets = tracklets.exclude(blind)
     if filters.hide_judged:
         tracklets = tracklets.exclude(mine_q(reviewer))
+    if filters.neo_only:
+        tracklets = tracklets.filter(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)
     key, descending = queue_order(filters)
     return tracklets.order_by(key.desc() if descending else key.asc(), "id")
 
@@ -297,6 +305,8 @@ def sort_value(tracklet: Tracklet, filters: QueueFilters) -> float:
         if shown is None or not tracklet.model_version_id:
             return 2.0
         return abs(shown - tracklet.model_version.threshold)
+    if filters.order == "neo":
+        return tracklet.digest2_neo if tracklet.digest2_neo is not None else -1.0
     if filters.status == "auto_rejected":
         shown = score
     else:

@@ -65,6 +65,25 @@ def stamp_figure(stamp, size: int, blind: bool = False) -> str:
     )
 
 
+def digest2_line(t) -> str:
+    """The row's digest2 NEO score (D2, the MPC's), marked when the tracklet is an NEO candidate;
+    why there is none when digest2 could not score it. Shown on blind rows too: it is the
+    astrometry's verdict on the orbit, not the model's on the stamps."""
+    from screening.scoring.digest2 import neo_candidate
+
+    if t.digest2_neo is None:
+        why = t.digest2_problem or "digest2 has not scored it yet"
+        return f'<div class="d2 muted small" title="{_e(why)}">D2 –</div>'
+    noid = t.digest2_scores.get("noid", {})
+    top = sorted(((v, k) for k, v in noid.items() if k not in ("Int", "NEO")), reverse=True)[:2]
+    title = _e(f"digest2 no-ID scores: NEO {t.digest2_neo:.0f}"
+               + "".join(f", {k} {v:.0f}" for v, k in top) + f" ({t.digest2_version})")  # fmt: skip
+    if neo_candidate(t.digest2_neo):
+        return (f'<div class="d2 d2-neo" title="{title}">D2 {min(t.digest2_neo, 100):.0f} · '
+                "NEO candidate</div>")  # fmt: skip
+    return f'<div class="d2" title="{title}">D2 {min(t.digest2_neo, 100):.0f}</div>'
+
+
 def queue_row(row) -> str:
     """One row of the queue (a `screening.review.queue.QueueRow`), as the page and its keys
     expect it.
@@ -120,6 +139,7 @@ def queue_row(row) -> str:
         f'      <div><span class="arrow" style="transform: rotate({row.arrow_rotation:.0f}deg)">'
         f"↑</span> {t.rate_deg_per_day:.2f}°/day, PA {t.position_angle_deg:.0f}°</div>\n"
         f"      <div>mag {t.mean_mag:.1f} · {t.n_detections} det.</div>\n"
+        f"      {digest2_line(t)}\n"
         '      <div class="buttons"><button type="button" data-action="real">Real <kbd>r</kbd>'
         '</button><button type="button" data-action="bogus">Bogus <kbd>b</kbd></button></div>\n'
         "    </div>\n  </article>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from django.conf import settings
@@ -29,11 +30,17 @@ from screening.ops.roles import page_access, pages_for_reviewers
 from screening.reports.ades import (
     AdesError,
     night_latency,
+    report_again,
     report_build,
     report_candidates,
     report_send,
+    trk_sub,
 )
-from screening.reports.night_summary import night_summary_counts, score_histogram_png
+from screening.reports.night_summary import (
+    neo_candidates,
+    night_summary_counts,
+    score_histogram_png,
+)
 from screening.reports.reviewer_quality import reviewer_quality
 from screening.review.audit import night_estimates
 from screening.review.blind import blind_applies
@@ -52,6 +59,7 @@ from screening.review.queue import (
     rows_taken,
 )
 from screening.review.verdicts import ReviewError, verdict_record, verdict_undo_last
+from screening.scoring.digest2 import neo_candidate
 from screening.web.rows import queue_row
 
 STAMP_CACHE_SECONDS = 7 * 24 * 3600
@@ -155,6 +163,7 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
             "rows": rows,
             "filters": filters,
             "orders": ORDERS,
+            "neo_candidate": f"{settings.DIGEST2_NEO_CANDIDATE:g}",
             "status_filters": STATUS_FILTERS,
             "classes": list(StampClass.objects.values_list("name", "is_real")),
             "class_filter_blind": blind_on and filters.to_review,
@@ -342,8 +351,24 @@ def tracklet_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "classes": list(StampClass.objects.values_list("name", "is_real")),
             "cues": tracklet_cues(tracklet),
             "can_judge": request.user.has_perm("screening.add_verdict"),
+            "digest2": _digest2_rows(tracklet),
+            "neo_candidate": f"{settings.DIGEST2_NEO_CANDIDATE:g}",
+            "is_neo_candidate": neo_candidate(tracklet.digest2_neo),
+            "repeats": {
+                d.pk: d
+                for d in Detection.objects.filter(
+                    pk__in=[s.detection.duplicate_of_id for s in row.stamps]
+                ).select_related("tracklet__night")
+            },
         },
     )
+
+
+def _digest2_rows(tracklet: Tracklet) -> list[tuple[str, float, float | None]]:
+    """digest2's classes as its package orders them: (class, no-ID score, raw score)."""
+    noid = tracklet.digest2_scores.get("noid", {})
+    raw = tracklet.digest2_scores.get("raw", {})
+    return [(name, min(value, 100.0), raw.get(name)) for name, value in noid.items()]
 
 
 @pages_for_reviewers
@@ -374,6 +399,8 @@ def night_summary(request: HttpRequest, date: str) -> HttpResponse:
             "audit_target_pct": f"{100 * settings.AUDIT_TARGET_LOSS:g}",
             "reports": night.reports.all(),
             "latency": night_latency(night),
+            "neo": neo_candidates(night),
+            "neo_candidate": f"{settings.DIGEST2_NEO_CANDIDATE:g}",
             "ready": len(ready),
             "auto_ready": auto_ready,
             "can_report": request.user.has_perm("screening.add_mpcreport"),
@@ -406,17 +433,60 @@ def report_create(request: HttpRequest, date: str) -> HttpResponse:
 
 @pages_for_reviewers
 def report_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """A report: its tracklets (with digest2's NEO score), files, sending, and for an admin a
+    deliberate re-report of some of its tracklets."""
     report = get_object_or_404(MpcReport.objects.select_related("night", "created_by"), pk=pk)
+    tracklets = list(report.again.all()) if report.again_reason else list(report.tracklets.all())
+    observations = dict(
+        Detection.objects.filter(tracklet__in=tracklets)
+        .values_list("tracklet_id")
+        .annotate(n=Count("id"))
+    )
+    rows = [
+        {
+            "tracklet": t,
+            "trk_sub": trk_sub(t.pk),
+            "observations": observations.get(t.pk, 0),
+            "neo_candidate": neo_candidate(t.digest2_neo),
+            "reported_in": t.report_id,
+        }
+        for t in sorted(tracklets, key=lambda t: (-(t.digest2_neo or -1.0), t.pk))
+    ]
     return render(
         request,
         "screening/report.html",
         {
             "report": report,
-            "station": settings.MPC_STATION,
+            "rows": rows,
+            "stations": sorted(set(re.findall(r"^! mpcCode (\S+)$", report.psv, re.M))),
             "sender": settings.MPC_SENDER.rsplit(".", 1)[-1],
             "can_send": request.user.has_perm("screening.change_mpcreport"),
+            "can_report_again": request.user.has_perm("screening.change_mpcreport"),
         },
     )
+
+
+@require_POST
+@pages_for_reviewers
+@permission_required("screening.change_mpcreport", raise_exception=True)
+def report_again_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """An admin re-reports tracklets of a report on purpose (a new report, with the reason)."""
+    report = get_object_or_404(MpcReport, pk=pk)
+    chosen = Tracklet.objects.filter(
+        pk__in=[int(v) for v in request.POST.getlist("tracklet")[:500] if v.isdigit()],
+        night=report.night,
+    ).select_related("night")
+    try:
+        again = report_again(
+            tracklets=list(chosen), reason=request.POST.get("reason", ""), user=request.user
+        )
+    except AdesError as exc:
+        messages.error(request, f"no re-report made: {exc}")
+        return redirect("report-page", pk=pk)
+    messages.success(
+        request, f"report {again.pk} re-reports {again.n_tracklets} tracklet(s), validated"
+    )
+    return redirect("report-page", pk=again.pk)
 
 
 @pages_for_reviewers

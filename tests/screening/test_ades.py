@@ -15,6 +15,7 @@ from screening.reports.ades import (
     Observation,
     psv_text,
     psv_to_xml,
+    report_again,
     report_build,
     trk_sub,
     xml_records,
@@ -386,3 +387,40 @@ def test_per_detection_report_fields_are_checked_at_ingest(extra, field, reason)
     text = str(refused.value.as_dict())
     assert f"detections[0].{field}" in text and reason in text
     assert not Tracklet.objects.exists()
+
+
+def test_an_admin_re_reports_on_purpose_with_a_reason_and_nothing_else_sends_twice(night):
+    night, tracklets = night
+    first = report_build(night=night).report
+    admin, web = make_user("boss", "admin"), Client()
+    web.force_login(admin)
+    page = web.get(f"/reports/{first.pk}/").content.decode()
+    assert trk_sub(tracklets[0].pk) in page and 'id="again-form"' in page
+
+    # a reviewer cannot; an admin without a reason, or with a tracklet never reported, cannot
+    eve = Client()
+    eve.force_login(make_user("eve", "reviewer"))
+    assert eve.post(f"/reports/{first.pk}/again/", {"tracklet": [tracklets[0].pk],
+                                                     "reason": "x"}).status_code == 403  # fmt: skip
+    web.post(f"/reports/{first.pk}/again/", {"tracklet": [tracklets[0].pk], "reason": " "})
+    unreported = ingest_tracklet("U1", seed=9)
+    with pytest.raises(AdesError, match="'U1' were never reported"):
+        report_again(tracklets=[unreported], reason="test", user=admin)
+    assert MpcReport.objects.count() == 1
+
+    answer = web.post(
+        f"/reports/{first.pk}/again/",
+        {"tracklet": [tracklets[0].pk], "reason": "corrected astrometry of T0"},
+    )
+    again = MpcReport.objects.exclude(pk=first.pk).get()
+    assert answer.status_code == 302 and answer["Location"] == f"/reports/{again.pk}/"
+    assert again.again_reason == "corrected astrometry of T0" and again.created_by == admin
+    assert list(again.again.all()) == [tracklets[0]] and again.n_observations == 4
+    xml_validate(again.xml)
+    assert {r["trkSub"] for r in xml_records(again.xml)} == {trk_sub(tracklets[0].pk)}
+    tracklets[0].refresh_from_db()
+    assert tracklets[0].report == first  # its first report stays its report
+    shown = web.get(f"/reports/{again.pk}/").content.decode()
+    assert "corrected astrometry of T0" in shown and f"/reports/{first.pk}/" in shown
+    # the night's next report still leaves both out: re-reporting is only on purpose
+    assert not report_build(night=night).created

@@ -290,9 +290,11 @@ def test_a_token_client_gets_the_display_png_that_display_url_names(seeded) -> N
 # Every enumerated query parameter (an enum or a boolean in the schema) takes only its values:
 # any other is a 400 naming the parameter and the values, never a silent default or a 404.
 ENUMS = {
-    ("/api/v1/nights/{date}/queue/", "order"): ["desc", "asc", "informative"],
+    ("/api/v1/nights/{date}/queue/", "order"): ["desc", "asc", "informative", "neo"],
     ("/api/v1/nights/{date}/queue/", "claim"): ["true", "false"],
     ("/api/v1/tracklets/", "status"): ["pending", "scored", "reviewed"],
+    ("/api/v1/tracklets/", "neo_candidate"): ["true", "false"],
+    ("/api/v1/tracklets/", "ordering"): ["id", "-digest2_neo"],
     ("/api/v1/export/verdicts/", "verdict"): ["real", "bogus", "withdrawn"],
     ("/api/v1/export/verdicts.csv", "verdict"): ["real", "bogus", "withdrawn"],
     ("/api/v1/export/verdicts/", "format"): ["json", "csv"],

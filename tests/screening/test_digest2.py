@@ -152,3 +152,39 @@ def test_scores_reach_the_queue_the_tracklet_page_the_api_and_the_export(movers,
         (t.digest2_neo for t in Tracklet.objects.all()), reverse=True
     )
     assert math.isfinite(api["digest2_neo"])
+
+
+def test_the_summary_counts_neo_candidates_and_their_time_to_report(movers, reviewer):
+    from screening.models import Night
+    from screening.reports.ades import report_build
+    from screening.review.verdicts import verdict_record
+
+    digest2_store([t.pk for t in movers])
+    candidates = list(Tracklet.objects.filter(digest2_neo__gte=65).order_by("-digest2_neo"))
+    fast = Tracklet.objects.get(survey_id="FAST")
+    verdict_record(tracklet_id=fast.pk, reviewer=reviewer, value="real")
+    report = report_build(night=Night.objects.get()).report
+    web = Client()
+    web.force_login(reviewer)
+    page = web.get(f"/nights/{NIGHT}/summary/").content.decode()
+    assert f'data-figure="neo_candidates">{len(candidates)}<' in page
+    table = page[page.index('id="neo-candidates"') :]
+    for tracklet in candidates:
+        assert f'data-tracklet="{tracklet.survey_id}"' in table
+    row = table[table.index('data-tracklet="FAST"') :].split("</tr>")[0]
+    assert f"#{report.pk}" in row and "real" in row and "not reported" not in row
+    # the report page names its tracklets with their D2
+    shown = web.get(f"/reports/{report.pk}/").content.decode()
+    assert "NEO candidate" in shown and trk_sub(fast.pk) in shown
+
+
+def test_the_verdict_export_carries_the_digest2_neo_score(movers, reviewer):
+    from screening.review.verdicts import verdict_record
+
+    digest2_store([t.pk for t in movers])
+    fast = Tracklet.objects.get(survey_id="FAST")
+    verdict_record(tracklet_id=fast.pk, reviewer=reviewer, value="real")
+    web = Client()
+    web.force_login(reviewer)
+    rows = web.get("/api/v1/export/verdicts/").json()["results"]
+    assert rows[0]["tracklet_digest2_neo"] == pytest.approx(fast.digest2_neo)
