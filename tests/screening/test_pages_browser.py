@@ -394,3 +394,38 @@ def test_a_reviewer_cannot_reach_admin_pages(page, live_server, night):  # noqa:
     page.goto(f"{live_server.url}/admin/screening/modelversion/")
     assert "/admin/login/" in page.url
     assert page.locator("text=not authorized").count() == 1
+
+
+def test_a_screener_looks_at_neo_candidates_first_and_judges_them(page, live_server):  # noqa: F811
+    """digest2's D2 on the rows: the NEO-candidates filter and order, then verdicts by key land
+    on the rows shown, row for row."""
+    from screening.models import Tracklet
+    from screening.scoring.digest2 import digest2_store
+    from tests.screening.test_digest2 import MOVERS, _mover
+
+    model = model_version(threshold=0.8)
+    movers = [_mover(m[0], i + 1, *m[1:]) for i, m in enumerate(MOVERS)]
+    for tracklet in movers:
+        score_tracklet(tracklet, model, score=0.9)
+    digest2_store([t.pk for t in movers])
+    candidates = list(Tracklet.objects.filter(digest2_neo__gte=65).order_by("-digest2_neo", "id"))
+    assert 0 < len(candidates) < len(movers)
+    make_user("reviewer", "reviewer")
+    log_in(page, live_server, f"/nights/{NIGHT}/")
+    page.check("input[name=neo]")
+    page.select_option("select[name=order]", "neo")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r"neo=1"))
+    page.wait_for_selector(READY)
+    shown = page.locator(".qrow .tid").all_inner_texts()
+    assert shown == [t.survey_id for t in candidates]
+    assert page.locator(".qrow .d2-neo").count() == len(candidates)
+    for key in "rb"[: len(candidates)]:
+        page.keyboard.press(key)
+        page.wait_for_timeout(70)  # a screener's pace
+    page.wait_for_function("!document.querySelector('.qrow.saving')")
+    expected = dict(zip((t.survey_id for t in candidates), ("real", "bogus"), strict=False))
+    for tracklet in candidates[:2]:
+        assert latest(tracklet) == expected[tracklet.survey_id]
+    others = Tracklet.objects.exclude(pk__in=[t.pk for t in candidates])
+    assert not Verdict.objects.filter(tracklet__in=others).exists()
