@@ -85,7 +85,9 @@ def tracklets_claim(*, model: ModelVersion, max_stamps: int) -> list[Tracklet]:
             _claimable(model)
             .order_by("id")
             .select_for_update(skip_locked=skip_locked)
-            .only("id", "n_detections", "pixels")[: max(1, max_stamps // 3)]
+            .only("id", "n_detections", "pixels", "digest2_version", "digest2_problem")[
+                : max(1, max_stamps // 3)
+            ]
         )
         taken, stamps = [], 0
         for tracklet in candidates:
