@@ -190,11 +190,15 @@ def measure(
         raise ValueError("every detection needs mjd, ra, dec, mag, x, y and a stamp")
     if n < 2:
         raise ValueError(f"a tracklet needs at least 2 detections for its motion, got {n}")
-    for name, values in (("mjd", mjd), ("ra", ra), ("dec", dec), ("mag", mag), ("x", x), ("y", y)):
+    for name, values in (("mjd", mjd), ("ra", ra), ("dec", dec), ("x", x), ("y", y)):
         if not np.isfinite(values).all():
             raise ValueError(f"{name} must be finite for every detection")
+    # a magnitude not measured (NaN: ingest's sentinel or missing one) is left out of the
+    # magnitude cues: its dmag is 0, the scatter and range are those of the measured ones
+    measured = mag[np.isfinite(mag)]
     fit = fit_motion(mjd, ra, dec, x, y)
-    med = float(np.median(mag))
+    med = float(np.median(measured)) if len(measured) else 0.0
+    dmags = np.where(np.isfinite(mag), mag - med, 0.0)
     expected = fit.pixel_rate * exposure_s / 86400.0
     rows = []
     for i in range(n):
@@ -206,7 +210,7 @@ def measure(
                 fit.residual_along[i],
                 fit.residual_cross[i],
                 math.hypot(fit.residual_along[i], fit.residual_cross[i]),
-                mag[i] - med,
+                dmags[i],
                 length,
                 expected,
                 elong,
@@ -215,7 +219,10 @@ def measure(
             ]
         )
     span = float(mjd.max() - mjd.min()) * 24.0
-    tracklet = [fit.rate_deg_day, fit.rms_arcsec, float(np.std(mag)), float(np.ptp(mag)), n, span]
+    scatter, spread = (
+        (float(np.std(measured)), float(np.ptp(measured))) if len(measured) else (0.0, 0.0)
+    )
+    tracklet = [fit.rate_deg_day, fit.rms_arcsec, scatter, spread, n, span]
     return TrackletFeatures(np.asarray(rows, np.float64), np.asarray(tracklet, np.float64), fit)
 
 

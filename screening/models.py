@@ -132,7 +132,9 @@ class Tracklet(models.Model):
     n_detections = models.PositiveSmallIntegerField()
     rate_deg_per_day = models.FloatField(help_text="Rate of motion from first to last detection.")
     position_angle_deg = models.FloatField(help_text="Direction of motion, east of north.")
-    mean_mag = models.FloatField()
+    mean_mag = models.FloatField(
+        null=True, blank=True, help_text="Of the measured magnitudes; null: none measured."
+    )
     pixels = models.FileField(
         upload_to="pixels/",
         help_text="Model input: the stamps in time order as one (n, 100, 100) float32 .npy.",
@@ -206,7 +208,14 @@ class Detection(models.Model):
     mjd = models.FloatField()
     ra = models.FloatField(help_text="Right ascension, degrees.")
     dec = models.FloatField(help_text="Declination, degrees.")
-    mag = models.FloatField()
+    mag = models.FloatField(
+        null=True, blank=True, help_text="Magnitude; null: none measured (see mag_flag)."
+    )
+    mag_flag = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text='Why there is no magnitude: "missing", or the sentinel sent ("sentinel 99").',
+    )
     x = models.FloatField(help_text="Detector x, pixels.")
     y = models.FloatField(help_text="Detector y, pixels.")
     station = models.CharField(

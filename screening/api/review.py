@@ -144,7 +144,7 @@ class QueueRowSerializer(serializers.Serializer):
     my_verdict = serializers.CharField(allow_null=True)
     rate_deg_per_day = serializers.FloatField()
     position_angle_deg = serializers.FloatField()
-    mean_mag = serializers.FloatField()
+    mean_mag = serializers.FloatField(allow_null=True)
     n_detections = serializers.IntegerField()
     stamps = QueueStampSerializer(many=True)
 

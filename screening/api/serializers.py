@@ -40,6 +40,7 @@ class DetectionSerializer(serializers.ModelSerializer):
             "ra",
             "dec",
             "mag",
+            "mag_flag",
             "x",
             "y",
             "station",

@@ -43,6 +43,11 @@ DETECTION_FIELDS = ("index", "mjd", "ra", "dec", "mag", "x", "y", "stamp")
 OPTIONAL_DETECTION_FIELDS = ("station", "band", "exposure", "time_ref", "rms_ra", "rms_dec",
                              "rms_mag")  # fmt: skip
 _BAND = re.compile(r"[.A-Za-z0-9_]{1,3}")  # the ADES schema's BandType
+# A magnitude no pipeline measured: the field left out, null or an empty CSV cell, or a sentinel
+# (99, 99.9, 999, -99: "no positive flux"): |mag| at least this. Such a detection is accepted,
+# its magnitude stored as unknown (null) with `mag_flag` saying why, and left out of the
+# magnitude cues and the report; a real mover with one unmeasurable magnitude is still screened.
+MAG_SENTINEL_ABS = 50.0
 MAX_STAMP_NAME = 255
 _STAMP_SUFFIXES = (".fits.gz", ".fit.gz", ".fits", ".fit", ".fts", ".png", ".npy", ".gz")
 
@@ -466,6 +471,15 @@ def _parse_detection(
         ok = False
     for name in DETECTION_FIELDS:
         raw = row.get(name)
+        if name == "mag":
+            try:
+                out["mag"], flag = _as_magnitude(raw, text_values=text_values)
+                if flag:  # only then: a measured magnitude's tracklet hashes as before
+                    out["mag_flag"] = flag
+            except ValueError as exc:
+                problems.append(IngestProblem(field=f"{where}.mag", reason=str(exc)))
+                ok = False
+            continue
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             problems.append(IngestProblem(field=f"{where}.{name}", reason=f"{name} is missing"))
             ok = False
@@ -503,6 +517,26 @@ def _as_optional(name: str, raw: Any, *, text_values: bool) -> str | float:
     if value <= 0:
         raise ValueError(f"{name} {value!r} must be above 0")
     return value
+
+
+def _as_magnitude(raw: Any, *, text_values: bool) -> tuple[float | None, str]:
+    """A detection's magnitude and its flag: (value, "") when measured; (None, "missing") or
+    (None, "sentinel 99") when none was (MAG_SENTINEL_ABS); ValueError for anything else that
+    is not a magnitude."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, "missing"
+    if (
+        isinstance(raw, int | float)
+        and not isinstance(raw, bool)
+        or (isinstance(raw, str) and text_values and _DECIMAL.fullmatch(raw.strip()))
+    ):
+        try:
+            value = float(raw.strip() if isinstance(raw, str) else raw)
+        except (OverflowError, ValueError):
+            value = math.inf
+        if math.isfinite(value) and abs(value) >= MAG_SENTINEL_ABS:
+            return None, f"sentinel {value:g}"
+    return _as_number("mag", raw, text_values=text_values), ""
 
 
 def _as_stamp_name(raw: Any) -> str:
@@ -709,8 +743,9 @@ def _content_hash(night: date, survey_id: str, detections: list[_PreparedDetecti
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _motion(detections: list[_PreparedDetection]) -> dict[str, float]:
-    """Rate and direction of motion between the first and last detection, and mean magnitude."""
+def _motion(detections: list[_PreparedDetection]) -> dict[str, float | None]:
+    """Rate and direction of motion between the first and last detection, and mean magnitude
+    (of the measured ones; None when none is)."""
     first, last = detections[0].values, detections[-1].values
     ra1, dec1, ra2, dec2 = (
         math.radians(float(v)) for v in (first["ra"], first["dec"], last["ra"], last["dec"])
@@ -726,8 +761,9 @@ def _motion(detections: list[_PreparedDetection]) -> dict[str, float]:
             math.cos(dec1) * math.sin(dec2) - math.sin(dec1) * math.cos(dec2) * math.cos(ra2 - ra1),
         )
     )
+    mags = [float(d.values["mag"]) for d in detections if d.values["mag"] is not None]
     return {
         "rate_deg_per_day": separation / days,
         "position_angle_deg": angle % 360.0,
-        "mean_mag": float(np.mean([float(d.values["mag"]) for d in detections])),
+        "mean_mag": float(np.mean(mags)) if mags else None,
     }

@@ -60,7 +60,7 @@ class Observation:
     mjd: float
     ra: float
     dec: float
-    mag: float
+    mag: float | None  # None: not measured (ingest's sentinel or missing): no mag, no band
     obs_time: str = ""  # ISO UTC mid-exposure to the millisecond; from `obs_times` when empty
     station: str = ""  # the detection's MPC code; empty: MPC_STATION
     band: str = ""  # empty: MPC_PHOTOMETRY_BAND
@@ -86,10 +86,10 @@ class Observation:
             "rmsRA": _positive(self.rms_ra, 3),
             "rmsDec": _positive(self.rms_dec, 3),
             "astCat": settings.MPC_ASTROMETRY_CATALOG,
-            "mag": f"{self.mag:.2f}",
-            "rmsMag": _positive(self.rms_mag, 3),
-            "band": self.band or settings.MPC_PHOTOMETRY_BAND,
-            "photCat": settings.MPC_PHOTOMETRY_CATALOG,
+            "mag": f"{self.mag:.2f}" if self.mag is not None else "",
+            "rmsMag": _positive(self.rms_mag, 3) if self.mag is not None else "",
+            "band": (self.band or settings.MPC_PHOTOMETRY_BAND) if self.mag is not None else "",
+            "photCat": settings.MPC_PHOTOMETRY_CATALOG if self.mag is not None else "",
             "exp": _positive(self.exposure, 2),
         }
 
@@ -170,13 +170,15 @@ def observation_check(obs: Observation) -> None:
     """Refuse a value the MPC cannot take, naming the tracklet and the field."""
     where = f"tracklet {obs.survey_id!r}"
     for name, value in (("mjd", obs.mjd), ("ra", obs.ra), ("dec", obs.dec), ("mag", obs.mag)):
+        if value is None and name == "mag":
+            continue  # not measured: the record has no magnitude
         if not math.isfinite(value):
             raise AdesError(f"{where}: {name} is {value}, not a number")
     if not 0.0 <= obs.ra < 360.0:
         raise AdesError(f"{where}: ra {obs.ra} is outside 0 <= ra < 360 degrees")
     if not -90.0 <= obs.dec <= 90.0:
         raise AdesError(f"{where}: dec {obs.dec} is outside -90..90 degrees")
-    if not -5.0 <= obs.mag <= 35.0:
+    if obs.mag is not None and not -5.0 <= obs.mag <= 35.0:
         raise AdesError(f"{where}: mag {obs.mag} is outside the ADES range -5..35")
     if not 15_000 <= obs.mjd <= 100_000:
         raise AdesError(f"{where}: mjd {obs.mjd} is not a date of modern observation")

@@ -60,8 +60,10 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
         rows.append({
             "number": position + 1,  # ingest stores indexes 0..n-1 in time order
             "minutes": float((mjd[position] - mjd[0]) * 1440.0),
-            "mag": float(mag[position]),
             **cue,
+            # a magnitude not measured (ingest's sentinel or missing one) has no dmag cue
+            "mag": float(mag[position]) if np.isfinite(mag[position]) else None,
+            "dmag": cue["dmag"] if np.isfinite(mag[position]) else None,
             "elongated": elongated,
             "trail_angle_deg": cue["trail_angle_deg"] if elongated else None,
             "large_residual": cue["resid_arcsec"] >= LARGE_RESIDUAL_ARCSEC,
@@ -130,9 +132,10 @@ def tracklet_cues_png(tracklet: Tracklet) -> bytes:
         fontsize=9,
     )
     motion.legend(loc="upper right", fontsize=7, ncols=3)
-    dmag = [r["dmag"] for r in rows]
+    measured = [(m, r["dmag"]) for m, r in zip(minutes, rows, strict=True) if r["dmag"] is not None]
+    dmag = [d for _, d in measured] or [0.0]
     magnitude.axhline(0, color="black", linewidth=0.8)
-    magnitude.plot(minutes, dmag, "o-", color="#8250df")
+    magnitude.plot([m for m, _ in measured], [d for _, d in measured], "o-", color="#8250df")
     spread = _half_range(dmag, least=0.5)
     magnitude.set_ylim(spread, -spread)  # brighter up, as astronomers plot magnitudes
     magnitude.set_ylabel("mag − median\n(brighter up)")

@@ -65,6 +65,10 @@ def stamp_figure(stamp, size: int, blind: bool = False) -> str:
     )
 
 
+def _mag(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "—"
+
+
 def digest2_line(t) -> str:
     """The row's digest2 NEO score (D2, the MPC's), marked when the tracklet is an NEO candidate;
     why there is none when digest2 could not score it. Shown on blind rows too: it is the
@@ -138,7 +142,7 @@ def queue_row(row) -> str:
         f'    <div class="facts">\n      {facts}\n'
         f'      <div><span class="arrow" style="transform: rotate({row.arrow_rotation:.0f}deg)">'
         f"↑</span> {t.rate_deg_per_day:.2f}°/day, PA {t.position_angle_deg:.0f}°</div>\n"
-        f"      <div>mag {t.mean_mag:.1f} · {t.n_detections} det.</div>\n"
+        f"      <div>mag {_mag(t.mean_mag)} · {t.n_detections} det.</div>\n"
         f"      {digest2_line(t)}\n"
         '      <div class="buttons"><button type="button" data-action="real">Real <kbd>r</kbd>'
         '</button><button type="button" data-action="bogus">Bogus <kbd>b</kbd></button></div>\n'

@@ -113,7 +113,7 @@ def test_batch_inputs_are_finite_and_shaped_for_the_network() -> None:
     [
         ({"lengths": [2, 2]}, "lengths sum to 4"),
         ({"meta": np.zeros((3, 5))}, "meta must be"),
-        ({"nan": True}, "mag must be finite"),
+        ({"nan": True}, "ra must be finite"),
     ],
 )
 def test_bad_metadata_is_named(bad, message) -> None:
@@ -121,7 +121,28 @@ def test_bad_metadata_is_named(bad, message) -> None:
         [[61000.1 + i * 0.01, 10.0, 5.0 + i * 1e-3, 18.0, 100.0, 100.0 + i] for i in range(3)]
     )
     if bad.get("nan"):
-        meta[1, 3] = np.nan
+        meta[1, 1] = np.nan
     stamps = np.zeros((3, 100, 100), np.float32)
     with pytest.raises(ValueError, match=message):
         batch_inputs(bad.get("meta", meta), stamps, bad.get("lengths", [3]))
+
+
+def test_a_magnitude_not_measured_is_left_out_of_the_magnitude_cues() -> None:
+    """A NaN magnitude (ingest's sentinel or missing one): dmag 0 for it, the scatter and range
+    of the measured ones, every other cue as with the magnitude present."""
+    t = make_tracklet(11, 3, real=True)
+    cols = _columns(t)
+    full = measure(*cols)
+    mags = cols[3].copy()
+    mags[1] = np.nan
+    partial = measure(*cols[:3], mags, *cols[4:])
+    dmag = DETECTION_FEATURES.index("dmag")
+    assert partial.detections[1, dmag] == 0.0
+    kept = np.delete(cols[3], 1)
+    scatter, spread = (TRACKLET_FEATURES.index(n) for n in ("mag_scatter", "mag_range"))
+    assert partial.tracklet[scatter] == pytest.approx(np.std(kept))
+    assert partial.tracklet[spread] == pytest.approx(np.ptp(kept))
+    others = [i for i in range(len(DETECTION_FEATURES)) if i != dmag]
+    assert np.allclose(partial.detections[:, others], full.detections[:, others])
+    none = measure(*cols[:3], np.full_like(mags, np.nan), *cols[4:])
+    assert np.isfinite(none.detections).all() and np.isfinite(none.tracklet).all()

@@ -424,3 +424,16 @@ def test_an_admin_re_reports_on_purpose_with_a_reason_and_nothing_else_sends_twi
     assert "corrected astrometry of T0" in shown and f"/reports/{first.pk}/" in shown
     # the night's next report still leaves both out: re-reporting is only on purpose
     assert not report_build(night=night).created
+
+
+def test_a_detection_without_a_magnitude_goes_out_without_mag_and_band(reviewer):
+    rows = detection_rows("NOMAG", 4, seed=4)
+    rows[2]["mag"] = 99.0  # a pipeline's sentinel: no positive flux
+    tracklet = ingest_rows("NOMAG", rows, stamp_files("NOMAG", 4, seed=4))
+    verdict_record(tracklet_id=tracklet.pk, reviewer=reviewer, value="real")
+    report = report_build(night=Night.objects.get()).report
+    xml_validate(report.xml)
+    records = xml_records(report.xml)
+    assert [r["mag"] for r in records] == [f"{r['mag']:.2f}" if i != 2 else ""
+                                           for i, r in enumerate(rows)]  # fmt: skip
+    assert records[2]["band"] == "" and records[1]["band"] == "o"

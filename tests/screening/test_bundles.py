@@ -73,16 +73,16 @@ def _rewrite_manifest(folder: Path, change) -> None:
 def test_a_row_with_a_missing_field_rejects_its_tracklet_only(tmp_path):
     folder = write_bundle(tmp_path / "night", ["A", "B"])
 
-    def drop_mag(rows):
-        del rows[5]["mag"]  # B's second detection, manifest line 6
+    def drop_x(rows):
+        del rows[5]["x"]  # B's second detection, manifest line 6
         return rows
 
-    _rewrite_manifest(folder, drop_mag)
+    _rewrite_manifest(folder, drop_x)
     report = bundle_ingest(path=folder)
     by_id = {r["tracklet"]: r for r in report.results}
     assert by_id["A"]["status"] == "created"
     assert by_id["B"]["status"] == "rejected"
-    assert by_id["B"]["errors"] == [{"field": "detections[1].mag", "reason": "mag is missing"}]
+    assert by_id["B"]["errors"] == [{"field": "detections[1].x", "reason": "x is missing"}]
     assert "lines 5, 6, 7, 8" in by_id["B"]["origin"]
     assert list(Tracklet.objects.values_list("survey_id", flat=True)) == ["A"]
 

@@ -113,3 +113,22 @@ def test_without_an_active_model_tracklets_stay_pending():
     ingest_tracklet("T1")
     assert inference.tracklets_score_pending() == 0
     assert Tracklet.objects.get().status == "pending"
+
+
+def test_a_tracklet_with_an_unmeasured_magnitude_is_scored(active):
+    """A sentinel magnitude (99) and a missing one are left out of the magnitude cues: the
+    tracklet is scored like any other, its cues page shows them as not measured."""
+    from tests.stamps import detection_rows, ingest_rows, stamp_files
+
+    rows = detection_rows("M1", 4, seed=3)
+    rows[1]["mag"] = 99.0
+    del rows[3]["mag"]
+    tracklet = ingest_rows("M1", rows, stamp_files("M1", 4, seed=3))
+    assert inference.tracklets_score_pending() == 1
+    tracklet.refresh_from_db()
+    assert tracklet.score is not None and 0.0 <= tracklet.score <= 1.0
+    from screening.review.cues import tracklet_cues
+
+    cues = tracklet_cues(tracklet)
+    assert "problem" not in cues
+    assert [c["mag"] is None for c in cues["detections"]] == [False, True, False, True]

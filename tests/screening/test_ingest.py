@@ -285,3 +285,45 @@ def test_it_requires_detections_in_time_order():
     rows[1]["mjd"], rows[2]["mjd"] = rows[2]["mjd"], rows[1]["mjd"]
     error = rejection(tracklet_input(rows=rows))
     assert "time order" in error.as_dict()["errors"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("mags", "stored", "flags"),
+    [
+        ([19.0, 99.0, 19.4, 19.2], [19.0, None, 19.4, 19.2], ["", "sentinel 99", "", ""]),
+        (
+            [19.0, -99.0, "drop", 19.2],
+            [19.0, None, None, 19.2],
+            ["", "sentinel -99", "missing", ""],
+        ),
+        (
+            [999.9, None, 99.0, 99.0],
+            [None] * 4,
+            ["sentinel 999.9", "missing", "sentinel 99", "sentinel 99"],
+        ),  # fmt: skip
+    ],
+)
+def test_sentinel_or_missing_magnitudes_are_accepted_and_flagged(mags, stored, flags):
+    rows = detection_rows("M1")
+    for row, mag in zip(rows, mags, strict=True):
+        if mag == "drop":
+            del row["mag"]
+        else:
+            row["mag"] = mag
+    tracklet = tracklet_ingest(tracklet=tracklet_input("M1", rows=rows)).tracklet
+    detections = list(tracklet.detections.order_by("index"))
+    assert [d.mag for d in detections] == stored
+    assert [d.mag_flag for d in detections] == flags
+    measured = [m for m in stored if m is not None]
+    if measured:
+        assert tracklet.mean_mag == pytest.approx(sum(measured) / len(measured))
+    else:
+        assert tracklet.mean_mag is None
+
+
+def test_a_magnitude_outside_the_range_that_is_no_sentinel_is_refused():
+    rows = detection_rows("M2")
+    rows[1]["mag"] = 41.0
+    refused = rejection(tracklet_input("M2", rows=rows))
+    assert refused.problems[0].field == "detections[1].mag"
+    assert "mag 41.0 is outside -30..40" in refused.problems[0].reason

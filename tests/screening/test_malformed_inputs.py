@@ -477,7 +477,8 @@ FIELD_CASES = [
     FieldCase("time-order", _detections(_swap_mjd), "time order"),
     FieldCase("too-few", _detections(lambda d: d[:2]), "3 to 16 detections, got 2"),
     FieldCase("too-many", _detections(_seventeen), "3 to 16 detections, got 17"),
-    FieldCase("missing-mag", _drop_key(1, "mag"), "mag is missing"),
+    FieldCase("missing-x", _drop_key(1, "x"), "x is missing"),
+    FieldCase("mag-45", _set(1, "mag", 45.0), "mag 45.0 is outside -30..40"),
     FieldCase("unknown-field", _set(1, "flux", 12.0), "unknown field 'flux'"),
     FieldCase(
         "stamp-object", _set(2, "stamp", {"a": 1}), "must be a file path (a string), got an object"
