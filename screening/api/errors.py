@@ -9,10 +9,11 @@ import json
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view, permission_classes, throttle_classes
 from rest_framework.exceptions import NotFound
-from rest_framework.renderers import BaseRenderer
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -42,10 +43,30 @@ class JSONErrorsRenderer(BaseRenderer):
         return json.dumps(data).encode()
 
 
-@extend_schema(exclude=True)
-@api_view(["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"])
-@permission_classes([])
-@throttle_classes([])
-def api_not_found(request, *args, **kwargs):
-    """Any path under the API that names no operation (or a malformed id): a JSON 404."""
-    raise NotFound(f"no API operation at {request.path}")
+class _JSONWhateverAsked(BaseContentNegotiation):
+    """A path that is not there is a 404 in JSON, whatever `?format=` or Accept asked for (the
+    operation it resembles might have taken `?format=png`; this one takes nothing)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class _NotFound(APIView):
+    permission_classes: list = []
+    throttle_classes: list = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _JSONWhateverAsked
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise NotFound(f"no API operation at {request.path}")
+
+    def options(self, request, *args, **kwargs):  # not the metadata answer: it is not there
+        raise NotFound(f"no API operation at {request.path}")
+
+
+# Any path under the API that names no operation (or a malformed id): a JSON 404.
+api_not_found = extend_schema(exclude=True)(_NotFound).as_view()

@@ -251,6 +251,12 @@ def test_lists_take_a_bounded_page_size_and_refuse_bad_paging(seeded) -> None:
     assert client.post("/api/v1/detections/x/label/").json() == {
         "detail": "no API operation at /api/v1/detections/x/label/"
     }
+    # a path that is not there is a 404 whatever format it asks for (not a 400 on ?format)
+    for path in ("/api/v1/detections/-334/display.png?format=png", "/api/v1/nope/?format=csv"):
+        missing = client.get(path, HTTP_ACCEPT="image/png")
+        assert missing.status_code == 404, path
+        assert missing.json()["detail"].startswith("no API operation at /api/v1/")
+    assert client.options("/api/v1/nope/").status_code == 404
 
 
 def test_activating_the_active_model_changes_nothing(seeded) -> None:
