@@ -241,10 +241,12 @@ SAME_DETECTION_ARCSEC = 1.0
 
 
 def same_place(ra_a: float, dec_a: float, ra_b: float, dec_b: float) -> bool:
-    """Whether two positions are within SAME_DETECTION_ARCSEC (RA wrapped, on the sky)."""
-    d_ra = (ra_a - ra_b + 180.0) % 360.0 - 180.0
-    d_ra *= math.cos(math.radians((dec_a + dec_b) / 2))
-    return math.hypot(d_ra, dec_a - dec_b) * 3600.0 <= SAME_DETECTION_ARCSEC
+    """Whether two positions (degrees) are within SAME_DETECTION_ARCSEC on the sky
+    (astropy.coordinates' great-circle separation: RA wraps, the poles are no special case)."""
+    from astropy.coordinates import angular_separation
+
+    radians = (math.radians(v) for v in (ra_a, dec_a, ra_b, dec_b))
+    return math.degrees(float(angular_separation(*radians))) * 3600.0 <= SAME_DETECTION_ARCSEC
 
 
 def stored_repeats(detections: list[_PreparedDetection]) -> dict[int, int]:
@@ -746,21 +748,15 @@ def _content_hash(night: date, survey_id: str, detections: list[_PreparedDetecti
 def _motion(detections: list[_PreparedDetection]) -> dict[str, float | None]:
     """Rate and direction of motion between the first and last detection, and mean magnitude
     (of the measured ones; None when none is)."""
+    from astropy.coordinates import angular_separation, position_angle
+
     first, last = detections[0].values, detections[-1].values
     ra1, dec1, ra2, dec2 = (
         math.radians(float(v)) for v in (first["ra"], first["dec"], last["ra"], last["dec"])
     )
-    cos_sep = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(
-        ra2 - ra1
-    )
-    separation = math.degrees(math.acos(max(-1.0, min(1.0, cos_sep))))
+    separation = math.degrees(float(angular_separation(ra1, dec1, ra2, dec2)))
     days = float(last["mjd"]) - float(first["mjd"])
-    angle = math.degrees(
-        math.atan2(
-            math.sin(ra2 - ra1) * math.cos(dec2),
-            math.cos(dec1) * math.sin(dec2) - math.sin(dec1) * math.cos(dec2) * math.cos(ra2 - ra1),
-        )
-    )
+    angle = position_angle(ra1, dec1, ra2, dec2).to_value("deg")  # east of north, 0..360
     mags = [float(d.values["mag"]) for d in detections if d.values["mag"] is not None]
     return {
         "rate_deg_per_day": separation / days,
