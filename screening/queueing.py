@@ -20,6 +20,8 @@ PRUNE_BUNDLE_UPLOADS = "screening.tasks.prune_bundle_uploads"
 # scoring/tasks.py (inference queue: `score_*`)
 SCORE_PENDING = "screening.tasks.score_pending"
 SWEEP_UNSCORED = "screening.tasks.sweep_unscored"
+# digest2 after the model's scores (default queue: CPU workers; not on the inference path)
+DIGEST2_PENDING = "screening.tasks.digest2_pending"
 # review/tasks.py
 MAKE_DISPLAYS = "screening.tasks.make_displays"
 # registry/tasks.py (training queue: `train_*`)
@@ -48,6 +50,12 @@ def enqueue_or_log(name: str, *args, fallback: str) -> None:
 def request_scoring() -> None:
     """Queue a scoring pass (call after commit). If the broker is down, the sweep catches up."""
     enqueue_or_log(SCORE_PENDING, fallback="the periodic sweep will score them")
+
+
+def request_digest2() -> None:
+    """Queue digest2 for tracklets the model has scored (after its scores: the model's score
+    comes first). If the broker is down, the periodic sweep catches up."""
+    enqueue_or_log(DIGEST2_PENDING, fallback="the periodic sweep will queue digest2")
 
 
 def request_displays(tracklet_ids: list[int]) -> None:

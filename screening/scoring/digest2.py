@@ -1,4 +1,7 @@
-"""digest2, the MPC's own short-arc orbit classifier, on every tracklet at scoring time.
+"""digest2, the MPC's own short-arc orbit classifier, on every tracklet once the model has
+scored it (a task of its own on the CPU workers' default queue, queued after each scoring
+pass and by the periodic sweep: its C engine takes about 40 ms a tracklet, which must not
+delay the model's scores).
 
 digest2 (the `digest2` package: public domain, a C engine and its population model bundled)
 gives, from a tracklet's astrometry alone, how likely each orbit class is (0-100): NEO, N22
@@ -194,6 +197,15 @@ def digest2_store(tracklet_ids: Iterable[int]) -> int:
         batch_size=500,
     )
     return len(tracklets)
+
+
+def digest2_pending_ids(limit: int) -> list[int]:
+    """Tracklets the model has scored that digest2 has not (oldest first)."""
+    return list(
+        Tracklet.objects.filter(score__isnull=False, digest2_version="", digest2_problem="")
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
 
 
 def neo_candidate(neo: float | None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from screening import queueing
+from screening.scoring.digest2 import digest2_pending_ids, digest2_store
 from screening.scoring.worker import tracklets_score_pending, unscored_waiting
 
 
@@ -21,4 +22,15 @@ def sweep_unscored() -> int:
     waiting = unscored_waiting()
     if waiting:
         score_pending.delay()
+    if digest2_pending_ids(limit=1):
+        digest2_pending.delay()
     return waiting
+
+
+@shared_task(name=queueing.DIGEST2_PENDING, time_limit=3600, soft_time_limit=3540)
+def digest2_pending() -> int:
+    """digest2 for every tracklet the model has scored and digest2 has not, in batches."""
+    done = 0
+    while ids := digest2_pending_ids(limit=200):
+        done += digest2_store(ids)
+    return done

@@ -19,8 +19,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from screening.models import Detection, ModelVersion, Tracklet
-from screening.queueing import request_displays
-from screening.scoring.digest2 import digest2_store
+from screening.queueing import request_digest2, request_displays
 from screening.scoring.store import TrackletResult, scores_store
 
 logger = logging.getLogger(__name__)
@@ -85,9 +84,7 @@ def tracklets_claim(*, model: ModelVersion, max_stamps: int) -> list[Tracklet]:
             _claimable(model)
             .order_by("id")
             .select_for_update(skip_locked=skip_locked)
-            .only("id", "n_detections", "pixels", "digest2_version", "digest2_problem")[
-                : max(1, max_stamps // 3)
-            ]
+            .only("id", "n_detections", "pixels")[: max(1, max_stamps // 3)]
         )
         taken, stamps = [], 0
         for tracklet in candidates:
@@ -124,7 +121,7 @@ def detection_meta(tracklet_ids) -> dict[int, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}
 
 
-def tracklets_score_pending(*, max_batches: int | None = None) -> int:
+def tracklets_score_pending(*, max_batches: int | None = None, digest2_after: bool = True) -> int:
     """Score claimed batches until nothing is left to score (or max_batches); return how many."""
     loaded = active_model()
     if loaded is None:
@@ -153,10 +150,10 @@ def tracklets_score_pending(*, max_batches: int | None = None) -> int:
             )
             start += len(array)
         scored += scores_store(model_version=row, results=results)
-        # digest2 once per tracklet: it reads the astrometry, not the model
-        digest2_store([t.pk for t in batch if not (t.digest2_version or t.digest2_problem)])
         batches += 1
         request_displays([r.tracklet_id for r in results])
+    if batches and digest2_after:
+        request_digest2()  # after the model's scores, on a CPU worker
     return scored
 
 

@@ -69,7 +69,11 @@ def test_it_scores_every_pending_tracklet_in_batches_as_the_model_does(active, s
     )
     assert first.probabilities[active.classes[0]] == pytest.approx(float(probs[0][0]), abs=1e-5)
     assert inference.tracklets_score_pending() == 0  # nothing left; scoring again is a no-op
-    # digest2 ran at scoring on each, once, and says with what
+    # digest2 runs after the model's scores (its task, queued by the scoring pass), on each,
+    # once, and says with what
+    from screening.scoring.tasks import digest2_pending
+
+    assert digest2_pending() == 5 and digest2_pending() == 0
     for tracklet in Tracklet.objects.filter(pk__in=[t.pk for t in tracklets]):
         assert tracklet.digest2_version.startswith("digest2 2.")
         assert tracklet.digest2_neo is not None and not tracklet.digest2_problem

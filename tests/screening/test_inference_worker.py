@@ -60,6 +60,13 @@ def test_a_tracklet_sent_over_the_api_is_scored_within_seconds(
     )
     for detection in Detection.objects.filter(tracklet=tracklet):
         assert (Path(settings.MEDIA_ROOT) / detection.display.name).stat().st_size > 0
+    # and digest2's scores after the model's, by the same workers
+    wait_for(
+        lambda: Tracklet.objects.filter(digest2_version__startswith="digest2 ").exists(),
+        60,
+        "the worker to run digest2",
+    )
+    assert Tracklet.objects.get().digest2_neo is not None
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(start_worker, checkpoints, settings):  # noqa: F811

@@ -27,7 +27,7 @@ def _registered() -> set[str]:
 
 
 def test_every_task_is_registered_under_its_pinned_name_and_no_other() -> None:
-    assert len(PINNED) == 10
+    assert len(PINNED) == 11
     assert _registered() == PINNED
 
 
@@ -47,6 +47,7 @@ def test_the_beat_schedules_name_registered_tasks() -> None:
     [
         (queueing.SCORE_PENDING, "inference"),
         (queueing.SWEEP_UNSCORED, "default"),
+        (queueing.DIGEST2_PENDING, "default"),
         (queueing.TRAIN_MODEL_RUN, "training"),
         (queueing.TRAIN_SCHEDULED, "training"),
         (queueing.INGEST_BUNDLE_CHUNK, "default"),
