@@ -526,19 +526,8 @@ def report_build(*, night: Night, user=None) -> ReportResult:
         existing = MpcReport.objects.filter(content_sha256=digest).first()
         if existing is not None:
             return ReportResult(existing, created=False)
-        first = min(obs.mjd for obs in observations)
-        now = timezone.now()
-        report = MpcReport.objects.create(
-            night=night,
-            psv=psv,
-            xml=xml,
-            content_sha256=digest,
-            n_tracklets=len(tracklets),
-            n_observations=len(observations),
-            auto_accepted=auto,
-            first_detection_mjd=first,
-            latency_seconds=(now - (MJD_EPOCH + datetime.timedelta(days=first))).total_seconds(),
-            created_by=user if user is not None and user.is_authenticated else None,
+        report = _report_create(
+            night.pk, tracklets, observations, psv, xml, digest, user, auto_accepted=auto
         )
         Tracklet.objects.filter(pk__in=[t.pk for t in tracklets]).update(report=report)
         if linked:
@@ -556,6 +545,24 @@ def _validated(observations: list[Observation]) -> tuple[str, str]:
     xml_validate(xml, observations)
     round_trip_check(observations, xml)
     return psv, xml
+
+
+def _report_create(night_id, tracklets, observations, psv, xml, digest, user, **extra):
+    """Store a validated report: its files, counts, and the time from its first detection."""
+    first = min(obs.mjd for obs in observations)
+    now = timezone.now()
+    return MpcReport.objects.create(
+        night_id=night_id,
+        psv=psv,
+        xml=xml,
+        content_sha256=digest,
+        n_tracklets=len(tracklets),
+        n_observations=len(observations),
+        first_detection_mjd=first,
+        latency_seconds=(now - (MJD_EPOCH + datetime.timedelta(days=first))).total_seconds(),
+        created_by=user if user is not None and user.is_authenticated else None,
+        **extra,
+    )
 
 
 def report_again(*, tracklets: list[Tracklet], reason: str, user) -> MpcReport:
@@ -579,22 +586,12 @@ def report_again(*, tracklets: list[Tracklet], reason: str, user) -> MpcReport:
     tracklets = sorted(tracklets, key=lambda t: t.pk)
     observations = tracklet_observations(tracklets)
     psv, xml = _validated(observations)
-    now = timezone.now()
     # the same observations as an earlier report: its own hash, said to be a re-report
-    digest = hashlib.sha256(f"{xml}\nre-reported {now.isoformat()}".encode()).hexdigest()
-    first = min(obs.mjd for obs in observations)
+    stamp = timezone.now().isoformat()
+    digest = hashlib.sha256(f"{xml}\nre-reported {stamp}".encode()).hexdigest()
     with transaction.atomic():
-        report = MpcReport.objects.create(
-            night_id=nights.pop(),
-            psv=psv,
-            xml=xml,
-            content_sha256=digest,
-            n_tracklets=len(tracklets),
-            n_observations=len(observations),
-            first_detection_mjd=first,
-            latency_seconds=(now - (MJD_EPOCH + datetime.timedelta(days=first))).total_seconds(),
-            created_by=user if user is not None and user.is_authenticated else None,
-            again_reason=reason,
+        report = _report_create(
+            nights.pop(), tracklets, observations, psv, xml, digest, user, again_reason=reason
         )
         report.again.set(tracklets)
     logger.info("report %s re-reports %s: %s", report.pk, [t.survey_id for t in tracklets],
