@@ -48,10 +48,14 @@ def _tracklet_verdicts(night: Night) -> dict[int, str]:
 MJD_EPOCH = datetime.datetime(1858, 11, 17, tzinfo=datetime.UTC)
 
 
-def neo_candidates(night: Night, limit: int = 200) -> list[dict]:
+def neo_candidates(night: Night, viewer=None, limit: int = 50) -> list[dict]:
     """The night's NEO candidates (digest2 NEO score at least DIGEST2_NEO_CANDIDATE), highest
-    first: each with its verdict (real, bogus, disagreement, or not judged), its report, and the
-    time from its first detection to that report (what a follow-up observer waits for)."""
+    first, at most `limit`: each with its verdict (real, bogus, disagreement, or not judged),
+    its report, and the time from its first detection to that report (what a follow-up
+    observer waits for). On a row still blind for the `viewer` (in their to-review queue, blind
+    screening on) others' verdicts and the report they led to are not shown (`blind`)."""
+    from screening.review.blind import blind_q
+
     rows = list(
         Tracklet.objects.filter(night=night, digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)
         .select_related("report")
@@ -59,8 +63,21 @@ def neo_candidates(night: Night, limit: int = 200) -> list[dict]:
         .order_by("-digest2_neo", "id")[:limit]
     )
     verdicts = _tracklet_verdicts(night)
+    blind_rows: set[int] = set()
+    hidden = blind_q(viewer) if viewer is not None else None
+    if hidden is not None:
+        blind_rows = set(
+            Tracklet.objects.filter(pk__in=[t.pk for t in rows])
+            .filter(hidden)
+            .values_list("pk", flat=True)
+        )
     out = []
     for t in rows:
+        if t.pk in blind_rows:
+            out.append({"tracklet": t, "neo": min(t.digest2_neo, 100.0), "blind": True,
+                        "verdict": "after your verdict", "report": None,
+                        "to_report_seconds": None})  # fmt: skip
+            continue
         seconds = None
         if t.report is not None:
             first = MJD_EPOCH + datetime.timedelta(days=t.first_mjd)
@@ -70,6 +87,7 @@ def neo_candidates(night: Night, limit: int = 200) -> list[dict]:
                 "tracklet": t,
                 "neo": min(t.digest2_neo, 100.0),
                 "verdict": verdicts.get(t.pk, "not judged"),
+                "blind": False,
                 "report": t.report,
                 "to_report_seconds": seconds,
             }

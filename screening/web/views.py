@@ -399,7 +399,7 @@ def night_summary(request: HttpRequest, date: str) -> HttpResponse:
             "audit_target_pct": f"{100 * settings.AUDIT_TARGET_LOSS:g}",
             "reports": night.reports.all(),
             "latency": night_latency(night),
-            "neo": neo_candidates(night),
+            "neo": neo_candidates(night, viewer=request.user),
             "neo_candidate": f"{settings.DIGEST2_NEO_CANDIDATE:g}",
             "ready": len(ready),
             "auto_ready": auto_ready,

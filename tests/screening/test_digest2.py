@@ -188,3 +188,31 @@ def test_the_verdict_export_carries_the_digest2_neo_score(movers, reviewer):
     web.force_login(reviewer)
     rows = web.get("/api/v1/export/verdicts/").json()["results"]
     assert rows[0]["tracklet_digest2_neo"] == pytest.approx(fast.digest2_neo)
+
+
+def test_the_summary_hides_others_verdicts_on_neo_candidates_still_blind_for_me(
+    movers, reviewer, blind_rows
+):
+    """Blind screening: a candidate in my to-review queue shows no one's verdict and no report
+    on the summary, as on every other page, until I give mine."""
+    from screening.review.verdicts import verdict_record
+    from tests.conftest import make_user
+    from tests.stamps import model_version, score_tracklet
+
+    model = model_version(threshold=0.5)
+    for tracklet in movers:
+        score_tracklet(tracklet, model, score=0.9)
+    digest2_store([t.pk for t in movers])
+    fast = Tracklet.objects.get(survey_id="FAST")
+    fast.reviews_wanted = 2
+    fast.save(update_fields=["reviews_wanted"])
+    verdict_record(tracklet_id=fast.pk, reviewer=make_user("other", "reviewer"), value="bogus")
+    web = Client()
+    web.force_login(reviewer)
+    page = web.get(f"/nights/{NIGHT}/summary/").content.decode()
+    row = page[page.index('data-tracklet="FAST"') :].split("</tr>")[0]
+    assert "bogus" not in row and "after your verdict" in row
+    verdict_record(tracklet_id=fast.pk, reviewer=reviewer, value="real")
+    page = web.get(f"/nights/{NIGHT}/summary/").content.decode()
+    row = page[page.index('data-tracklet="FAST"') :].split("</tr>")[0]
+    assert "disagreement" in row
