@@ -9,6 +9,7 @@ from django.db.models import Count, F, Min, Q
 
 from screening.figures import figure_png
 from screening.models import Night, Tracklet, Verdict
+from screening.reports.ades import MJD_EPOCH
 from screening.review.verdicts import current_verdicts
 
 
@@ -43,9 +44,6 @@ def _tracklet_verdicts(night: Night) -> dict[int, str]:
         if values:
             out[tracklet_id] = values.pop() if len(values) == 1 else "disagreement"
     return out
-
-
-MJD_EPOCH = datetime.datetime(1858, 11, 17, tzinfo=datetime.UTC)
 
 
 def neo_candidates(night: Night, viewer=None, limit: int = 50) -> list[dict]:
