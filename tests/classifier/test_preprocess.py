@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifier.preprocess import Preprocessing, prepare, prepare_tensor
+from classifier.preprocess import Preprocessing, fill_noise, prepare, prepare_tensor
 
 
 def reference(stamps: np.ndarray, pre: Preprocessing, crop: bool = True) -> np.ndarray:
@@ -13,7 +13,13 @@ def reference(stamps: np.ndarray, pre: Preprocessing, crop: bool = True) -> np.n
     out = []
     for stamp in np.array(stamps, dtype=np.float32):
         bad = ~np.isfinite(stamp)
-        stamp[bad] = np.median(stamp[~bad]) if (~bad).any() else 0.0
+        good = stamp[~bad]
+        med = np.median(good) if good.size else 0.0
+        if pre.name == "asinh_sigma":  # noise of the stamp's own median and robust sigma
+            sigma = np.median(np.abs(good - med)) * 1.4826 if good.size else 0.0
+            stamp[bad] = (med + sigma * fill_noise(pre.size))[bad]
+        else:
+            stamp[bad] = med
         flat = stamp.ravel()
         if pre.name == "equalize":
             value = np.searchsorted(np.sort(flat), flat, side="right") / flat.size
@@ -67,6 +73,23 @@ def test_the_tensor_form_gives_the_same_images_on_its_own_device() -> None:
     assert np.array_equal(got.numpy(), reference(stamps, pre))
 
 
+def test_the_sorting_form_a_gpu_takes_fills_with_the_same_level_and_spread() -> None:
+    import torch
+
+    from classifier.preprocess import _finite_stats, _sorted_stats
+
+    flat = awkward_stamps().reshape(8, -1)
+    flat[:, 0] = np.nan  # every row has a missing pixel, so `_finite_stats` fills them all
+    finite = np.isfinite(flat)
+    med, sigma = _finite_stats(flat, finite)
+    t = torch.from_numpy(flat)
+    _, med_t, sigma_t = _sorted_stats(
+        t, torch.isfinite(t), torch.from_numpy(finite.sum(1)), spread=True
+    )
+    np.testing.assert_allclose(med_t.numpy(), med, rtol=1e-6)
+    np.testing.assert_allclose(sigma_t.numpy(), sigma, rtol=1e-5)
+
+
 def test_missing_pixels_rank_as_the_median_of_the_finite_ones() -> None:
     stamps = np.arange(2 * 100 * 100, dtype=np.float32).reshape(2, 100, 100)
     stamps[0, :10] = np.nan
@@ -74,6 +97,27 @@ def test_missing_pixels_rank_as_the_median_of_the_finite_ones() -> None:
     # the 1000 missing pixels sit at the median of the other 9000: just above half of them
     assert out[0, 0, 0] == pytest.approx((4500 + 1000) / 10000)
     assert out[1, 0, 0] == pytest.approx(1 / 10000)
+
+
+def test_a_stamp_smaller_than_the_input_is_padded_with_noise_like_its_own() -> None:
+    """A 63x63 cutout NaN-padded to 100x100 (as ingest stores it) must not show a flat frame
+    with straight edges, which the network reads as an artifact: the padding takes noise of the
+    stamp's own level and spread, and the stamp's own pixels are prepared as at full size."""
+    rng = np.random.default_rng(5)
+    full = rng.normal(40.0, 12.0, (100, 100)).astype(np.float32)
+    padded = np.full_like(full, np.nan)
+    padded[18:81, 18:81] = full[18:81, 18:81]
+    pre = Preprocessing("asinh_sigma")
+    whole, small = prepare(np.stack([full, padded]), pre, crop=False)
+    frame = np.ones((100, 100), bool)
+    frame[18:81, 18:81] = False
+    # the padding is as varied as the real sky around it, not one flat value
+    assert small[frame].std() == pytest.approx(whole[frame].std(), rel=0.1)
+    assert abs(small[frame].mean() - whole[frame].mean()) < 0.01
+    np.testing.assert_allclose(small[~frame], whole[~frame], atol=0.01)
+    # the fill pattern is fixed, so every device and run prepares the same image
+    assert np.array_equal(prepare(padded[None], pre), prepare(padded[None], pre))
+    assert fill_noise(100).std() == pytest.approx(1.0) and abs(fill_noise(100).mean()) < 1e-6
 
 
 def test_it_equalises_to_the_cumulative_fraction_and_crops() -> None:
