@@ -217,6 +217,22 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="directory for the new hash-named checkpoint",
     )
     _add_device(p)
+
+    p = sub.add_parser(
+        "novelty",
+        help="measure where a model's training data lies; writes <checkpoint>.novelty.npz",
+        description=(
+            "Simulates tracklets of the model's training distribution, runs its ICN on their "
+            "stamps and keeps the class means and covariance of its features, the distance "
+            "limit of a held-out part and the range of every tracklet cue, beside the "
+            "checkpoint. Workers then keep a tracklet unlike that data in the to-review queue "
+            "whatever its score (classifier.novelty)."
+        ),
+    )
+    p.add_argument("--model", type=Path, required=True, help="checkpoint file")
+    p.add_argument("--seed", type=int, default=None, help="seed of the simulated tracklets")
+    p.add_argument("--tracklets", type=int, default=None, help="real tracklets, and as many bogus")
+    _add_device(p)
     return parser
 
 
@@ -391,12 +407,28 @@ def cmd_threshold(args: argparse.Namespace) -> None:
     print(path, json.dumps(payload["metrics"]["threshold_choice"]))
 
 
+def cmd_novelty(args: argparse.Namespace) -> None:
+    from classifier import novelty
+    from classifier.inference import load_model
+
+    model = load_model(args.model, device=args.device)
+    options = {"workers": args.workers}
+    if args.seed is not None:
+        options["seed"] = args.seed
+    if args.tracklets is not None:
+        options["n_tracklets"] = args.tracklets
+    reference = novelty.fit_reference(model, **options)
+    path = reference.save(novelty.reference_path(args.model))
+    print(path, f"stamp limit {reference.stamp_limit:.1f}", json.dumps(reference.made))
+
+
 COMMANDS = {
     "simulate-night": cmd_simulate_night,
     "montage": cmd_montage,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "threshold": cmd_threshold,
+    "novelty": cmd_novelty,
 }
 
 

@@ -37,6 +37,7 @@ from classifier.networks import (
     build_tcn,
     tcn_inputs_tensor,
 )
+from classifier.novelty import NoveltyReference, load_reference
 from classifier.preprocess import Preprocessing, prepare_tensor
 
 if TYPE_CHECKING:
@@ -113,6 +114,18 @@ class Runtime:
         return self.device.startswith("cuda")
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """A model's output on tracklets: per-stamp class probabilities (N, C), scores (T,), and
+    per tracklet why it is unlike the training data ("" where it is not); the stamps'
+    novelty distances (N,) where the model has a reference."""
+
+    probabilities: np.ndarray
+    scores: np.ndarray
+    unlike_training: list[str]
+    distances: np.ndarray | None
+
+
 @dataclass
 class ScreeningModel:
     """An ICN + TCN pair with its classes, preprocessing, threshold and version (content hash)."""
@@ -128,6 +141,7 @@ class ScreeningModel:
     training: dict[str, Any]
     tcn_config: TcnConfig | None = None
     calibration: dict[str, Any] | None = None  # Platt a, b of the TCN logit (None: sigmoid)
+    novelty: NoveltyReference | None = None  # where its training data lies (None: unknown)
     _runner: Any = field(default=None, repr=False)  # the ICN as the runtime runs it
     _pinned: list[Any] = field(default_factory=list, repr=False)
 
@@ -140,14 +154,21 @@ class ScreeningModel:
 
         if not self.runtime.is_cuda:
             torch.set_num_threads(self.runtime.threads or process_cores())
-        runner = self.icn
+        # The runner is the ICN up to its pooled features (fc removed); the last layer runs in
+        # float32 on those, so the same pass gives the probabilities and the features the
+        # novelty measure (classifier.novelty) reads.
+        import copy
+
+        runner = copy.deepcopy(self.icn)
+        runner.fc = torch.nn.Identity()
+        self._head = self.icn.fc
         if self.runtime.precision == "int8":
-            self._runner = quantized_icn(self.icn, self.preprocessing, self.classes)
+            self._runner = quantized_icn(runner, self.preprocessing, self.classes)
             return
         if self.runtime.fold_batch_norm:
             from torch.fx.experimental.optimization import fuse
 
-            runner = fuse(self.icn)  # a copy with batch norm folded; self.icn is kept
+            runner = fuse(runner)  # a copy with batch norm folded; self.icn is kept
         if self.runtime.channels_last:
             runner = runner.to(memory_format=torch.channels_last)
         if self.runtime.compile:
@@ -158,6 +179,11 @@ class ScreeningModel:
 
     def _icn_probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C) float32 probabilities of prepared (B, crop, crop) images on the device."""
+        return self._icn_outputs(images)[0]
+
+    def _icn_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C) float32 probabilities and (B, 512) float32 pooled features of prepared
+        (B, crop, crop) images on the device."""
         import torch
 
         count = len(images)
@@ -174,8 +200,8 @@ class ScreeningModel:
             dtype=torch.bfloat16,
             enabled=self.runtime.precision == "bf16",
         ):
-            logits = self._runner(x)
-        return torch.softmax(logits[:count].float(), dim=1)
+            features = self._runner(x)[:count].float()
+        return torch.softmax(self._head(features), dim=1), features
 
     def stamp_probabilities(self, prepared: np.ndarray) -> np.ndarray:
         """(N, C) class probabilities of stamps already prepared by `self.preprocessing`."""
@@ -189,6 +215,19 @@ class ScreeningModel:
                 x = chunk.to(self.device, torch.float32, non_blocking=True)
                 out.append(self._icn_probabilities(x).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def stamp_features(self, prepared: np.ndarray) -> np.ndarray:
+        """(N, 512) pooled ICN features of stamps already prepared by `self.preprocessing`."""
+        import torch
+
+        prepared = np.asarray(prepared)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(prepared), self.runtime.batch_stamps):
+                chunk = torch.from_numpy(prepared[start : start + self.runtime.batch_stamps])
+                x = chunk.to(self.device, torch.float32, non_blocking=True)
+                out.append(self._icn_outputs(x)[1].cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self._head.in_features), np.float32)
 
     # --- the TCN ----------------------------------------------------------------------------
 
@@ -291,6 +330,15 @@ class ScreeningModel:
         `meta` (N, 6): each detection's mjd, ra, dec, mag, x, y (classifier.features), which a
         model with a set TCN needs (the paper's TCN ignores it).
         """
+        result = self.assess(stamps, lengths, meta)
+        return result.probabilities, result.scores
+
+    def assess(
+        self, stamps: np.ndarray, lengths: list[int] | np.ndarray, meta: np.ndarray | None = None
+    ) -> Assessment:
+        """`score`, and how far each tracklet lies from the training data (classifier.novelty):
+        its reason for being unlike training ("" where it is like it, or where the model has
+        no novelty reference)."""
         import torch
 
         stamps = np.ascontiguousarray(stamps, dtype=np.float32)
@@ -299,15 +347,34 @@ class ScreeningModel:
         if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
             raise ValueError(f"stamps must be (N, {size}, {size}), got {stamps.shape}")
         if not len(stamps):
-            return np.zeros((0, len(self.classes)), np.float32), np.zeros(0, np.float32)
-        cues = self.cues(meta, stamps, lengths)
+            return Assessment(
+                np.zeros((0, len(self.classes)), np.float32), np.zeros(0, np.float32), [], None
+            )
+        raw = None
+        if self.needs_metadata or (self.novelty is not None and meta is not None):
+            if meta is None:
+                self.cues(meta, stamps, lengths)  # names what is missing
+            from classifier.features import batch_raw, detection_inputs, tracklet_inputs
+
+            det_raw, raw = batch_raw(meta, stamps, lengths)
+            cues = (detection_inputs(det_raw), tracklet_inputs(raw))
         with torch.inference_mode():
             probs = torch.empty((len(stamps), len(self.classes)), device=self.device)
-            for start, raw in self._host_batches(stamps):
-                images = prepare_tensor(raw, self.preprocessing)
-                probs[start : start + len(raw)] = self._icn_probabilities(images)
-            scores = self._tcn_scores(probs, lengths, cues)
-            return probs.cpu().numpy(), scores.cpu().numpy()
+            distances = np.zeros(len(stamps), np.float32)
+            for start, batch in self._host_batches(stamps):
+                images = prepare_tensor(batch, self.preprocessing)
+                p, features = self._icn_outputs(images)
+                probs[start : start + len(batch)] = p
+                if self.novelty is not None:
+                    distances[start : start + len(batch)] = self.novelty.stamp_distances(
+                        features.cpu().numpy()
+                    )
+            scores = self._tcn_scores(probs, lengths, cues if self.needs_metadata else None)
+            probabilities, scores = probs.cpu().numpy(), scores.cpu().numpy()
+        if self.novelty is None:
+            return Assessment(probabilities, scores, [""] * len(lengths), None)
+        reasons = self.novelty.reasons(distances, lengths, raw)
+        return Assessment(probabilities, scores, reasons, distances)
 
     def accepts(self, scores: np.ndarray) -> np.ndarray:
         """True where a tracklet score reaches the threshold (kept for review as real)."""
@@ -418,4 +485,6 @@ def load_model(
     from classifier.checkpoint import load_checkpoint
 
     runtime = replace(runtime, **overrides) if runtime else Runtime.for_device(device, **overrides)
-    return model_from_checkpoint(load_checkpoint(Path(path)), runtime)
+    model = model_from_checkpoint(load_checkpoint(Path(path)), runtime)
+    model.novelty = load_reference(Path(path), model.version)
+    return model

@@ -111,6 +111,9 @@ MARGIN_ORDER = Coalesce(
 )
 
 
+UNLIKE_TRAINING_MAX = 500  # a novelty reason's length (classifier.novelty)
+
+
 class Tracklet(models.Model):
     """A candidate moving object: its detections, and once scored, its real/bogus score."""
 
@@ -176,6 +179,14 @@ class Tracklet(models.Model):
     digest2_problem = models.CharField(
         max_length=300, blank=True, help_text="Why digest2 could not score the tracklet."
     )
+    unlike_training = models.CharField(
+        max_length=UNLIKE_TRAINING_MAX,
+        blank=True,
+        help_text=(
+            "Why its model's training data holds nothing like it (classifier.novelty): such a "
+            "tracklet stays in the to-review queue whatever its score. Blank: like training."
+        ),
+    )
 
     class Meta:
         ordering = ["night", "survey_id"]
@@ -194,6 +205,10 @@ class Tracklet(models.Model):
             # the metrics' latency from ingest to score over the last minutes
             models.Index(fields=["scored_at"], name="tracklet_scored_at"),
             models.Index(fields=["night", "digest2_neo"], name="tracklet_digest2_neo"),
+            # the few tracklets unlike training: the summary, the metrics and the queue filter
+            models.Index(
+                fields=["night"], condition=~Q(unlike_training=""), name="tracklet_unlike_training"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -294,6 +309,11 @@ class TrackletScore(models.Model):
     tracklet = models.ForeignKey(Tracklet, on_delete=models.CASCADE, related_name="scores")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
     score = models.FloatField()
+    unlike_training = models.CharField(
+        max_length=UNLIKE_TRAINING_MAX,
+        blank=True,
+        help_text="Why this model's training data holds nothing like it; blank: like training.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -89,6 +89,7 @@ class TrackletSerializer(serializers.ModelSerializer):
             "digest2",
             "digest2_version",
             "digest2_problem",
+            "unlike_training",
         ]
 
     digest2 = serializers.JSONField(

@@ -66,6 +66,11 @@ class TrackletFilter(filters.FilterSet):
                  ("false", "below it, or no digest2 score")],
         method="filter_neo_candidate",
     )  # fmt: skip
+    unlike_training = EnumFilter(
+        choices=[("true", "unlike the model's training data (never auto-rejected)"),
+                 ("false", "like it, or not scored")],
+        method="filter_unlike_training",
+    )  # fmt: skip
     ordering = EnumFilter(
         choices=[("id", "by id"), ("-digest2_neo", "NEO candidates first (digest2, highest "
                  "first, unscored last)")],
@@ -75,7 +80,11 @@ class TrackletFilter(filters.FilterSet):
     class Meta:
         model = Tracklet
         fields = ["night", "tracklet", "status", "score_min", "score_max", "created_after",
-                  "neo_candidate", "ordering"]  # fmt: skip
+                  "neo_candidate", "unlike_training", "ordering"]  # fmt: skip
+
+    def filter_unlike_training(self, queryset, name, value):
+        unlike = ~Q(unlike_training="")
+        return queryset.filter(unlike) if value == "true" else queryset.exclude(unlike)
 
     def filter_neo_candidate(self, queryset, name, value):
         candidate = Q(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)

@@ -28,7 +28,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -94,6 +94,25 @@ def by_status(
     return family
 
 
+def unlike_training_metric() -> GaugeMetricFamily:
+    """Tracklets unlike their model's training data (classifier.novelty), by whether their
+    score would have auto-rejected them (kept: in the to-review queue only for that reason).
+    Counted over the flagged rows alone (a partial index)."""
+    family = GaugeMetricFamily(
+        "screening_tracklets_unlike_training",
+        "Tracklets unlike their model's training data: 'kept' scored below the threshold and "
+        "stay in the to-review queue for it, 'passing' scored above.",
+        labels=["state"],
+    )
+    counts = Tracklet.objects.exclude(unlike_training="").aggregate(
+        kept=Count("id", filter=Q(score__lt=F("model_version__threshold"))),
+        total=Count("id"),
+    )
+    family.add_metric(["kept"], counts["kept"])
+    family.add_metric(["passing"], counts["total"] - counts["kept"])
+    return family
+
+
 def tracklet_metrics() -> Iterator[Metric]:
     now = timezone.now()
     counts = status_counts(Tracklet)
@@ -131,6 +150,7 @@ def tracklet_metrics() -> Iterator[Metric]:
     oldest.add_metric([], (now - first[0]).total_seconds() if first else 0.0)
     yield unscored
     yield oldest
+    yield unlike_training_metric()
 
     scored = CounterMetricFamily(
         "screening_tracklets_scored",

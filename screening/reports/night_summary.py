@@ -10,6 +10,7 @@ from django.db.models import Count, F, Min, Q
 from screening.figures import figure_png
 from screening.models import Night, Tracklet, Verdict
 from screening.reports.ades import MJD_EPOCH
+from screening.review.blind import below_threshold_q
 from screening.review.verdicts import current_verdicts
 
 
@@ -18,7 +19,12 @@ def night_summary_counts(night: Night) -> dict[str, float]:
     counts = Tracklet.objects.filter(night=night).aggregate(
         total=Count("id"),
         scored=Count("id", filter=Q(score__isnull=False)),
-        auto_rejected=Count("id", filter=Q(score__lt=F("model_version__threshold"))),
+        auto_rejected=Count("id", filter=below_threshold_q()),
+        # below the threshold but unlike the model's training data: kept for review
+        kept_unlike_training=Count(
+            "id", filter=Q(score__lt=F("model_version__threshold")) & ~Q(unlike_training="")
+        ),
+        unlike_training=Count("id", filter=~Q(unlike_training="")),
         reviewed=Count("id", filter=Q(status=Tracklet.Status.REVIEWED)),
         neo_candidates=Count("id", filter=Q(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)),
     )

@@ -29,11 +29,12 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, Max, Q
 from scipy.stats import beta
 
 from screening.models import ModelVersion, Night, QueueAssignment, Tracklet
 from screening.queueing import request_displays
+from screening.review.blind import below_threshold_q
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def estimate(*, rejected: int, drawn: int, judged: int, real: int) -> AuditEstim
 
 def _rejected(night_ids, model: ModelVersion):
     return Tracklet.objects.filter(
-        night_id__in=night_ids, model_version=model, score__lt=model.threshold
+        night_id__in=night_ids, model_version=model, score__lt=model.threshold, unlike_training=""
     )
 
 
@@ -307,7 +308,7 @@ def night_model_estimate(night: Night, model: ModelVersion) -> AuditEstimate:
 def night_estimates(night: Night) -> list[tuple[ModelVersion, AuditEstimate]]:
     """The night's estimate for every model that auto-rejected some of it or was audited."""
     ids = set(
-        Tracklet.objects.filter(night=night, score__lt=F("model_version__threshold"))
+        Tracklet.objects.filter(below_threshold_q(), night=night)
         .values_list("model_version_id", flat=True)
         .distinct()
     ) | set(

@@ -28,14 +28,23 @@ def mine_q(reviewer: AbstractBaseUser, tracklet: Any = None) -> Exists:
 
 
 def below_threshold_q(prefix: str = "") -> Q:
-    """Scored below its model's threshold: auto-rejected. `prefix` ("tracklet__") for related
-    rows."""
+    """Scored below its model's threshold and like its training data: auto-rejected. A
+    tracklet unlike the training data (classifier.novelty) is never auto-rejected: it stays in
+    the to-review queue whatever its score. `prefix` ("tracklet__") for related rows."""
     return Q(
         **{
             f"{prefix}score__isnull": False,
             f"{prefix}score__lt": F(f"{prefix}model_version__threshold"),
+            f"{prefix}unlike_training": "",
         }
     )
+
+
+def auto_rejected(tracklet: Tracklet) -> bool:
+    """`below_threshold_q` for one loaded tracklet (model_version loaded)."""
+    if tracklet.score is None or not tracklet.model_version_id or tracklet.unlike_training:
+        return False
+    return tracklet.score < tracklet.model_version.threshold
 
 
 def queued_q(prefix: str = "") -> Q:
@@ -74,7 +83,4 @@ def row_is_blind(tracklet: Tracklet, my_verdict: str | None) -> bool:
         return False
     if tracklet.n_reviews >= tracklet.reviews_wanted:
         return False
-    if tracklet.queue_score is not None or tracklet.score is None:
-        return True
-    threshold = tracklet.model_version.threshold if tracklet.model_version_id else None
-    return threshold is None or tracklet.score >= threshold
+    return tracklet.queue_score is not None or not auto_rejected(tracklet)

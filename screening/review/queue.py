@@ -32,6 +32,7 @@ from screening.models import (
     Verdict,
 )
 from screening.review.blind import (
+    auto_rejected,
     below_threshold_q,
     blind_applies,
     blind_q,
@@ -66,6 +67,7 @@ class QueueFilters:
     hide_judged: bool = False
     order: str = "desc"
     neo_only: bool = False  # digest2's NEO score at least DIGEST2_NEO_CANDIDATE
+    unlike_only: bool = False  # unlike the model's training data (classifier.novelty)
 
     @property
     def ascending(self) -> bool:
@@ -101,6 +103,7 @@ class QueueFilters:
             hide_judged=query.get("hide_judged") in ("1", "on", "true"),
             order=query.get("order") if query.get("order") in ORDERS else "desc",
             neo_only=query.get("neo") in ("1", "on", "true"),
+            unlike_only=query.get("unlike") in ("1", "on", "true"),
         )
 
 
@@ -267,6 +270,8 @@ def queue_tracklets(
         tracklets = tracklets.exclude(mine_q(reviewer))
     if filters.neo_only:
         tracklets = tracklets.filter(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)
+    if filters.unlike_only:
+        tracklets = tracklets.exclude(unlike_training="")
     key, descending = queue_order(filters)
     return tracklets.order_by(key.desc() if descending else key.asc(), "id")
 
@@ -501,7 +506,6 @@ def queue_rows(
         for value in current.values():
             if value != Verdict.Value.WITHDRAWN:
                 counts[value] = counts.get(value, 0) + 1
-        threshold = tracklet.model_version.threshold if tracklet.model_version else None
         mine = current.get(reviewer.pk)
         if tracklet.pk in blind_ids:
             for stamp in stamps:
@@ -524,9 +528,7 @@ def queue_rows(
                 stamps=stamps,
                 my_verdict=current.get(reviewer.pk),
                 verdicts=counts,
-                auto_rejected=tracklet.score is not None
-                and threshold is not None
-                and tracklet.score < threshold,
+                auto_rejected=auto_rejected(tracklet),
                 url=f"{page_prefix}{tracklet.pk}/",
             )
         )

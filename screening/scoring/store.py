@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from screening.models import (
+    UNLIKE_TRAINING_MAX,
     Detection,
     ModelVersion,
     StampPrediction,
@@ -26,6 +27,7 @@ class TrackletResult:
     tracklet_id: int
     stamp_probabilities: Sequence[Sequence[float]]  # one row per detection, one column per class
     score: float
+    unlike_training: str = ""  # why the model's training data holds nothing like it
 
 
 def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResult]) -> int:
@@ -39,11 +41,12 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
     classes = list(model_version.classes)
     ids = [r.tracklet_id for r in results]
     with transaction.atomic():
-        stored = dict(
-            TrackletScore.objects.filter(
+        stored = {
+            pk: (score, unlike)
+            for pk, score, unlike in TrackletScore.objects.filter(
                 model_version=model_version, tracklet_id__in=ids
-            ).values_list("tracklet_id", "score")
-        )
+            ).values_list("tracklet_id", "score", "unlike_training")
+        }
         todo = [r for r in results if r.tracklet_id not in stored]
         changed = Tracklet.objects.filter(pk__in=ids).exclude(model_version=model_version).count()
         detections = _detections_by_tracklet([r.tracklet_id for r in todo])
@@ -72,9 +75,13 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
                     tracklet_id=result.tracklet_id,
                     model_version=model_version,
                     score=float(result.score),
+                    unlike_training=result.unlike_training[:UNLIKE_TRAINING_MAX],
                 )
             )
-            stored[result.tracklet_id] = float(result.score)
+            stored[result.tracklet_id] = (
+                float(result.score),
+                result.unlike_training[:UNLIKE_TRAINING_MAX],
+            )
         StampPrediction.objects.bulk_create(predictions, batch_size=2000)
         TrackletScore.objects.bulk_create(scores, batch_size=2000)
         ModelVersion.objects.filter(pk=model_version.pk).update(
@@ -88,7 +95,9 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
             model_version=model_version, scored_at=timezone.now(), claimed_at=None
         )
         Tracklet.objects.bulk_update(
-            [Tracklet(pk=pk, score=stored[pk]) for pk in ids], ["score"], batch_size=1000
+            [Tracklet(pk=pk, score=stored[pk][0], unlike_training=stored[pk][1]) for pk in ids],
+            ["score", "unlike_training"],
+            batch_size=1000,
         )
         Tracklet.objects.filter(pk__in=ids, status=Tracklet.Status.PENDING).update(
             status=Tracklet.Status.SCORED

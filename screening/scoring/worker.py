@@ -135,17 +135,20 @@ def tracklets_score_pending(*, max_batches: int | None = None, digest2_after: bo
             break
         arrays = [tracklet_pixels(t) for t in batch]
         meta = None
-        if model.needs_metadata:
+        if model.needs_metadata or model.novelty is not None:
             by_id = detection_meta(t.pk for t in batch)
             meta = np.concatenate([by_id[t.pk] for t in batch])
-        probabilities, scores = model.score(np.concatenate(arrays), [len(a) for a in arrays], meta)
+        out = model.assess(np.concatenate(arrays), [len(a) for a in arrays], meta)
         results, start = [], 0
-        for tracklet, array, score in zip(batch, arrays, scores, strict=True):
+        for tracklet, array, score, unlike in zip(
+            batch, arrays, out.scores, out.unlike_training, strict=True
+        ):
             results.append(
                 TrackletResult(
                     tracklet_id=tracklet.pk,
-                    stamp_probabilities=probabilities[start : start + len(array)],
+                    stamp_probabilities=out.probabilities[start : start + len(array)],
                     score=float(score),
+                    unlike_training=unlike,
                 )
             )
             start += len(array)

@@ -88,6 +88,18 @@ def digest2_line(t) -> str:
     return f'<div class="d2" title="{title}">D2 {min(t.digest2_neo, 100):.0f}</div>'
 
 
+def unlike_line(t) -> str:
+    """Why the tracklet is unlike its model's training data (classifier.novelty), if it is:
+    such a row stays in the to-review queue whatever its score. Shown on blind rows too: it
+    says what the input is, not what the model made of it."""
+    if not t.unlike_training:
+        return ""
+    return (
+        f'<div class="unlike" title="{_e(t.unlike_training)}">⚑ unlike training: '
+        f"{_e(t.unlike_training)}</div>"
+    )
+
+
 def queue_row(row) -> str:
     """One row of the queue (a `screening.review.queue.QueueRow`), as the page and its keys
     expect it.
@@ -144,6 +156,7 @@ def queue_row(row) -> str:
         f"↑</span> {t.rate_deg_per_day:.2f}°/day, PA {t.position_angle_deg:.0f}°</div>\n"
         f"      <div>mag {_mag(t.mean_mag)} · {t.n_detections} det.</div>\n"
         f"      {digest2_line(t)}\n"
+        f"      {unlike_line(t)}\n"
         '      <div class="buttons"><button type="button" data-action="real">Real <kbd>r</kbd>'
         '</button><button type="button" data-action="bogus">Bogus <kbd>b</kbd></button></div>\n'
         "    </div>\n  </article>"

@@ -1,0 +1,272 @@
+"""Unlike training: a per-tracklet measure of how far its stamps and cues lie from what the model
+was trained on, so that a tracklet the model has not seen is never auto-rejected.
+
+A model scores anything it is given, and its score means something only on data like its
+training data: the baseline called every real ZTF point source SPIKE with confidence. This module
+does not ask the model how sure it is (a network is as sure on data it never saw); it measures
+where the input lies.
+
+- **Stamps**: the ICN's penultimate features (ResNet-18's 512 pooled activations) against the
+  class means of the training stamps, in the units of their shared covariance (Mahalanobis
+  distance, Lee et al. 2018: "A simple unified framework for detecting out-of-distribution
+  samples"). The distance of the nearest class is the stamp's distance; a stamp beyond the
+  reference's `stamp_limit` (a high quantile of held-out training stamps) is unlike training.
+- **Cues**: each tracklet input of `classifier.features` (rate, fit RMS, magnitude scatter and
+  range, detections, time span) against the range the training tracklets span, with a margin.
+
+A tracklet is unlike training when at least half of its stamps (and at least two, or all of a
+shorter one) are, or when a cue lies outside its range. The reason says which, with the values.
+
+The reference (`NoveltyReference`) is made once per model from simulated tracklets of its
+training distribution (`fit_reference`; `python -m classifier novelty --model PATH`) and kept
+beside the checkpoint as `<checkpoint>.novelty.npz`, bound to the model's version.
+numpy only here; `fit_reference` runs the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from classifier.features import TRACKLET_FEATURES, tracklet_inputs
+
+if TYPE_CHECKING:
+    from classifier.inference import ScreeningModel
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".novelty.npz"
+STAMP_QUANTILE = 0.995  # of held-out training stamps' distances: the stamp limit
+CUE_MARGIN = 0.25  # beyond the training range, in the network's input units (logs: about x1.8)
+REFERENCE_SEED = 20261206
+REFERENCE_TRACKLETS = 1000  # real and as many bogus
+SHRINKAGE = 1e-3  # of the mean variance, added to the covariance's diagonal
+# How a cue is shown in a reason: its raw value's format and unit.
+CUE_SHOWN = {
+    "rate_deg_day": ("{:.3g}", " deg/day"),
+    "fit_rms_arcsec": ("{:.2f}", '"'),
+    "mag_scatter": ("{:.2f}", " mag"),
+    "mag_range": ("{:.2f}", " mag"),
+    "n_detections": ("{:.0f}", ""),
+    "span_hours": ("{:.2f}", " h"),
+}
+CUE_NAMES = {
+    "rate_deg_day": "rate",
+    "fit_rms_arcsec": "fit RMS",
+    "mag_scatter": "magnitude scatter",
+    "mag_range": "magnitude range",
+    "n_detections": "detections",
+    "span_hours": "time span",
+}
+
+
+@dataclass(frozen=True)
+class NoveltyReference:
+    """Where a model's training data lies: stamp features and tracklet cue ranges."""
+
+    model_version: str
+    means: np.ndarray  # (K, D) whitened class means of the training stamps' features
+    whiten: np.ndarray  # (D, D): ||(f @ whiten) - mean||^2 is the Mahalanobis distance^2
+    stamp_limit: float  # a stamp farther than this (distance, not squared) is unlike training
+    cue_low: np.ndarray  # (len(TRACKLET_FEATURES),) lowest input of the training tracklets
+    cue_high: np.ndarray
+    made: dict[str, Any] = field(default_factory=dict)  # seed, counts, quantile, classes
+
+    # --- measures ---------------------------------------------------------------------------
+
+    def stamp_distances(self, features: np.ndarray) -> np.ndarray:
+        """(N,) Mahalanobis distance of each stamp's features to the nearest training class."""
+        z = np.asarray(features, np.float32) @ self.whiten
+        # ||z - m||^2 = ||z||^2 - 2 z.m + ||m||^2, for all classes at once
+        d2 = (z * z).sum(1)[:, None] - 2.0 * z @ self.means.T + (self.means**2).sum(1)[None]
+        return np.sqrt(np.clip(d2.min(axis=1), 0.0, None))
+
+    def reasons(self, distances: np.ndarray, lengths, trk_raw: np.ndarray | None) -> list[str]:
+        """One reason per tracklet ("" when it is like training), its stamps consecutive."""
+        out, at = [], 0
+        inputs = tracklet_inputs(trk_raw) if trk_raw is not None and len(trk_raw) else None
+        for t, n in enumerate(np.asarray(lengths, dtype=int)):
+            d = distances[at : at + n]
+            at += n
+            parts = []
+            far = int((d > self.stamp_limit).sum())
+            if far >= min(n, max(2, math.ceil(n / 2))):
+                parts.append(
+                    f"{far} of {n} stamps unlike the training stamps (distance "
+                    f"{np.sort(d)[-far]:.0f}-{d.max():.0f}, limit {self.stamp_limit:.0f})"
+                )
+            if inputs is not None:
+                parts += self._cue_reasons(inputs[t], trk_raw[t])
+            out.append("; ".join(parts))
+        return out
+
+    def _cue_reasons(self, inputs: np.ndarray, raw: np.ndarray) -> list[str]:
+        parts = []
+        for k, name in enumerate(TRACKLET_FEATURES):
+            low, high = self.cue_low[k], self.cue_high[k]
+            if low - CUE_MARGIN <= inputs[k] <= high + CUE_MARGIN:
+                continue
+            shown, unit = CUE_SHOWN[name]
+            lo_raw, hi_raw = (_raw_of(name, v) for v in (low, high))
+            parts.append(
+                f"{CUE_NAMES[name]} {shown.format(raw[k])}{unit} outside the trained "
+                f"{shown.format(lo_raw)}-{shown.format(hi_raw)}{unit}"
+            )
+        return parts
+
+    # --- files ------------------------------------------------------------------------------
+
+    def save(self, path: Path) -> Path:
+        """Write atomically as .npz (no pickles)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            np.savez(
+                fh,
+                means=self.means.astype(np.float32),
+                whiten=self.whiten.astype(np.float32),
+                stamp_limit=np.float64(self.stamp_limit),
+                cue_low=self.cue_low.astype(np.float64),
+                cue_high=self.cue_high.astype(np.float64),
+                about=np.array(
+                    json.dumps({"model_version": self.model_version, "made": self.made})
+                ),
+            )
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> NoveltyReference:
+        with np.load(Path(path), allow_pickle=False) as data:
+            about = json.loads(str(data["about"]))
+            return cls(
+                model_version=about["model_version"],
+                means=data["means"],
+                whiten=data["whiten"],
+                stamp_limit=float(data["stamp_limit"]),
+                cue_low=data["cue_low"],
+                cue_high=data["cue_high"],
+                made=about.get("made", {}),
+            )
+
+
+def _raw_of(name: str, value: float) -> float:
+    """A tracklet input back to its raw cue (features.tracklet_inputs inverted)."""
+    if name == "rate_deg_day":
+        return 10.0**value
+    if name == "fit_rms_arcsec":
+        return math.expm1(value) * 0.3
+    if name == "mag_scatter":
+        return math.expm1(value) * 0.1
+    if name == "mag_range":
+        return math.expm1(value) * 0.2
+    if name == "n_detections":
+        return value * 4.0 + 4.0
+    return math.expm1(value)  # span_hours
+
+
+def reference_path(checkpoint: Path) -> Path:
+    """Where a checkpoint's reference is kept: beside it, `<name>.novelty.npz`."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name.removesuffix(".pt") + SUFFIX)
+
+
+def load_reference(checkpoint: Path, version: str) -> NoveltyReference | None:
+    """The reference beside a checkpoint, None where there is none or it is another model's."""
+    path = reference_path(checkpoint)
+    if not path.exists():
+        return None
+    reference = NoveltyReference.load(path)
+    if version and reference.model_version != version:
+        logger.warning(
+            "%s belongs to model %s, not %s: not used", path, reference.model_version, version
+        )
+        return None
+    return reference
+
+
+def fit_features(
+    features: np.ndarray, labels: np.ndarray, held_features: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(whitened class means, whitening matrix, stamp limit) from training stamps' features
+    and labels; the limit is the STAMP_QUANTILE of the held-out stamps' distances."""
+    features = np.asarray(features, np.float64)
+    classes = np.unique(labels)
+    means = np.stack([features[labels == c].mean(0) for c in classes])
+    centred = features - means[np.searchsorted(classes, labels)]
+    cov = centred.T @ centred / max(1, len(centred) - len(classes))
+    cov += np.eye(len(cov)) * SHRINKAGE * np.trace(cov) / len(cov)
+    values, vectors = np.linalg.eigh(cov)
+    whiten = vectors / np.sqrt(np.clip(values, 1e-12, None))[None]
+    probe = NoveltyReference(
+        model_version="",
+        means=(means @ whiten).astype(np.float32),
+        whiten=whiten.astype(np.float32),
+        stamp_limit=math.inf,
+        cue_low=np.zeros(0),
+        cue_high=np.zeros(0),
+    )
+    limit = float(np.quantile(probe.stamp_distances(held_features), STAMP_QUANTILE))
+    return probe.means, probe.whiten, limit
+
+
+def fit_reference(
+    model: ScreeningModel,
+    *,
+    seed: int = REFERENCE_SEED,
+    n_tracklets: int = REFERENCE_TRACKLETS,
+    workers: int | None = None,
+    progress: bool = True,
+) -> NoveltyReference:
+    """Simulate n_tracklets real and as many bogus tracklets of the training distribution
+    (SimConfig().widened(), glare where the model has the class) and measure where they lie:
+    the ICN's features of 70% of them give the class means and covariance, the other 30% the
+    stamp limit; all of them the cue ranges."""
+    from classifier.datasets import build_tracklet_set
+    from classifier.simulate import SimConfig
+
+    tset = build_tracklet_set(
+        seed,
+        n_tracklets,
+        n_tracklets,
+        model.preprocessing,
+        glare="GLARE" in model.classes,
+        cfg=SimConfig().widened(),
+        workers=workers,
+        progress=progress,
+    )
+    features = model.stamp_features(np.asarray(tset.images, np.float32))
+    known = [c for c in tset.det_classes if c in model.classes]
+    labels = np.array(
+        [model.classes.index(c) if c in model.classes else -1 for c in tset.det_classes]
+    )
+    tracklet_of = np.repeat(np.arange(len(tset.lengths)), tset.lengths)
+    held = (tracklet_of % 10) >= 7
+    fit = (~held) & (labels >= 0)
+    means, whiten, limit = fit_features(features[fit], labels[fit], features[held])
+    inputs = tracklet_inputs(tset.trk_raw)
+    return NoveltyReference(
+        model_version=model.version,
+        means=means,
+        whiten=whiten,
+        stamp_limit=limit,
+        cue_low=inputs.min(0).astype(np.float64),
+        cue_high=inputs.max(0).astype(np.float64),
+        made={
+            "seed": seed,
+            "tracklets": int(len(tset.lengths)),
+            "stamps": int(len(features)),
+            "stamps_fitted": int(fit.sum()),
+            "stamps_held_out": int(held.sum()),
+            "quantile": STAMP_QUANTILE,
+            "classes": sorted(set(known)),
+            "simulator": "SimConfig().widened()",
+        },
+    )
