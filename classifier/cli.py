@@ -296,6 +296,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         state_dir=args.state_dir,
         command="python -m classifier " + shlex.join(sys.argv[1:]),
     )
+    from classifier import novelty
+    from classifier.inference import load_model
+
+    reference = novelty.fit_reference(
+        load_model(path, device=args.device), cache_dir=args.stamp_cache, workers=args.workers
+    )
+    reference.save(novelty.reference_path(path))
     val = payload["metrics"]["validation"]
     print(
         json.dumps(
@@ -371,7 +378,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_threshold(args: argparse.Namespace) -> None:
-    from classifier.checkpoint import load_checkpoint, save_checkpoint
+    from dataclasses import replace
+
+    from classifier import novelty
+    from classifier.checkpoint import file_hash, load_checkpoint, save_checkpoint
     from classifier.datasets import build_tracklet_set
     from classifier.evaluate import score_set
     from classifier.inference import Runtime, model_from_checkpoint
@@ -404,6 +414,10 @@ def cmd_threshold(args: argparse.Namespace) -> None:
         },
     }
     path = save_checkpoint(payload, args.out_dir)
+    reference = novelty.load_reference(args.model, model.version)
+    if reference is not None:  # the same networks: where its training data lies is unchanged
+        version = file_hash(path)
+        replace(reference, model_version=version).save(novelty.reference_path(path))
     print(path, json.dumps(payload["metrics"]["threshold_choice"]))
 
 
@@ -417,7 +431,7 @@ def cmd_novelty(args: argparse.Namespace) -> None:
         options["seed"] = args.seed
     if args.tracklets is not None:
         options["n_tracklets"] = args.tracklets
-    reference = novelty.fit_reference(model, **options)
+    reference = novelty.fit_reference(model, cache_dir=args.stamp_cache, **options)
     path = reference.save(novelty.reference_path(args.model))
     print(path, f"stamp limit {reference.stamp_limit:.1f}", json.dumps(reference.made))
 

@@ -217,22 +217,65 @@ def fit_features(
     return probe.means, probe.whiten, limit
 
 
+def reference_from(
+    model: ScreeningModel,
+    images: np.ndarray,
+    labels: np.ndarray,
+    held_images: np.ndarray,
+    trk_raw: np.ndarray,
+    made: dict[str, Any] | None = None,
+) -> NoveltyReference:
+    """A model's reference from its training data: prepared (cropped) stamps with their class
+    index (-1: none of the model's classes, left out of the class means), held-out prepared
+    stamps for the limit, and the raw tracklet cues (features.TRACKLET_FEATURES) for the ranges."""
+    labels = np.asarray(labels)
+    features = model.stamp_features(np.asarray(images, np.float32))
+    known = labels >= 0
+    means, whiten, limit = fit_features(
+        features[known], labels[known], model.stamp_features(np.asarray(held_images, np.float32))
+    )
+    inputs = tracklet_inputs(trk_raw)
+    return NoveltyReference(
+        model_version=model.version,
+        means=means,
+        whiten=whiten,
+        stamp_limit=limit,
+        cue_low=inputs.min(0).astype(np.float64),
+        cue_high=inputs.max(0).astype(np.float64),
+        made={
+            "stamps_fitted": int(known.sum()),
+            "stamps_held_out": int(len(held_images)),
+            "tracklets": int(len(trk_raw)),
+            "quantile": STAMP_QUANTILE,
+            "classes": sorted({model.classes[i] for i in labels[known]}),
+            **(made or {}),
+        },
+    )
+
+
+def class_indices(model: ScreeningModel, names: list[str]) -> np.ndarray:
+    """Each stamp's class index in the model (-1 where the model has no such class)."""
+    return np.array([model.classes.index(c) if c in model.classes else -1 for c in names])
+
+
 def fit_reference(
     model: ScreeningModel,
     *,
     seed: int = REFERENCE_SEED,
     n_tracklets: int = REFERENCE_TRACKLETS,
     workers: int | None = None,
+    cache_dir: Path | None = None,
     progress: bool = True,
 ) -> NoveltyReference:
     """Simulate n_tracklets real and as many bogus tracklets of the training distribution
-    (SimConfig().widened(), glare where the model has the class) and measure where they lie:
-    the ICN's features of 70% of them give the class means and covariance, the other 30% the
-    stamp limit; all of them the cue ranges."""
-    from classifier.datasets import build_tracklet_set
+    (SimConfig().widened(), glare where the model has the class; kept in `cache_dir`) and
+    measure where they lie: the ICN's features of 70% of them give the class means and
+    covariance, the other 30% the stamp limit; all of them the cue ranges."""
+    from classifier.datasets import cached_tracklet_set
     from classifier.simulate import SimConfig
 
-    tset = build_tracklet_set(
+    tset = cached_tracklet_set(
+        cache_dir,
         seed,
         n_tracklets,
         n_tracklets,
@@ -242,31 +285,14 @@ def fit_reference(
         workers=workers,
         progress=progress,
     )
-    features = model.stamp_features(np.asarray(tset.images, np.float32))
-    known = [c for c in tset.det_classes if c in model.classes]
-    labels = np.array(
-        [model.classes.index(c) if c in model.classes else -1 for c in tset.det_classes]
-    )
-    tracklet_of = np.repeat(np.arange(len(tset.lengths)), tset.lengths)
-    held = (tracklet_of % 10) >= 7
-    fit = (~held) & (labels >= 0)
-    means, whiten, limit = fit_features(features[fit], labels[fit], features[held])
-    inputs = tracklet_inputs(tset.trk_raw)
-    return NoveltyReference(
-        model_version=model.version,
-        means=means,
-        whiten=whiten,
-        stamp_limit=limit,
-        cue_low=inputs.min(0).astype(np.float64),
-        cue_high=inputs.max(0).astype(np.float64),
-        made={
-            "seed": seed,
-            "tracklets": int(len(tset.lengths)),
-            "stamps": int(len(features)),
-            "stamps_fitted": int(fit.sum()),
-            "stamps_held_out": int(held.sum()),
-            "quantile": STAMP_QUANTILE,
-            "classes": sorted(set(known)),
-            "simulator": "SimConfig().widened()",
-        },
+    labels = class_indices(model, tset.det_classes)
+    held = (np.repeat(np.arange(len(tset.lengths)), tset.lengths) % 10) >= 7
+    images = np.asarray(tset.images)
+    return reference_from(
+        model,
+        images[~held],
+        labels[~held],
+        images[held],
+        tset.trk_raw,
+        made={"seed": seed, "simulator": "SimConfig().widened()"},
     )

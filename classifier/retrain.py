@@ -19,7 +19,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 from classifier.calibration import calibrate_logits, fit_platt
 from classifier.checkpoint import (
     checkpoint_payload,
+    file_hash,
     load_checkpoint,
     round_to_half,
     save_checkpoint,
@@ -44,6 +45,7 @@ from classifier.hardware import resolve_device
 from classifier.inference import Runtime, ScreeningModel, model_from_checkpoint
 from classifier.metrics import operating_point, reliability, roc_auc, threshold_for_recall
 from classifier.networks import IcnConfig, TcnConfig, grow_icn, grow_tcn, tcn_inputs
+from classifier.novelty import NoveltyReference, class_indices, reference_from, reference_path
 from classifier.preprocess import centre_crop, prepare
 from classifier.train import (
     TCN_VALIDATION_OFFSET,
@@ -65,6 +67,7 @@ EVALUATION_SEED = 20261124  # the fixed synthetic evaluation set (never used in 
 Progress = Callable[..., None]
 ICN_SPAN = (0.15, 0.55)  # the share of a run's progress the ICN's training takes
 TCN_SPAN = (0.7, 0.8)
+NOVELTY_STAMPS = 6000  # simulated stamps a candidate's novelty reference is fitted on
 TICKS_PER_EPOCH = 20  # progress ticks within an ICN epoch (a long one takes minutes on a CPU)
 
 
@@ -326,21 +329,35 @@ def synthetic_evaluation(
         progress=progress,
     )
     out: dict[str, Any] = {}
-    kept = {}
+    kept, outputs = {}, {}
     for name, model in models.items():
         probs, scores = score_set(model, evaluation)
+        outputs[name] = (probs, scores)
         out[name] = _summary(
             tracklet_figures(scores, probs, evaluation, model.classes, model.threshold)
         )
         kept[name] = scores[evaluation.real] >= model.threshold
     if "candidate" in kept and "base" in kept:
         mine, theirs = kept["candidate"], kept["base"]
+        real = np.flatnonzero(evaluation.real)
+        lost = real[theirs & ~mine]
         out["paired_real"] = {
             "real": int(mine.size),
             "lost": int((theirs & ~mine).sum()),
             "gained": int((mine & ~theirs).sum()),
             "candidate_kept": int(mine.sum()),
             "base_kept": int(theirs.sum()),
+            "lost_tracklets": [
+                {
+                    "tracklet": f"synthetic real #{int(i)}",
+                    "snr": _finite(evaluation.snr[i]) if evaluation.snr is not None else None,
+                    "rate_deg_day": (
+                        _finite(evaluation.rate[i]) if evaluation.rate is not None else None
+                    ),
+                    **lost_why(models, outputs, i, evaluation.starts, evaluation.lengths),
+                }
+                for i in lost[:LOST_SHOWN]
+            ],
         }
     out["params"] = {
         "seed": EVALUATION_SEED,
@@ -350,6 +367,62 @@ def synthetic_evaluation(
         "planet_bogus": planet_bogus,
     }
     return out
+
+
+LOST_SHOWN = 20  # real tracklets a candidate loses, listed with why, per data set
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def lost_why(
+    models: dict[str, ScreeningModel],
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]],
+    index: int,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+) -> dict[str, Any]:
+    """Why the candidate loses a real tracklet the base keeps: both scores, and each stamp
+    whose top class the candidate reads otherwise ("COMET 0.72 -> GLARE 0.81")."""
+    cand, base = models["candidate"], models["base"]
+    (c_probs, c_scores), (b_probs, b_scores) = outputs["candidate"], outputs["base"]
+    start, n = int(starts[index]), int(lengths[index])
+    changed = []
+    for k in range(n):
+        pc, pb = c_probs[start + k], b_probs[start + k]
+        now, was = cand.classes[int(pc.argmax())], base.classes[int(pb.argmax())]
+        if now != was:
+            changed.append(f"stamp {k + 1}: {was} {pb.max():.2f} -> {now} {pc.max():.2f}")
+    return {
+        "base_score": round(float(b_scores[index]), 4),
+        "candidate_score": round(float(c_scores[index]), 4),
+        "stamps_changed": changed,
+        "why": "; ".join(changed) if changed else "same stamp classes; the TCN scores it lower",
+    }
+
+
+def holdout_lost(
+    models: dict[str, ScreeningModel], tracklets: list[LabelledTracklet]
+) -> list[dict[str, Any]]:
+    """The held-out real tracklets (reviewers' verdicts) the candidate loses and the base
+    keeps, with why (`lost_why`); key is the tracklet's id in the product."""
+    real = [t for t in tracklets if t.real]
+    if not real:
+        return []
+    stamps = np.concatenate([t.pixels for t in real]).astype(np.float32)
+    lengths = np.array([len(t.pixels) for t in real])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    outputs = {name: model.score(stamps, lengths, _meta_of(real)) for name, model in models.items()}
+    cand, base = models["candidate"], models["base"]
+    lost = np.flatnonzero(
+        (outputs["base"][1] >= base.threshold) & (outputs["candidate"][1] < cand.threshold)
+    )
+    return [
+        {"tracklet": real[i].key, **lost_why(models, outputs, i, starts, lengths)}
+        for i in lost[:LOST_SHOWN]
+    ]
 
 
 def tcn_sets(cfg: RetrainConfig, pre, base_classes: tuple[str, ...], progress: bool = False):
@@ -704,6 +777,7 @@ def _comparison(
             "base": holdout_figures(base_model, tracklets_held),
         },
         "holdout_new_classes": new_class_passing(models, tracklets_held, stamps_held, new_classes),
+        "holdout_lost": holdout_lost(models, tracklets_held),
         "holdout_stamps": {
             "candidate": stamp_accuracy(candidate, stamps_held),
             "base": stamp_accuracy(base_model, stamps_held),
@@ -860,5 +934,49 @@ def retrain(
     )
     payload["training"] = plain(training)
     final = save_checkpoint(payload, Path(out_dir))
+    report(0.97, "measuring where the candidate's training data lies (classifier.novelty)")
+    reference = novelty_reference(candidate, synthetic, synthetic_val, stamps_train, stamps_held)
+    replace(reference, model_version=file_hash(final)).save(reference_path(final))
     report(1.0, f"candidate {final.stem} written")
     return final, payload
+
+
+def novelty_reference(
+    candidate: ScreeningModel,
+    synthetic: TrackletSet,
+    synthetic_val: TrackletSet,
+    stamps_train: list[LabelledStamp],
+    stamps_held: list[LabelledStamp],
+) -> NoveltyReference:
+    """Where a candidate's training data lies: the simulated tracklets its TCN was trained on
+    and the reviewers' labelled stamps (a new class is known from them alone), so that what
+    the reviewers taught it is not unlike training; the limit from the validation tracklets
+    and the held-out labels."""
+    pre = candidate.preprocessing
+
+    def prepared(stamps: list[LabelledStamp]) -> np.ndarray:
+        if not stamps:
+            return np.zeros((0, pre.crop, pre.crop), np.float32)
+        return prepare(np.stack([s.pixels for s in stamps]), pre)
+
+    images = np.concatenate([np.asarray(synthetic.images, np.float32), prepared(stamps_train)])
+    labels = np.concatenate(
+        [
+            class_indices(candidate, synthetic.det_classes),
+            class_indices(candidate, [s.stamp_class for s in stamps_train]),
+        ]
+    )
+    held = np.concatenate([np.asarray(synthetic_val.images, np.float32), prepared(stamps_held)])
+    # at most NOVELTY_STAMPS fitted and half as many held out: a minute on a CPU, not three
+    rng = np.random.default_rng(0)
+    fit = np.sort(rng.permutation(len(images))[:NOVELTY_STAMPS])
+    fit = np.union1d(fit, np.arange(len(synthetic.images), len(images)))  # every labelled one
+    held = held[np.sort(rng.permutation(len(held))[: NOVELTY_STAMPS // 2])]
+    return reference_from(
+        candidate,
+        images[fit],
+        labels[fit],
+        held,
+        np.concatenate([synthetic.trk_raw, synthetic_val.trk_raw]),
+        made={"from": "the retraining run's simulated tracklets and labelled stamps"},
+    )

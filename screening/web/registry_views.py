@@ -89,6 +89,7 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
         "promotion_allowed": allowed,
         "comparison": comparison,
         "changes": comparison_table(comparison, list(model.classes)) if comparison else [],
+        "lost": lost_real(comparison),
         "stamp_accuracy": held_out_stamp_accuracy(comparison),
         "reliability": reliability_report(model),
         "evaluation": evaluation_status(model),
@@ -98,6 +99,21 @@ def model_page(request: HttpRequest, version: str) -> HttpResponse:
         "activations": ModelActivation.objects.filter(model_version=model).select_related(
             "previous", "by"),
     })  # fmt: skip
+
+
+def lost_real(comparison: dict) -> list[dict]:
+    """The real tracklets a candidate loses and its base keeps, with why (the retraining run's
+    `holdout_lost` and the fixed synthetic set's `lost_tracklets`): what the model page lists
+    where the promotion rule refuses a candidate for losing real tracklets."""
+    rows = []
+    for row in comparison.get("holdout_lost") or []:
+        key = str(row.get("tracklet", ""))
+        url = f"/tracklets/{key}/" if key.isdigit() else ""
+        rows.append({**row, "data": "held-out labels", "url": url})
+    paired = (comparison.get("synthetic") or {}).get("paired_real") or {}
+    for row in paired.get("lost_tracklets") or []:
+        rows.append({**row, "data": "fixed synthetic set", "url": ""})
+    return rows
 
 
 def _audit_rows(model: ModelVersion) -> list:

@@ -94,6 +94,13 @@ def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_
     model = load_model(path, device="cpu")
     probs, scores = model.score(glare_labels().stamps[0].pixels[None], [1])
     assert probs.shape == (1, 9) and 0.0 <= scores[0] <= 1.0
+    # its novelty reference is beside it, and the glare the reviewers taught it is not unlike
+    # its training data (the new class is in the reference's class means)
+    assert model.novelty is not None and model.novelty.model_version == model.version
+    assert "GLARE" in model.novelty.made["classes"]
+    labelled = np.stack([s.pixels for s in glare_labels().stamps if s.stamp_class == "GLARE"])
+    distances = model.assess(labelled, [1] * len(labelled)).distances
+    assert (distances <= model.novelty.stamp_limit).mean() >= 0.9
     fractions = [f for f, _ in steps]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert not list(tmp_path.glob(".unevaluated/*.pt"))  # no half-made candidate left

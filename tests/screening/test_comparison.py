@@ -82,3 +82,56 @@ def test_the_comparison_table_shows_what_changed_for_a_new_class() -> None:
     ] == pytest.approx(0.7)
     first = comparison_table(comparison, ["AST", "GLARE"])[0]
     assert first["figure"] == "real recall"  # keeping real tracklets comes first
+
+
+@pytest.mark.django_db
+def test_a_refused_candidate_s_page_lists_the_real_tracklets_it_loses_and_why(client, reviewer):
+    """Where the promotion rule refuses a candidate for losing real tracklets, the model page
+    names them: the held-out ones by a link to their page, the synthetic ones by number, each
+    with both scores and the stamps the candidate reads as another class."""
+    from screening.models import ModelVersion
+    from tests.stamps import PAPER_CLASSES, ingest_tracklet
+
+    active = ModelVersion.objects.create(
+        version="a" * 16, checkpoint="/m/a.pt", classes=PAPER_CLASSES, is_active=True
+    )
+    judged = ingest_tracklet("REAL1")
+    why = "stamp 2: COMET 0.72 -> GLARE 0.81"
+    comparison = {
+        "base_version": active.version,
+        "holdout": {
+            "candidate": {"tracklets": {"real": 40, "bogus": 0}, "real_recall": 0.975},
+            "base": {"tracklets": {"real": 40, "bogus": 0}, "real_recall": 1.0},
+        },
+        "holdout_lost": [
+            {"tracklet": str(judged.pk), "base_score": 0.99, "candidate_score": 0.02,
+             "stamps_changed": [why], "why": why},
+        ],
+        "synthetic": {
+            "paired_real": {
+                "real": 1500, "lost": 2, "gained": 0, "candidate_kept": 1494, "base_kept": 1496,
+                "lost_tracklets": [
+                    {"tracklet": "synthetic real #812", "snr": 6.1, "rate_deg_day": 0.4,
+                     "base_score": 0.41, "candidate_score": 0.2, "stamps_changed": [],
+                     "why": "same stamp classes; the TCN scores it lower"},
+                ],
+            },
+        },
+    }  # fmt: skip
+    candidate = ModelVersion.objects.create(
+        version="c" * 16,
+        checkpoint="/m/c.pt",
+        classes=[*PAPER_CLASSES, "GLARE"],
+        metrics={"comparison": comparison},
+    )
+    client.force_login(reviewer)
+    page = client.get(f"/models/{candidate.version}/").content.decode()
+    assert 'class="refused"' in page and "real recall 0.9750 is below" in page
+    table = page.split('id="lost-real-tracklets"')[1].split("</table>")[0]
+    assert f'<a href="/tracklets/{judged.pk}/">{judged.pk}</a>' in table
+    assert "0.990 → 0.020" in table and "stamp 2: COMET 0.72 -&gt; GLARE 0.81" in table
+    assert "synthetic real #812" in table and "SNR 6.1, 0.40°/day" in table
+    assert "the TCN scores it lower" in table
+    # a model that loses nothing has no such section
+    page = client.get(f"/models/{active.version}/").content.decode()
+    assert 'id="lost-real-tracklets"' not in page
