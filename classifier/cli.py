@@ -80,10 +80,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of all training data and weights")
     p.add_argument(
         "--preset",
-        choices=["paper", "default", "metadata"],
+        choices=["paper", "default", "metadata", "robust"],
         default="metadata",
         help="metadata (the shipped baseline): 20,000 domain-randomised stamps a "
         "class, 6 epochs, set TCN with motion and magnitude cues, calibrated; "
+        "robust: metadata on the wider simulator (seeing 1.0-5.5 px, 15%% of stamps cut "
+        "smaller than the input as other surveys send them); "
         "paper: Adam lr 0.01, batch 15, TCN MSE+SGD batch 1; default: the "
         "first baseline's recipe (470 stamps a class, 12 epochs)",
     )
@@ -274,7 +276,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         tcn["kind"] = args.tcn_kind
         tcn["calibrate"] = args.tcn_kind == "set"
     preprocessing = args.preprocessing or (
-        "asinh_sigma" if args.preset == "metadata" else "equalize"
+        "asinh_sigma" if args.preset in ("metadata", "robust") else "equalize"
     )
     classes = ALL_CLASSES if args.with_glare else PAPER_CLASSES
     t0 = time.time()

@@ -55,6 +55,10 @@ class SimConfig:
     blend_fraction: float = 0.1
     ast_cosmic_fraction: float = 0.03
     bogus_tries: int = 25
+    # Other surveys' cutouts (ZTF: 63x63): this share of stamps is cut to a side drawn from
+    # small_stamp_sides and NaN-padded back to the input size, as ingest stores them.
+    small_stamp_fraction: float = 0.0
+    small_stamp_sides: tuple[int, int] = (30, 99)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -100,6 +104,17 @@ class SimConfig:
             blend_fraction=0.15,
             ast_cosmic_fraction=0.05,
         )
+
+    def wider(self) -> SimConfig:
+        """`widened()` and beyond one survey: seeing from undersampled to broad (1.0-5.5 px
+        FWHM; the wider Moffat wings of beta 1.8 too), and 15% of stamps cut smaller than the
+        input (30-99 px, NaN-padded as ingest stores ZTF's 63x63). Test sets held out of it:
+        seeing 0.9-1.0 and 5.5-7 px (bench/novelty.py)."""
+        from dataclasses import replace
+
+        base = self.widened()
+        conditions = replace(base.conditions, fwhm_range=(1.0, 5.5), beta_range=(1.8, 6.0))
+        return replace(base, conditions=conditions, small_stamp_fraction=0.15)
 
 
 @dataclass
@@ -643,4 +658,23 @@ def make_stamp(
     lat["flux_per_snr"] = _point_flux_per_snr(cond)  # e- of a point source at matched SNR 1
     images = [out.difference, out.science, out.reference]
     _chip_edge(rng, cfg, images, lat)
+    _small_stamp(rng, cfg, images, lat)
     return StampSample(cls, out.difference, out.science, out.reference, out.saturate, lat)
+
+
+def _small_stamp(
+    rng: np.random.Generator, cfg: SimConfig, images: list[np.ndarray], lat: dict[str, Any]
+) -> None:
+    """Cut a share of stamps to another survey's smaller side, centred, and NaN-pad them back
+    (stamp_io.fit_to_input's rule). Draws nothing where the share is 0 (nominal stamps keep
+    their random sequence)."""
+    if cfg.small_stamp_fraction <= 0 or rng.random() >= cfg.small_stamp_fraction:
+        return
+    side = int(rng.integers(cfg.small_stamp_sides[0], cfg.small_stamp_sides[1] + 1))
+    size = images[0].shape[0]
+    start = (size - side) // 2
+    keep = np.zeros((size, size), dtype=bool)
+    keep[start : start + side, start : start + side] = True
+    for image in images:
+        image[~keep] = np.nan
+    lat["small_stamp"] = side

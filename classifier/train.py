@@ -56,6 +56,7 @@ class IcnTraining:
     label_smoothing: float = 0.0
     snr_slope: float | None = None  # SNR law of the curated stamps (None: the simulator's)
     widened: bool = False  # domain randomisation (SimConfig.widened) for the curated stamps
+    wider: bool = False  # beyond one survey (SimConfig.wider: seeing, smaller stamps)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,12 @@ PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
         ),
     ),
 }
+# Issue 25's recipe: the metadata preset on the wider simulator (seeing 1.0-5.5 px, stamps
+# smaller than the input), so that it transfers to other surveys; not trained yet.
+PRESETS["robust"] = (
+    replace(PRESETS["metadata"][0], name="robust", wider=True),
+    PRESETS["metadata"][1],
+)
 
 
 def augment(
@@ -662,9 +669,16 @@ def split_per_class(stamps: StampSet, n_train: int) -> tuple[StampSet, StampSet]
     )
 
 
+def simulator_of(cfg: IcnTraining) -> SimConfig:
+    """The simulator ranges a training recipe draws from: nominal, widened or wider."""
+    if cfg.wider:
+        return SimConfig().wider()
+    return SimConfig().widened() if cfg.widened else SimConfig()
+
+
 def stamp_config(cfg: IcnTraining, curated_snr_slope: float | None = None) -> SimConfig:
     """The simulator settings of the ICN's curated stamps under a training recipe."""
-    sim = SimConfig().widened() if cfg.widened else SimConfig()
+    sim = simulator_of(cfg)
     slope = curated_snr_slope if curated_snr_slope is not None else cfg.snr_slope
     return sim if slope is None else replace(sim, snr_slope=slope)
 
@@ -803,7 +817,7 @@ def train_model(
     t0 = time.time()
     # domain randomisation for the TCN's training tracklets as for the ICN's stamps; the
     # validation split (threshold, calibration) has the simulator's nominal ranges
-    train_sim = SimConfig().widened() if icn_cfg_t.widened else SimConfig()
+    train_sim = simulator_of(icn_cfg_t)
     tcn_train = build_tracklet_set(
         seed,
         tcn_cfg_t.n_real,

@@ -194,3 +194,30 @@ def test_parallel_simulation_finishes_under_a_parent_that_traps_sigterm() -> Non
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["8"]
+
+
+def test_the_wider_simulator_cuts_some_stamps_smaller_and_pads_them_as_ingest_does() -> None:
+    """Other surveys send smaller cutouts (ZTF: 63x63), which ingest NaN-pads to the input:
+    the wider simulator makes 15% of its stamps so, centred, in all three images; the nominal
+    ranges never do, and keep their random sequence."""
+    from classifier.simulate import SimConfig
+
+    cfg = SimConfig().wider()
+    assert cfg.conditions.fwhm_range == (1.0, 5.5) and cfg.small_stamp_fraction == 0.15
+    sides = []
+    for i in range(120):
+        sample = make_stamp("AST", stamp_rng(3, 1, i), cfg)
+        side = sample.latents.get("small_stamp")
+        if side is None:
+            continue
+        sides.append(side)
+        start = (100 - side) // 2
+        for image in (sample.difference, sample.science, sample.reference):
+            inner = image[start : start + side, start : start + side]
+            assert np.isnan(image).sum() >= 100 * 100 - side * side
+            assert np.isfinite(inner[side // 2 - 3 : side // 2 + 3]).all()
+    assert 5 <= len(sides) <= 40 and all(30 <= s <= 99 for s in sides)
+    nominal = [make_stamp("AST", stamp_rng(3, 1, i)) for i in range(20)]
+    assert not any("small_stamp" in s.latents for s in nominal)
+    again = make_stamp("AST", stamp_rng(3, 1, 0))
+    assert np.array_equal(again.difference, nominal[0].difference, equal_nan=True)
