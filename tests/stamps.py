@@ -145,8 +145,17 @@ def model_version(version: str = "a" * 64, *, threshold: float = 0.8, active: bo
     )
 
 
-def score_tracklet(tracklet, model, *, score: float, top_class: str = "AST", top: float = 0.9):
-    """Store a model's output for a tracklet through the real scoring service."""
+def score_tracklet(
+    tracklet,
+    model,
+    *,
+    score: float,
+    top_class: str = "AST",
+    top: float = 0.9,
+    unlike_training: str = "",
+):
+    """Store a model's output for a tracklet through the real scoring service (`unlike_training`:
+    the model's reason why it is unlike its training data)."""
     from screening.scoring.store import TrackletResult, scores_store
 
     rest = (1 - top) / (len(PAPER_CLASSES) - 1)
@@ -158,6 +167,7 @@ def score_tracklet(tracklet, model, *, score: float, top_class: str = "AST", top
                 tracklet_id=tracklet.pk,
                 stamp_probabilities=[row] * tracklet.n_detections,
                 score=score,
+                unlike_training=unlike_training,
             )
         ],
     )

@@ -429,3 +429,41 @@ def test_a_screener_looks_at_neo_candidates_first_and_judges_them(page, live_ser
         assert latest(tracklet) == expected[tracklet.survey_id]
     others = Tracklet.objects.exclude(pk__in=[t.pk for t in candidates])
     assert not Verdict.objects.filter(tracklet__in=others).exists()
+
+
+def test_a_tracklet_unlike_training_waits_in_the_queue_with_its_reason(page, live_server):  # noqa: F811
+    """Below the threshold but unlike the model's training data: in the to-review queue (last,
+    by its score) with the reason on its row, judged by key like any other row, and found by
+    the "unlike training only" filter; the summary counts it."""
+    from screening.models import Tracklet
+
+    model = model_version(threshold=0.8)
+    for i in range(3):
+        score_tracklet(ingest_tracklet(f"P{i}", seed=i), model, score=0.95 - 0.01 * i)
+    score_tracklet(ingest_tracklet("LOW", seed=7), model, score=0.2)  # auto-rejected
+    reason = "rate 301 deg/day outside the trained 0.000455-59.3 deg/day"
+    score_tracklet(ingest_tracklet("ODD", seed=8), model, score=0.1, unlike_training=reason)
+    make_user("reviewer", "reviewer")
+    log_in(page, live_server, f"/nights/{NIGHT}/")
+    page.wait_for_selector(READY)
+    assert page.locator(".qrow .tid").all_inner_texts() == ["P0", "P1", "P2", "ODD"]
+    odd = page.locator(".qrow").nth(3)
+    assert odd.locator(".unlike").inner_text() == f"⚑ unlike training: {reason}"
+    assert "rejected" not in (odd.get_attribute("class") or "")
+    assert page.locator(".qrow .unlike").count() == 1
+    for _ in range(4):
+        page.keyboard.press("b")
+        page.wait_for_timeout(70)  # a screener's pace
+    page.wait_for_function("!document.querySelector('.qrow.saving')")
+    for survey_id in ("P0", "P1", "P2", "ODD"):
+        assert latest(Tracklet.objects.get(survey_id=survey_id)) == "bogus", survey_id
+    assert not Verdict.objects.filter(tracklet__survey_id="LOW").exists()
+    page.goto(f"{live_server.url}/nights/{NIGHT}/?status=all")
+    page.check("input[name=unlike]")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r"unlike=1"))
+    page.wait_for_selector(READY)
+    assert page.locator(".qrow .tid").all_inner_texts() == ["ODD"]
+    page.goto(f"{live_server.url}/nights/{NIGHT}/summary/")
+    assert page.locator("[data-figure=kept_unlike_training]").inner_text() == "1"
+    assert page.locator("[data-figure=auto_rejected]").inner_text() == "1"
