@@ -203,8 +203,8 @@ class ScreeningModel:
             features = self._runner(x)[:count].float()
         return torch.softmax(self._head(features), dim=1), features
 
-    def stamp_probabilities(self, prepared: np.ndarray) -> np.ndarray:
-        """(N, C) class probabilities of stamps already prepared by `self.preprocessing`."""
+    def _prepared_outputs(self, prepared: np.ndarray, which: int) -> list[np.ndarray]:
+        """`_icn_outputs`[which] (0: probabilities, 1: features) of prepared stamps, in batches."""
         import torch
 
         prepared = np.asarray(prepared)
@@ -213,20 +213,17 @@ class ScreeningModel:
             for start in range(0, len(prepared), self.runtime.batch_stamps):
                 chunk = torch.from_numpy(prepared[start : start + self.runtime.batch_stamps])
                 x = chunk.to(self.device, torch.float32, non_blocking=True)
-                out.append(self._icn_probabilities(x).cpu().numpy())
+                out.append(self._icn_outputs(x)[which].cpu().numpy())
+        return out
+
+    def stamp_probabilities(self, prepared: np.ndarray) -> np.ndarray:
+        """(N, C) class probabilities of stamps already prepared by `self.preprocessing`."""
+        out = self._prepared_outputs(prepared, 0)
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def stamp_features(self, prepared: np.ndarray) -> np.ndarray:
         """(N, 512) pooled ICN features of stamps already prepared by `self.preprocessing`."""
-        import torch
-
-        prepared = np.asarray(prepared)
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(prepared), self.runtime.batch_stamps):
-                chunk = torch.from_numpy(prepared[start : start + self.runtime.batch_stamps])
-                x = chunk.to(self.device, torch.float32, non_blocking=True)
-                out.append(self._icn_outputs(x)[1].cpu().numpy())
+        out = self._prepared_outputs(prepared, 1)
         return np.concatenate(out) if out else np.zeros((0, self._head.in_features), np.float32)
 
     # --- the TCN ----------------------------------------------------------------------------
