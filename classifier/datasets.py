@@ -56,15 +56,15 @@ class TrackletSet:
     snr: np.ndarray | None = None  # (T,) a real mover's SNR (NaN for bogus)
     rate: np.ndarray | None = None  # (T,) true rate of a real mover, fitted rate of bogus
 
-    def det_inputs(self) -> np.ndarray:
+    def det_inputs(self, cues: int = 1) -> np.ndarray:
         from classifier.features import detection_inputs
 
-        return detection_inputs(self.det_raw)
+        return detection_inputs(self.det_raw, cues)
 
-    def trk_inputs(self) -> np.ndarray:
+    def trk_inputs(self, cues: int = 1) -> np.ndarray:
         from classifier.features import tracklet_inputs
 
-        return tracklet_inputs(self.trk_raw)
+        return tracklet_inputs(self.trk_raw, cues)
 
     @property
     def starts(self) -> np.ndarray:

@@ -78,7 +78,10 @@ def evaluate_tracklets(model: ScreeningModel, tset: TrackletSet) -> dict[str, An
 def score_set(model: ScreeningModel, tset: TrackletSet) -> tuple[np.ndarray, np.ndarray]:
     """(stamp probabilities, tracklet scores) of a prepared tracklet set, cues and all."""
     probs = model.stamp_probabilities(tset.images)
-    cues = (tset.det_inputs(), tset.trk_inputs()) if model.needs_metadata else None
+    cues = None
+    if model.needs_metadata:
+        version = model.tcn_config.cues
+        cues = (tset.det_inputs(version), tset.trk_inputs(version))
     return probs, model.tracklet_scores(probs, tset.lengths, cues)
 
 

@@ -16,6 +16,15 @@ Per detection (`DETECTION_FEATURES`), in this order:
 Per tracklet (`TRACKLET_FEATURES`): the rate (deg/day), the fit's RMS, the magnitude scatter and
 range, the number of detections and the time span.
 
+Cue set 2 (`CUES`: a model's TcnConfig.cues says which it was trained on) adds physical
+invariants, measured from the same data: each detection's SNR and PSF width from its stamp, its
+expected astrometric error from them (sqrt(2) sigma_PSF / SNR per axis, wider along a trail:
+sigma^2 + L^2 / 12, with a 0.08" floor), its residuals in units of that error; per tracklet the
+fit's chi^2 per degree of freedom in those units and the motion's significance (rate over its
+error). A faint fast mover whose centroids scatter along its trail is then not a chance
+linkage, and a variable star whose "motion" is within its errors is not a mover, whatever the
+survey's pixel scale or seeing.
+
 The network inputs (`detection_inputs`, `tracklet_inputs`) are fixed, stateless transforms of
 these raw values (logs, soft clipping) so that every input is of order one; the raw values are
 what the tracklet page shows.
@@ -42,6 +51,11 @@ DETECTION_FEATURES = (
     "elongation",
     "trail_angle_deg",
     "edge_px",
+    # cue set 2
+    "snr",
+    "psf_sigma_px",
+    "sigma_along_arcsec",
+    "sigma_cross_arcsec",
 )
 TRACKLET_FEATURES = (
     "rate_deg_day",
@@ -50,9 +64,15 @@ TRACKLET_FEATURES = (
     "mag_range",
     "n_detections",
     "span_hours",
+    # cue set 2
+    "chi2_dof",
+    "motion_sigma",
 )
-N_DETECTION_INPUTS = 10
-N_TRACKLET_INPUTS = 6
+# The network inputs of each cue set: (per detection, per tracklet). Set 1 is the shipped
+# baseline's; it reads the first 9 detection and 6 tracklet features only.
+CUES = {1: (10, 6), 2: (13, 8)}
+N_DETECTION_INPUTS, N_TRACKLET_INPUTS = CUES[1]
+ASTROMETRIC_FLOOR = 0.08  # arcsec: reference catalogue and registration
 
 
 @dataclass
@@ -124,20 +144,31 @@ def _robust_sigma(values: np.ndarray) -> float:
 def trail_moments(
     stamp: np.ndarray, window: int = 45, nsigma: float = 2.0
 ) -> tuple[float, float, float]:
-    """(length px, angle rad in [0, pi), elongation) of the source at the stamp's centre.
+    """(length px, angle rad in [0, pi), elongation) of the source at the stamp's centre
+    (`source_moments`)."""
+    return source_moments(stamp, window, nsigma)[:3]
+
+
+def source_moments(
+    stamp: np.ndarray, window: int = 45, nsigma: float = 2.0
+) -> tuple[float, float, float, float, float]:
+    """(length px, angle rad in [0, pi), elongation, SNR, PSF sigma px) of the source at the
+    stamp's centre.
 
     The central `window` px are smoothed with a 3x3 box, thresholded at `nsigma` robust sigma,
     and the connected region that holds (or is nearest to) the centre is measured by its
     flux-weighted second moments: a line of length L convolved with the PSF has variance
     L^2 / 12 + s^2 along it and s^2 across, so L = sqrt(12 (major - minor)). A stamp with no
-    such region gives (0, 0, 1).
+    such region gives (0, 0, 1, 0, 0). The PSF sigma is the square root of the minor axis's
+    variance; the SNR is the matched-filter SNR of a Gaussian of that width with the region's
+    flux.
     """
     from scipy import ndimage
 
     img = np.asarray(stamp, dtype=np.float64)
     finite = np.isfinite(img)
     if not finite.any():
-        return 0.0, 0.0, 1.0
+        return 0.0, 0.0, 1.0, 0.0, 0.0
     fill = float(np.median(img[finite]))
     img = np.where(finite, img, fill)
     size = img.shape[0]
@@ -149,7 +180,7 @@ def trail_moments(
     mask = smooth > nsigma * sigma
     labels, count = ndimage.label(mask)
     if not count:
-        return 0.0, 0.0, 1.0
+        return 0.0, 0.0, 1.0, 0.0, 0.0
     centre = labels[half, half]
     if not centre:
         ys, xs = np.nonzero(labels)
@@ -158,7 +189,8 @@ def trail_moments(
     ys, xs = np.nonzero(labels == centre)
     w = np.clip(cut[ys, xs], 0, None)
     if w.sum() <= 0 or len(w) < 3:
-        return 0.0, 0.0, 1.0
+        return 0.0, 0.0, 1.0, 0.0, 0.0
+    flux = float(cut[ys, xs].sum())
     w = w / w.sum()
     mx, my = float((w * xs).sum()), float((w * ys).sum())
     dx, dy = xs - mx, ys - my
@@ -168,7 +200,24 @@ def trail_moments(
     major, minor = (cxx + cyy) / 2 + spread, max((cxx + cyy) / 2 - spread, 1e-6)
     length = math.sqrt(max(0.0, 12.0 * (major - minor)))
     angle = (0.5 * math.atan2(2 * cxy, cxx - cyy)) % math.pi
-    return length, angle, math.sqrt(major / minor)
+    # the matched-filter SNR of a Gaussian of this width holding this flux, in pixel noise
+    # (3 sigma: `sigma` is that of a 3x3 mean), the SNR a survey's detector reports
+    psf_sigma = math.sqrt(minor)
+    snr = flux / (3.0 * sigma * math.sqrt(4 * math.pi) * max(psf_sigma, 0.5))
+    return length, angle, math.sqrt(major / minor), max(snr, 0.0), psf_sigma
+
+
+def expected_errors(snr: float, psf_sigma_px: float, length_px: float, scale: float):
+    """(along, across) expected 1-sigma centroid error in arcsec of a detection: sqrt(2) s / SNR
+    per axis, s^2 + L^2 / 12 along a trail, a floor for the catalogue and registration; an
+    unmeasured source (SNR 0) gets the error of one at SNR 3."""
+    s = max(psf_sigma_px, 0.5)
+    snr = max(snr, 3.0)
+    across = math.hypot(ASTROMETRIC_FLOOR, math.sqrt(2) * s / snr * scale)
+    along = math.hypot(
+        ASTROMETRIC_FLOOR, math.sqrt(2) * math.sqrt(s * s + length_px**2 / 12) / snr * scale
+    )
+    return along, across
 
 
 @dataclass
@@ -200,9 +249,13 @@ def measure(
     med = float(np.median(measured)) if len(measured) else 0.0
     dmags = np.where(np.isfinite(mag), mag - med, 0.0)
     expected = fit.pixel_rate * exposure_s / 86400.0
+    # arcsec per px from the fit itself (another survey's pixel scale), else ATLAS's
+    speed = fit.rate_deg_day * 3600.0
+    scale = speed / fit.pixel_rate if fit.pixel_rate > 1e-9 and speed > 0 else PIXEL_SCALE
     rows = []
     for i in range(n):
-        length, angle, elong = trail_moments(stamps[i])
+        length, angle, elong, snr, psf_sigma = source_moments(stamps[i])
+        sigma_along, sigma_cross = expected_errors(snr, psf_sigma, length, scale)
         diff = abs((angle - fit.pixel_angle + math.pi / 2) % math.pi - math.pi / 2)
         edge = min(x[i], y[i], chip_px - x[i], chip_px - y[i])
         rows.append(
@@ -216,14 +269,27 @@ def measure(
                 elong,
                 math.degrees(diff),
                 edge,
+                snr,
+                psf_sigma,
+                sigma_along,
+                sigma_cross,
             ]
         )
     span = float(mjd.max() - mjd.min()) * 24.0
     scatter, spread = (
         (float(np.std(measured)), float(np.ptp(measured))) if len(measured) else (0.0, 0.0)
     )
-    tracklet = [fit.rate_deg_day, fit.rms_arcsec, scatter, spread, n, span]
-    return TrackletFeatures(np.asarray(rows, np.float64), np.asarray(tracklet, np.float64), fit)
+    rows = np.asarray(rows, np.float64)
+    s_along, s_cross = rows[:, 11], rows[:, 12]
+    dof = max(1, 2 * (n - 2))
+    chi2 = float(((fit.residual_along / s_along) ** 2 + (fit.residual_cross / s_cross) ** 2).sum())
+    # the rate's error per axis: the positions' mean variance over the spread of the times
+    t = (mjd - mjd.mean()) * 1.0
+    lever = math.sqrt(float((t**2).sum())) or 1e-9
+    sigma_rate = math.sqrt(float((s_along**2 + s_cross**2).mean() / 2)) / lever  # arcsec/day
+    tracklet = [fit.rate_deg_day, fit.rms_arcsec, scatter, spread, n, span, chi2 / dof,
+                speed / sigma_rate]  # fmt: skip
+    return TrackletFeatures(rows, np.asarray(tracklet, np.float64), fit)
 
 
 def _slog(v: np.ndarray, scale: float) -> np.ndarray:
@@ -231,10 +297,20 @@ def _slog(v: np.ndarray, scale: float) -> np.ndarray:
     return np.sign(v) * np.log1p(np.abs(v) / scale)
 
 
-def detection_inputs(raw: np.ndarray) -> np.ndarray:
-    """(n, N_DETECTION_INPUTS) float32 network inputs from raw per-detection features."""
-    raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(DETECTION_FEATURES))
-    along, cross, resid, dmag, length, expected, elong, angle, edge = raw.T
+def _columns(raw, needed: int, what: str) -> np.ndarray:
+    """Raw features as rows (T, F): F may be cue set 1's columns alone or every column."""
+    flat = np.atleast_2d(np.asarray(raw, dtype=np.float64))
+    if flat.shape[1] < needed:
+        raise ValueError(
+            f"{what} features have {flat.shape[1]} columns; this cue set needs {needed}"
+        )
+    return flat
+
+
+def detection_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
+    """(n, CUES[cues][0]) float32 network inputs from raw per-detection features."""
+    raw = _columns(raw, 9 if cues == 1 else len(DETECTION_FEATURES), "detection")
+    along, cross, resid, dmag, length, expected, elong, angle, edge = raw[:, :9].T
     streaky = np.clip((elong - 1.0) / 1.0, 0, 3)  # how clearly the angle is measured
     out = np.stack(
         [
@@ -251,14 +327,23 @@ def detection_inputs(raw: np.ndarray) -> np.ndarray:
         ],
         axis=1,
     )
+    if cues == 2:
+        snr, _, s_along, s_cross = raw[:, 9:13].T
+        extra = np.stack(
+            [_slog(along / s_along, 1.0), _slog(cross / s_cross, 1.0), np.log1p(snr / 5.0)],
+            axis=1,
+        )
+        out = np.concatenate([out, extra], axis=1)
+    elif cues != 1:
+        raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
     return np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
 
 
-def tracklet_inputs(raw: np.ndarray) -> np.ndarray:
-    """(N_TRACKLET_INPUTS,) or (T, N_TRACKLET_INPUTS) float32 inputs from raw tracklet features."""
+def tracklet_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
+    """(CUES[cues][1],) or (T, CUES[cues][1]) float32 inputs from raw tracklet features."""
     raw = np.asarray(raw, dtype=np.float64)
-    flat = raw.reshape(-1, len(TRACKLET_FEATURES))
-    rate, rms, scatter, mrange, n, span = flat.T
+    flat = _columns(raw, 6 if cues == 1 else len(TRACKLET_FEATURES), "tracklet")
+    rate, rms, scatter, mrange, n, span = flat[:, :6].T
     out = np.stack(
         [
             np.log10(np.clip(rate, 1e-4, 1e3)),
@@ -270,6 +355,12 @@ def tracklet_inputs(raw: np.ndarray) -> np.ndarray:
         ],
         axis=1,
     )
+    if cues == 2:
+        chi2, significance = flat[:, 6:8].T
+        extra = np.stack([np.log1p(chi2), np.log1p(np.clip(significance, 0, None) / 3.0)], 1)
+        out = np.concatenate([out, extra], axis=1)
+    elif cues != 1:
+        raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
     out = np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
     return out if raw.ndim > 1 else out[0]
 
@@ -277,14 +368,16 @@ def tracklet_inputs(raw: np.ndarray) -> np.ndarray:
 META_COLUMNS = ("mjd", "ra", "dec", "mag", "x", "y")
 
 
-def batch_inputs(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray, np.ndarray]:
-    """Network inputs of consecutive tracklets: (N, N_DETECTION_INPUTS), (T, N_TRACKLET_INPUTS).
+def batch_inputs(
+    meta: np.ndarray, stamps: np.ndarray, lengths, cues: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Network inputs of consecutive tracklets: (N, CUES[cues][0]), (T, CUES[cues][1]).
 
     `meta` is (N, 6) with META_COLUMNS per detection, `stamps` the (N, 100, 100) raw stamps in
     the same order, `lengths` the detections per tracklet.
     """
     det, trk = batch_raw(meta, stamps, lengths)
-    return detection_inputs(det), tracklet_inputs(trk)
+    return detection_inputs(det, cues), tracklet_inputs(trk, cues)
 
 
 def batch_raw(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray, np.ndarray]:

@@ -246,7 +246,7 @@ class ScreeningModel:
             )
         from classifier.features import batch_inputs
 
-        return batch_inputs(meta, stamps, lengths)
+        return batch_inputs(meta, stamps, lengths, self.tcn_config.cues)
 
     def _tcn_scores(
         self,
@@ -354,7 +354,8 @@ class ScreeningModel:
             from classifier.features import batch_raw, detection_inputs, tracklet_inputs
 
             det_raw, raw = batch_raw(meta, stamps, lengths)
-            cues = (detection_inputs(det_raw), tracklet_inputs(raw))
+            version = self.tcn_config.cues if self.tcn_config else 1
+            cues = (detection_inputs(det_raw, version), tracklet_inputs(raw, version))
         with torch.inference_mode():
             probs = torch.empty((len(stamps), len(self.classes)), device=self.device)
             distances = np.zeros(len(stamps), np.float32)

@@ -53,6 +53,7 @@ class TcnConfig:
     n_detection_features: int = 0
     n_tracklet_features: int = 0
     width: int = 64
+    cues: int = 1  # which cue set its inputs are (classifier.features.CUES)
 
     def __post_init__(self) -> None:
         if self.kind not in TCN_KINDS:

@@ -109,7 +109,7 @@ class NoveltyReference:
 
     def _cue_reasons(self, inputs: np.ndarray, raw: np.ndarray) -> list[str]:
         parts = []
-        for k, name in enumerate(TRACKLET_FEATURES):
+        for k, name in enumerate(TRACKLET_FEATURES[: len(self.cue_low)]):
             low, high = self.cue_low[k], self.cue_high[k]
             if low - CUE_MARGIN <= inputs[k] <= high + CUE_MARGIN:
                 continue

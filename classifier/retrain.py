@@ -628,13 +628,13 @@ def _set_tcn_stage(
     without metadata is left out); its logit is calibrated anew unless it keeps the base's."""
     pre = base.preprocessing
     tcn, tcn_cfg = grow_tcn(base.tcn, base.tcn_config, tuple(base.classes), classes)
-    parts = [set_inputs_of(icn, synthetic, device)]
+    parts = [set_inputs_of(icn, synthetic, device, tcn_cfg.cues)]
     usable = [t for t in tracklets_train if t.meta is not None]
     k = cfg.labelled_tracklet_weight
     if usable:
         raw = np.concatenate([t.pixels for t in usable]).astype(np.float32)
         lengths = np.array([len(t.pixels) for t in usable])
-        det, trk = batch_inputs(_meta_of(usable), raw, lengths)
+        det, trk = batch_inputs(_meta_of(usable), raw, lengths, tcn_cfg.cues)
         labelled = SetInputs(predict_icn(icn, prepare(raw, pre), device), det, trk, lengths)
         parts += [labelled] * k  # the labelled tracklets k times over, as a block
     y, weights = _tcn_targets(synthetic, usable, lambda a: np.tile(a, k))
@@ -669,7 +669,9 @@ def _set_tcn_stage(
         on_epoch=on_epoch,
     )
     round_to_half(tcn)
-    val_logits = predict_set_tcn(tcn, set_inputs_of(icn, synthetic_val, device), device)
+    val_logits = predict_set_tcn(
+        tcn, set_inputs_of(icn, synthetic_val, device, tcn_cfg.cues), device
+    )
     if columns is not None and base_calibration:
         # Tracklets without a new class score as before: so does their calibration.
         calibration = dict(base_calibration)

@@ -19,7 +19,7 @@ from classifier.calibration import calibrate_logits, fit_platt
 from classifier.checkpoint import checkpoint_payload, save_checkpoint
 from classifier.classes import PAPER_CLASSES
 from classifier.datasets import StampSet, TrackletSet, build_stamp_set, build_tracklet_set
-from classifier.features import N_DETECTION_INPUTS, N_TRACKLET_INPUTS
+from classifier.features import CUES
 from classifier.hardware import resolve_device, training_precision
 from classifier.metrics import operating_point, reliability, roc_auc, threshold_for_recall
 from classifier.networks import IcnConfig, TcnConfig, build_icn, build_tcn, tcn_inputs
@@ -76,6 +76,7 @@ class TcnTraining:
     kind: str = "mlp4"  # mlp4 (the paper's) or set (metadata, any length: networks.TcnConfig)
     weight_decay: float = 0.0
     calibrate: bool = False  # Platt-scale the logit on the validation split
+    cues: int = 1  # the set TCN's cue set (classifier.features.CUES)
 
 
 PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
@@ -132,10 +133,12 @@ PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
     ),
 }
 # Issue 25's recipe: the metadata preset on the wider simulator (seeing 1.0-5.5 px, stamps
-# smaller than the input), so that it transfers to other surveys; not trained yet.
+# smaller than the input) with the physical-invariant cues (cue set 2: residuals in units of
+# each detection's expected error, the motion's significance), so that it transfers to other
+# surveys; not trained yet.
 PRESETS["robust"] = (
     replace(PRESETS["metadata"][0], name="robust", wider=True),
-    PRESETS["metadata"][1],
+    replace(PRESETS["metadata"][1], cues=2),
 )
 
 
@@ -634,10 +637,14 @@ def predict_set_tcn(model, inputs: SetInputs, device: str) -> np.ndarray:
         return set_tcn_logits(model, inputs, device).float().cpu().numpy()
 
 
-def set_inputs_of(icn, tset: TrackletSet, device: str) -> SetInputs:
-    """ICN probabilities and measured cues of a tracklet set, as a set TCN takes them."""
+def set_inputs_of(icn, tset: TrackletSet, device: str, cues: int = 1) -> SetInputs:
+    """ICN probabilities and measured cues (cue set `cues`) of a tracklet set, as a set TCN
+    takes them."""
     return SetInputs(
-        predict_icn(icn, tset.images, device), tset.det_inputs(), tset.trk_inputs(), tset.lengths
+        predict_icn(icn, tset.images, device),
+        tset.det_inputs(cues),
+        tset.trk_inputs(cues),
+        tset.lengths,
     )
 
 
@@ -845,11 +852,12 @@ def train_model(
         tcn_cfg = TcnConfig(
             n_classes=len(classes),
             kind="set",
-            n_detection_features=N_DETECTION_INPUTS,
-            n_tracklet_features=N_TRACKLET_INPUTS,
+            n_detection_features=CUES[tcn_cfg_t.cues][0],
+            n_tracklet_features=CUES[tcn_cfg_t.cues][1],
+            cues=tcn_cfg_t.cues,
         )
-        in_train = set_inputs_of(icn, tcn_train, device)
-        in_val = set_inputs_of(icn, tcn_val, device)
+        in_train = set_inputs_of(icn, tcn_train, device, tcn_cfg.cues)
+        in_val = set_inputs_of(icn, tcn_val, device, tcn_cfg.cues)
         timings["score_tracklets_s"] = time.time() - t0
         t0 = time.time()
         tcn = train_set_tcn(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from classifier.features import (
+    CUES,
     DETECTION_FEATURES,
     N_DETECTION_INPUTS,
     N_TRACKLET_INPUTS,
@@ -106,6 +107,56 @@ def test_batch_inputs_are_finite_and_shaped_for_the_network() -> None:
     assert trk.shape == (6, N_TRACKLET_INPUTS)
     assert np.isfinite(det).all() and np.isfinite(trk).all()
     assert np.abs(det).max() < 10 and np.abs(trk).max() < 10
+    # cue set 2 keeps set 1's inputs first and adds the physical invariants after them
+    det2, trk2 = batch_inputs(meta, stamps, lengths, cues=2)
+    assert det2.shape == (sum(lengths), CUES[2][0]) and trk2.shape == (6, CUES[2][1])
+    assert np.array_equal(det2[:, :N_DETECTION_INPUTS], det)
+    assert np.array_equal(trk2[:, :N_TRACKLET_INPUTS], trk)
+    assert np.isfinite(det2).all() and np.abs(det2).max() < 10 and np.abs(trk2).max() < 10
+    with pytest.raises(ValueError, match="unknown cue set 3"):
+        batch_inputs(meta, stamps, lengths, cues=3)
+
+
+def _mover(rate_deg_day: float, n: int = 4, seed: int = 0, snr: float = 30.0, scatter=0.0):
+    """n AST stamps of one SNR, moving north at `rate_deg_day` with centroid errors drawn from
+    the stamps' own expected error (and `scatter` arcsec more), 15 minutes apart at 1.86"/px."""
+    rng = np.random.default_rng(seed)
+    cfg = SimConfig()
+    cond = draw_conditions(stamp_rng(seed, 9, 0), cfg.conditions)
+    stamps = np.stack(
+        [
+            make_stamp("AST", stamp_rng(seed, 9, i), cfg, cond, {"snr": snr}).difference
+            for i in range(n)
+        ]
+    )
+    mjd = 61000.3 + np.arange(n) * 15 / 1440
+    sigma = math.sqrt(2) * cond.sci_psf.fwhm / 2.3548 / snr * 1.86  # arcsec per axis
+    sigma = math.hypot(sigma, scatter)
+    dec = 10 + rate_deg_day * (mjd - mjd[0]) + rng.normal(0, sigma, n) / 3600
+    ra = 150 + rng.normal(0, sigma, n) / 3600
+    y = 3000 + (dec - 10) * 3600 / 1.86
+    x = np.full(n, 3000.0)
+    return measure(mjd, ra, dec, np.full(n, 18.0), x, y, stamps)
+
+
+def test_a_stationary_source_has_no_significant_motion_and_a_mover_has() -> None:
+    """A variable star's subtraction residual is a perfect point source that a linker may join
+    into a slow "mover": what gives it away is that its motion is within its astrometric errors
+    (cue set 2's motion significance), not its stamps."""
+    significance = TRACKLET_FEATURES.index("motion_sigma")
+    chi2 = TRACKLET_FEATURES.index("chi2_dof")
+    still = [_mover(0.0, seed=s).tracklet for s in range(4)]
+    moving = [_mover(0.5, seed=s).tracklet for s in range(4)]
+    assert max(t[significance] for t in still) < 5
+    assert min(t[significance] for t in moving) > 20
+    # residuals drawn from the centroid errors stay within the expected errors; a linkage whose
+    # positions scatter by 1.5" (the linker's tolerance) is far outside them
+    assert all(t[chi2] < 3 for t in still + moving)
+    chance = [_mover(0.5, seed=s, scatter=1.5).tracklet for s in range(4)]
+    assert min(t[chi2] for t in chance) > 10
+    f = _mover(0.5, seed=1)
+    snr = f.detections[:, DETECTION_FEATURES.index("snr")]
+    assert np.median(snr) == pytest.approx(30, rel=0.5)  # measured from the stamps themselves
 
 
 @pytest.mark.parametrize(

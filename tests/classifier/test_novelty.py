@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.features import TRACKLET_FEATURES, tracklet_inputs
+from classifier.features import CUES, tracklet_inputs
 from classifier.novelty import NoveltyReference, fit_features, load_reference, reference_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_a_cue_outside_the_trained_range_is_named_with_its_value_and_the_range()
     assert reasons[1] == "rate 300 deg/day outside the trained 0.05-50 deg/day"
     assert "detections 40 outside the trained 3-8" in reasons[2]
     assert "time span 9.00 h outside the trained 0.50-1.50 h" in reasons[2]
-    assert len(TRACKLET_FEATURES) == len(reference.cue_low)
+    assert len(reference.cue_low) == CUES[1][1]  # cue set 1: the ranges of what it measures
 
 
 def test_the_reference_round_trips_and_belongs_to_one_model(tmp_path: Path) -> None:
