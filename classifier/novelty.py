@@ -31,15 +31,15 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from classifier.features import TRACKLET_FEATURES, tracklet_inputs
 
-if TYPE_CHECKING:
-    from classifier.inference import ScreeningModel
-
+# The model arguments below are classifier.inference.ScreeningModel, which imports this module:
+# typed Any so that no import goes back (tests/test_import_graph.py).
+ScreeningModel = Any
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".novelty.npz"
