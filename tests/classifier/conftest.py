@@ -33,16 +33,14 @@ def tiny_model(tmp_path_factory) -> tuple[Path, dict]:
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_metadata_model(tmp_path_factory) -> tuple[Path, dict]:
-    """The shipped recipe (set TCN with motion cues, calibrated, asinh_sigma) on tiny data."""
+def tiny_set_model(out: Path, preset: str = "metadata", seed: int = 3) -> tuple[Path, dict]:
+    """A recipe with a set TCN (metadata: the shipped one; robust) trained on tiny data."""
     from classifier.preprocess import Preprocessing
     from classifier.train import train_model
 
-    out = tmp_path_factory.mktemp("models")
     return train_model(
-        seed=3,
-        preset="metadata",
+        seed=seed,
+        preset=preset,
         out_dir=out,
         device="cpu",
         workers=1,
@@ -52,3 +50,9 @@ def tiny_metadata_model(tmp_path_factory) -> tuple[Path, dict]:
         target_recall=0.9,
         progress=False,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_metadata_model(tmp_path_factory) -> tuple[Path, dict]:
+    """The shipped recipe (set TCN with motion cues, calibrated, asinh_sigma) on tiny data."""
+    return tiny_set_model(tmp_path_factory.mktemp("models"))

@@ -100,14 +100,19 @@ def test_the_shipped_recipe_trains_a_calibrated_metadata_model(tiny_metadata_mod
     assert loaded["tcn"]["config"]["kind"] == "set"
     assert loaded["calibration"]["method"] == "platt" and loaded["calibration"]["a"] > 0
     assert 0 <= payload["metrics"]["validation"]["reliability"]["ece"] <= 1
-    model = load_model(path, "cpu")
+    stamps = _score_a_real_tracklet(load_model(path, "cpu"))
+    with pytest.raises(ValueError, match="give each detection's mjd, ra, dec, mag, x, y"):
+        load_model(path, "cpu").score(stamps, [len(stamps)])
+
+
+def _score_a_real_tracklet(model) -> np.ndarray:
+    """Score one simulated real tracklet from raw stamps and metadata; return its stamps."""
     t = make_tracklet(2, 5, real=True)
     stamps = np.stack([d.stamp.difference for d in t.detections]).astype(np.float32)
     meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections])
     _, scores = model.score(stamps, [len(stamps)], meta)
     assert scores.shape == (1,) and 0 <= scores[0] <= 1
-    with pytest.raises(ValueError, match="give each detection's mjd, ra, dec, mag, x, y"):
-        model.score(stamps, [len(stamps)])
+    return stamps
 
 
 def test_the_robust_recipe_trains_on_the_wider_simulator_with_the_invariant_cues(
@@ -116,31 +121,13 @@ def test_the_robust_recipe_trains_on_the_wider_simulator_with_the_invariant_cues
     """The robust preset (issue 25): the wider simulator and cue set 2; the checkpoint says so,
     and the model scores from raw stamps and metadata with those cues."""
     from classifier.features import CUES
-    from classifier.preprocess import Preprocessing
-    from classifier.train import train_model
-    from tests.classifier.conftest import TINY_ICN, TINY_TCN
+    from tests.classifier.conftest import tiny_set_model
 
-    path, payload = train_model(
-        seed=4,
-        preset="robust",
-        out_dir=tmp_path,
-        device="cpu",
-        workers=1,
-        icn_overrides={**TINY_ICN, "batch_size": 8},
-        tcn_overrides={**TINY_TCN, "n_real": 20, "n_bogus": 20},
-        pre=Preprocessing("asinh_sigma"),
-        target_recall=0.9,
-        progress=False,
-    )
+    path, _ = tiny_set_model(tmp_path, preset="robust", seed=4)
     config = load_checkpoint(path)["tcn"]["config"]
     assert config["cues"] == 2
     assert (config["n_detection_features"], config["n_tracklet_features"]) == CUES[2]
-    model = load_model(path, "cpu")
-    t = make_tracklet(2, 5, real=True)
-    stamps = np.stack([d.stamp.difference for d in t.detections]).astype(np.float32)
-    meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections])
-    _, scores = model.score(stamps, [len(stamps)], meta)
-    assert scores.shape == (1,) and 0 <= scores[0] <= 1
+    _score_a_real_tracklet(load_model(path, "cpu"))
 
 
 def test_a_format_1_checkpoint_still_loads_and_scores_without_metadata() -> None:
