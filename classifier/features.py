@@ -284,7 +284,7 @@ def measure(
     dof = max(1, 2 * (n - 2))
     chi2 = float(((fit.residual_along / s_along) ** 2 + (fit.residual_cross / s_cross) ** 2).sum())
     # the rate's error per axis: the positions' mean variance over the spread of the times
-    t = (mjd - mjd.mean()) * 1.0
+    t = mjd - mjd.mean()
     lever = math.sqrt(float((t**2).sum())) or 1e-9
     sigma_rate = math.sqrt(float((s_along**2 + s_cross**2).mean() / 2)) / lever  # arcsec/day
     tracklet = [fit.rate_deg_day, fit.rms_arcsec, scatter, spread, n, span, chi2 / dof,

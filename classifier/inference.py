@@ -237,16 +237,36 @@ class ScreeningModel:
         self, meta: np.ndarray | None, stamps: np.ndarray, lengths
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The TCN's cue inputs (classifier.features) of raw stamps and their metadata."""
-        if not self.needs_metadata:
-            return None
-        if meta is None:
-            raise ValueError(
-                f"model {self.version or '(unsaved)'} scores tracklets by their motion and "
-                "magnitudes too: give each detection's mjd, ra, dec, mag, x, y (meta)"
-            )
-        from classifier.features import batch_inputs
+        return self._cue_inputs(self._raw_cues(meta, stamps, lengths))
 
-        return batch_inputs(meta, stamps, lengths, self.tcn_config.cues)
+    def _raw_cues(
+        self, meta: np.ndarray | None, stamps: np.ndarray, lengths
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The raw cues (per detection, per tracklet) where the TCN or the novelty measure
+        reads them, else None; a model whose TCN needs them refuses to go without `meta`."""
+        if meta is None:
+            if self.needs_metadata:
+                raise ValueError(
+                    f"model {self.version or '(unsaved)'} scores tracklets by their motion and "
+                    "magnitudes too: give each detection's mjd, ra, dec, mag, x, y (meta)"
+                )
+            return None
+        if not (self.needs_metadata or self.novelty is not None):
+            return None
+        from classifier.features import batch_raw
+
+        return batch_raw(meta, stamps, lengths)
+
+    def _cue_inputs(
+        self, raw: tuple[np.ndarray, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The set TCN's inputs of raw cues, in its cue set (None for the paper's TCN)."""
+        if raw is None or not self.needs_metadata:
+            return None
+        from classifier.features import detection_inputs, tracklet_inputs
+
+        version = self.tcn_config.cues
+        return detection_inputs(raw[0], version), tracklet_inputs(raw[1], version)
 
     def _tcn_scores(
         self,
@@ -347,15 +367,7 @@ class ScreeningModel:
             return Assessment(
                 np.zeros((0, len(self.classes)), np.float32), np.zeros(0, np.float32), [], None
             )
-        raw = None
-        if self.needs_metadata or (self.novelty is not None and meta is not None):
-            if meta is None:
-                self.cues(meta, stamps, lengths)  # names what is missing
-            from classifier.features import batch_raw, detection_inputs, tracklet_inputs
-
-            det_raw, raw = batch_raw(meta, stamps, lengths)
-            version = self.tcn_config.cues if self.tcn_config else 1
-            cues = (detection_inputs(det_raw, version), tracklet_inputs(raw, version))
+        raw = self._raw_cues(meta, stamps, lengths)
         with torch.inference_mode():
             probs = torch.empty((len(stamps), len(self.classes)), device=self.device)
             distances = np.zeros(len(stamps), np.float32)
@@ -367,11 +379,11 @@ class ScreeningModel:
                     distances[start : start + len(batch)] = self.novelty.stamp_distances(
                         features.cpu().numpy()
                     )
-            scores = self._tcn_scores(probs, lengths, cues if self.needs_metadata else None)
+            scores = self._tcn_scores(probs, lengths, self._cue_inputs(raw))
             probabilities, scores = probs.cpu().numpy(), scores.cpu().numpy()
         if self.novelty is None:
             return Assessment(probabilities, scores, [""] * len(lengths), None)
-        reasons = self.novelty.reasons(distances, lengths, raw)
+        reasons = self.novelty.reasons(distances, lengths, raw[1] if raw is not None else None)
         return Assessment(probabilities, scores, reasons, distances)
 
     def accepts(self, scores: np.ndarray) -> np.ndarray:

@@ -204,13 +204,30 @@ def _split(items: list, fraction: float) -> tuple[list, list]:
     return kept, held
 
 
-def holdout_figures(model: ScreeningModel, tracklets: list[LabelledTracklet]) -> dict[str, Any]:
-    """Real recall and bogus rejection at the model's threshold on labelled tracklets."""
+Outputs = dict[str, tuple[np.ndarray, np.ndarray]]  # model name: (stamp probs, scores)
+
+
+def held_out_outputs(
+    models: dict[str, ScreeningModel], tracklets: list[LabelledTracklet]
+) -> Outputs:
+    """Each model's stamp probabilities and scores on the held-out tracklets, scored once for
+    every figure of the comparison ({} where there are none)."""
+    if not tracklets:
+        return {}
+    stamps = np.concatenate([t.pixels for t in tracklets]).astype(np.float32)
+    lengths = [len(t.pixels) for t in tracklets]
+    meta = _meta_of(tracklets)
+    return {name: model.score(stamps, lengths, meta) for name, model in models.items()}
+
+
+def holdout_figures(
+    model: ScreeningModel, tracklets: list[LabelledTracklet], scores: np.ndarray | None
+) -> dict[str, Any]:
+    """Real recall and bogus rejection at the model's threshold on labelled tracklets, from the
+    model's scores of them (`held_out_outputs`)."""
     if not tracklets:
         return {"tracklets": {"real": 0, "bogus": 0}}
-    stamps = np.concatenate([t.pixels for t in tracklets]).astype(np.float32)
     real = np.array([t.real for t in tracklets])
-    _, scores = model.score(stamps, [len(t.pixels) for t in tracklets], _meta_of(tracklets))
     out: dict[str, Any] = {
         "tracklets": {"real": int(real.sum()), "bogus": int((~real).sum())},
         **operating_point(scores, real, model.threshold),
@@ -250,20 +267,20 @@ def new_class_passing(
     tracklets: list[LabelledTracklet],
     stamps: list[LabelledStamp],
     new_classes: tuple[str, ...],
+    outputs: Outputs,
 ) -> dict[str, Any]:
     """Per new class: the held-out bogus tracklets with a stamp labelled with it, and the share
-    of them each model passes (say, glare tracklets the base let through)."""
+    of them each model passes (say, glare tracklets the base let through), from the models'
+    scores of the held-out tracklets (`held_out_outputs`)."""
     out: dict[str, Any] = {}
     for cls in new_classes:
         keys = {s.key for s in stamps if s.stamp_class == cls}
-        chosen = [t for t in tracklets if t.key in keys and not t.real]
-        if not chosen:
+        chosen = np.array([t.key in keys and not t.real for t in tracklets], dtype=bool)
+        if not chosen.any():
             continue
-        row: dict[str, Any] = {"tracklets": len(chosen)}
+        row: dict[str, Any] = {"tracklets": int(chosen.sum())}
         for name, model in models.items():
-            stamps_ = np.concatenate([t.pixels for t in chosen]).astype(np.float32)
-            _, scores = model.score(stamps_, [len(t.pixels) for t in chosen], _meta_of(chosen))
-            row[name] = float((scores >= model.threshold).mean())
+            row[name] = float((outputs[name][1][chosen] >= model.threshold).mean())
         out[cls] = row
     return out
 
@@ -404,23 +421,21 @@ def lost_why(
 
 
 def holdout_lost(
-    models: dict[str, ScreeningModel], tracklets: list[LabelledTracklet]
+    models: dict[str, ScreeningModel], tracklets: list[LabelledTracklet], outputs: Outputs
 ) -> list[dict[str, Any]]:
     """The held-out real tracklets (reviewers' verdicts) the candidate loses and the base
     keeps, with why (`lost_why`); key is the tracklet's id in the product."""
-    real = [t for t in tracklets if t.real]
-    if not real:
+    if not outputs:
         return []
-    stamps = np.concatenate([t.pixels for t in real]).astype(np.float32)
-    lengths = np.array([len(t.pixels) for t in real])
+    real = np.array([t.real for t in tracklets], dtype=bool)
+    lengths = np.array([len(t.pixels) for t in tracklets])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    outputs = {name: model.score(stamps, lengths, _meta_of(real)) for name, model in models.items()}
     cand, base = models["candidate"], models["base"]
     lost = np.flatnonzero(
-        (outputs["base"][1] >= base.threshold) & (outputs["candidate"][1] < cand.threshold)
+        real & (outputs["base"][1] >= base.threshold) & (outputs["candidate"][1] < cand.threshold)
     )
     return [
-        {"tracklet": real[i].key, **lost_why(models, outputs, i, starts, lengths)}
+        {"tracklet": tracklets[i].key, **lost_why(models, outputs, i, starts, lengths)}
         for i in lost[:LOST_SHOWN]
     ]
 
@@ -771,15 +786,19 @@ def _comparison(
     """Candidate and base on the held-out labels and on the fixed synthetic evaluation set
     (`metrics["comparison"]` of the candidate; screening.registry.comparison shows it)."""
     models = {"candidate": candidate, "base": base_model}
+    outputs = held_out_outputs(models, tracklets_held)
+    scores = {name: output[1] for name, output in outputs.items()}
     return {
         "base_version": base_version,
         "new_classes": list(new_classes),
         "holdout": {
-            "candidate": holdout_figures(candidate, tracklets_held),
-            "base": holdout_figures(base_model, tracklets_held),
+            "candidate": holdout_figures(candidate, tracklets_held, scores.get("candidate")),
+            "base": holdout_figures(base_model, tracklets_held, scores.get("base")),
         },
-        "holdout_new_classes": new_class_passing(models, tracklets_held, stamps_held, new_classes),
-        "holdout_lost": holdout_lost(models, tracklets_held),
+        "holdout_new_classes": new_class_passing(
+            models, tracklets_held, stamps_held, new_classes, outputs
+        ),
+        "holdout_lost": holdout_lost(models, tracklets_held, outputs),
         "holdout_stamps": {
             "candidate": stamp_accuracy(candidate, stamps_held),
             "base": stamp_accuracy(base_model, stamps_held),

@@ -160,3 +160,15 @@ def test_motion_far_beyond_training_keeps_a_tracklet_whatever_its_score(baseline
     assert out.unlike_training[0].startswith("rate 30"), out.unlike_training
     assert "deg/day outside the trained" in out.unlike_training[0]
     assert out.unlike_training[1] == ""
+
+
+def test_a_reason_shows_the_trained_range_in_the_cue_s_own_units() -> None:
+    """A reason names the trained range as raw values (deg/day, arcsec, mag, hours): the
+    inverse of the network's input transform, for every cue it checks."""
+    from classifier.features import TRACKLET_FEATURES
+    from classifier.novelty import _raw_of
+
+    raw = np.array([3.7, 0.9, 0.25, 0.6, 5, 1.2])
+    inputs = tracklet_inputs(raw)
+    for k, name in enumerate(TRACKLET_FEATURES[: CUES[1][1]]):
+        assert _raw_of(name, float(inputs[k])) == pytest.approx(raw[k], rel=1e-5), name

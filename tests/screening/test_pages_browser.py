@@ -433,31 +433,43 @@ def test_a_screener_looks_at_neo_candidates_first_and_judges_them(page, live_ser
 
 def test_a_tracklet_unlike_training_waits_in_the_queue_with_its_reason(page, live_server):  # noqa: F811
     """Below the threshold but unlike the model's training data: in the to-review queue (last,
-    by its score) with the reason on its row, judged by key like any other row, and found by
-    the "unlike training only" filter; the summary counts it."""
+    by its score) with the reason on its row, judged by key like any other row after paging
+    forward, and found by the "unlike training only" filter; the summary counts it."""
     from screening.models import Tracklet
 
     model = model_version(threshold=0.8)
-    for i in range(3):
-        score_tracklet(ingest_tracklet(f"P{i}", seed=i), model, score=0.95 - 0.01 * i)
-    score_tracklet(ingest_tracklet("LOW", seed=7), model, score=0.2)  # auto-rejected
+    passing = [f"P{i:02d}" for i in range(11)]
+    for i, survey_id in enumerate(passing):
+        score_tracklet(ingest_tracklet(survey_id, seed=i), model, score=0.95 - 0.01 * i)
+    score_tracklet(ingest_tracklet("LOW", seed=17), model, score=0.2)  # auto-rejected
     reason = "rate 301 deg/day outside the trained 0.000455-59.3 deg/day"
-    score_tracklet(ingest_tracklet("ODD", seed=8), model, score=0.1, unlike_training=reason)
+    score_tracklet(ingest_tracklet("ODD", seed=18), model, score=0.1, unlike_training=reason)
     make_user("reviewer", "reviewer")
-    log_in(page, live_server, f"/nights/{NIGHT}/")
+    log_in(page, live_server, f"/nights/{NIGHT}/?per_page=10")
     page.wait_for_selector(READY)
-    assert page.locator(".qrow .tid").all_inner_texts() == ["P0", "P1", "P2", "ODD"]
-    odd = page.locator(".qrow").nth(3)
-    assert odd.locator(".unlike").inner_text() == f"⚑ unlike training: {reason}"
-    assert "rejected" not in (odd.get_attribute("class") or "")
-    assert page.locator(".qrow .unlike").count() == 1
-    for _ in range(4):
-        page.keyboard.press("b")
+    assert page.locator(".qrow .tid").all_inner_texts() == passing[:10]
+    assert page.locator(".qrow .unlike").count() == 0
+    # judge two rows of page 1, page forward, judge page 2: the last passing row and ODD
+    for key in "rb":
+        page.keyboard.press(key)
         page.wait_for_timeout(70)  # a screener's pace
     page.wait_for_function("!document.querySelector('.qrow.saving')")
-    for survey_id in ("P0", "P1", "P2", "ODD"):
-        assert latest(Tracklet.objects.get(survey_id=survey_id)) == "bogus", survey_id
-    assert not Verdict.objects.filter(tracklet__survey_id="LOW").exists()
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(r"page=2"))
+    page.wait_for_selector(READY)
+    assert page.locator(".qrow .tid").all_inner_texts() == ["P10", "ODD"]
+    odd = page.locator(".qrow").nth(1)
+    assert odd.locator(".unlike").inner_text() == f"⚑ unlike training: {reason}"
+    assert "rejected" not in (odd.get_attribute("class") or "")
+    for key in "rb":
+        page.keyboard.press(key)
+        page.wait_for_timeout(70)
+    page.wait_for_function("!document.querySelector('.qrow.saving')")
+    expected = {"P00": "real", "P01": "bogus", "P10": "real", "ODD": "bogus"}
+    for survey_id, verdict in expected.items():
+        assert latest(Tracklet.objects.get(survey_id=survey_id)) == verdict, survey_id
+    judged = set(Verdict.objects.values_list("tracklet__survey_id", flat=True))
+    assert judged == set(expected)  # nothing else, LOW (auto-rejected) included
     page.goto(f"{live_server.url}/nights/{NIGHT}/?status=all")
     page.check("input[name=unlike]")
     page.click("form.filters button[type=submit]")
