@@ -84,7 +84,33 @@ def night_figures(night: str, folder: Path) -> dict:
         "glare_band_passed": int(passing[band].sum()),
         "glare_any_passing": float(passing[any_glare].mean()),
         "kept": {t for t, r, ok in zip(ids, real, passing, strict=True) if r and ok},
+        "scores": scores,
     }
+
+
+def explain_lost(night: str, folder: Path, before: dict, after: dict) -> None:
+    """Each real tracklet the candidate lost: its scores, the truth, and each stamp's top
+    class (probability) under both models, so that a loss can be traced to a stamp."""
+    from screening.models import StampPrediction
+
+    known = truth(folder)
+    for key in sorted(before["kept"] - after["kept"]):
+        row = known[key]
+        print(
+            f"  lost {key}: score {before['scores'][key]:.3f} -> {after['scores'][key]:.3f}, "
+            f"{len(row['classes'])} stamps {'/'.join(row['classes'])}, SNR "
+            f"{row['latents'].get('snr', float('nan')):.1f}, rate "
+            f"{row['latents'].get('rate_deg_day', float('nan')):.3f} deg/day"
+        )
+        for model in (before["model"], after["model"]):
+            tops = StampPrediction.objects.filter(
+                detection__tracklet__survey_id=key,
+                detection__tracklet__night__date=night,
+                model_version__version=model,
+            ).order_by("detection__index")
+            print(
+                f"    {model}: " + " ".join(f"{p.top_class} {p.top_probability:.2f}" for p in tops)
+            )
 
 
 def show(label: str, f: dict) -> None:
@@ -297,6 +323,7 @@ def main() -> None:
         f"{after['real']} real tracklets ({lost} lost, {gained} gained; target >= 99.6% and "
         "not below the baseline's)"
     )
+    explain_lost(nights["measure"][0], folders["measure"], before, after)
     print(
         f"bogus rejection {before['bogus_rejection']:.2%} -> {after['bogus_rejection']:.2%} "
         "(target: up)"
