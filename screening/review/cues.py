@@ -8,6 +8,7 @@ or not matching the detections, values that are not finite) it says why instead 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,13 @@ ROUND_ELONGATION = 1.3  # below this the stamp's source is round: a trail angle 
 # 0.1-0.5 arcsec; the linker joins detections up to 1-2 arcsec off the line.
 LARGE_RESIDUAL_ARCSEC = 1.0
 TRAIL_OFF_MOTION_DEG = 30.0
+# The physical invariants (cue set 2): a residual in units of the detection's expected
+# astrometric error (from its SNR, PSF width and trail) is about 1 for a real mover whatever the
+# survey; a motion under 5 times its own error is no motion (a stationary source, or a chance
+# linkage of detections at one place).
+LARGE_RESIDUAL_SIGMA = 3.0
+SIGNIFICANT_MOTION_SIGMA = 5.0
+POOR_FIT_P = 0.001  # chi-squared of the fit this unlikely for one mover: not one linear motion
 
 
 def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
@@ -29,6 +37,8 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
     Measured from what scoring hands the TCN (`screening.scoring.worker`): the detections' metadata
     in time order and the model-input stamps of the same tracklet.
     """
+    from scipy.stats import chi2
+
     from classifier.features import DETECTION_FEATURES, TRACKLET_FEATURES, measure
     from screening.scoring.worker import detection_meta
 
@@ -57,6 +67,10 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
     for position, values in enumerate(features.detections):
         cue = {name: float(v) for name, v in zip(DETECTION_FEATURES, values, strict=True)}
         elongated = cue["elongation"] >= ROUND_ELONGATION
+        resid_sigma = math.hypot(
+            cue["resid_along_arcsec"] / cue["sigma_along_arcsec"],
+            cue["resid_cross_arcsec"] / cue["sigma_cross_arcsec"],
+        )
         rows.append({
             "number": position + 1,  # ingest stores indexes 0..n-1 in time order
             "minutes": float((mjd[position] - mjd[0]) * 1440.0),
@@ -67,12 +81,25 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
             "elongated": elongated,
             "trail_angle_deg": cue["trail_angle_deg"] if elongated else None,
             "large_residual": cue["resid_arcsec"] >= LARGE_RESIDUAL_ARCSEC,
+            "resid_sigma": resid_sigma,
+            "large_resid_sigma": resid_sigma >= LARGE_RESIDUAL_SIGMA,
             "trail_off_motion": elongated and cue["trail_angle_deg"] >= TRAIL_OFF_MOTION_DEG,
         })  # fmt: skip
     summary = {name: float(v) for name, v in zip(TRACKLET_FEATURES, features.tracklet, strict=True)}
     summary["n_detections"] = int(summary["n_detections"])
     summary["position_angle_deg"] = float(features.fit.position_angle_deg)
-    return {"detections": rows, "tracklet": summary, "round_elongation": ROUND_ELONGATION}
+    summary["motion_significant"] = summary["motion_sigma"] >= SIGNIFICANT_MOTION_SIGMA
+    dof = max(1, 2 * (len(rows) - 2))  # as features.measure counts them
+    summary["fit_p"] = float(chi2.sf(summary["chi2_dof"] * dof, dof))
+    summary["fit_poor"] = summary["fit_p"] < POOR_FIT_P
+    return {
+        "detections": rows,
+        "tracklet": summary,
+        "round_elongation": ROUND_ELONGATION,
+        "large_resid_sigma": LARGE_RESIDUAL_SIGMA,
+        "significant_motion_sigma": SIGNIFICANT_MOTION_SIGMA,
+        "poor_fit_p": POOR_FIT_P,
+    }
 
 
 def _model_stamps(tracklet: Tracklet) -> np.ndarray | str:
