@@ -129,6 +129,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int, default=None, help="maximum ICN epochs (preset: 12)")
     p.add_argument(
+        "--init-icn",
+        type=Path,
+        default=None,
+        help="fine-tune this checkpoint's ICN instead of training one from scratch",
+    )
+    p.add_argument("--icn-lr", type=float, default=None, help="the ICN's peak learning rate")
+    p.add_argument(
         "--tcn-tracklets",
         type=int,
         default=None,
@@ -270,6 +277,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         icn["n_train"] = args.per_class
     if args.epochs is not None:
         icn["max_epochs"] = args.epochs
+    if args.init_icn is not None:
+        icn["init_from"] = str(args.init_icn)
+    if args.icn_lr is not None:
+        icn["lr"] = args.icn_lr
     if args.tcn_tracklets is not None:
         tcn["n_real"] = tcn["n_bogus"] = args.tcn_tracklets
     if args.tcn_kind is not None:

@@ -57,6 +57,8 @@ class IcnTraining:
     snr_slope: float | None = None  # SNR law of the curated stamps (None: the simulator's)
     widened: bool = False  # domain randomisation (SimConfig.widened) for the curated stamps
     wider: bool = False  # beyond one survey (SimConfig.wider: seeing, smaller stamps)
+    # a checkpoint whose ICN the training starts from (fine-tuning it) instead of from scratch
+    init_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -690,6 +692,25 @@ def stamp_config(cfg: IcnTraining, curated_snr_slope: float | None = None) -> Si
     return sim if slope is None else replace(sim, snr_slope=slope)
 
 
+def icn_of_checkpoint(path: Path, classes: tuple[str, ...]):
+    """The ICN of a checkpoint (float32) to fine-tune; its classes must be `classes`."""
+    from classifier.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    if tuple(payload["classes"]) != tuple(classes):
+        raise ValueError(
+            f"{path} has classes {list(payload['classes'])}, this training {list(classes)}"
+        )
+    icn = build_icn(IcnConfig.from_dict(payload["icn"]["config"]))
+    icn.load_state_dict(
+        {
+            k: v.float() if v.is_floating_point() else v
+            for k, v in payload["icn"]["state_dict"].items()
+        }
+    )
+    return icn
+
+
 def icn_stage(
     seed: int,
     classes: tuple[str, ...],
@@ -749,6 +770,7 @@ def icn_stage(
     train_set, val_set = split_per_class(stamps, cfg.n_train)
     del stamps
     timings["simulate_stamps_s"] = time.time() - t0
+    start = icn_of_checkpoint(Path(cfg.init_from), classes) if cfg.init_from else None
     t0 = time.time()
 
     def log_epoch(row: dict[str, float]) -> None:
@@ -765,6 +787,7 @@ def icn_stage(
         progress=progress,
         checkpoint_dir=run_dir,
         on_epoch=log_epoch,
+        model=start,
     )
     timings["train_icn_s"] = time.time() - t0
     if run_dir is not None:

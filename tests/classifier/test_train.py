@@ -96,3 +96,44 @@ def test_a_tracklet_weight_decides_between_contradicting_labels(trusted: str) ->
         assert scores.min() > 0.8
     else:
         assert scores.max() < 0.2
+
+
+BASELINE = Path(__file__).resolve().parents[2] / "models" / "screening-43028b2fba09ca58.pt"
+
+
+def test_it_fine_tunes_the_icn_of_a_checkpoint_rather_than_starting_from_scratch(
+    tmp_path: Path,
+) -> None:
+    """`train --init-icn`: the ICN starts from the checkpoint's weights (with a zero learning
+    rate it ends there), and a checkpoint of other classes is refused by name."""
+    import torch
+
+    from classifier.checkpoint import load_checkpoint
+
+    start = load_checkpoint(BASELINE)["icn"]["state_dict"]
+    _, payload = train_model(
+        seed=4,
+        preset="default",
+        out_dir=tmp_path,
+        device="cpu",
+        workers=1,
+        icn_overrides={**TINY_ICN, "lr": 0.0, "init_from": str(BASELINE)},
+        tcn_overrides={**TINY_TCN, "epochs": 1},
+        progress=False,
+    )
+    tuned = payload["icn"]["state_dict"]
+    for name in ("conv1.weight", "layer3.0.conv2.weight", "fc.weight"):
+        assert torch.equal(tuned[name], start[name]), name
+    assert payload["training"]["icn"]["init_from"] == str(BASELINE)
+    with pytest.raises(ValueError, match="has classes .* this training"):
+        train_model(
+            seed=4,
+            preset="default",
+            out_dir=tmp_path,
+            classes=(*PAPER_CLASSES, "GLARE"),
+            device="cpu",
+            workers=1,
+            icn_overrides={**TINY_ICN, "init_from": str(BASELINE)},
+            tcn_overrides=TINY_TCN,
+            progress=False,
+        )
