@@ -13,6 +13,8 @@ from classifier.novelty import NoveltyReference, fit_features, load_reference, r
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "models" / "screening-43028b2fba09ca58.pt"
+# the robust recipe's first version (cue set 2), kept beside the baseline: the same guarantees
+ROBUST = ROOT / "models" / "robust" / "screening-315f987fb95f6c48.pt"
 ZTF_DIR = ROOT / "tests" / "data" / "ztf-alert-cutouts"
 
 
@@ -96,12 +98,13 @@ def test_the_reference_round_trips_and_belongs_to_one_model(tmp_path: Path) -> N
 # --- the shipped baseline --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def baseline():
+@pytest.fixture(scope="module", params=[BASELINE, ROBUST], ids=["baseline", "robust"])
+def baseline(request):
+    """Each model the repository ships (the baseline, and the robust recipe's version)."""
     from classifier.inference import Runtime, load_model
 
-    model = load_model(BASELINE, runtime=Runtime(threads=2))
-    assert model.novelty is not None, "the baseline ships its novelty reference"
+    model = load_model(request.param, runtime=Runtime(threads=2))
+    assert model.novelty is not None, "a shipped model ships its novelty reference"
     return model
 
 
