@@ -114,6 +114,11 @@ def save_checkpoint(payload: dict[str, Any], directory: Path) -> Path:
     return final
 
 
+def float_weights(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's (float16) weights as float32, integer buffers as they are."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+
+
 def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     """Load a checkpoint with weights_only=True, verifying its hash when the name carries one."""
     import torch

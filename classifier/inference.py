@@ -456,16 +456,13 @@ def model_from_checkpoint(
     payload: dict[str, Any], runtime: Runtime | None = None
 ) -> ScreeningModel:
     """Build the networks of a loaded checkpoint dict for `runtime` (float32 weights)."""
+    from classifier.checkpoint import float_weights
+
     runtime = runtime or Runtime()
     icn_cfg = IcnConfig.from_dict(payload["icn"]["config"])
     tcn_cfg = TcnConfig.from_dict(payload["tcn"]["config"])
     icn, tcn = build_icn(icn_cfg), build_tcn(tcn_cfg)
-    icn.load_state_dict(
-        {
-            k: v.float() if v.is_floating_point() else v
-            for k, v in payload["icn"]["state_dict"].items()
-        }
-    )
+    icn.load_state_dict(float_weights(payload["icn"]["state_dict"]))
     tcn.load_state_dict({k: v.float() for k, v in payload["tcn"]["state_dict"].items()})
     icn.to(runtime.device).eval()
     tcn.to(runtime.device).eval()

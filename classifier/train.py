@@ -694,7 +694,7 @@ def stamp_config(cfg: IcnTraining, curated_snr_slope: float | None = None) -> Si
 
 def icn_of_checkpoint(path: Path, classes: tuple[str, ...]):
     """The ICN of a checkpoint (float32) to fine-tune; its classes must be `classes`."""
-    from classifier.checkpoint import load_checkpoint
+    from classifier.checkpoint import float_weights, load_checkpoint
 
     payload = load_checkpoint(path)
     if tuple(payload["classes"]) != tuple(classes):
@@ -702,12 +702,7 @@ def icn_of_checkpoint(path: Path, classes: tuple[str, ...]):
             f"{path} has classes {list(payload['classes'])}, this training {list(classes)}"
         )
     icn = build_icn(IcnConfig.from_dict(payload["icn"]["config"]))
-    icn.load_state_dict(
-        {
-            k: v.float() if v.is_floating_point() else v
-            for k, v in payload["icn"]["state_dict"].items()
-        }
-    )
+    icn.load_state_dict(float_weights(payload["icn"]["state_dict"]))
     return icn
 
 
