@@ -35,7 +35,7 @@ def main() -> None:
     stamps = np.stack([d.stamp.difference for t in tracklets for d in t.detections])
     lengths = [len(t.detections) for t in tracklets]
     meta = np.array(
-        [[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for t in tracklets for d in t.detections]
+        [[d.mjd, d.ra, d.dec, d.mag, d.x, d.y, d.fwhm_px] for t in tracklets for d in t.detections]
     )
     cpu_probs, cpu_scores = load_model(path, runtime=Runtime.reference("cpu")).score(
         stamps, lengths, meta

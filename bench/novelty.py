@@ -22,6 +22,8 @@ Sets (raw stamps through `ScreeningModel.assess`, exactly as the inference worke
 - ztf: 30 three-detection tracklets of real ZTF difference cutouts (tests/data), moving at
   0.2-2 deg/day: all real point sources.
 Each shifted range is held out of every recipe's training, so the worst shift is a fair test.
+The simulated sets carry each exposure's seeing (fwhm_px, which a cue set 3 model reads); with
+--without-seeing it is hidden, as from a survey that does not send it (ZTF's set never has it).
 Simulated sets are kept in --cache (keyed by the simulator's code) and reused by the next run.
 Prints a table per model, the acceptance checks of issue 25, and writes JSON (--out).
 """
@@ -75,7 +77,7 @@ def _job(job: tuple) -> dict:
     for index, real in items:
         t = make_tracklet(seed, index, real, cfg, glare=False)
         out["stamps"].append(np.stack([d.stamp.difference for d in t.detections]))
-        out["meta"].append([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections])
+        out["meta"].append([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y, d.fwhm_px] for d in t.detections])
         out["lengths"].append(len(t.detections))
         out["real"].append(t.real)
         out["kinds"].append(tracklet_kind(t))
@@ -311,6 +313,12 @@ def main() -> None:
         default=ROOT / "var" / "cache" / "bench-novelty",
         help="where simulated sets are kept ('' for none)",
     )
+    parser.add_argument(
+        "--without-seeing",
+        action="store_true",
+        help="hide each exposure's seeing (fwhm_px) from the models, as a survey that does not "
+        "send it",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON report")
     args = parser.parse_args()
     cache = args.cache if str(args.cache) else None
@@ -329,10 +337,12 @@ def main() -> None:
         )
         models.append(model)
     print(
-        f"{platform.node()} {os.cpu_count()} cores; {args.tracklets} real and as many bogus a set"
+        f"{platform.node()} {os.cpu_count()} cores; {args.tracklets} real and as many bogus a set; "
+        f"the exposure's seeing {'hidden' if args.without_seeing else 'sent'}"
     )
     report = {
         "tracklets": args.tracklets,
+        "seeing_sent": not args.without_seeing,
         "models": {m.version: {"threshold": m.threshold, "sets": {}} for m in models},
     }
     nominal = None
@@ -358,6 +368,8 @@ def main() -> None:
             if name == "nominal":
                 nominal = data
         made = time.time() - t0
+        if args.without_seeing and data["meta"].shape[1] > 6:
+            data = {**data, "meta": data["meta"][:, :6]}  # features: seeing NaN, not sent
         for model in models:
             result = figures(model, data)
             result["simulation_seconds"] = round(made, 1)

@@ -93,6 +93,7 @@ def write_bundle(
                     "mag": round(det.mag, 3),
                     "x": round(det.x, 3),
                     "y": round(det.y, 3),
+                    "fwhm_px": round(det.fwhm_px, 3),
                     "stamp": rel,
                 }
             )

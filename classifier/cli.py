@@ -127,7 +127,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=None,
         help="training stamps per class (preset: 470; validation adds 30)",
     )
-    p.add_argument("--epochs", type=int, default=None, help="maximum ICN epochs (preset: 12)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="maximum ICN epochs (preset: 12); 0 with --init-icn: keep that ICN as it is and "
+        "train the TCN only",
+    )
     p.add_argument(
         "--init-icn",
         type=Path,

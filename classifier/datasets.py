@@ -50,7 +50,7 @@ class TrackletSet:
     det_classes: list[str]
     det_snr: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
-    meta: np.ndarray | None = None  # (N, 6) per detection: features.META_COLUMNS
+    meta: np.ndarray | None = None  # (N, 7) per detection: features.META_COLUMNS
     det_raw: np.ndarray | None = None  # (N, len(DETECTION_FEATURES)) measured cues
     trk_raw: np.ndarray | None = None  # (T, len(TRACKLET_FEATURES))
     snr: np.ndarray | None = None  # (T,) a real mover's SNR (NaN for bogus)
@@ -160,13 +160,22 @@ def build_stamp_set(
     )
 
 
-def simulator_code() -> str:
-    """A hash of the simulator's source: a cached build made by other code is not reused."""
+# The source a cached build depends on: stamps on the stamp simulator and the preprocessing;
+# tracklets on the tracklet simulator too and, for a TrackletSet's measured cues, features.py.
+SIMULATOR_SOURCES = {
+    "stamps": ("simulate.py", "render.py", "preprocess.py"),
+    "tracklets": ("simulate.py", "render.py", "tracklets.py", "features.py", "preprocess.py"),
+}
+
+
+def simulator_code(of: str = "tracklets") -> str:
+    """A hash of the source `of` ("stamps" or "tracklets") depends on: a cached build made by
+    other code is not reused, and one that other code would make the same is."""
     import hashlib
 
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("simulate.py", "render.py", "tracklets.py", "features.py", "preprocess.py"):
+    for name in SIMULATOR_SOURCES[of]:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -182,7 +191,7 @@ def stamp_cache_key(seed: int, classes: tuple[str, ...], pre: Preprocessing, cfg
             "pre": pre.to_dict(),
             "sim": cfg.to_dict(),
             "stream": STREAM_STAMPS,
-            "code": simulator_code(),
+            "code": simulator_code("stamps"),
         },
         sort_keys=True,
         default=str,
@@ -284,8 +293,8 @@ def _tracklet_job(job: tuple) -> dict[str, Any]:
         out["kinds"].append(tracklet_kind(t))
         out["det_classes"] += t.classes
         out["det_snr"] += [float(d.stamp.latents.get("snr", 0.0)) for d in t.detections]
-        meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections])
-        cues = measure(*meta.T, raw)
+        meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y, d.fwhm_px] for d in t.detections])
+        cues = measure(*meta[:, :6].T, raw, meta[:, 6])
         out["meta"].append(meta)
         out["det_raw"].append(cues.detections)
         out["trk_raw"].append(cues.tracklet)

@@ -25,6 +25,11 @@ error). A faint fast mover whose centroids scatter along its trail is then not a
 linkage, and a variable star whose "motion" is within its errors is not a mover, whatever the
 survey's pixel scale or seeing.
 
+Cue set 3 adds the exposure's seeing where the survey sends it (`fwhm_px`: the PSF's FWHM in the
+stamp's pixels; NaN when not sent): the source's measured width in units of the seeing, the
+seeing itself and whether it is known. A point source is as wide as the seeing, however broad or
+sharp that is: a star in 6 px seeing is not a comet, one in 1 px seeing is not a cosmic ray.
+
 The network inputs (`detection_inputs`, `tracklet_inputs`) are fixed, stateless transforms of
 these raw values (logs, soft clipping) so that every input is of order one; the raw values are
 what the tracklet page shows.
@@ -56,6 +61,8 @@ DETECTION_FEATURES = (
     "psf_sigma_px",
     "sigma_along_arcsec",
     "sigma_cross_arcsec",
+    # cue set 3
+    "fwhm_px",
 )
 TRACKLET_FEATURES = (
     "rate_deg_day",
@@ -70,7 +77,7 @@ TRACKLET_FEATURES = (
 )
 # The network inputs of each cue set: (per detection, per tracklet). Set 1 is the shipped
 # baseline's; it reads the first 9 detection and 6 tracklet features only.
-CUES = {1: (10, 6), 2: (13, 8)}
+CUES = {1: (10, 6), 2: (13, 8), 3: (16, 8)}
 N_DETECTION_INPUTS, N_TRACKLET_INPUTS = CUES[1]
 ASTROMETRIC_FLOOR = 0.08  # arcsec: reference catalogue and registration
 
@@ -230,11 +237,27 @@ class TrackletFeatures:
 
 
 def measure(
-    mjd, ra, dec, mag, x, y, stamps, *, exposure_s: float = EXPOSURE_S, chip_px: float = CHIP_PX
+    mjd,
+    ra,
+    dec,
+    mag,
+    x,
+    y,
+    stamps,
+    fwhm_px=None,
+    *,
+    exposure_s: float = EXPOSURE_S,
+    chip_px: float = CHIP_PX,
 ) -> TrackletFeatures:
-    """The cues of one tracklet from what ingest stores; rows in the order given (any order)."""
+    """The cues of one tracklet from what ingest stores; rows in the order given (any order).
+
+    `fwhm_px` is each detection's exposure seeing in stamp pixels (NaN or None: not known)."""
     mjd, ra, dec, mag, x, y = (np.asarray(v, dtype=np.float64) for v in (mjd, ra, dec, mag, x, y))
     n = len(mjd)
+    fwhm = np.full(n, np.nan) if fwhm_px is None else np.asarray(fwhm_px, dtype=np.float64)
+    fwhm = np.where(np.isfinite(fwhm) & (fwhm > 0), fwhm, np.nan) if fwhm.shape == (n,) else None
+    if fwhm is None:
+        raise ValueError("fwhm_px needs one value (or NaN) per detection")
     if not n == len(ra) == len(dec) == len(mag) == len(x) == len(y) == len(stamps):
         raise ValueError("every detection needs mjd, ra, dec, mag, x, y and a stamp")
     if n < 2:
@@ -273,6 +296,7 @@ def measure(
                 psf_sigma,
                 sigma_along,
                 sigma_cross,
+                fwhm[i],
             ]
         )
     span = float(mjd.max() - mjd.min()) * 24.0
@@ -309,7 +333,7 @@ def _columns(raw, needed: int, what: str) -> np.ndarray:
 
 def detection_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
     """(n, CUES[cues][0]) float32 network inputs from raw per-detection features."""
-    raw = _columns(raw, 9 if cues == 1 else len(DETECTION_FEATURES), "detection")
+    raw = _columns(raw, {1: 9, 2: 13}.get(cues, len(DETECTION_FEATURES)), "detection")
     along, cross, resid, dmag, length, expected, elong, angle, edge = raw[:, :9].T
     streaky = np.clip((elong - 1.0) / 1.0, 0, 3)  # how clearly the angle is measured
     out = np.stack(
@@ -327,16 +351,38 @@ def detection_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
         ],
         axis=1,
     )
-    if cues == 2:
+    if cues >= 2:
         snr, _, s_along, s_cross = raw[:, 9:13].T
         extra = np.stack(
             [_slog(along / s_along, 1.0), _slog(cross / s_cross, 1.0), np.log1p(snr / 5.0)],
             axis=1,
         )
         out = np.concatenate([out, extra], axis=1)
-    elif cues != 1:
+    if cues == 3:
+        out = np.concatenate([out, seeing_inputs(raw[:, 10], raw[:, 13])], axis=1)
+    elif cues not in CUES:
         raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
     return np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
+
+
+FWHM_PER_SIGMA = 2.3548
+SEEING_TYPICAL_PX = 2.2  # the simulator's median seeing: the seeing input is 0 there
+
+
+def seeing_inputs(psf_sigma_px: np.ndarray, fwhm_px: np.ndarray) -> np.ndarray:
+    """(n, 3): log of the source's width over the seeing's, log of the seeing over a typical
+    one, and 1 where the seeing is known; all 0 where it is not.
+
+    The seeing's width is that of the PSF sampled by the pixels (sigma^2 + 1/12 px^2), so that
+    a point source in 1 px seeing measures as wide as one in 6 px seeing."""
+    sigma = np.asarray(psf_sigma_px, dtype=np.float64)
+    fwhm = np.asarray(fwhm_px, dtype=np.float64)
+    known = np.isfinite(fwhm) & (fwhm > 0) & np.isfinite(sigma) & (sigma > 0)
+    safe_fwhm = np.where(known, fwhm, 1.0)
+    sampled = np.sqrt((safe_fwhm / FWHM_PER_SIGMA) ** 2 + 1.0 / 12.0)
+    width = np.where(known, np.log(np.where(known, sigma, 1.0) / sampled), 0.0)
+    seeing = np.where(known, np.log(safe_fwhm / SEEING_TYPICAL_PX), 0.0)
+    return np.stack([np.clip(width, -3, 3), np.clip(seeing, -3, 3), known.astype(float)], 1)
 
 
 def tracklet_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
@@ -355,17 +401,17 @@ def tracklet_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
         ],
         axis=1,
     )
-    if cues == 2:
+    if cues >= 2:
         chi2, significance = flat[:, 6:8].T
         extra = np.stack([np.log1p(chi2), np.log1p(np.clip(significance, 0, None) / 3.0)], 1)
         out = np.concatenate([out, extra], axis=1)
-    elif cues != 1:
+    if cues not in CUES:
         raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
     out = np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
     return out if raw.ndim > 1 else out[0]
 
 
-META_COLUMNS = ("mjd", "ra", "dec", "mag", "x", "y")
+META_COLUMNS = ("mjd", "ra", "dec", "mag", "x", "y", "fwhm_px")  # fwhm_px: NaN if not known
 
 
 def batch_inputs(
@@ -373,8 +419,8 @@ def batch_inputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Network inputs of consecutive tracklets: (N, CUES[cues][0]), (T, CUES[cues][1]).
 
-    `meta` is (N, 6) with META_COLUMNS per detection, `stamps` the (N, 100, 100) raw stamps in
-    the same order, `lengths` the detections per tracklet.
+    `meta` is (N, 7) with META_COLUMNS per detection (or (N, 6) without the seeing), `stamps`
+    the (N, 100, 100) raw stamps in the same order, `lengths` the detections per tracklet.
     """
     det, trk = batch_raw(meta, stamps, lengths)
     return detection_inputs(det, cues), tracklet_inputs(trk, cues)
@@ -383,8 +429,13 @@ def batch_inputs(
 def batch_raw(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray, np.ndarray]:
     """Raw cues of consecutive tracklets: (N, len(DETECTION_FEATURES)), (T, ...)."""
     meta = np.asarray(meta, dtype=np.float64)
-    if meta.ndim != 2 or meta.shape[1] != len(META_COLUMNS):
-        raise ValueError(f"meta must be (N, {len(META_COLUMNS)}): {', '.join(META_COLUMNS)}")
+    if meta.ndim != 2 or meta.shape[1] not in (len(META_COLUMNS) - 1, len(META_COLUMNS)):
+        raise ValueError(
+            f"meta must be (N, {len(META_COLUMNS)}): {', '.join(META_COLUMNS)} "
+            "(the last may be left out)"
+        )
+    if meta.shape[1] < len(META_COLUMNS):
+        meta = np.concatenate([meta, np.full((len(meta), 1), np.nan)], axis=1)
     lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
     if int(lengths.sum()) != len(meta) or len(stamps) != len(meta):
         raise ValueError(
@@ -394,7 +445,7 @@ def batch_raw(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray
     det, trk, at = [], [], 0
     for n in lengths:
         part = meta[at : at + n]
-        f = measure(*part.T, stamps[at : at + n])
+        f = measure(*part[:, :6].T, stamps[at : at + n], part[:, 6])
         det.append(f.detections)
         trk.append(f.tracklet)
         at += n

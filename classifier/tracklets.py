@@ -94,6 +94,11 @@ class Detection:
     y: float
     stamp: StampSample
 
+    @property
+    def fwhm_px(self) -> float:
+        """The exposure's seeing (science PSF FWHM, px), as a survey's catalogue gives it."""
+        return float(self.stamp.latents["conditions"]["fwhm"])
+
 
 @dataclass
 class Tracklet:

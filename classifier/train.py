@@ -136,11 +136,11 @@ PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
 }
 # Issue 25's recipe: the metadata preset on the wider simulator (seeing 1.0-5.5 px, stamps
 # smaller than the input) with the physical-invariant cues (cue set 2: residuals in units of
-# each detection's expected error, the motion's significance), so that it transfers to other
-# surveys; not trained yet.
+# each detection's expected error, the motion's significance; cue set 3 adds the source's width
+# over the exposure's seeing where the survey sends it), so that it transfers to other surveys.
 PRESETS["robust"] = (
     replace(PRESETS["metadata"][0], name="robust", wider=True),
-    replace(PRESETS["metadata"][1], cues=2),
+    replace(PRESETS["metadata"][1], cues=3),
 )
 
 
@@ -639,6 +639,21 @@ def predict_set_tcn(model, inputs: SetInputs, device: str) -> np.ndarray:
         return set_tcn_logits(model, inputs, device).float().cpu().numpy()
 
 
+SEEING_DROPOUT = 0.3  # the fraction of training tracklets whose seeing is hidden (cue set 3)
+
+
+def without_seeing(tset: TrackletSet, fraction: float, seed: int) -> np.ndarray:
+    """The set's raw detection cues with the seeing hidden (NaN, as when a survey does not send
+    it) for a random `fraction` of its tracklets."""
+    from classifier.features import DETECTION_FEATURES
+
+    rng = np.random.default_rng([seed, 3])
+    hidden = np.repeat(rng.random(len(tset.lengths)) < fraction, tset.lengths)
+    raw = np.array(tset.det_raw, dtype=np.float64, copy=True)
+    raw[hidden, DETECTION_FEATURES.index("fwhm_px")] = np.nan
+    return raw
+
+
 def set_inputs_of(icn, tset: TrackletSet, device: str, cues: int = 1) -> SetInputs:
     """ICN probabilities and measured cues (cue set `cues`) of a tracklet set, as a set TCN
     takes them."""
@@ -733,6 +748,13 @@ def icn_stage(
     from classifier.datasets import cached_stamp_set, stamp_cache_key
 
     timings: dict[str, float] = {}
+    if cfg.max_epochs == 0:
+        # the ICN as it is (a new TCN or cue set on a trained ICN): no stamps, no training
+        if not cfg.init_from:
+            raise ValueError("0 ICN epochs needs the ICN to start from (--init-icn)")
+        if progress:
+            print(f"icn: the ICN of {cfg.init_from} as it is (0 epochs)", flush=True)
+        return icn_of_checkpoint(Path(cfg.init_from), classes).to(device), [], timings
     sim = stamp_config(cfg, curated_snr_slope)
     n = cfg.n_train + cfg.n_val
     t0 = time.time()
@@ -874,6 +896,9 @@ def train_model(
             n_tracklet_features=CUES[tcn_cfg_t.cues][1],
             cues=tcn_cfg_t.cues,
         )
+        if tcn_cfg.cues >= 3:
+            # the seeing is not sent by every survey: the TCN learns to do without it too
+            tcn_train.det_raw = without_seeing(tcn_train, SEEING_DROPOUT, seed)
         in_train = set_inputs_of(icn, tcn_train, device, tcn_cfg.cues)
         in_val = set_inputs_of(icn, tcn_val, device, tcn_cfg.cues)
         timings["score_tracklets_s"] = time.time() - t0

@@ -249,6 +249,11 @@ class Detection(models.Model):
     rms_ra = models.FloatField(null=True, blank=True, help_text="RA*cos(Dec) 1-sigma, arcsec.")
     rms_dec = models.FloatField(null=True, blank=True, help_text="Dec 1-sigma, arcsec.")
     rms_mag = models.FloatField(null=True, blank=True, help_text="Magnitude 1-sigma.")
+    fwhm_px = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The exposure's seeing: PSF FWHM in the stamp's pixels; null: not sent.",
+    )
     stamp = models.FileField(upload_to="stamps/", help_text="The stamp file as received.")
     stamp_format = models.CharField(max_length=8)
     stamp_sha256 = models.CharField(max_length=64)

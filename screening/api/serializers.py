@@ -50,6 +50,7 @@ class DetectionSerializer(serializers.ModelSerializer):
             "rms_ra",
             "rms_dec",
             "rms_mag",
+            "fwhm_px",
             "stamp_format",
             "stamp_width",
             "stamp_height",

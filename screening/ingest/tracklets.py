@@ -39,9 +39,10 @@ DETECTION_FIELDS = ("index", "mjd", "ra", "dec", "mag", "x", "y", "stamp")
 # What a report to the MPC needs per detection, when the survey sends it: station (MPC code;
 # else MPC_STATION), band (else MPC_PHOTOMETRY_BAND), exposure (seconds), time_ref ("mid": mjd is
 # mid-exposure, the default; "start": mjd is the exposure's start, which needs exposure), and
-# uncertainties rms_ra, rms_dec (arcseconds, RA's on the sky) and rms_mag (magnitudes).
+# uncertainties rms_ra, rms_dec (arcseconds, RA's on the sky) and rms_mag (magnitudes). And, for
+# the model, the exposure's seeing fwhm_px: the PSF's FWHM in the stamp's pixels.
 OPTIONAL_DETECTION_FIELDS = ("station", "band", "exposure", "time_ref", "rms_ra", "rms_dec",
-                             "rms_mag")  # fmt: skip
+                             "rms_mag", "fwhm_px")  # fmt: skip
 _BAND = re.compile(r"[.A-Za-z0-9_]{1,3}")  # the ADES schema's BandType
 # A magnitude no pipeline measured: the field left out, null or an empty CSV cell, or a sentinel
 # (99, 99.9, 999, -99: "no positive flux"): |mag| at least this. Such a detection is accepted,
@@ -420,6 +421,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "rms_ra": (0.0, 3600.0),  # arcseconds
     "rms_dec": (0.0, 3600.0),
     "rms_mag": (0.0, 10.0),
+    "fwhm_px": (0.0, 100.0),  # the stamp's pixels
 }
 
 

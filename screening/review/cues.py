@@ -39,10 +39,10 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
     """
     from scipy.stats import chi2
 
-    from classifier.features import DETECTION_FEATURES, TRACKLET_FEATURES, measure
+    from classifier.features import DETECTION_FEATURES, FWHM_PER_SIGMA, TRACKLET_FEATURES, measure
     from screening.scoring.worker import detection_meta
 
-    meta = detection_meta([tracklet.pk]).get(tracklet.pk, np.zeros((0, 6)))
+    meta = detection_meta([tracklet.pk]).get(tracklet.pk, np.zeros((0, 7)))
     if len(meta) < 2:
         return {
             "problem": f"only {len(meta)} detection{'' if len(meta) == 1 else 's'}: "
@@ -57,10 +57,12 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
             "detections: the cues cannot be matched to the detections"
         }
     try:
-        features = measure(*meta.T, stamps)
+        features = measure(*meta[:, :6].T, stamps, meta[:, 6])
     except ValueError as error:
         return {"problem": f"the cues cannot be measured: {error}"}
-    if not (np.isfinite(features.detections).all() and np.isfinite(features.tracklet).all()):
+    seeing = features.detections[:, DETECTION_FEATURES.index("fwhm_px")]  # NaN: not sent
+    measured = np.delete(features.detections, DETECTION_FEATURES.index("fwhm_px"), axis=1)
+    if not (np.isfinite(measured).all() and np.isfinite(features.tracklet).all()):
         return {"problem": "the cues came out not finite (NaN or infinite) for this tracklet"}
     mjd, mag = meta[:, 0], meta[:, 3]
     rows = []
@@ -84,6 +86,13 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
             "resid_sigma": resid_sigma,
             "large_resid_sigma": resid_sigma >= LARGE_RESIDUAL_SIGMA,
             "trail_off_motion": elongated and cue["trail_angle_deg"] >= TRAIL_OFF_MOTION_DEG,
+            # the source's width against the exposure's seeing: about 1 for a point source
+            "fwhm_px": float(seeing[position]) if np.isfinite(seeing[position]) else None,
+            "width_over_seeing": (
+                cue["psf_sigma_px"] * FWHM_PER_SIGMA / float(seeing[position])
+                if np.isfinite(seeing[position])
+                else None
+            ),
         })  # fmt: skip
     summary = {name: float(v) for name, v in zip(TRACKLET_FEATURES, features.tracklet, strict=True)}
     summary["n_detections"] = int(summary["n_detections"])

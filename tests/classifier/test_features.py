@@ -26,7 +26,7 @@ from classifier.tracklets import make_tracklet
 def _columns(t) -> list[np.ndarray]:
     d = t.detections
     cols = np.array([[x.mjd, x.ra, x.dec, x.mag, x.x, x.y] for x in d]).T
-    return [*cols, np.stack([x.stamp.difference for x in d])]
+    return [*cols, np.stack([x.stamp.difference for x in d]), np.array([x.fwhm_px for x in d])]
 
 
 def test_a_fit_of_exact_uniform_motion_leaves_no_residual_even_across_ra_zero() -> None:
@@ -96,7 +96,10 @@ def test_rows_come_back_in_the_order_given() -> None:
 def test_batch_inputs_are_finite_and_shaped_for_the_network() -> None:
     tracklets = [make_tracklet(10, i, real=i % 2 == 0) for i in range(6)]
     meta = np.concatenate(
-        [np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y] for d in t.detections]) for t in tracklets]
+        [
+            np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y, d.fwhm_px] for d in t.detections])
+            for t in tracklets
+        ]
     )
     stamps = np.concatenate(
         [np.stack([d.stamp.difference for d in t.detections]) for t in tracklets]
@@ -113,8 +116,46 @@ def test_batch_inputs_are_finite_and_shaped_for_the_network() -> None:
     assert np.array_equal(det2[:, :N_DETECTION_INPUTS], det)
     assert np.array_equal(trk2[:, :N_TRACKLET_INPUTS], trk)
     assert np.isfinite(det2).all() and np.abs(det2).max() < 10 and np.abs(trk2).max() < 10
-    with pytest.raises(ValueError, match="unknown cue set 3"):
-        batch_inputs(meta, stamps, lengths, cues=3)
+    # cue set 3 adds the source's width over the seeing, the seeing, and whether it was sent
+    det3, trk3 = batch_inputs(meta, stamps, lengths, cues=3)
+    assert det3.shape == (sum(lengths), CUES[3][0]) and np.array_equal(det3[:, : CUES[2][0]], det2)
+    assert np.array_equal(trk3, trk2) and (det3[:, -1] == 1).all()
+    # without the seeing (a survey that does not send it; the old 6-column meta) those are 0
+    det_unknown, _ = batch_inputs(meta[:, :6], stamps, lengths, cues=3)
+    assert np.array_equal(det_unknown[:, : CUES[2][0]], det2)
+    assert (det_unknown[:, CUES[2][0] :] == 0).all()
+    with pytest.raises(ValueError, match="unknown cue set 4"):
+        batch_inputs(meta, stamps, lengths, cues=4)
+
+
+def test_a_point_source_is_as_wide_as_the_seeing_however_broad_or_sharp() -> None:
+    """The width-over-seeing input is a physical invariant: the same for a point source of one
+    SNR in 1 px seeing as in 7 px seeing (where the stamp alone reads as a cosmic ray or a
+    comet), and clearly above it for a comet's coma in the same seeing."""
+    from dataclasses import replace
+
+    from classifier.features import seeing_inputs, source_moments
+
+    point = {}
+    for fwhm in (1.1, 2.2, 4.5, 7.0):
+        cfg = SimConfig(field_star_mean=(0.0, 0.0), chip_edge_fraction=0.0)
+        ranges = replace(cfg.conditions, fwhm_range=(fwhm, fwhm), fwhm_spread=0, fwhm_jitter=0)
+        cfg = replace(cfg, conditions=ranges)
+        widths = {}
+        for cls in ("AST", "COMET"):
+            rows = []
+            for k in range(6):
+                rng = stamp_rng(5, 3, k)
+                cond = draw_conditions(rng, cfg.conditions)
+                stamp = make_stamp(cls, rng, cfg, cond, {"snr": 80.0})
+                sigma = source_moments(stamp.difference)[4]
+                rows.append(seeing_inputs(np.array([sigma]), np.array([cond.sci_psf.fwhm]))[0])
+            widths[cls] = float(np.median(np.array(rows)[:, 0]))
+            assert np.array(rows)[:, 2].tolist() == [1.0] * 6
+        assert widths["COMET"] > widths["AST"] + 0.15, (fwhm, widths)
+        point[fwhm] = widths["AST"]
+    assert max(point.values()) - min(point.values()) < 0.3, point  # within 35% at any seeing
+    assert all(abs(v) < 0.6 for v in point.values()), point
 
 
 def _mover(rate_deg_day: float, n: int = 4, seed: int = 0, snr: float = 30.0, scatter=0.0):

@@ -40,6 +40,8 @@ def ingest_mislinked(survey_id: str = "M1"):
 
     rows = detection_rows(survey_id, N, seed=3)
     rows[OFF]["dec"] += OFF_ARCSEC / 3600
+    for i, row in enumerate(rows[:-1]):
+        row["fwhm_px"] = 3.0 + 0.2 * i  # the exposures' seeing; the last detection has none
     motion = math.atan2(15, 20)  # the rows' x/y steps
     files = {
         f"{survey_id}_{i}.fits": fits_bytes(
@@ -54,8 +56,11 @@ def measured(tracklet):
     """`classifier.features.measure` on what ingest stored for the tracklet."""
     with tracklet.pixels.open("rb") as handle:
         stamps = np.load(io.BytesIO(handle.read()))
-    rows = tracklet.detections.order_by("index").values_list("mjd", "ra", "dec", "mag", "x", "y")
-    return measure(*np.asarray(list(rows)).T, stamps)
+    rows = tracklet.detections.order_by("index").values_list(
+        "mjd", "ra", "dec", "mag", "x", "y", "fwhm_px"
+    )
+    meta = np.asarray(list(rows), dtype=np.float64)
+    return measure(*meta[:, :6].T, stamps, meta[:, 6])
 
 
 def cells(page: str, number: int) -> list[str]:
@@ -103,7 +108,12 @@ def test_it_shows_the_cues_that_classifier_features_measures(client, reviewer):
                 ),
                 1,
             ),
+            "—"
+            if np.isnan(cue["fwhm_px"])
+            else f"{floatformat(cue['fwhm_px'], 1)} "
+            f"({floatformat(cue['psf_sigma_px'] * 2.3548 / cue['fwhm_px'], 2)}×)",
         ], i
+    assert [c[-1] == "—" for c in (cells(page, k) for k in range(1, N + 1))] == [False] * 4 + [True]
     summary = dict(zip(TRACKLET_FEATURES, features.tracklet, strict=True))
     for name, digits in (
         ("fit_rms_arcsec", 2),

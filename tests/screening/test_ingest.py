@@ -327,3 +327,26 @@ def test_a_magnitude_outside_the_range_that_is_no_sentinel_is_refused():
     refused = rejection(tracklet_input("M2", rows=rows))
     assert refused.problems[0].field == "detections[1].mag"
     assert "mag 41.0 is outside -30..40" in refused.problems[0].reason
+
+
+def test_the_exposures_seeing_is_stored_where_sent_and_reaches_the_models_cues():
+    from screening.scoring.worker import detection_meta
+
+    rows = detection_rows("S1")
+    for row, fwhm in zip(rows, [2.4, 3.1, None, ""], strict=True):
+        row["fwhm_px"] = fwhm  # null and an empty (CSV) cell: not sent
+    tracklet = tracklet_ingest(tracklet=tracklet_input("S1", rows=rows)).tracklet
+    assert [d.fwhm_px for d in tracklet.detections.order_by("index")] == [2.4, 3.1, None, None]
+    meta = detection_meta([tracklet.pk])[tracklet.pk]
+    assert meta.shape == (4, 7)
+    assert meta[:2, 6].tolist() == [2.4, 3.1] and np.isnan(meta[2:, 6]).all()
+
+
+@pytest.mark.parametrize(("fwhm", "reason"), [(0, "must be above 0"), (250.0, "outside 0..100")])
+def test_a_seeing_that_is_no_seeing_is_refused_naming_the_detection(fwhm, reason):
+    rows = detection_rows("S2")
+    rows[2]["fwhm_px"] = fwhm
+    refused = rejection(tracklet_input("S2", rows=rows))
+    assert refused.problems[0].field == "detections[2].fwhm_px"
+    assert reason in refused.problems[0].reason
+    assert not Tracklet.objects.filter(survey_id="S2").exists()

@@ -79,10 +79,11 @@ def test_labels_are_gathered_as_reviewers_left_them(labelled) -> None:
     for labelled_tracklet in labels.tracklets:
         tracklet = Tracklet.objects.get(pk=int(labelled_tracklet.key))
         rows = tracklet.detections.order_by("index").values_list(
-            "mjd", "ra", "dec", "mag", "x", "y"
+            "mjd", "ra", "dec", "mag", "x", "y", "fwhm_px"
         )
-        assert labelled_tracklet.meta.shape == (len(labelled_tracklet.pixels), 6)
-        assert np.allclose(labelled_tracklet.meta, np.array(list(rows)))
+        assert labelled_tracklet.meta.shape == (len(labelled_tracklet.pixels), 7)
+        expected = np.array(list(rows), dtype=np.float64)  # a seeing not sent is NaN
+        assert np.allclose(labelled_tracklet.meta, expected, equal_nan=True)
 
 
 def test_reviewers_can_be_weighted_by_their_accuracy_on_gold(active) -> None:
