@@ -247,6 +247,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="checkpoint file")
     p.add_argument("--seed", type=int, default=None, help="seed of the simulated tracklets")
     p.add_argument("--tracklets", type=int, default=None, help="real tracklets, and as many bogus")
+    p.add_argument(
+        "--stamp-cache",
+        type=Path,
+        default=None,
+        help="keep the simulated tracklets here and reuse them (say var/cache/stamps)",
+    )
     _add_device(p)
     return parser
 

@@ -48,6 +48,7 @@ from classifier.networks import IcnConfig, TcnConfig, grow_icn, grow_tcn, tcn_in
 from classifier.novelty import NoveltyReference, class_indices, reference_from, reference_path
 from classifier.preprocess import centre_crop, prepare
 from classifier.train import (
+    SEEING_DROPOUT,
     TCN_VALIDATION_OFFSET,
     IcnTraining,
     SetInputs,
@@ -59,6 +60,7 @@ from classifier.train import (
     train_icn,
     train_set_tcn,
     train_tcn,
+    without_seeing,
 )
 
 EVALUATION_SEED = 20261124  # the fixed synthetic evaluation set (never used in training)
@@ -643,6 +645,8 @@ def _set_tcn_stage(
     without metadata is left out); its logit is calibrated anew unless it keeps the base's."""
     pre = base.preprocessing
     tcn, tcn_cfg = grow_tcn(base.tcn, base.tcn_config, tuple(base.classes), classes)
+    if tcn_cfg.cues >= 3:  # as the base learned it: with and without the exposure's seeing
+        synthetic = replace(synthetic, det_raw=without_seeing(synthetic, SEEING_DROPOUT, cfg.seed))
     parts = [set_inputs_of(icn, synthetic, device, tcn_cfg.cues)]
     usable = [t for t in tracklets_train if t.meta is not None]
     k = cfg.labelled_tracklet_weight

@@ -36,3 +36,19 @@ def test_it_imports_no_torch_or_django_for_the_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_novelty_writes_the_reference_a_loaded_model_then_uses(tiny_model, tmp_path) -> None:
+    import shutil
+
+    from classifier.inference import load_model
+
+    path = tmp_path / Path(tiny_model[0]).name
+    shutil.copy(tiny_model[0], path)
+    cache = tmp_path / "cache"
+    for _ in range(2):  # the second run reuses the simulated tracklets kept in the cache
+        main(["novelty", "--model", str(path), "--tracklets", "12", "--workers", "1",
+              "--stamp-cache", str(cache)])  # fmt: skip
+    assert len(list(cache.glob("tracklets-*.pkl"))) == 1
+    model = load_model(path, device="cpu")
+    assert model.novelty is not None and model.novelty.model_version == model.version
