@@ -203,7 +203,7 @@ def cached(cache: Path | None, name: str, n: int, make) -> dict:
 
     if cache is None:
         return make()
-    path = cache / f"{name}-{n}-{simulator_code()}.npz"
+    path = cache / f"{name}-{n}-{simulator_code('raw-tracklets')}.npz"
     if path.exists():
         with np.load(path) as z:
             data = {k: z[k] for k in z.files}

@@ -110,6 +110,15 @@ def get_args_parser() -> argparse.ArgumentParser:
         "detection, with motion and magnitude cues); default: the preset's",
     )
     p.add_argument(
+        "--cues",
+        type=int,
+        choices=[1, 2, 3, 4],
+        default=None,
+        help="the set TCN's cue set (classifier.features.CUES: 2 adds the physical invariants, "
+        "3 the source's width over the exposure's seeing and the seeing, 4 the width alone); "
+        "default: the preset's",
+    )
+    p.add_argument(
         "--out-dir",
         type=Path,
         default=Path("var/models"),
@@ -295,6 +304,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         icn["lr"] = args.icn_lr
     if args.tcn_tracklets is not None:
         tcn["n_real"] = tcn["n_bogus"] = args.tcn_tracklets
+    if args.cues is not None:
+        tcn["cues"] = args.cues
     if args.tcn_kind is not None:
         tcn["kind"] = args.tcn_kind
         tcn["calibrate"] = args.tcn_kind == "set"

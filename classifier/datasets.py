@@ -165,12 +165,14 @@ def build_stamp_set(
 SIMULATOR_SOURCES = {
     "stamps": ("simulate.py", "render.py", "preprocess.py"),
     "tracklets": ("simulate.py", "render.py", "tracklets.py", "features.py", "preprocess.py"),
+    "raw-tracklets": ("simulate.py", "render.py", "tracklets.py"),  # raw stamps and metadata
 }
 
 
 def simulator_code(of: str = "tracklets") -> str:
-    """A hash of the source `of` ("stamps" or "tracklets") depends on: a cached build made by
-    other code is not reused, and one that other code would make the same is."""
+    """A hash of the source `of` ("stamps", "tracklets" or "raw-tracklets") depends on: a
+    cached build made by other code is not reused, and one that other code would make the same
+    is."""
     import hashlib
 
     here = Path(__file__).resolve().parent

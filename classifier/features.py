@@ -29,6 +29,8 @@ Cue set 3 adds the exposure's seeing where the survey sends it (`fwhm_px`: the P
 stamp's pixels; NaN when not sent): the source's measured width in units of the seeing, the
 seeing itself and whether it is known. A point source is as wide as the seeing, however broad or
 sharp that is: a star in 6 px seeing is not a comet, one in 1 px seeing is not a cosmic ray.
+Cue set 4 is set 3 without the seeing itself: the network sees only the invariant, so that a
+seeing broader or sharper than any it was trained on is not a value it has never seen.
 
 The network inputs (`detection_inputs`, `tracklet_inputs`) are fixed, stateless transforms of
 these raw values (logs, soft clipping) so that every input is of order one; the raw values are
@@ -77,7 +79,7 @@ TRACKLET_FEATURES = (
 )
 # The network inputs of each cue set: (per detection, per tracklet). Set 1 is the shipped
 # baseline's; it reads the first 9 detection and 6 tracklet features only.
-CUES = {1: (10, 6), 2: (13, 8), 3: (16, 8)}
+CUES = {1: (10, 6), 2: (13, 8), 3: (16, 8), 4: (15, 8)}
 N_DETECTION_INPUTS, N_TRACKLET_INPUTS = CUES[1]
 ASTROMETRIC_FLOOR = 0.08  # arcsec: reference catalogue and registration
 
@@ -360,6 +362,8 @@ def detection_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
         out = np.concatenate([out, extra], axis=1)
     if cues == 3:
         out = np.concatenate([out, seeing_inputs(raw[:, 10], raw[:, 13])], axis=1)
+    elif cues == 4:  # the invariant alone: the width over the seeing, not the seeing itself
+        out = np.concatenate([out, seeing_inputs(raw[:, 10], raw[:, 13])[:, [0, 2]]], axis=1)
     elif cues not in CUES:
         raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
     return np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)

@@ -896,7 +896,7 @@ def train_model(
             n_tracklet_features=CUES[tcn_cfg_t.cues][1],
             cues=tcn_cfg_t.cues,
         )
-        if tcn_cfg.cues >= 3:
+        if tcn_cfg.cues >= 3:  # sets 3 and 4 read the seeing
             # the seeing is not sent by every survey: the TCN learns to do without it too
             tcn_train.det_raw = without_seeing(tcn_train, SEEING_DROPOUT, seed)
         in_train = set_inputs_of(icn, tcn_train, device, tcn_cfg.cues)
