@@ -739,6 +739,63 @@ def _mlp4_tcn_stage(
     return _TcnStage(tcn, TcnConfig(n_classes=len(classes)), predict_tcn(tcn, x_val, device))
 
 
+# A retrained model moves every tracklet's score a little (the ICN is fine-tuned, the TCN
+# retrained): a real tracklet the base kept just above its threshold can fall below it on a night
+# the candidate never saw. The candidate's threshold is lowered by this quantile of the score
+# drops of the real tracklets the base keeps (logits, on unseen validation tracklets), at most
+# by DRIFT_MAX_LOGIT, and by no more than costs DRIFT_MAX_BOGUS of the bogus tracklets rejected.
+DRIFT_QUANTILE = 0.99
+DRIFT_MAX_LOGIT = 1.0
+DRIFT_MAX_BOGUS = 0.01
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def drift_margin(
+    base_scores: np.ndarray,
+    scores: np.ndarray,
+    real: np.ndarray,
+    base_threshold: float,
+    threshold: float,
+) -> tuple[float, dict[str, float]]:
+    """The candidate's threshold lowered by the drift of its scores from the base's on the real
+    tracklets the base keeps, and what was measured: (threshold, figures).
+
+    The margin is the DRIFT_QUANTILE of the logit drops (base less candidate, 0 where the score
+    rose) so that a real tracklet the base keeps near its threshold stays kept; it is capped at
+    DRIFT_MAX_LOGIT and halved until lowering the threshold costs no more than DRIFT_MAX_BOGUS
+    of the bogus tracklets rejected (keeping real tracklets comes first, within a bound).
+    """
+    real = np.asarray(real, dtype=bool)
+    kept = real & (np.asarray(base_scores) >= base_threshold)
+    figures = {"quantile": DRIFT_QUANTILE, "logit": 0.0, "threshold_before": float(threshold)}
+    if not kept.any():
+        return threshold, figures
+    drops = np.maximum(_logit(base_scores[kept]) - _logit(scores[kept]), 0.0)
+    wanted = min(float(np.quantile(drops, DRIFT_QUANTILE)), DRIFT_MAX_LOGIT)
+    bogus = ~real
+    rejected = float((scores[bogus] < threshold).mean()) if bogus.any() else 0.0
+    at = float(_logit(np.array([threshold]))[0])
+    margin = wanted
+    while margin > 1e-3:
+        lowered = float(1.0 / (1.0 + math.exp(-(at - margin))))
+        if not bogus.any() or float((scores[bogus] < lowered).mean()) >= rejected - DRIFT_MAX_BOGUS:
+            break
+        margin *= 0.5
+    else:
+        margin = 0.0
+    figures["wanted_logit"] = wanted
+    figures["logit"] = margin
+    new = threshold if margin == 0.0 else float(1.0 / (1.0 + math.exp(-(at - margin))))
+    figures["real_kept_by_base"] = int(kept.sum())
+    figures["lost_before"] = int((scores[kept] < threshold).sum())
+    figures["lost_after"] = int((scores[kept] < new).sum())
+    return new, figures
+
+
 def _choose_threshold(
     stage: _TcnStage,
     base_model: ScreeningModel,
@@ -764,12 +821,16 @@ def _choose_threshold(
         # a new class): the base's threshold, chosen on far more real tracklets than these, is
         # kept unless the recall floor asks for a lower one.
         threshold = min(threshold, float(base_model.threshold))
+    threshold, margin = drift_margin(
+        base_val_scores, val_scores, real_val, float(base_model.threshold), threshold
+    )
     validation = {
         "real": int(real_val.sum()),
         "bogus": int((~real_val).sum()),
         "recall_floor": recall_floor,
         "base_recall": base_val_recall,
         "kept_base_threshold": bool(kept_base_threshold),
+        "drift_margin": margin,
         **operating_point(val_scores, real_val, threshold),
     }
     if (~real_val).any():
@@ -908,6 +969,14 @@ def retrain(
         "(and no less than the base model's on the same tracklets)",
     )
     threshold, validation = _choose_threshold(tcn, base_model, base_calibration, synthetic_val, cfg)
+    drift = validation["drift_margin"]
+    report(
+        TCN_SPAN[1],
+        f"threshold {threshold:.4f} ({drift['threshold_before']:.4f} lowered by "
+        f"{drift['logit']:.2f} in logit, the {drift['quantile']:.0%} drop of the real tracklets "
+        f"the base keeps: {drift.get('lost_before', 0)} -> {drift.get('lost_after', 0)} of them "
+        "below it)",
+    )
 
     training = {
         "kind": "retrain",

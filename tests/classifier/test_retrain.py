@@ -13,6 +13,7 @@ from classifier.retrain import (
     Labels,
     RetrainConfig,
     RetrainError,
+    drift_margin,
     is_held_out,
     retrain,
 )
@@ -175,3 +176,35 @@ def test_a_metadata_base_grows_its_set_tcn_and_stays_calibrated(
     assert probs.shape == (len(t.pixels), 9) and 0.0 <= scores[0] <= 1.0
     held = loaded["metrics"]["comparison"]["holdout"]
     assert held["candidate"]["tracklets"] == held["base"]["tracklets"]
+
+
+def _night(rng: np.random.Generator, n_real: int, n_bogus: int, drift: float, bogus_at: float):
+    """Base and candidate scores of one night: the candidate's logit is the base's plus noise."""
+    base = np.concatenate([rng.normal(2.5, 2.0, n_real), rng.normal(bogus_at, 1.0, n_bogus)])
+    cand = base + rng.normal(0.0, drift, len(base))
+    real = np.arange(len(base)) < n_real
+    return 1 / (1 + np.exp(-base)), 1 / (1 + np.exp(-cand)), real
+
+
+def test_a_retrained_threshold_absorbs_score_drift_so_a_new_night_loses_no_kept_real() -> None:
+    base_t = 0.28
+    val_base, val_cand, val_real = _night(np.random.default_rng(1), 1500, 300, 0.25, -5.0)
+    threshold, figures = drift_margin(val_base, val_cand, val_real, base_t, base_t)
+    assert threshold < base_t and 0.0 < figures["logit"] <= 1.0
+    # A night neither saw: real tracklets the base keeps, scored by the candidate.
+    base, cand, real = _night(np.random.default_rng(2), 1200, 0, 0.25, -5.0)
+    kept = real & (base >= base_t)
+    lost_without = int((cand[kept] < base_t).sum())
+    lost_with = int((cand[kept] < threshold).sum())
+    assert lost_without >= 3, "the drift must cost real tracklets at the base's threshold"
+    assert lost_with <= 1 and lost_with < lost_without
+
+
+def test_the_drift_margin_costs_at_most_a_point_of_bogus_rejection() -> None:
+    base_t = 0.28
+    # Bogus tracklets crowd just under the threshold: lowering it far would let them through.
+    base, cand, real = _night(np.random.default_rng(3), 1500, 300, 0.5, -1.5)
+    threshold, figures = drift_margin(base, cand, real, base_t, base_t)
+    unlowered = (cand[~real] < base_t).mean()
+    assert (cand[~real] < threshold).mean() >= unlowered - 0.01
+    assert 0.0 < figures["logit"] < figures["wanted_logit"]

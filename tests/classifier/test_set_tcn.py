@@ -118,15 +118,19 @@ def _score_a_real_tracklet(model) -> np.ndarray:
 def test_the_robust_recipe_trains_on_the_wider_simulator_with_the_invariant_cues(
     tmp_path,
 ) -> None:
-    """The robust preset (issue 25): the wider simulator and cue set 2; the checkpoint says so,
-    and the model scores from raw stamps and metadata with those cues."""
+    """The robust preset (issue 25): the wider simulator and its invariant cue set (newer than
+    the metadata preset's); the checkpoint says so, and the model scores from raw stamps and
+    metadata with those cues."""
     from classifier.features import CUES
+    from classifier.train import PRESETS
     from tests.classifier.conftest import tiny_set_model
 
+    cues = PRESETS["robust"][1].cues
+    assert cues > PRESETS["metadata"][1].cues
     path, _ = tiny_set_model(tmp_path, preset="robust", seed=4)
     config = load_checkpoint(path)["tcn"]["config"]
-    assert config["cues"] == 2
-    assert (config["n_detection_features"], config["n_tracklet_features"]) == CUES[2]
+    assert config["cues"] == cues
+    assert (config["n_detection_features"], config["n_tracklet_features"]) == CUES[cues]
     _score_a_real_tracklet(load_model(path, "cpu"))
 
 
