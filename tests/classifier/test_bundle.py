@@ -17,8 +17,10 @@ def test_it_writes_a_bundle_the_ingest_can_read(tmp_path: Path) -> None:
         tmp_path / "n", seed=1, night="2026-11-24", n_tracklets=6, real_fraction=0.5, progress=False
     )
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-    keys = {"night", "tracklet", "index", "mjd", "ra", "dec", "mag", "x", "y", "stamp"}
+    keys = {"night", "tracklet", "index", "mjd", "ra", "dec", "mag", "x", "y", "stamp", "fwhm_px"}
     assert all(set(r) == keys for r in rows)
+    # the exposure's seeing, in the stamp's pixels, within what the ingest accepts
+    assert all(0 < r["fwhm_px"] <= 100 for r in rows)
     assert {r["night"] for r in rows} == {"2026-11-24"}
     assert len({r["tracklet"] for r in rows}) == 6
     for r in rows:
