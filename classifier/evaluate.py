@@ -76,7 +76,10 @@ def evaluate_tracklets(model: ScreeningModel, tset: TrackletSet) -> dict[str, An
 
 
 def score_set(model: ScreeningModel, tset: TrackletSet) -> tuple[np.ndarray, np.ndarray]:
-    """(stamp probabilities, tracklet scores) of a prepared tracklet set, cues and all."""
+    """(stamp probabilities, tracklet scores) of a prepared tracklet set, cues and all, in
+    float32 (thresholds are chosen and figures measured on these: a bf16 machine's own scores
+    would move them)."""
+    model = model.exact()
     probs = model.stamp_probabilities(tset.images)
     cues = None
     if model.needs_metadata:

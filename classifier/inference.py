@@ -81,6 +81,10 @@ class Runtime:
     compile: bool = False
     batch_stamps: int = 256  # stamps per forward pass of the ICN
     threads: int = 0  # CPU threads (torch.set_num_threads); 0 = the cores of this process
+    # bf16 and int8 move a score by up to AGREEMENT's tolerance: a tracklet that close to the
+    # threshold is scored again in float32, so no verdict depends on the precision (a real
+    # tracklet auto-rejected on a machine with bf16 hardware and kept on one without).
+    exact_near_threshold: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in AGREEMENT:
@@ -143,6 +147,7 @@ class ScreeningModel:
     calibration: dict[str, Any] | None = None  # Platt a, b of the TCN logit (None: sigmoid)
     novelty: NoveltyReference | None = None  # where its training data lies (None: unknown)
     _runner: Any = field(default=None, repr=False)  # the ICN as the runtime runs it
+    _exact_model: Any = field(default=None, repr=False)  # float32 twin (exact_near_threshold)
     _pinned: list[Any] = field(default_factory=list, repr=False)
 
     @property
@@ -157,23 +162,39 @@ class ScreeningModel:
         # The runner is the ICN up to its pooled features (fc removed); the last layer runs in
         # float32 on those, so the same pass gives the probabilities and the features the
         # novelty measure (classifier.novelty) reads.
+        self._head = self.icn.fc
+        self._runner = self._make_runner(self.runtime)
+
+    def _make_runner(self, runtime: Runtime) -> Any:
         import copy
+
+        import torch
 
         runner = copy.deepcopy(self.icn)
         runner.fc = torch.nn.Identity()
-        self._head = self.icn.fc
-        if self.runtime.precision == "int8":
-            self._runner = quantized_icn(runner, self.preprocessing, self.classes)
-            return
-        if self.runtime.fold_batch_norm:
+        if runtime.precision == "int8":
+            return quantized_icn(runner, self.preprocessing, self.classes)
+        if runtime.fold_batch_norm:
             from torch.fx.experimental.optimization import fuse
 
             runner = fuse(runner)  # a copy with batch norm folded; self.icn is kept
-        if self.runtime.channels_last:
+        if runtime.channels_last:
             runner = runner.to(memory_format=torch.channels_last)
-        if self.runtime.compile:
+        if runtime.compile:
             runner = torch.compile(runner, dynamic=False)
-        self._runner = runner
+        return runner
+
+    def exact(self) -> ScreeningModel:
+        """This model on the float32 path of its device (itself where it runs float32; made
+        once, on first need): what thresholds are chosen and figures measured with."""
+        if self.runtime.precision == "fp32":
+            return self
+        if self._exact_model is None:
+            exact = replace(self.runtime, precision="fp32", compile=False)
+            self._exact_model = replace(
+                self, runtime=exact, _runner=None, _exact_model=None, _pinned=[]
+            )
+        return self._exact_model
 
     # --- the ICN on prepared images ---------------------------------------------------------
 
@@ -381,10 +402,39 @@ class ScreeningModel:
                     )
             scores = self._tcn_scores(probs, lengths, self._cue_inputs(raw))
             probabilities, scores = probs.cpu().numpy(), scores.cpu().numpy()
+        near = self._near_threshold(scores)
+        if near.any():
+            probabilities, scores, distances = self._rescore_exactly(
+                near, stamps, lengths, meta, probabilities, scores, distances
+            )
         if self.novelty is None:
             return Assessment(probabilities, scores, [""] * len(lengths), None)
         reasons = self.novelty.reasons(distances, lengths, raw[1] if raw is not None else None)
         return Assessment(probabilities, scores, reasons, distances)
+
+    def _near_threshold(self, scores: np.ndarray) -> np.ndarray:
+        """Tracklets whose verdict the runtime's precision could have flipped."""
+        if self.runtime.precision == "fp32" or not self.runtime.exact_near_threshold:
+            return np.zeros(len(scores), bool)
+        tolerance = AGREEMENT[self.runtime.precision]["score"]
+        return np.abs(scores - self.threshold) <= tolerance
+
+    def _rescore_exactly(self, near, stamps, lengths, meta, probabilities, scores, distances):
+        """The tracklets `near` the threshold scored again in float32: their stamps'
+        probabilities and distances, and their scores, replace the reduced-precision ones."""
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+        rows = np.concatenate(
+            [np.arange(starts[i], starts[i] + lengths[i]) for i in np.flatnonzero(near)]
+        )
+        sub_meta = None if meta is None else np.asarray(meta)[rows]
+        exact = self.exact().assess(stamps[rows], np.asarray(lengths)[near], sub_meta)
+        probabilities, scores = probabilities.copy(), scores.copy()
+        probabilities[rows] = exact.probabilities
+        scores[near] = exact.scores
+        if exact.distances is not None:
+            distances = distances.copy()
+            distances[rows] = exact.distances
+        return probabilities, scores, distances
 
     def accepts(self, scores: np.ndarray) -> np.ndarray:
         """True where a tracklet score reaches the threshold (kept for review as real)."""

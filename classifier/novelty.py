@@ -229,6 +229,7 @@ def reference_from(
     index (-1: none of the model's classes, left out of the class means), held-out prepared
     stamps for the limit, and the raw tracklet cues (features.TRACKLET_FEATURES) for the ranges."""
     labels = np.asarray(labels)
+    model = model.exact()  # measured in float32, whatever the machine's fast path
     features = model.stamp_features(np.asarray(images, np.float32))
     known = labels >= 0
     means, whiten, limit = fit_features(

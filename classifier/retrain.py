@@ -250,6 +250,7 @@ def stamp_accuracy(model: ScreeningModel, stamps: list[LabelledStamp]) -> dict[s
     """Share of labelled stamps whose top class is the label, overall and per class."""
     if not stamps:
         return {"stamps": 0}
+    model = model.exact()
     probs = model.stamp_probabilities(
         prepare(np.stack([s.pixels for s in stamps]).astype(np.float32), model.preprocessing)
     )

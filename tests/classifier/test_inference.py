@@ -75,6 +75,34 @@ def test_the_fast_paths_agree_with_the_eager_reference(precision: str) -> None:
     assert (fast.accepts(scores) == reference.accepts(ref_scores))[clear].all()
 
 
+@pytest.mark.skipif(not BASELINES, reason="no committed baseline model")
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_no_verdict_depends_on_the_precision_even_at_the_threshold(precision: str) -> None:
+    """A machine with bf16 hardware scores in bf16 by default: a tracklet that close to the
+    threshold is scored again in float32, so it is kept or rejected exactly as on a float32
+    machine, wherever the threshold falls (here: just either side of each tracklet's score)."""
+    stamps, lengths, meta = simulated_night(24)
+    exact = load_model(BASELINES[-1], runtime=Runtime(precision="fp32"))
+    _, exact_scores = exact.score(stamps, lengths, meta)
+    fast = load_model(BASELINES[-1], runtime=Runtime(precision=precision))
+    plain = load_model(
+        BASELINES[-1], runtime=Runtime(precision=precision, exact_near_threshold=False)
+    )
+    _, plain_scores = plain.score(stamps, lengths, meta)
+    # the reduced precision does move scores, so a threshold between two of them flips verdicts
+    moved = int(np.argmax(np.abs(plain_scores - exact_scores)))
+    assert abs(plain_scores[moved] - exact_scores[moved]) > 1e-4
+    flips = 0
+    for at in exact_scores:
+        for threshold in (at - 5e-5, at + 5e-5):
+            fast.threshold = plain.threshold = float(threshold)
+            _, scores = fast.score(stamps, lengths, meta)
+            expected = exact_scores >= threshold
+            np.testing.assert_array_equal(fast.accepts(scores), expected)
+            flips += int((plain.accepts(plain_scores) != expected).sum())
+    assert flips > 0, "without the float32 check some verdict flips"
+
+
 def test_the_compiled_path_pads_to_one_shape_and_scores_the_same(tiny_model) -> None:
     path, _ = tiny_model
     stamps = np.random.default_rng(5).normal(size=(11, 100, 100)).astype(np.float32)
