@@ -93,7 +93,7 @@ def test_no_verdict_depends_on_the_precision_even_at_the_threshold(precision: st
     moved = int(np.argmax(np.abs(plain_scores - exact_scores)))
     assert abs(plain_scores[moved] - exact_scores[moved]) > 1e-4
     flips = 0
-    for at in exact_scores:
+    for at in exact_scores[[moved, *range(0, len(exact_scores), 6)]]:
         for threshold in (at - 5e-5, at + 5e-5):
             fast.threshold = plain.threshold = float(threshold)
             _, scores = fast.score(stamps, lengths, meta)
@@ -101,6 +101,36 @@ def test_no_verdict_depends_on_the_precision_even_at_the_threshold(precision: st
             np.testing.assert_array_equal(fast.accepts(scores), expected)
             flips += int((plain.accepts(plain_scores) != expected).sum())
     assert flips > 0, "without the float32 check some verdict flips"
+
+
+@pytest.mark.skipif(not BASELINES, reason="no committed baseline model")
+def test_no_tracklet_is_auto_rejected_for_a_stamp_the_precision_moved_across_the_novelty_limit():
+    """A tracklet unlike training is kept whatever its score; bf16 moves a stamp's novelty
+    distance by up to 10%, so where the limit falls just past a stamp's float32 distance the
+    tracklet is kept or rejected exactly as on a float32 machine."""
+    from dataclasses import replace
+
+    stamps, lengths, meta = simulated_night(24)
+    exact = load_model(BASELINES[-1], runtime=Runtime(precision="fp32"))
+    fast = load_model(BASELINES[-1], runtime=Runtime(precision="bf16"))
+    assert exact.novelty is not None
+    reference = exact.assess(stamps, lengths, meta)
+    rejected = ~exact.accepts(reference.scores)
+    rows = np.repeat(rejected, lengths)
+    assert rows.any()
+    chosen = np.sort(reference.distances[rows])[:: max(1, int(rows.sum()) // 4)][:4]
+    for at in chosen:
+        for limit in (at * 0.99, at * 1.01):
+            exact.novelty = fast.novelty = replace(exact.novelty, stamp_limit=float(limit))
+            want = exact.assess(stamps, lengths, meta)
+            got = fast.assess(stamps, lengths, meta)
+            np.testing.assert_array_equal(_kept(fast, got), _kept(exact, want))
+
+
+def _kept(model, assessment) -> np.ndarray:
+    """Kept for review: at or above the threshold, or unlike training."""
+    unlike = np.array([bool(r) for r in assessment.unlike_training])
+    return model.accepts(assessment.scores) | unlike
 
 
 def test_the_compiled_path_pads_to_one_shape_and_scores_the_same(tiny_model) -> None:
