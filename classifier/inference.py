@@ -428,14 +428,14 @@ class ScreeningModel:
         if self.novelty is not None and len(distances):
             limit = self.novelty.stamp_limit
             close = np.abs(distances - limit) <= tolerance["distance"] * limit
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+            starts = _starts(lengths)
             near |= (np.add.reduceat(close.astype(int), starts) > 0) & (scores < self.threshold)
         return near
 
     def _rescore_exactly(self, near, stamps, lengths, meta, probabilities, scores, distances):
         """The tracklets `near` the threshold scored again in float32: their stamps'
         probabilities and distances, and their scores, replace the reduced-precision ones."""
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+        starts = _starts(lengths)
         rows = np.concatenate(
             [np.arange(starts[i], starts[i] + lengths[i]) for i in np.flatnonzero(near)]
         )
@@ -513,6 +513,11 @@ def _checked_lengths(lengths: list[int] | np.ndarray, stamps: int) -> np.ndarray
     if (lengths < 1).any():
         raise ValueError("every tracklet needs at least one detection")
     return lengths
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    """Index of each tracklet's first stamp, its stamps consecutive."""
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
 
 
 def model_from_checkpoint(
