@@ -745,6 +745,9 @@ def _mlp4_tcn_stage(
 # the candidate never saw. The candidate's threshold is lowered by this quantile of the score
 # drops of the real tracklets the base keeps (logits, on unseen validation tracklets), at most
 # by DRIFT_MAX_LOGIT, and by no more than costs DRIFT_MAX_BOGUS of the bogus tracklets rejected.
+# The cap holds for a whole lineage: a model retrained from a retrained one is never lowered
+# more than DRIFT_MAX_LOGIT below the threshold of the first model it descends from (its
+# "drift anchor", kept in each candidate's training record), so retraining does not ratchet it.
 DRIFT_QUANTILE = 0.99
 DRIFT_MAX_LOGIT = 1.0
 DRIFT_MAX_BOGUS = 0.01
@@ -755,12 +758,19 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def drift_anchor(base: ScreeningModel) -> float:
+    """The threshold of the first model of `base`'s lineage (its own where it was not made by
+    retraining with a drift margin)."""
+    return float((base.training or {}).get("drift_anchor", base.threshold))
+
+
 def drift_margin(
     base_scores: np.ndarray,
     scores: np.ndarray,
     real: np.ndarray,
     base_threshold: float,
     threshold: float,
+    anchor: float | None = None,
 ) -> tuple[float, dict[str, float]]:
     """The candidate's threshold lowered by the drift of its scores from the base's on the real
     tracklets the base keeps, and what was measured: (threshold, figures).
@@ -777,6 +787,10 @@ def drift_margin(
         return threshold, figures
     drops = np.maximum(_logit(base_scores[kept]) - _logit(scores[kept]), 0.0)
     wanted = min(float(np.quantile(drops, DRIFT_QUANTILE)), DRIFT_MAX_LOGIT)
+    if anchor is not None:  # never below the lineage's first threshold less DRIFT_MAX_LOGIT
+        room = float(_logit(np.array([threshold]))[0] - _logit(np.array([anchor]))[0])
+        wanted = max(0.0, min(wanted, room + DRIFT_MAX_LOGIT))
+        figures["anchor"] = float(anchor)
     bogus = ~real
     rejected = float((scores[bogus] < threshold).mean()) if bogus.any() else 0.0
     at = float(_logit(np.array([threshold]))[0])
@@ -823,7 +837,12 @@ def _choose_threshold(
         # kept unless the recall floor asks for a lower one.
         threshold = min(threshold, float(base_model.threshold))
     threshold, margin = drift_margin(
-        base_val_scores, val_scores, real_val, float(base_model.threshold), threshold
+        base_val_scores,
+        val_scores,
+        real_val,
+        float(base_model.threshold),
+        threshold,
+        anchor=drift_anchor(base_model),
     )
     validation = {
         "real": int(real_val.sum()),
@@ -984,6 +1003,7 @@ def retrain(
         "base_version": base_payload.get("version") or Path(base_checkpoint).stem,
         "config": asdict(cfg),
         "new_classes": list(new_classes),
+        "drift_anchor": drift_anchor(base_model),
         "labels": {
             "stamps_train": len(stamps_train),
             "stamps_held_out": len(stamps_held),

@@ -208,3 +208,19 @@ def test_the_drift_margin_costs_at_most_a_point_of_bogus_rejection() -> None:
     unlowered = (cand[~real] < base_t).mean()
     assert (cand[~real] < threshold).mean() >= unlowered - 0.01
     assert 0.0 < figures["logit"] < figures["wanted_logit"]
+
+
+def test_retraining_a_retrained_model_does_not_lower_its_threshold_again() -> None:
+    """The drift margin is capped for a whole lineage: a candidate of a model already lowered a
+    full logit below its lineage's first threshold is not lowered further, however its scores
+    drift; one lowered half a logit may go half a logit more."""
+    first = 0.28
+    lowered = 1 / (1 + np.exp(-(np.log(first / (1 - first)) - 1.0)))
+    base, cand, real = _night(np.random.default_rng(4), 1500, 300, 0.8, -6.0)
+    alone, figures = drift_margin(base, cand, real, lowered, lowered)
+    assert alone < lowered and figures["logit"] > 0.5  # this drift would lower it again
+    again, figures = drift_margin(base, cand, real, lowered, lowered, anchor=first)
+    assert again == lowered and figures["logit"] == 0.0
+    half = 1 / (1 + np.exp(-(np.log(first / (1 - first)) - 0.5)))
+    _, figures = drift_margin(base, cand, real, half, half, anchor=first)
+    assert figures["logit"] == pytest.approx(0.5, abs=1e-6)
