@@ -257,9 +257,9 @@ def measure(
     mjd, ra, dec, mag, x, y = (np.asarray(v, dtype=np.float64) for v in (mjd, ra, dec, mag, x, y))
     n = len(mjd)
     fwhm = np.full(n, np.nan) if fwhm_px is None else np.asarray(fwhm_px, dtype=np.float64)
-    fwhm = np.where(np.isfinite(fwhm) & (fwhm > 0), fwhm, np.nan) if fwhm.shape == (n,) else None
-    if fwhm is None:
+    if fwhm.shape != (n,):
         raise ValueError("fwhm_px needs one value (or NaN) per detection")
+    fwhm = np.where(np.isfinite(fwhm) & (fwhm > 0), fwhm, np.nan)
     if not n == len(ra) == len(dec) == len(mag) == len(x) == len(y) == len(stamps):
         raise ValueError("every detection needs mjd, ra, dec, mag, x, y and a stamp")
     if n < 2:

@@ -428,14 +428,14 @@ class ScreeningModel:
         if self.novelty is not None and len(distances):
             limit = self.novelty.stamp_limit
             close = np.abs(distances - limit) <= tolerance["distance"] * limit
-            starts = _starts(lengths)
+            starts = tracklet_starts(lengths)
             near |= (np.add.reduceat(close.astype(int), starts) > 0) & (scores < self.threshold)
         return near
 
     def _rescore_exactly(self, near, stamps, lengths, meta, probabilities, scores, distances):
         """The tracklets `near` the threshold scored again in float32: their stamps'
         probabilities and distances, and their scores, replace the reduced-precision ones."""
-        starts = _starts(lengths)
+        starts = tracklet_starts(lengths)
         rows = np.concatenate(
             [np.arange(starts[i], starts[i] + lengths[i]) for i in np.flatnonzero(near)]
         )
@@ -515,7 +515,7 @@ def _checked_lengths(lengths: list[int] | np.ndarray, stamps: int) -> np.ndarray
     return lengths
 
 
-def _starts(lengths: np.ndarray) -> np.ndarray:
+def tracklet_starts(lengths: np.ndarray) -> np.ndarray:
     """Index of each tracklet's first stamp, its stamps consecutive."""
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
 

@@ -42,7 +42,7 @@ from classifier.datasets import (
 from classifier.evaluate import score_set, tracklet_figures
 from classifier.features import batch_inputs
 from classifier.hardware import resolve_device
-from classifier.inference import Runtime, ScreeningModel, model_from_checkpoint
+from classifier.inference import Runtime, ScreeningModel, model_from_checkpoint, tracklet_starts
 from classifier.metrics import operating_point, reliability, roc_auc, threshold_for_recall
 from classifier.networks import IcnConfig, TcnConfig, grow_icn, grow_tcn, tcn_inputs
 from classifier.novelty import NoveltyReference, class_indices, reference_from, reference_path
@@ -432,7 +432,7 @@ def holdout_lost(
         return []
     real = np.array([t.real for t in tracklets], dtype=bool)
     lengths = np.array([len(t.pixels) for t in tracklets])
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    starts = tracklet_starts(lengths)
     cand, base = models["candidate"], models["base"]
     lost = np.flatnonzero(
         real & (outputs["base"][1] >= base.threshold) & (outputs["candidate"][1] < cand.threshold)
@@ -753,7 +753,7 @@ DRIFT_MAX_LOGIT = 1.0
 DRIFT_MAX_BOGUS = 0.01
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def _logit(p: np.ndarray | float) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
     return np.log(p) - np.log1p(-p)
 
@@ -777,37 +777,40 @@ def drift_margin(
 
     The margin is the DRIFT_QUANTILE of the logit drops (base less candidate, 0 where the score
     rose) so that a real tracklet the base keeps near its threshold stays kept; it is capped at
-    DRIFT_MAX_LOGIT and halved until lowering the threshold costs no more than DRIFT_MAX_BOGUS
-    of the bogus tracklets rejected (keeping real tracklets comes first, within a bound).
+    DRIFT_MAX_LOGIT (below `anchor`, the lineage's first threshold, where given) and halved
+    until lowering the threshold costs no more than DRIFT_MAX_BOGUS of the bogus tracklets
+    rejected (keeping real tracklets comes first, within a bound).
     """
+    from scipy.special import expit
+
     real = np.asarray(real, dtype=bool)
     kept = real & (np.asarray(base_scores) >= base_threshold)
     figures = {"quantile": DRIFT_QUANTILE, "logit": 0.0, "threshold_before": float(threshold)}
     if not kept.any():
         return threshold, figures
+    at = float(_logit(threshold))
     drops = np.maximum(_logit(base_scores[kept]) - _logit(scores[kept]), 0.0)
     wanted = min(float(np.quantile(drops, DRIFT_QUANTILE)), DRIFT_MAX_LOGIT)
-    if anchor is not None:  # never below the lineage's first threshold less DRIFT_MAX_LOGIT
-        room = float(_logit(np.array([threshold]))[0] - _logit(np.array([anchor]))[0])
-        wanted = max(0.0, min(wanted, room + DRIFT_MAX_LOGIT))
+    if anchor is not None:
+        wanted = max(0.0, min(wanted, at - float(_logit(anchor)) + DRIFT_MAX_LOGIT))
         figures["anchor"] = float(anchor)
-    bogus = ~real
-    rejected = float((scores[bogus] < threshold).mean()) if bogus.any() else 0.0
-    at = float(_logit(np.array([threshold]))[0])
+    bogus = scores[~real]
+
+    def rejected(t: float) -> float:
+        return float((bogus < t).mean()) if len(bogus) else 0.0
+
     margin = wanted
-    while margin > 1e-3:
-        lowered = float(1.0 / (1.0 + math.exp(-(at - margin))))
-        if not bogus.any() or float((scores[bogus] < lowered).mean()) >= rejected - DRIFT_MAX_BOGUS:
-            break
+    while margin > 1e-3 and rejected(expit(at - margin)) < rejected(threshold) - DRIFT_MAX_BOGUS:
         margin *= 0.5
-    else:
-        margin = 0.0
-    figures["wanted_logit"] = wanted
-    figures["logit"] = margin
-    new = threshold if margin == 0.0 else float(1.0 / (1.0 + math.exp(-(at - margin))))
-    figures["real_kept_by_base"] = int(kept.sum())
-    figures["lost_before"] = int((scores[kept] < threshold).sum())
-    figures["lost_after"] = int((scores[kept] < new).sum())
+    margin = margin if margin > 1e-3 else 0.0
+    new = float(expit(at - margin)) if margin else threshold
+    figures.update(
+        wanted_logit=wanted,
+        logit=margin,
+        real_kept_by_base=int(kept.sum()),
+        lost_before=int((scores[kept] < threshold).sum()),
+        lost_after=int((scores[kept] < new).sum()),
+    )
     return new, figures
 
 
