@@ -91,7 +91,10 @@ def main() -> None:
         p, bg, sig, yy, xx = fit(s)
         finite = np.isfinite(s)
         source = moffat(p, yy, xx) - p[7]
-        pad = lambda img: fit_to_input(np.where(finite, img, np.nan).astype(np.float32))  # noqa: E731
+
+        def pad(img, finite=finite):
+            return fit_to_input(np.where(finite, img, np.nan).astype(np.float32))
+
         variants["as stored (63x63, NaN-padded)"].append(fit_to_input(s.astype(np.float32)))
         big = rng.normal(bg, sig, (100, 100))
         o = (100 - s.shape[0]) // 2
@@ -120,16 +123,14 @@ def main() -> None:
     for name, stamps in variants.items():
         top = classify(stamps)
         stored = top if stored is None else stored
-        print(
-            f"{name:48s} AST {np.mean(top == 'AST'):6.1%}  {dict(collections.Counter(str(t) for t in top).most_common(4))}"
-        )
+        counts = dict(collections.Counter(str(t) for t in top).most_common(4))
+        print(f"{name:48s} AST {np.mean(top == 'AST'):6.1%}  {counts}")
     peak_snr = np.array(peak_snr)
     print("as stored, AST share by the fitted peak SNR:")
     for lo, hi in ((0, 10), (10, 25), (25, 60), (60, 1e9)):
         sel = (peak_snr >= lo) & (peak_snr < hi)
-        print(
-            f"  peak SNR {lo:3.0f}-{hi if hi < 1e9 else 'inf':<4}: n={sel.sum():2d}  AST {np.mean(stored[sel] == 'AST'):6.1%}"
-        )
+        band = f"{lo:3.0f}-{hi if hi < 1e9 else 'inf':<4}"
+        print(f"  peak SNR {band}: n={sel.sum():2d}  AST {np.mean(stored[sel] == 'AST'):6.1%}")
     sim = []
     cfg = SimConfig().wider()
     r = np.hypot(*np.mgrid[-50:50, -50:50])
@@ -137,8 +138,10 @@ def main() -> None:
         d = make_stamp("AST", stamp_rng(5, 7, j), cfg).difference
         sim.append(lag1(np.where(r > 15, d, np.nan)))
     for label, v in (("ZTF cutouts", lags), ("simulated AST (wider)", sim)):
+        lo, hi = np.percentile(v, [5, 95])
         print(
-            f"background lag-1 autocorrelation, {label:22s}: median {np.median(v):+.3f}, 5-95% {np.percentile(v, 5):+.3f} .. {np.percentile(v, 95):+.3f}"
+            f"background lag-1 autocorrelation, {label:22s}: median {np.median(v):+.3f}, "
+            f"5-95% {lo:+.3f} .. {hi:+.3f}"
         )
 
 
