@@ -47,7 +47,7 @@ def files_written(media: Path) -> tuple[int, int]:
     files = [
         p
         for p in media.rglob("*")
-        if p.is_file() and p.relative_to(media).parts[0] in ("stamps", "pixels", "display")
+        if p.is_file() and p.relative_to(media).parts[0] in ("tracklets", "stamps", "pixels", "display")
     ]
     return len(files), sum(p.stat().st_size for p in files)
 
@@ -126,6 +126,12 @@ def main() -> None:
                 f"{n / seconds:6.1f} tracklets/s ({seconds:.1f} s from the job's start to its "
                 "report, splitting included)"
             )
+            for chunk in upload.chunks.order_by("index"):
+                print(
+                    f"    chunk {chunk.index}: {chunk.tracklets} tracklets, "
+                    f"{(chunk.started_at - upload.started_at).total_seconds():5.1f}-"
+                    f"{(chunk.finished_at - upload.started_at).total_seconds():5.1f} s"
+                )
         fresh()
     print(f"stamps stored under {media} (removed with the benchmark's services)")
 

@@ -16,6 +16,11 @@ class Night(models.Model):
 
     date = models.DateField(unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Kept as tracklets arrive and change status (screening.nights.night_counts_*), so that the
+    # nights' list does not count every tracklet of every night on each view.
+    n_tracklets = models.PositiveIntegerField(default=0)
+    n_pending = models.PositiveIntegerField(default=0, help_text="Tracklets not yet scored.")
+    n_reviewed = models.PositiveIntegerField(default=0, help_text="Tracklets with a verdict.")
 
     class Meta:
         ordering = ["-date"]
@@ -140,7 +145,8 @@ class Tracklet(models.Model):
     )
     pixels = models.FileField(
         upload_to="pixels/",
-        help_text="Model input: the stamps in time order as one (n, 100, 100) float32 .npy.",
+        help_text="The tracklet's file: its model input, the stamps in time order as one "
+        "(n, 100, 100) float32 array, and each stamp as received (screening.tracklet_files).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     scored_at = models.DateTimeField(null=True, blank=True)
@@ -214,6 +220,12 @@ class Tracklet(models.Model):
     def __str__(self) -> str:
         return f"{self.night}/{self.survey_id}"
 
+    def model_input(self):
+        """The stamps as the model takes them: (n, 100, 100) float32 in time order."""
+        from screening.tracklet_files import read_pixels
+
+        return read_pixels(self.pixels)
+
 
 class Detection(models.Model):
     """One detection of a tracklet, with its stamp as received and what ingest derived from it."""
@@ -254,7 +266,11 @@ class Detection(models.Model):
         blank=True,
         help_text="The exposure's seeing: PSF FWHM in the stamp's pixels; null: not sent.",
     )
-    stamp = models.FileField(upload_to="stamps/", help_text="The stamp file as received.")
+    stamp = models.FileField(
+        upload_to="stamps/",
+        help_text="The file that holds the stamp as received: its tracklet's file "
+        "(screening.tracklet_files).",
+    )
     stamp_format = models.CharField(max_length=8)
     stamp_sha256 = models.CharField(max_length=64)
     stamp_width = models.PositiveIntegerField()
@@ -280,11 +296,19 @@ class Detection(models.Model):
         indexes = [
             # ingest finds a detection already stored by its time, or by its stamp
             models.Index(fields=["mjd"], name="detection_mjd"),
+            # the same observation in another tracklet: a declination band, then the time
+            models.Index(fields=["dec", "mjd"], name="detection_dec_mjd"),
             models.Index(fields=["stamp_sha256"], name="detection_stamp_sha256"),
         ]
 
     def __str__(self) -> str:
         return f"{self.tracklet}#{self.index}"
+
+    def stamp_as_received(self) -> bytes:
+        """The stamp file, byte for byte as the survey sent it."""
+        from screening.tracklet_files import read_stamp_bytes
+
+        return read_stamp_bytes(self.stamp, self.index)
 
 
 class StampPrediction(models.Model):

@@ -57,3 +57,54 @@ def night_argument(text: str) -> date:
         return night_parse(text, stored_range=False)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# --- each night's counts -------------------------------------------------------------------------
+
+_STATUS_FIELDS = {"pending": "n_pending", "reviewed": "n_reviewed"}  # scored: the rest
+
+
+def night_counts_created(night_id: int, n: int) -> None:
+    """n new (pending) tracklets in the night; call in the transaction that stores them, last,
+    so that the night's row is locked for as short a time as can be."""
+    from django.db.models import F
+
+    if n:
+        Night.objects.filter(pk=night_id).update(
+            n_tracklets=F("n_tracklets") + n, n_pending=F("n_pending") + n
+        )
+
+
+def night_counts_moved(night_id: int, old: str, new: str, n: int) -> None:
+    """n of the night's tracklets went from status `old` to `new` (as an UPDATE that matched
+    on `old` reported: moves made by someone else meanwhile are not counted twice)."""
+    from django.db.models import F
+
+    changes = {}
+    if old in _STATUS_FIELDS:
+        changes[_STATUS_FIELDS[old]] = F(_STATUS_FIELDS[old]) - n
+    if new in _STATUS_FIELDS:
+        changes[_STATUS_FIELDS[new]] = F(_STATUS_FIELDS[new]) + n
+    if n and old != new and changes:
+        Night.objects.filter(pk=night_id).update(**changes)
+
+
+def night_counts_refresh(nights=None) -> int:
+    """Count the tracklets again (all nights, or the given queryset's) and store the counts;
+    returns how many nights' counts were wrong. `manage.py night_counts` runs it."""
+    from django.db.models import Count, Q
+
+    nights = Night.objects.all() if nights is None else nights
+    wrong = 0
+    for night in nights.annotate(
+        real_tracklets=Count("tracklets"),
+        real_pending=Count("tracklets", filter=Q(tracklets__status="pending")),
+        real_reviewed=Count("tracklets", filter=Q(tracklets__status="reviewed")),
+    ):
+        real = (night.real_tracklets, night.real_pending, night.real_reviewed)
+        if real != (night.n_tracklets, night.n_pending, night.n_reviewed):
+            wrong += 1
+            Night.objects.filter(pk=night.pk).update(
+                n_tracklets=real[0], n_pending=real[1], n_reviewed=real[2]
+            )
+    return wrong

@@ -46,7 +46,7 @@ from screening.ingest.tracklets import (
     IngestRejected,
     StampSource,
     TrackletInput,
-    tracklet_ingest,
+    tracklets_ingest,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ MANIFEST_COLUMNS = ("night", "tracklet", *DETECTION_FIELDS)
 MANIFEST_MAX_BYTES = 512 * 1024 * 1024
 MAX_MEMBERS = 500_000
 SCORING_REQUEST_EVERY = 200  # tracklets ingested between two requests to score
+INGEST_BATCH = 50  # tracklets validated, then written in one transaction
 
 
 class BundleError(ValueError):
@@ -95,7 +96,7 @@ def bundle_ingest(
     progress: Callable[[int, int], None] | None = None,
     report: BundleReport | None = None,
 ) -> BundleReport:
-    """Ingest each tracklet of a bundle in its own transaction; BundleError if it is unusable.
+    """Ingest a bundle's tracklets, in batches (`groups_ingest`); BundleError if it is unusable.
 
     `report`, if given, is filled as the ingest goes, so a caller still has the results of the
     tracklets done so far should anything fail midway.
@@ -138,11 +139,16 @@ def groups_ingest(
     progress: Callable[[int, int], None] | None = None,
     report: BundleReport,
 ) -> BundleReport:
-    """Ingest tracklets (manifest groups) after the `len(report.results)` already done, each
-    in its own transaction, their stamps read through `sources(relative path)`."""
-    for done in range(len(report.results) + 1, len(groups) + 1):
-        report.results.append(_ingest_group_safely(groups[done - 1], sources, manifest_name))
-        if done % SCORING_REQUEST_EVERY == 0 or done == len(groups):
+    """Ingest tracklets (manifest groups) after the `len(report.results)` already done, their
+    stamps read through `sources(relative path)`: INGEST_BATCH at a time, each batch's new
+    tracklets written in one transaction (`tracklets_ingest`); every tracklet gets its own result,
+    as if it had been ingested alone."""
+    done = len(report.results)
+    while done < len(groups):
+        batch = groups[done : done + INGEST_BATCH]
+        report.results.extend(_ingest_batch_safely(batch, sources, manifest_name))
+        before, done = done, done + len(batch)
+        if done // SCORING_REQUEST_EVERY > before // SCORING_REQUEST_EVERY or done == len(groups):
             queueing.request_scoring()  # scoring overlaps the rest of the ingest
         if progress is not None:
             progress(done, len(groups))
@@ -181,64 +187,78 @@ def database_retried(call: Callable[[], T], *, what: str) -> T:
             delay = min(2 * delay, 8.0)
 
 
-def _ingest_group_safely(
-    group: ManifestGroup, sources: StampSources, manifest_name: str
-) -> dict[str, Any]:
+def _ingest_batch_safely(
+    batch: list[ManifestGroup], sources: StampSources, manifest_name: str
+) -> list[dict[str, Any]]:
     try:
         return database_retried(
-            lambda: _ingest_group(group, sources, manifest_name), what=f"{group.survey_id!r}"
+            lambda: _ingest_batch(batch, sources, manifest_name),
+            what=f"{len(batch)} tracklet(s) from {batch[0].survey_id!r}",
         )
     except DatabaseUnavailable:
         raise
     except Exception as exc:  # one tracklet's surprise must not stop the night
+        if len(batch) > 1:  # find it: the others are ingested one by one
+            logger.warning("a batch of %d tracklets failed (%s); one by one", len(batch), exc)
+            return [r for g in batch for r in _ingest_batch_safely([g], sources, manifest_name)]
+        group = batch[0]
         logger.exception("bundle tracklet %r/%r failed", group.night, group.survey_id)
-        return {
-            "night": _text(group.night),
-            "tracklet": _text(group.survey_id),
-            "errors": [
-                {
-                    "reason": f"internal error while ingesting this tracklet "
-                    f"({type(exc).__name__}: {exc}); it was not stored"
-                }
-            ],
-            "status": "rejected",
-            "origin": _origin(group, manifest_name),
-        }
+        return [
+            {
+                "night": _text(group.night),
+                "tracklet": _text(group.survey_id),
+                "errors": [
+                    {
+                        "reason": f"internal error while ingesting this tracklet "
+                        f"({type(exc).__name__}: {exc}); it was not stored"
+                    }
+                ],
+                "status": "rejected",
+                "origin": _origin(group, manifest_name),
+            }
+        ]
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _ingest_group(
-    group: ManifestGroup, sources: StampSources, manifest_name: str
-) -> dict[str, Any]:
-    origin = _origin(group, manifest_name)
-    stamps = {
-        row["stamp"]: sources(row["stamp"])
-        for row in group.rows
-        if isinstance(row.get("stamp"), str) and row["stamp"].strip()
-    }
-    tracklet = TrackletInput(
-        night=group.night,
-        survey_id=group.survey_id,
-        detections=group.rows,
-        stamps=stamps,
-        origin=origin,
-        text_values=manifest_name.endswith(".csv"),
-    )
-    try:
-        result = tracklet_ingest(tracklet=tracklet, request_scoring=False)
-    except IngestRejected as exc:
-        status = "conflict" if exc.status == 409 else "rejected"
-        return {**exc.as_dict(), "status": status, "origin": origin}
-    return {
-        "night": str(group.night),
-        "tracklet": str(group.survey_id),
-        "status": "created" if result.created else "unchanged",
-        "id": result.tracklet.pk,
-        "origin": origin,
-    }
+def _ingest_batch(
+    batch: list[ManifestGroup], sources: StampSources, manifest_name: str
+) -> list[dict[str, Any]]:
+    inputs = [
+        TrackletInput(
+            night=group.night,
+            survey_id=group.survey_id,
+            detections=group.rows,
+            stamps={
+                row["stamp"]: sources(row["stamp"])
+                for row in group.rows
+                if isinstance(row.get("stamp"), str) and row["stamp"].strip()
+            },
+            origin=_origin(group, manifest_name),
+            text_values=manifest_name.endswith(".csv"),
+        )
+        for group in batch
+    ]
+    results = []
+    for tracklet, outcome in zip(
+        inputs, tracklets_ingest(inputs, request_scoring=False), strict=True
+    ):
+        if isinstance(outcome, IngestRejected):
+            status = "conflict" if outcome.status == 409 else "rejected"
+            results.append({**outcome.as_dict(), "status": status, "origin": tracklet.origin})
+            continue
+        results.append(
+            {
+                "night": str(tracklet.night),
+                "tracklet": str(tracklet.survey_id),
+                "status": "created" if outcome.created else "unchanged",
+                "id": outcome.tracklet.pk,
+                "origin": tracklet.origin,
+            }
+        )
+    return results
 
 
 def folder_sources(base: Path) -> StampSources:
@@ -543,13 +563,14 @@ def _read_manifest(manifest: Path) -> list[ManifestGroup]:
     if not rows:
         raise BundleError(f"{manifest.name} has no rows")
     groups: dict[tuple[str, str], ManifestGroup] = {}
+    base = manifest.parent.resolve()
     for line, row in rows:
         for key in ("night", "tracklet"):
             if row.get(key) is None or (isinstance(row[key], str) and not row[key].strip()):
                 raise BundleError(f"{manifest.name} line {line}: {key} is missing")
         stamp = row.get("stamp")
         if isinstance(stamp, str) and stamp.strip():
-            _check_stamp_path(manifest, line, stamp)
+            _check_stamp_path(manifest, line, stamp, base)
         key = (_group_key(row["night"]), _group_key(row["tracklet"]))
         night, survey_id = (
             (v.strip() if isinstance(v, str) else v) for v in (row["night"], row["tracklet"])
@@ -560,11 +581,11 @@ def _read_manifest(manifest: Path) -> list[ManifestGroup]:
     return list(groups.values())
 
 
-def _check_stamp_path(manifest: Path, line: int, stamp: str) -> None:
+def _check_stamp_path(manifest: Path, line: int, stamp: str, base: Path) -> None:
+    """BundleError if the stamp path leaves the bundle (`base`: its manifest's folder, resolved)."""
     if any(ord(c) < 32 or ord(c) == 127 for c in stamp):
         return  # the tracklet is rejected for it, naming the field
     pure = PurePosixPath(stamp.replace("\\", "/"))
-    base = manifest.parent.resolve()
     try:
         resolved = (manifest.parent / pure).resolve()
     except (OSError, ValueError, RuntimeError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 
 CODE = re.compile(r"[0-9A-Z][0-9]{2}")
@@ -52,14 +52,29 @@ def local_nights(mjds, codes) -> list[date]:
     station's longitude) and is named by the date of its morning: the date after local midnight.
     At Mauna Loa (T08, 10 h 22 min behind UTC) that is the UTC date of the whole night, as
     ATLAS's integer-MJD nights and ZTF's UTC dates name them; one detection is in one night."""
-    import astropy.units as u
     import numpy as np
-    from astropy.time import Time
 
     east = np.array([longitude_signed(code) for code in codes], dtype=np.float64)
     if east.size == 0:
         return []
-    utc = Time(np.asarray(mjds, dtype=np.float64), format="mjd", scale="utc")
-    # local mean time plus 12 hours: the morning's date from local noon on
-    morning = utc + (east / 360.0 + 0.5) * u.day
-    return [moment.date() for moment in np.atleast_1d(morning.to_datetime())]
+    mjd = np.asarray(mjds, dtype=np.float64)
+    # local mean time plus 12 hours: the morning's date from local noon on. Away from the
+    # morning's date boundary (more than NIGHT_EDGE_DAYS, far beyond a leap second) plain day
+    # arithmetic gives astropy's date; near it astropy.time decides.
+    morning = mjd + east / 360.0 + 0.5
+    fraction = morning - np.floor(morning)
+    out = [MJD_ZERO + timedelta(days=int(day)) for day in np.floor(morning)]
+    near = np.flatnonzero((fraction < NIGHT_EDGE_DAYS) | (fraction > 1 - NIGHT_EDGE_DAYS))
+    if near.size:
+        import astropy.units as u
+        from astropy.time import Time
+
+        utc = Time(mjd[near], format="mjd", scale="utc")
+        exact = np.atleast_1d((utc + (east[near] / 360.0 + 0.5) * u.day).to_datetime())
+        for position, moment in zip(near, exact, strict=True):
+            out[position] = moment.date()
+    return out
+
+
+MJD_ZERO = date(1858, 11, 17)
+NIGHT_EDGE_DAYS = 60.0 / 86400  # a minute

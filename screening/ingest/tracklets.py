@@ -8,7 +8,6 @@ is a no-op; the same night and id with other content is a conflict.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import math
@@ -25,10 +24,10 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from classifier.stamp_io import StampError, fit_to_input, read_stamp
-from screening import queueing
+from screening import queueing, tracklet_files
 from screening.ingest.json_input import short, type_name
 from screening.models import Detection, Night, Tracklet
-from screening.nights import night_parse
+from screening.nights import night_counts_created, night_parse
 
 logger = logging.getLogger(__name__)
 
@@ -142,69 +141,177 @@ def tracklet_ingest(*, tracklet: TrackletInput, request_scoring: bool = True) ->
 
     Once stored, scoring is queued (unless the caller queues it for many tracklets at once).
     """
-    prepared = _prepare(tracklet)
-    existing = _existing(prepared)
-    if existing is not None:
-        return existing
-    written: list[str] = []
-    # Files are named by the tracklet's content hash, so the row is written once, with them.
-    stem = f"{prepared.night.isoformat()}/{prepared.content_sha256[:32]}"
+    (outcome,) = tracklets_ingest([tracklet], request_scoring=request_scoring)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+Outcome = IngestResult | IngestRejected
+
+
+def tracklets_ingest(
+    tracklets: Sequence[TrackletInput], *, request_scoring: bool = True
+) -> list[Outcome]:
+    """Ingest a batch: each tracklet validated whole, then every valid new one stored in one
+    transaction with bulk inserts (one file each). Returns one outcome per input, in order: the
+    stored (or already stored) row, or the IngestRejected that says why it was not written.
+
+    A tracklet's outcome is the same as if it had been ingested alone: re-sending the same
+    content is a no-op, other content under a stored night and id a conflict (409), and a
+    repeat of the same tracklet later in the batch is treated as a re-send of the first.
+    Should the batch's write fail (another worker stored one of them first, or anything else),
+    its tracklets are written one by one, so one tracklet never takes the others down.
+    """
+    outcomes: list[Outcome | None] = [None] * len(tracklets)
+    pending: list[tuple[int, _PreparedTracklet]] = []
+    for i, tracklet in enumerate(tracklets):
+        try:
+            pending.append((i, _prepare(tracklet)))
+        except IngestRejected as exc:
+            outcomes[i] = exc
+    new = _resolve_existing(pending, outcomes)
+    if new:
+        try:
+            stored = _store(new, request_scoring=request_scoring)
+        except IntegrityError:
+            # Another upload committed one of them first: one by one, each finds its row.
+            stored = []
+            for item in new:
+                stored += _store_alone(item, request_scoring=request_scoring)
+        for (i, _), row in zip(new, stored, strict=True):
+            outcomes[i] = row
+    prepared = dict(pending)
+    for i, first in _repeats_in_batch(pending):
+        outcomes[i] = _same_as(outcomes[first], prepared[i])
+    return outcomes  # type: ignore[return-value]
+
+
+def _store_alone(item: tuple[int, _PreparedTracklet], *, request_scoring: bool) -> list[Outcome]:
     try:
-        with transaction.atomic():
-            night = _night_row(prepared.night)
-            row = Tracklet.objects.create(
-                night=night,
-                survey_id=prepared.survey_id,
-                content_sha256=prepared.content_sha256,
-                n_detections=len(prepared.detections),
-                pixels=_save(f"pixels/{stem}.npy", _stack_npy(prepared), written),
-                **prepared.motion,
+        return _store([item], request_scoring=request_scoring)
+    except IntegrityError:
+        outcomes: list[Outcome | None] = [None]
+        if _resolve_existing([(0, item[1])], outcomes):
+            raise
+        return outcomes  # type: ignore[return-value]
+
+
+def _key(prepared: _PreparedTracklet) -> tuple[date, str]:
+    return prepared.night, prepared.survey_id
+
+
+def _repeats_in_batch(pending: list[tuple[int, _PreparedTracklet]]) -> list[tuple[int, int]]:
+    """(position, position of the first) for each tracklet sent again later in the batch."""
+    first: dict[tuple[date, str], int] = {}
+    out = []
+    for i, prepared in pending:
+        if _key(prepared) in first:
+            out.append((i, first[_key(prepared)]))
+        else:
+            first[_key(prepared)] = i
+    return out
+
+
+def _same_as(outcome: Outcome | None, prepared: _PreparedTracklet) -> Outcome:
+    """The outcome of a tracklet sent twice in one batch, given the first one's."""
+    if isinstance(outcome, IngestResult):
+        if outcome.tracklet.content_sha256 != prepared.content_sha256:
+            return _conflict(prepared)
+        return IngestResult(tracklet=outcome.tracklet, created=False)
+    assert outcome is not None
+    return outcome
+
+
+def _conflict(prepared: _PreparedTracklet) -> IngestRejected:
+    return IngestRejected(
+        night=prepared.night,
+        survey_id=prepared.survey_id,
+        status=409,
+        problems=[
+            IngestProblem(
+                reason="a tracklet with this night and id is already stored with other "
+                "content; send it under a new id",
+                field="tracklet",
             )
-            links = stored_repeats(prepared.detections)
-            Detection.objects.bulk_create(
+        ],
+    )
+
+
+def _resolve_existing(
+    pending: list[tuple[int, _PreparedTracklet]], outcomes: list[Outcome | None]
+) -> list[tuple[int, _PreparedTracklet]]:
+    """Fill the outcomes of tracklets already stored (unchanged, or a conflict); return the
+    new ones (the first of each night and id in the batch)."""
+    if not pending:
+        return []
+    nights = {p.night for _, p in pending}
+    ids = {p.survey_id for _, p in pending}
+    rows = Tracklet.objects.filter(night__date__in=nights, survey_id__in=ids)
+    stored = {(row.night.date, row.survey_id): row for row in rows.select_related("night")}
+    new, seen = [], set()
+    for i, prepared in pending:
+        row = stored.get(_key(prepared))
+        if row is not None:
+            outcomes[i] = (
+                IngestResult(tracklet=row, created=False)
+                if row.content_sha256 == prepared.content_sha256
+                else _conflict(prepared)
+            )
+        elif _key(prepared) not in seen:
+            seen.add(_key(prepared))
+            new.append((i, prepared))
+    return new
+
+
+def _store(items: list[tuple[int, _PreparedTracklet]], *, request_scoring: bool) -> list[Outcome]:
+    """Write new tracklets: one file each, then their rows in one transaction (bulk inserts).
+    Files are named by the tracklet's content hash, so a row is written once, with its file."""
+    written: list[str] = []
+    try:
+        files = [
+            _save(f"tracklets/{_stem(p)}{tracklet_files.SUFFIX}", _tracklet_file(p), written)
+            for _, p in items
+        ]
+        with transaction.atomic():
+            nights = {night: _night_row(night) for night in {p.night for _, p in items}}
+            rows = Tracklet.objects.bulk_create(
                 [
-                    _detection_row(row, stem, det, written, links.get(i))
-                    for i, det in enumerate(prepared.detections)
+                    Tracklet(
+                        night=nights[p.night],
+                        survey_id=p.survey_id,
+                        content_sha256=p.content_sha256,
+                        n_detections=len(p.detections),
+                        pixels=name,
+                        **p.motion,
+                    )
+                    for (_, p), name in zip(items, files, strict=True)
                 ]
             )
-            if links:
-                logger.info(
-                    "tracklet %s/%s: detection(s) %s repeat stored ones, linked to them",
-                    prepared.night, prepared.survey_id, sorted(links),
-                )  # fmt: skip
+            detections = [
+                [_detection_row(row, name, det) for det in p.detections]
+                for (_, p), row, name in zip(items, rows, files, strict=True)
+            ]
+            _link_repeats([p.detections for _, p in items], detections)
+            for night, row in nights.items():
+                night_counts_created(row.pk, sum(1 for _, p in items if p.night == night))
             if request_scoring:
                 transaction.on_commit(queueing.request_scoring)
-    except IntegrityError:
-        # Another upload of the same tracklet committed first: same content is fine.
-        _delete_files(written)
-        existing = _existing(prepared)
-        if existing is None:
-            raise
-        return existing
     except BaseException:
         _delete_files(written)
         raise
-    return IngestResult(tracklet=row, created=True)
+    return [IngestResult(tracklet=row, created=True) for row in rows]
 
 
-def _existing(prepared: _PreparedTracklet) -> IngestResult | None:
-    row = Tracklet.objects.filter(night__date=prepared.night, survey_id=prepared.survey_id).first()
-    if row is None:
-        return None
-    if row.content_sha256 != prepared.content_sha256:
-        raise IngestRejected(
-            night=prepared.night,
-            survey_id=prepared.survey_id,
-            status=409,
-            problems=[
-                IngestProblem(
-                    reason="a tracklet with this night and id is already stored with other "
-                    "content; send it under a new id",
-                    field="tracklet",
-                )
-            ],
-        )
-    return IngestResult(tracklet=row, created=False)
+def _stem(prepared: _PreparedTracklet) -> str:
+    return f"{prepared.night.isoformat()}/{prepared.content_sha256[:32]}"
+
+
+def _tracklet_file(prepared: _PreparedTracklet) -> bytes:
+    return tracklet_files.tracklet_file_bytes(
+        np.stack([d.pixels for d in prepared.detections]),
+        [(d.values["index"], _stamp_suffix(d), d.stamp_bytes) for d in prepared.detections],
+    )
 
 
 def _night_row(night: date) -> Night:
@@ -212,27 +319,44 @@ def _night_row(night: date) -> Night:
     return found if found is not None else Night.objects.get_or_create(date=night)[0]
 
 
-def _detection_row(
-    tracklet: Tracklet,
-    stem: str,
-    det: _PreparedDetection,
-    written: list[str],
-    duplicate_of: int | None = None,
-) -> Detection:
-    """A detection's row and its stamp as received; the display PNG is made on first view
-    (`screening.review.displays.display_name`)."""
-    index = det.values["index"]
+def _detection_row(tracklet: Tracklet, name: str, det: _PreparedDetection) -> Detection:
+    """A detection's row; its stamp as received is in the tracklet's file. The display PNG is
+    made on first view (`screening.review.displays.display_name`)."""
     return Detection(
         tracklet=tracklet,
-        duplicate_of_id=duplicate_of,
         stamp_format=det.stamp_format,
         stamp_sha256=det.stamp_sha256,
         stamp_width=det.width,
         stamp_height=det.height,
-        # flat names (no folder a tracklet): creating a folder cost as much as a file
-        stamp=_save(f"stamps/{stem}-{index}{_stamp_suffix(det)}", det.stamp_bytes, written),
+        stamp=name,
         **det.values,
     )
+
+
+def _link_repeats(prepared: list[list[_PreparedDetection]], rows: list[list[Detection]]) -> None:
+    """Insert the detection rows, each repeat of an observation already stored (or earlier in
+    this batch) linked to the first stored one, and log the repeats."""
+    links = stored_repeats([d for dets in prepared for d in dets])
+    flat = [row for tracklet in rows for row in tracklet]
+    for position, stored_id in links.items():
+        flat[position].duplicate_of_id = stored_id
+    earlier = _batch_repeats(prepared)
+    Detection.objects.bulk_create(flat)
+    later = []
+    for position, first in earlier.items():
+        if position in links:
+            continue
+        flat[position].duplicate_of_id = flat[first].duplicate_of_id or flat[first].pk
+        later.append(flat[position])
+    if later:
+        Detection.objects.bulk_update(later, ["duplicate_of"])
+    for tracklet in rows:
+        repeated = [r.index for r in tracklet if r.duplicate_of_id is not None]
+        if repeated:
+            logger.info(
+                "tracklet %s/%s: detection(s) %s repeat stored ones, linked to them",
+                tracklet[0].tracklet.night.date, tracklet[0].tracklet.survey_id, repeated,
+            )  # fmt: skip
 
 
 # One observation sent twice (in two tracklets): the same station, within half a second and one
@@ -250,42 +374,92 @@ def same_place(ra_a: float, dec_a: float, ra_b: float, dec_b: float) -> bool:
     return math.degrees(float(angular_separation(*radians))) * 3600.0 <= SAME_DETECTION_ARCSEC
 
 
+def _same_detection(a: _PreparedDetection, b_values: Mapping[str, Any], b_sha: str) -> bool:
+    if a.stamp_sha256 == b_sha:
+        return True
+    station = a.values.get("station") or settings.MPC_STATION
+    window = SAME_DETECTION_SECONDS / 86400.0
+    dec_slack = 2 * SAME_DETECTION_ARCSEC / 3600.0
+    return (
+        (b_values.get("station") or settings.MPC_STATION) == station
+        and abs(float(b_values["mjd"]) - float(a.values["mjd"])) <= window
+        and abs(float(b_values["dec"]) - float(a.values["dec"])) <= dec_slack
+        and same_place(a.values["ra"], a.values["dec"], b_values["ra"], b_values["dec"])
+    )
+
+
 def stored_repeats(detections: list[_PreparedDetection]) -> dict[int, int]:
     """{position: id of the stored detection it repeats} for detections already stored in
-    another tracklet (the earliest stored one): they are linked to it, and reported once."""
-    from django.db.models import Q
+    another tracklet (the earliest stored one): they are linked to it, and reported once.
 
-    window = SAME_DETECTION_SECONDS / 86400.0
-    query = Q(stamp_sha256__in=[d.stamp_sha256 for d in detections])
-    for det in detections:
-        mjd = float(det.values["mjd"])
-        query |= Q(mjd__gte=mjd - window, mjd__lte=mjd + window)
-    stored = list(
-        Detection.objects.filter(query)
-        .order_by("id")
-        .values_list("id", "duplicate_of_id", "station", "mjd", "ra", "dec", "stamp_sha256")
+    Two queries: the same stamp files, and a box around each detection (its time window and a
+    declination band, joined on the (dec, mjd) index, which finds them without reading the rest
+    of their exposure); then the station and the great-circle separation decide."""
+    from django.db import connection
+
+    if not detections:
+        return {}
+    columns = ("id", "duplicate_of_id", "station", "mjd", "ra", "dec", "stamp_sha256")
+    found = dict.fromkeys(
+        Detection.objects.filter(stamp_sha256__in=[d.stamp_sha256 for d in detections]).values_list(
+            *columns
+        )
     )
+    window = SAME_DETECTION_SECONDS / 86400.0
+    slack = 2 * SAME_DETECTION_ARCSEC / 3600.0
+    table = Detection._meta.db_table
+    for start in range(0, len(detections), 400):  # keep each statement's parameters few
+        part = detections[start : start + 400]
+        boxes = ", ".join(["(%s, %s)"] * len(part))
+        params: list[float] = []
+        for det in part:
+            params += [float(det.values["mjd"]), float(det.values["dec"])]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH box(mjd, dec) AS (VALUES {boxes}) "  # noqa: S608 - no input in the text
+                f"SELECT DISTINCT {', '.join('d.' + c for c in columns)} FROM {table} d "
+                "JOIN box ON d.dec BETWEEN box.dec - %s AND box.dec + %s "
+                "AND d.mjd BETWEEN box.mjd - %s AND box.mjd + %s",
+                [*params, slack, slack, window, window],
+            )
+            found.update(dict.fromkeys(tuple(row) for row in cursor.fetchall()))
+    stored = [dict(zip(columns, row, strict=True)) for row in sorted(found)]  # by id
     links: dict[int, int] = {}
     for position, det in enumerate(detections):
-        station = det.values.get("station") or settings.MPC_STATION
-        mjd, ra, dec = (float(det.values[k]) for k in ("mjd", "ra", "dec"))
-        for pk, first, code, s_mjd, s_ra, s_dec, sha in stored:
-            same = sha == det.stamp_sha256 or (
-                (code or settings.MPC_STATION) == station
-                and abs(s_mjd - mjd) <= window
-                and same_place(ra, dec, s_ra, s_dec)
-            )
-            if same:
-                links[position] = first or pk
+        for row in stored:
+            if _same_detection(det, row, row["stamp_sha256"]):
+                links[position] = row["duplicate_of_id"] or row["id"]
                 break
     return links
 
 
-def _stack_npy(prepared: _PreparedTracklet) -> bytes:
-    """The model's input for the whole tracklet: (n, 100, 100) float32, in time order."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.stack([d.pixels for d in prepared.detections]), allow_pickle=False)
-    return buffer.getvalue()
+def _batch_repeats(prepared: list[list[_PreparedDetection]]) -> dict[int, int]:
+    """{position: position of the first} for detections that repeat one of an earlier tracklet
+    in the same batch (positions over the batch's detections, tracklet after tracklet)."""
+    flat = [(t, d) for t, dets in enumerate(prepared) for d in dets]
+    mjds = np.array([float(d.values["mjd"]) for _, d in flat])
+    decs = np.array([float(d.values["dec"]) for _, d in flat])
+    slack = 2 * SAME_DETECTION_ARCSEC / 3600.0
+    order = np.argsort(mjds, kind="stable")
+    window = SAME_DETECTION_SECONDS / 86400.0
+    starts = np.searchsorted(mjds[order], mjds - window, side="left")
+    ends = np.searchsorted(mjds[order], mjds + window, side="right")
+    by_sha: dict[str, int] = {}
+    for k, (_, det) in enumerate(flat):
+        by_sha.setdefault(det.stamp_sha256, k)
+    out: dict[int, int] = {}
+    for position, (tracklet, det) in enumerate(flat):
+        if flat[by_sha[det.stamp_sha256]][0] < tracklet:
+            out[position] = by_sha[det.stamp_sha256]
+            continue
+        near = order[starts[position] : ends[position]]
+        near = near[np.abs(decs[near] - decs[position]) <= slack]
+        for k in sorted(int(k) for k in near):
+            other_tracklet, other = flat[k]
+            if other_tracklet < tracklet and _same_detection(det, other.values, other.stamp_sha256):
+                out[position] = k
+                break
+    return out
 
 
 def _save(name: str, data: bytes, written: list[str]) -> str:

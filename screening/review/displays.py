@@ -87,14 +87,19 @@ def display_name(detection) -> str:
 
     from classifier.stamp_io import read_stamp
     from screening.models import Detection
+    from screening.tracklet_files import SUFFIX as TRACKLET_SUFFIX
+    from screening.tracklet_files import read_stamp_bytes
 
     if detection.display.name:
         return detection.display.name
-    with detection.stamp.open("rb") as handle:
-        stamp = read_stamp(handle.read(), max_side=settings.STAMP_MAX_SIDE)
+    data = read_stamp_bytes(detection.stamp, detection.index)
+    stamp = read_stamp(data, max_side=settings.STAMP_MAX_SIDE)
     png = render_display_png(stamp.pixels, saturation=stamp.saturation)
-    folder, base = posixpath.split(detection.stamp.name.removeprefix("stamps/"))
-    stem = base.split(".", 1)[0]  # 2026-11-20/<hash>-0.fits.gz: 2026-11-20/<hash>-0.png
+    name = detection.stamp.name
+    folder, base = posixpath.split(name.removeprefix("tracklets/").removeprefix("stamps/"))
+    stem = base.split(".", 1)[0]  # 2026-11-20/<hash>.zip, stamp 0: 2026-11-20/<hash>-0.png
+    if name.endswith(TRACKLET_SUFFIX):  # (stamps/2026-11-20/<hash>-0.fits.gz before it)
+        stem = f"{stem}-{detection.index}"
     name = default_storage.save(posixpath.join("display", folder, f"{stem}.png"), ContentFile(png))
     if Detection.objects.filter(pk=detection.pk, display="").update(display=name):
         detection.display.name = name
@@ -120,7 +125,7 @@ def displays_make(tracklet_ids: list[int]) -> int:
 
     made = 0
     for detection in Detection.objects.filter(tracklet_id__in=tracklet_ids, display="").only(
-        "id", "tracklet_id", "stamp", "display"
+        "id", "tracklet_id", "index", "stamp", "display"
     ):
         try:
             display_name(detection)

@@ -15,6 +15,7 @@ from screening.models import (
     Tracklet,
     Verdict,
 )
+from screening.nights import night_counts_moved
 from screening.review.audit import assignments_judge
 from screening.review.blind import blind_applies, row_is_blind
 
@@ -96,8 +97,11 @@ def _status_refresh(tracklet: Tracklet) -> None:
     else:
         status = Tracklet.Status.PENDING
     if status != tracklet.status:
+        # from the status stored now, which another transaction may have changed meanwhile
+        old = Tracklet.objects.filter(pk=tracklet.pk).values_list("status", flat=True).first()
+        if Tracklet.objects.filter(pk=tracklet.pk, status=old).update(status=status):
+            night_counts_moved(tracklet.night_id, old, status, 1)
         tracklet.status = status
-        tracklet.save(update_fields=["status"])
 
 
 def stamp_label_record(

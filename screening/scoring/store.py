@@ -17,6 +17,7 @@ from screening.models import (
     Tracklet,
     TrackletScore,
 )
+from screening.nights import night_counts_moved
 from screening.review.routing import scored_rows_route
 
 
@@ -99,10 +100,20 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
             ["score", "unlike_training"],
             batch_size=1000,
         )
-        Tracklet.objects.filter(pk__in=ids, status=Tracklet.Status.PENDING).update(
-            status=Tracklet.Status.SCORED
-        )
+        pending: dict[int, list[int]] = {}
+        for pk, night_id in Tracklet.objects.filter(
+            pk__in=ids, status=Tracklet.Status.PENDING
+        ).values_list("pk", "night_id"):
+            pending.setdefault(night_id, []).append(pk)
+        moved = {
+            night_id: Tracklet.objects.filter(
+                pk__in=night_ids, status=Tracklet.Status.PENDING
+            ).update(status=Tracklet.Status.SCORED)
+            for night_id, night_ids in pending.items()
+        }
         scored_rows_route(model_version=model_version, tracklet_ids=ids)
+        for night_id, n in moved.items():  # last: the night's row is locked until the commit
+            night_counts_moved(night_id, Tracklet.Status.PENDING, Tracklet.Status.SCORED, n)
     return changed
 
 

@@ -7,7 +7,6 @@ and the periodic sweep queues scoring again, so no tracklet is left unscored.
 
 from __future__ import annotations
 
-import io
 import logging
 from datetime import timedelta
 from typing import Any
@@ -98,8 +97,9 @@ def tracklets_claim(*, model: ModelVersion, max_stamps: int) -> list[Tracklet]:
 
 def tracklet_pixels(tracklet: Tracklet) -> np.ndarray:
     """The tracklet's raw stamps (n, 100, 100) float32, as ingest stored them."""
-    with tracklet.pixels.open("rb") as handle:
-        return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+    from screening.tracklet_files import read_pixels
+
+    return read_pixels(tracklet.pixels)
 
 
 def detection_meta(tracklet_ids) -> dict[int, np.ndarray]:

@@ -12,6 +12,7 @@ from screening.ingest.tracklets import (
     TrackletInput,
     stamp_from_bytes,
     tracklet_ingest,
+    tracklets_ingest,
 )
 from screening.models import Detection, Tracklet
 from tests.conftest import stored_files
@@ -20,15 +21,15 @@ from tests.stamps import NIGHT, detection_rows, stamp_files
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _send_together(inputs: list[TrackletInput]) -> list[object]:
-    """Run tracklet_ingest for each input in its own thread (own connection), all at once."""
+def _send_together(inputs: list, ingest=lambda one: tracklet_ingest(tracklet=one)) -> list:
+    """Run `ingest` on each input in its own thread (own connection), all at once."""
     barrier = threading.Barrier(len(inputs))
     outcomes: list[object] = [None] * len(inputs)
 
     def send(position: int) -> None:
         try:
             barrier.wait()
-            outcomes[position] = tracklet_ingest(tracklet=inputs[position])
+            outcomes[position] = ingest(inputs[position])
         except Exception as exc:  # the outcome under test
             outcomes[position] = exc
         finally:
@@ -63,7 +64,7 @@ def test_two_concurrent_uploads_of_the_same_tracklet_leave_one_copy(media_root):
         assert sorted(o.created for o in outcomes) == [False, True]
         assert Tracklet.objects.filter(survey_id=survey_id).count() == 1
     assert Detection.objects.count() == 5 * 4
-    assert len(stored_files(media_root)) == 5 * 5  # the loser's files were removed
+    assert len(stored_files(media_root)) == 5  # one a tracklet: the loser's was removed
 
 
 def test_concurrent_uploads_with_different_content_give_one_copy_and_one_conflict():
@@ -71,3 +72,19 @@ def test_concurrent_uploads_with_different_content_give_one_copy_and_one_conflic
     conflicts = [o for o in outcomes if isinstance(o, IngestRejected)]
     assert len(conflicts) == 1 and conflicts[0].status == 409
     assert Tracklet.objects.filter(survey_id="DIFF").count() == 1
+
+
+def test_two_batches_sharing_a_tracklet_store_every_tracklet_once(media_root):
+    """Two workers' batches hold the same tracklet: the batch that loses the race is written one
+    tracklet at a time, so its other tracklets are stored and the shared one is unchanged."""
+    for attempt in range(3):
+        a, b, shared = (f"{name}{attempt}" for name in ("A", "B", "S"))
+        batches = [[_input(a), _input(shared)], [_input(shared), _input(b)]]
+        outcomes = _send_together(batches, tracklets_ingest)
+        assert all(isinstance(o, list) for o in outcomes), outcomes
+        first, second = outcomes
+        assert first[0].created and second[1].created
+        assert sorted([first[1].created, second[0].created]) == [False, True]
+        assert first[1].tracklet.pk == second[0].tracklet.pk
+    assert Tracklet.objects.count() == 9 and Detection.objects.count() == 36
+    assert len(stored_files(media_root)) == 9

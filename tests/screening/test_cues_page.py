@@ -4,7 +4,6 @@ measured."""
 
 from __future__ import annotations
 
-import io
 import math
 import re
 
@@ -54,8 +53,7 @@ def ingest_mislinked(survey_id: str = "M1"):
 
 def measured(tracklet):
     """`classifier.features.measure` on what ingest stored for the tracklet."""
-    with tracklet.pixels.open("rb") as handle:
-        stamps = np.load(io.BytesIO(handle.read()))
+    stamps = tracklet.model_input()
     rows = tracklet.detections.order_by("index").values_list(
         "mjd", "ra", "dec", "mag", "x", "y", "fwhm_px"
     )

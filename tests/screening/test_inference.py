@@ -47,7 +47,7 @@ def test_it_scores_every_pending_tracklet_in_batches_as_the_model_does(active, s
     tracklets = [ingest_tracklet(f"T{i}", seed=i, n=3 + i % 2) for i in range(5)]
     assert inference.tracklets_score_pending() == 5
     model = load_model(active.checkpoint)
-    arrays = [np.load(t.pixels.path) for t in tracklets]
+    arrays = [t.model_input() for t in tracklets]
     meta = np.array(
         [
             [d.mjd, d.ra, d.dec, d.mag, d.x, d.y]

@@ -13,6 +13,7 @@ from screening.ingest.tracklets import (
     TrackletInput,
     stamp_from_bytes,
     tracklet_ingest,
+    tracklets_ingest,
 )
 from screening.models import Detection, Night, Tracklet
 from screening.review.displays import NAN_RGB, SATURATED_RGB, display_png
@@ -50,13 +51,15 @@ def test_it_stores_a_tracklet_with_its_detections_and_derived_files(media_root):
     detections = list(tracklet.detections.order_by("index"))
     assert [d.index for d in detections] == [0, 1, 2, 3]
     first = detections[0]
-    assert first.stamp.read() == stamp_files("T1")["T1_0.fits"]
-    assert np.load(tracklet.pixels.open("rb")).shape == (4, 100, 100)
+    assert first.stamp_as_received() == stamp_files("T1")["T1_0.fits"]
+    assert tracklet.model_input().shape == (4, 100, 100)
+    # one file a tracklet: its model input and its stamps as received
+    assert {d.stamp.name for d in detections} == {tracklet.pixels.name}
     # 5 files: the 4 stamps as received and the model's input; no display PNG until viewed
-    assert len(stored_files(media_root)) == 5 and not first.display
+    assert len(stored_files(media_root)) == 1 and not first.display
     assert Image.open(io.BytesIO(display_png(first))).size == (100, 100)
     first.refresh_from_db()
-    assert first.display and len(stored_files(media_root)) == 6  # made once, then kept
+    assert first.display and len(stored_files(media_root)) == 2  # made once, then kept
     assert display_png(first) == first.display.read()
 
 
@@ -99,7 +102,7 @@ def test_it_ingests_every_real_ztf_difference_cutout():
         tracklet_ingest(tracklet=tracklet_input(survey_id, rows=rows, files=files))
     assert Detection.objects.count() == len(paths)
     assert set(Detection.objects.values_list("stamp_width", "stamp_height")) == {(63, 63)}
-    pixels = np.load(Tracklet.objects.first().pixels.open("rb"))
+    pixels = Tracklet.objects.first().model_input()
     assert pixels.shape == (4, 100, 100)
     assert np.isnan(pixels[:, :18]).all() and np.isfinite(pixels[:, 50, 50]).all()
 
@@ -118,7 +121,7 @@ def test_it_treats_a_resend_of_the_same_tracklet_as_a_no_op(media_root):
     again = tracklet_ingest(tracklet=tracklet_input())
     assert not again.created and again.tracklet.pk == first.tracklet.pk
     assert Tracklet.objects.count() == 1 and Detection.objects.count() == 4
-    assert len(stored_files(media_root)) == 5
+    assert len(stored_files(media_root)) == 1
 
 
 def test_it_refuses_the_same_id_with_other_content_as_a_conflict():
@@ -198,6 +201,65 @@ def test_a_detection_already_stored_is_linked_to_the_stored_one_not_stored_again
         tracklet=tracklet_input("T1-T05", rows=other, files=stamp_files("T1", seed=6))
     ).tracklet
     assert not fourth.detections.filter(duplicate_of__isnull=False).exists()
+
+
+def test_a_batch_gives_each_tracklet_the_outcome_it_would_have_alone(media_root):
+    stored = tracklet_ingest(tracklet=tracklet_input("T1")).tracklet
+    bad = detection_rows("T3")
+    bad[1]["mag"] = "bright"
+    changed = detection_rows("T1")
+    changed[2]["mag"] += 0.5
+    other_t4 = detection_rows("T4")
+    other_t4[0]["mag"] += 0.2
+    batch = [
+        tracklet_input("T2"),
+        tracklet_input("T3", rows=bad),
+        tracklet_input("T1"),  # sent before: unchanged
+        tracklet_input("T1", rows=changed),  # other content under a stored id: a conflict
+        tracklet_input("T2"),  # the batch's own T2 again: unchanged
+        tracklet_input("T4"),
+        tracklet_input("T4", rows=other_t4),  # the batch's own T4 with other content
+    ]
+    outcomes = tracklets_ingest(batch)
+    kinds = [
+        o.status if isinstance(o, IngestRejected) else ("created" if o.created else "unchanged")
+        for o in outcomes
+    ]
+    assert kinds == ["created", 400, "unchanged", 409, "unchanged", "created", 409]
+    assert (
+        outcomes[2].tracklet.pk == stored.pk and outcomes[4].tracklet.pk == outcomes[0].tracklet.pk
+    )
+    assert outcomes[1].problems[0].field == "detections[1].mag"
+    assert sorted(Tracklet.objects.values_list("survey_id", flat=True)) == ["T1", "T2", "T4"]
+    assert Detection.objects.count() == 12 and len(stored_files(media_root)) == 3
+    t4 = Tracklet.objects.get(survey_id="T4")
+    assert [d.mag for d in t4.detections.order_by("index")] == pytest.approx(
+        [r["mag"] for r in detection_rows("T4")]
+    )  # the first T4 was stored, not the second
+
+
+def test_repeats_within_one_batch_are_linked_as_one_by_one():
+    rows = detection_rows("T1")
+    rows[1] = {**rows[1], "ra": rows[1]["ra"] + 0.4 / 3600, "mjd": rows[1]["mjd"] + 0.3 / 86400}
+    rows[3] = {**rows[3], "ra": rows[3]["ra"] + 2 / 3600}
+    files = stamp_files("T1")
+    files["T1_3.fits"] = stamp_files("T1", seed=5)["T1_3.fits"]
+    first, second, third = (
+        o.tracklet
+        for o in tracklets_ingest(
+            [
+                tracklet_input("T1"),
+                tracklet_input("T1-again", rows=rows, files=files),
+                tracklet_input("T1-third"),
+            ]
+        )
+    )
+    stored = {d.index: d.pk for d in first.detections.all()}
+    links = {d.index: d.duplicate_of_id for d in second.detections.order_by("index")}
+    assert links == {0: stored[0], 1: stored[1], 2: stored[2], 3: None}
+    assert [d.duplicate_of_id for d in third.detections.order_by("index")] == [
+        stored[i] for i in range(4)
+    ]
 
 
 def _bad_file(files: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:

@@ -24,16 +24,16 @@ GOOD = sorted(set(IDS) - {"P09", "P11"})  # _bad_bundle's two bad tracklets
 
 
 def _flaky(monkeypatch, failures: int) -> list[str]:
-    """The next `failures` tracklet ingests meet a database that has just gone away."""
-    real, met = bundles._ingest_group, []
+    """The next `failures` batch ingests meet a database that has just gone away."""
+    real, met = bundles._ingest_batch, []
 
-    def ingest(group, *args):
+    def ingest(batch, *args):
         if len(met) < failures:
-            met.append(group.survey_id)
+            met.append(batch[0].survey_id)
             raise OperationalError("server closed the connection unexpectedly")
-        return real(group, *args)
+        return real(batch, *args)
 
-    monkeypatch.setattr(bundles, "_ingest_group", ingest)
+    monkeypatch.setattr(bundles, "_ingest_batch", ingest)
     return met
 
 

@@ -55,7 +55,7 @@ from tests.stamps import (
 pytestmark = pytest.mark.django_db
 
 GOOD = ("A", "C")  # the good tracklets around the bad one, B, in every bundle
-FILES_PER_TRACKLET = 5  # 4 stamps, 1 model-input array (display PNGs: on first view)
+FILES_PER_TRACKLET = 1  # the model input and 4 stamps in one file (display PNGs: on first view)
 
 
 # --- what is stored ---------------------------------------------------------------------------
@@ -1092,7 +1092,7 @@ def test_float32_mask_values_are_missing_data_like_nan(pipeline_client, media_ro
     files = {**stamp_files("B", seed=1), "B_0.fits": fits_bytes(pixels)}
     response = _rest_post(pipeline_client, _meta_b(), files)
     assert response.status_code == 201, response.content
-    model_input = np.load(Tracklet.objects.get().pixels.open("rb"))[0]
+    model_input = Tracklet.objects.get().model_input()[0]
     assert np.isnan(model_input[:, :10]).all() and np.isnan(model_input[:5]).all()
     assert np.isfinite(model_input[10:, 10:]).all()
     from screening.review.displays import NAN_RGB, display_png

@@ -119,7 +119,8 @@ def test_a_chunk_whose_worker_died_midway_resumes_after_what_it_listed(
 
     from screening.ingest import bundles, uploads
 
-    real, calls = bundles._ingest_group_safely, []
+    monkeypatch.setattr(bundles, "INGEST_BATCH", 1)  # a tracklet a transaction: dies between
+    real, calls = bundles._ingest_batch_safely, []
 
     def dies_at_the_fourth(*args):
         calls.append(1)
@@ -128,10 +129,10 @@ def test_a_chunk_whose_worker_died_midway_resumes_after_what_it_listed(
         return real(*args)
 
     monkeypatch.setattr(uploads, "PROGRESS_EVERY_SECONDS", 0.0)
-    monkeypatch.setattr(bundles, "_ingest_group_safely", dies_at_the_fourth)
+    monkeypatch.setattr(bundles, "_ingest_batch_safely", dies_at_the_fourth)
     with pytest.raises(WorkerLost):
         bundle_chunk_run(chunk_id=chunk.pk)
-    monkeypatch.setattr(bundles, "_ingest_group_safely", real)
+    monkeypatch.setattr(bundles, "_ingest_batch_safely", real)
     chunk.refresh_from_db()
     assert (chunk.status, chunk.done, len(chunk.results)) == (JobStatus.RUNNING, 3, 3)
     assert Tracklet.objects.count() == 10

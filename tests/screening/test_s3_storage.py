@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -32,8 +31,8 @@ def test_a_tracklet_and_its_display_live_in_the_bucket_and_nowhere_on_disk(
     assert response.status_code == 201, response.content
     tracklet = Tracklet.objects.get()
     keys = s3_media.keys()
-    assert sorted(k.split("/")[0] for k in keys) == ["pixels"] + ["stamps"] * 4
-    assert np.load(io.BytesIO(tracklet.pixels.read())).shape == (4, 100, 100)
+    assert [k.split("/")[0] for k in keys] == ["tracklets"]  # one object a tracklet
+    assert tracklet.model_input().shape == (4, 100, 100)
     url = response.json()["detections"][0]["display_url"]
     first = pipeline_client.get(url, HTTP_ACCEPT="image/png")
     assert first.status_code == 200 and first["Content-Type"] == "image/png"
@@ -43,7 +42,7 @@ def test_a_tracklet_and_its_display_live_in_the_bucket_and_nowhere_on_disk(
     assert detection.display.name in s3_media.keys()  # made on first view, kept in the bucket
     again = pipeline_client.get(url, HTTP_ACCEPT="image/png")
     assert b"".join(again.streaming_content) == png
-    assert len(s3_media.keys()) == 6
+    assert len(s3_media.keys()) == 2
     assert stored_files(media_root) == []
 
 
@@ -78,8 +77,7 @@ def test_a_worker_with_no_shared_disk_ingests_and_scores_what_the_web_stored(
     assert upload.status == "succeeded" and upload.summary["created"] == len(ids)
     assert [r["tracklet"] for r in upload.results] == ids
     keys = s3_media.keys()
-    assert len([k for k in keys if k.startswith("pixels/")]) == len(ids)
-    assert len([k for k in keys if k.startswith("stamps/")]) == 4 * len(ids)
+    assert len([k for k in keys if k.startswith("tracklets/")]) == len(ids)
     assert not [k for k in keys if k.startswith("bundles/chunks/")]  # removed once reported
     # the worker read the bundle and the model inputs from the bucket: neither disk holds a file
     assert stored_files(worker_disk) == [] and stored_files(media_root) == []
