@@ -17,10 +17,12 @@ class Night(models.Model):
     date = models.DateField(unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Kept as tracklets arrive and change status (screening.nights.night_counts_*), so that the
-    # nights' list does not count every tracklet of every night on each view.
-    n_tracklets = models.PositiveIntegerField(default=0)
-    n_pending = models.PositiveIntegerField(default=0, help_text="Tracklets not yet scored.")
-    n_reviewed = models.PositiveIntegerField(default=0, help_text="Tracklets with a verdict.")
+    # nights' list does not count every tracklet of every night on each view. No check on them:
+    # a count put wrong by a hand edit of the database must never make a verdict fail
+    # (`manage.py night_counts` counts again).
+    n_tracklets = models.IntegerField(default=0)
+    n_pending = models.IntegerField(default=0, help_text="Tracklets not yet scored.")
+    n_reviewed = models.IntegerField(default=0, help_text="Tracklets with a verdict.")
 
     class Meta:
         ordering = ["-date"]

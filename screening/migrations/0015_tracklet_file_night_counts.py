@@ -31,17 +31,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='night',
             name='n_pending',
-            field=models.PositiveIntegerField(default=0, help_text='Tracklets not yet scored.'),
+            field=models.IntegerField(default=0, help_text='Tracklets not yet scored.'),
         ),
         migrations.AddField(
             model_name='night',
             name='n_reviewed',
-            field=models.PositiveIntegerField(default=0, help_text='Tracklets with a verdict.'),
+            field=models.IntegerField(default=0, help_text='Tracklets with a verdict.'),
         ),
         migrations.AddField(
             model_name='night',
             name='n_tracklets',
-            field=models.PositiveIntegerField(default=0),
+            field=models.IntegerField(default=0),
         ),
         migrations.AlterField(
             model_name='detection',
