@@ -341,11 +341,16 @@ DIGEST2_CACHE_DIR = Path(env_str("DIGEST2_CACHE_DIR", "") or VAR_DIR / "cache" /
 DIGEST2_NEO_CANDIDATE = env_float("DIGEST2_NEO_CANDIDATE", 65.0, low=0.0, high=100.0)
 
 # Retraining (training queue): device; a running job that sends no heartbeat for this long is
-# marked failed (its worker was lost); TRAINING_QUICK=1 makes runs of seconds for tests and
-# demos (not a useful model).
+# marked failed (its worker was lost); TRAINING_PRESET: how big a run is
+# (screening.registry.training.PRESETS): "full" (the default, the documented run), "demo" (a
+# run of minutes on 2 cores, which `./run demo` sets), "quick" (seconds, for tests; not a useful
+# model; TRAINING_QUICK=1 is the same).
 TRAINING_DEVICE = env_str("TRAINING_DEVICE", "auto")
 TRAINING_STALE_SECONDS = env_int("TRAINING_STALE_SECONDS", 2 * 3600, minimum=5)
 TRAINING_QUICK = env_bool("TRAINING_QUICK", False)
+TRAINING_PRESET = (
+    "quick" if TRAINING_QUICK else env_choice("TRAINING_PRESET", "full", ("full", "demo", "quick"))
+)
 # Weight each agreed tracklet verdict in retraining by its reviewers' mean accuracy on gold
 # (1.0 for a reviewer with no gold judged); the weights go into the run's log.
 TRAINING_WEIGHT_REVIEWERS = env_bool("TRAINING_WEIGHT_REVIEWERS", False)

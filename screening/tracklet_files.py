@@ -60,15 +60,24 @@ def read_pixels(field) -> np.ndarray:
 def read_stamp_bytes(field, index: int) -> bytes:
     """Detection `index`'s stamp, byte for byte as received, from its `stamp` file (the
     tracklet's zip, or the stamp's own file for rows stored before it)."""
+    return read_stamps_bytes(field, [index])[index]
+
+
+def read_stamps_bytes(field, indexes: Sequence[int]) -> dict[int, bytes]:
+    """Several detections' stamps from one read of their tracklet's file: {index: bytes}."""
     data = _read(field)
     if not field.name.endswith(SUFFIX):
-        return data
-    prefix = stamp_member(index, "")
+        return dict.fromkeys(indexes, data)  # an older row: the file is the stamp itself
+    out = {}
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for name in archive.namelist():
-                if name == prefix or name.startswith(prefix + "."):
-                    return archive.read(name)
+            names = archive.namelist()
+            for index in indexes:
+                prefix = stamp_member(index, "")
+                found = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+                if not found:
+                    raise ValueError(f"the tracklet file has no stamp {index}")
+                out[index] = archive.read(found[0])
     except zipfile.BadZipFile as error:
         raise ValueError(f"not a tracklet file ({error})") from error
-    raise ValueError(f"the tracklet file has no stamp {index}")
+    return out

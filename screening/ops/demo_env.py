@@ -47,6 +47,7 @@ def demo_environment(var_dir: Path, environ: dict[str, str] | None = None) -> di
     wanted = {
         **PLAIN_HTTP,
         "STATIC_ROOT": str(Path(var_dir).resolve() / "static"),
+        "TRAINING_PRESET": "demo",  # a retraining of minutes from the Models page's button
     }
     out = {name: value for name, value in wanted.items() if not environ.get(name)}
     if not environ.get("SECRET_KEY"):

@@ -107,7 +107,7 @@ def training_run_execute(*, run_id: int) -> None:
 
 
 def _train(run_id: int) -> ModelVersion:
-    from classifier.retrain import RetrainConfig, retrain
+    from classifier.retrain import retrain
     from screening.registry.versions import model_register
 
     active = ModelVersion.objects.active()
@@ -137,11 +137,9 @@ def _train(run_id: int) -> ModelVersion:
         f"{len(labels.stamps)} labelled stamps, {len(labels.tracklets)} tracklets with verdicts",
     )
     from screening.registry.checkpoints import checkpoint_local
-    from screening.registry.versions import evaluation_cache
 
-    cfg = RetrainConfig(
-        device=settings.TRAINING_DEVICE, cache_dir=str(evaluation_cache()), **_quick_overrides()
-    )
+    cfg = training_config()
+    _progress(run_id, 0.02, f"preset {training_preset()}: {PRESETS[training_preset()][0]}")
     path, _ = retrain(
         checkpoint_local(active),
         labels,
@@ -154,16 +152,64 @@ def _train(run_id: int) -> ModelVersion:
     return model_register(path=path)
 
 
-def _quick_overrides() -> dict[str, Any]:
-    """TRAINING_QUICK=1: a run of seconds (for tests and demos), not a useful model."""
-    if not settings.TRAINING_QUICK:
-        return {}
-    return dict(
-        replay_per_class=4, labelled_min=8, icn_epochs=1, tcn_real=12, tcn_bogus=12,
-        tcn_val_real=12, tcn_val_bogus=6, tcn_epochs=2, eval_real=6, eval_bogus=6, eval_planet=4,
-        workers=2,
-        target_recall=0.9,
-    )  # fmt: skip
+# How big a retraining run is (TRAINING_PRESET): what the Models page says, and what it changes
+# from RetrainConfig's defaults (the full run).
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "full": (
+        "the full run (6 epochs of the stamp network on 150 simulated stamps a class and the "
+        "labels, the tracklet network on 2,400 simulated tracklets)",
+        {},
+    ),
+    "demo": (
+        "the demo's short run (2 epochs of the stamp network on 60 simulated stamps a class and "
+        "the labels, the tracklet network on 1,200 simulated tracklets, 20 epochs); the full "
+        "run (TRAINING_PRESET=full) takes about 3 times as long",
+        dict(
+            replay_per_class=60,
+            labelled_min=60,
+            icn_epochs=2,
+            tcn_real=600,
+            tcn_bogus=600,
+            tcn_epochs=20,
+            distill_real_stamps=500,
+        ),
+    ),  # fmt: skip
+    "quick": (
+        "a run of seconds for tests, not a useful model",
+        dict(
+            replay_per_class=4,
+            labelled_min=8,
+            icn_epochs=1,
+            tcn_real=12,
+            tcn_bogus=12,
+            tcn_val_real=12,
+            tcn_val_bogus=6,
+            tcn_epochs=2,
+            eval_real=6,
+            eval_bogus=6,
+            eval_planet=4,
+            workers=2,
+            target_recall=0.9,
+        ),
+    ),  # fmt: skip
+}
+
+
+def training_preset() -> str:
+    return settings.TRAINING_PRESET
+
+
+def training_config() -> RetrainConfig:  # noqa: F821 - imported where it is used (torch)
+    """The RetrainConfig of this install's preset (its synthetic sets under the evaluation
+    cache, which `model_evaluate --retraining-sets` fills ahead of the first run)."""
+    from classifier.retrain import RetrainConfig
+    from screening.registry.versions import evaluation_cache
+
+    return RetrainConfig(
+        device=settings.TRAINING_DEVICE,
+        cache_dir=str(evaluation_cache()),
+        **PRESETS[training_preset()][1],
+    )
 
 
 def _progress(run_id: int, fraction: float, step: str, *, log: bool = True) -> None:

@@ -38,16 +38,73 @@ def model_register(*, path: Path) -> ModelVersion:
         if problem:
             raise CheckpointError(f"{Path(path).name}: {problem}")
     checkpoint_publish(Path(path))  # before the row: a worker elsewhere finds the file
-    model, _ = ModelVersion.objects.get_or_create(
+    shipped = evaluation_file_read(Path(path), payload["version"])
+    evaluation = {"evaluation": {"synthetic": shipped}} if shipped else {}
+    model, created = ModelVersion.objects.get_or_create(
         version=payload["version"],
         defaults={
             "checkpoint": str(Path(path).resolve()),
             "classes": list(payload["classes"]),
             "threshold": float(payload["threshold"]),
-            "metrics": {**payload.get("metrics", {}), "calibration": payload.get("calibration")},
+            "metrics": {
+                **payload.get("metrics", {}),
+                "calibration": payload.get("calibration"),
+                **evaluation,
+            },
         },
     )
+    if not created and evaluation and not synthetic_report(model):
+        model.metrics = {**(model.metrics or {}), **evaluation}
+        model.save(update_fields=["metrics"])
     return model
+
+
+# A model's figures on the fixed synthetic set can ship beside its checkpoint
+# (`manage.py model_evaluate --save-beside`), so that a new install shows them from the start
+# instead of after an evaluation run. They are used only for that very model, and only while the
+# simulator that makes the set is the one they were measured on.
+EVALUATION_FILE_SUFFIX = ".evaluation.json"
+
+
+def evaluation_file(checkpoint: Path) -> Path:
+    """models/screening-<v>.pt: models/screening-<v>.evaluation.json"""
+    return Path(checkpoint).with_suffix(EVALUATION_FILE_SUFFIX)
+
+
+def _simulator() -> str:
+    from classifier.datasets import simulator_code
+
+    return simulator_code()
+
+
+def evaluation_file_write(model: ModelVersion, checkpoint: Path) -> Path:
+    """Write the model's stored synthetic figures beside its checkpoint; returns the file."""
+    report = synthetic_report(model)
+    if not report:
+        raise ValueError(f"model {model.version} has no evaluation to save")
+    path = evaluation_file(checkpoint)
+    content = {"version": model.version, "simulator": _simulator(), "synthetic": report}
+    path.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def evaluation_file_read(checkpoint: Path, version: str) -> dict[str, Any] | None:
+    """The figures shipped beside a checkpoint, if they are this version's and were measured
+    on today's simulator; else None (an evaluation run makes them)."""
+    import logging
+
+    path = evaluation_file(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        logging.getLogger(__name__).warning("%s cannot be read (%s); not used", path, exc)
+        return None
+    if content.get("version") != version or content.get("simulator") != _simulator():
+        logging.getLogger(__name__).info("%s: another model or simulator; not used", path.name)
+        return None
+    return content.get("synthetic") or None
 
 
 def synthetic_report(model: ModelVersion) -> dict[str, Any]:

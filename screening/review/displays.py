@@ -77,7 +77,7 @@ def render_display_png(pixels: np.ndarray, *, saturation: float | None = None) -
 # --- made on first view ------------------------------------------------------------------------
 
 
-def display_name(detection) -> str:
+def display_name(detection, stamp_bytes: bytes | None = None) -> str:
     """The stored display PNG of a detection (a `screening.models.Detection`), made from its
     stamp on first view and kept in storage: ingest writes no PNG (most stamps of a night are
     never looked at), and every later view reads the kept one."""
@@ -92,7 +92,7 @@ def display_name(detection) -> str:
 
     if detection.display.name:
         return detection.display.name
-    data = read_stamp_bytes(detection.stamp, detection.index)
+    data = stamp_bytes or read_stamp_bytes(detection.stamp, detection.index)
     stamp = read_stamp(data, max_side=settings.STAMP_MAX_SIDE)
     png = render_display_png(stamp.pixels, saturation=stamp.saturation)
     name = detection.stamp.name
@@ -122,14 +122,23 @@ def displays_make(tracklet_ids: list[int]) -> int:
     returns how many were made. A stamp that cannot be drawn is left to its own request, which
     answers its error."""
     from screening.models import Detection
+    from screening.tracklet_files import read_stamps_bytes
 
     made = 0
+    by_file: dict[str, list] = {}
     for detection in Detection.objects.filter(tracklet_id__in=tracklet_ids, display="").only(
         "id", "tracklet_id", "index", "stamp", "display"
     ):
+        by_file.setdefault(detection.stamp.name, []).append(detection)
+    for detections in by_file.values():  # a tracklet's file read once for all its stamps
         try:
-            display_name(detection)
-        except Exception:  # noqa: BLE001 - one bad stamp must not take the page down
+            stamps = read_stamps_bytes(detections[0].stamp, [d.index for d in detections])
+        except Exception:  # noqa: BLE001 - left to each stamp's own request, which says why
             continue
-        made += 1
+        for detection in detections:
+            try:
+                display_name(detection, stamps[detection.index])
+            except Exception:  # noqa: BLE001 - one bad stamp must not take the page down
+                continue
+            made += 1
     return made

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from screening.models import ModelActivation, ModelVersion, TrainingRun
 from screening.ops.roles import pages_for_reviewers
 from screening.registry.plots import PLOTS, reliability_report
-from screening.registry.training import TrainingBusy, training_run_request
+from screening.registry.training import PRESETS, TrainingBusy, training_preset, training_run_request
 from screening.registry.versions import (
     PromotionRefused,
     evaluation_status,
@@ -66,6 +66,8 @@ def models_page(request: HttpRequest) -> HttpResponse:
         "activations": ModelActivation.objects.select_related(
             "model_version", "previous", "by")[:20],
         "can_train": request.user.has_perm("screening.add_trainingrun"),
+        "preset": training_preset(),
+        "preset_text": PRESETS[training_preset()][0],
     })  # fmt: skip
 
 

@@ -40,6 +40,35 @@ def test_registering_reads_the_checkpoint_and_names_it_by_its_hash(checkpoints):
     assert model_register(path=checkpoints[0]).pk == model.pk  # idempotent
 
 
+def test_figures_shipped_beside_a_checkpoint_are_shown_from_its_registration(tmp_path, settings):
+    """`model_evaluate --save-beside` writes a model's figures beside its checkpoint; a new
+    install that registers that checkpoint shows them at once, unless the simulator changed."""
+    import json
+
+    from django.core.management import call_command
+
+    from screening.models import ModelVersion
+    from screening.registry.versions import evaluation_file, synthetic_report
+
+    settings.VAR_DIR = tmp_path / "var"
+    path = make_checkpoint(tmp_path / "models", seed=5)
+    model = model_register(path=path)
+    assert synthetic_report(model) == {}
+    call_command("model_evaluate", model.version, "--real", "6", "--bogus", "6", "--planet",
+                 "2", "--save-beside", stdout=open(tmp_path / "out.txt", "w"))  # fmt: skip
+    measured = synthetic_report(ModelVersion.objects.get(pk=model.pk))
+    assert measured["candidate"]["at_model_threshold"]["real_recall"] is not None
+    shipped = evaluation_file(path)
+    assert json.loads(shipped.read_text())["version"] == model.version
+    ModelVersion.objects.filter(pk=model.pk).delete()  # a new install: no row, the file kept
+    assert synthetic_report(model_register(path=path)) == measured
+    stale = json.loads(shipped.read_text())
+    stale["simulator"] = "0" * 16  # measured on another simulator's set
+    shipped.write_text(json.dumps(stale))
+    ModelVersion.objects.filter(version=model.version).delete()
+    assert synthetic_report(model_register(path=path)) == {}
+
+
 def test_it_scores_every_pending_tracklet_in_batches_as_the_model_does(active, settings):
     from classifier.inference import load_model
 

@@ -32,6 +32,12 @@ class Command(BaseCommand):
             "--if-missing", action="store_true", help="do nothing if it has an evaluation stored"
         )
         parser.add_argument(
+            "--save-beside",
+            action="store_true",
+            help="also write the figures beside the checkpoint (<checkpoint>.evaluation.json), "
+            "where registering that model on a new install finds them",
+        )
+        parser.add_argument(
             "--retraining-sets",
             action="store_true",
             help="also simulate the tracklets a retraining run trains its TCN on (kept under "
@@ -40,7 +46,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, version: str | None, real: int | None, bogus: int | None,
                planet: int | None, if_missing: bool, retraining_sets: bool,
-               **options) -> None:  # fmt: skip
+               save_beside: bool = False, **options) -> None:  # fmt: skip
         if version is None:
             model = ModelVersion.objects.active()
             if model is None:
@@ -57,6 +63,13 @@ class Command(BaseCommand):
             self.stdout.write(f"model {model.version} already has an evaluation")
         else:
             self._evaluate(model, real, bogus, planet)
+        if save_beside:
+            from screening.registry.checkpoints import checkpoint_local
+            from screening.registry.versions import evaluation_file_write
+
+            model.refresh_from_db()
+            path = evaluation_file_write(model, checkpoint_local(model))
+            self.stdout.write(f"figures saved beside the checkpoint: {path}")
         if retraining_sets:  # after the figures, which the Models page waits for
             self._retraining_sets(model)
 
@@ -80,11 +93,10 @@ class Command(BaseCommand):
     def _retraining_sets(self, model: ModelVersion) -> None:
         from classifier.checkpoint import load_checkpoint
         from classifier.inference import model_from_checkpoint
-        from classifier.retrain import RetrainConfig, tcn_sets
+        from classifier.retrain import tcn_sets
         from screening.registry.checkpoints import checkpoint_local
-        from screening.registry.versions import evaluation_cache
+        from screening.registry.training import training_config, training_preset
 
         network = model_from_checkpoint(load_checkpoint(checkpoint_local(model)))
-        self.stdout.write("simulating the retraining runs' tracklets (once)")
-        cfg = RetrainConfig(cache_dir=str(evaluation_cache()))
-        tcn_sets(cfg, network.preprocessing, tuple(network.classes), progress=True)
+        self.stdout.write(f"simulating the retraining runs' tracklets (once; {training_preset()})")
+        tcn_sets(training_config(), network.preprocessing, tuple(network.classes), progress=True)
