@@ -348,9 +348,7 @@ DIGEST2_NEO_CANDIDATE = env_float("DIGEST2_NEO_CANDIDATE", 65.0, low=0.0, high=1
 TRAINING_DEVICE = env_str("TRAINING_DEVICE", "auto")
 TRAINING_STALE_SECONDS = env_int("TRAINING_STALE_SECONDS", 2 * 3600, minimum=5)
 TRAINING_QUICK = env_bool("TRAINING_QUICK", False)
-TRAINING_PRESET = (
-    "quick" if TRAINING_QUICK else env_choice("TRAINING_PRESET", "full", ("full", "demo", "quick"))
-)
+TRAINING_PRESET = env_choice("TRAINING_PRESET", "full", ("full", "demo", "quick"))
 # Weight each agreed tracklet verdict in retraining by its reviewers' mean accuracy on gold
 # (1.0 for a reviewer with no gold judged); the weights go into the run's log.
 TRAINING_WEIGHT_REVIEWERS = env_bool("TRAINING_WEIGHT_REVIEWERS", False)

@@ -24,11 +24,13 @@ import csv
 import io
 import json
 import logging
+import shutil
 import stat
 import tarfile
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ from screening.ingest.tracklets import (
     TrackletInput,
     tracklets_ingest,
 )
+from screening.ingest.zip_tree import ZipPath, ZipTree
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -271,7 +274,7 @@ def folder_sources(base: Path) -> StampSources:
                 raise OSError(f"{relative!r} is a folder, not a stamp file")
             if not path.is_file():
                 raise OSError(f"{relative!r} is not a file in the bundle")
-            with open(path, "rb") as handle:
+            with path.open("rb") as handle:
                 return handle.read(limit + 1)
 
         return StampSource(name=relative, read=read)
@@ -310,7 +313,8 @@ def chunk_archive_write(
                         folders.append(relative)
                     elif path.is_file():
                         files[relative] = f"f/{len(files)}"
-                        archive.write(path, files[relative])
+                        with path.open("rb") as source, archive.open(files[relative], "w") as sink:
+                            shutil.copyfileobj(source, sink, 1024 * 1024)
                 except (OSError, ValueError):
                     continue  # unreadable here: the ingest reports it as not a file
         index = {
@@ -368,8 +372,10 @@ def archive_kind(head: bytes) -> str | None:
 
 
 @contextmanager
-def bundle_open(path: Path) -> Iterator[Path]:
-    """Yield a directory holding the bundle: the path itself, or a checked extraction of it."""
+def bundle_open(path: Path) -> Iterator[Path | ZipPath]:
+    """Yield the bundle's top folder: the path itself (a folder), a checked zip's top read in
+    place (`zip_tree.ZipPath`: its members are never extracted), or a checked extraction of a
+    tar."""
     path = Path(path)
     if path.is_dir():
         yield path
@@ -389,13 +395,16 @@ def bundle_open(path: Path) -> Iterator[Path]:
             else "its first bytes are not a zip, gzip, bzip2, xz or tar header"
         )
         raise BundleError(f"{path.name}: not a directory, .zip or .tar.gz bundle ({why})")
+    if kind == "zip":
+        with _zip_checked(path) as tree:
+            if not tree.files and tree.folders == {""}:
+                raise BundleError(f"{path.name}: the archive is empty (it holds no files)")
+            yield tree.root()
+        return
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
         target = Path(tmp)
         try:
-            if kind == "zip":
-                _extract_zip(path, target)
-            else:
-                _extract_tar(path, target, mode="r:" if kind == "tar" else f"r:{kind}")
+            _extract_tar(path, target, mode="r:" if kind == "tar" else f"r:{kind}")
         except BundleError:
             raise
         except Exception as exc:
@@ -450,12 +459,17 @@ def _check_total(total: int) -> None:
         )
 
 
-def _extract_zip(path: Path, target: Path) -> None:
+@contextmanager
+def _zip_checked(path: Path) -> Iterator[ZipTree]:
+    """The zip, open, once every member has passed the checks; BundleError if one does not."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        raise BundleError(f"{path.name}: the zip archive cannot be read ({exc})") from exc
+    with archive:
+        try:
             checks = _MemberChecks()
-            for info in members:
+            for info in archive.infolist():
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
                     raise BundleError(
@@ -469,31 +483,30 @@ def _extract_zip(path: Path, target: Path) -> None:
                 if info.flag_bits & 0x1:
                     raise BundleError(f"bundle member {info.filename!r} is encrypted; refused")
                 checks.check(info.filename, info.file_size)
-            for info in members:
-                destination = target / info.filename
-                if info.is_dir():
-                    destination.mkdir(parents=True, exist_ok=True)
-                    continue
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as source, open(destination, "wb") as sink:
-                    _copy_at_most(source, sink, info.file_size, info.filename)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-        raise BundleError(f"{path.name}: the zip archive cannot be read ({exc})") from exc
-    except (UnicodeDecodeError, RuntimeError, NotImplementedError, ValueError) as exc:
-        if isinstance(exc, BundleError):
+            for info in archive.infolist():  # every member's data against its size and CRC
+                _zip_member_verify(archive, info)
+            tree = ZipTree(archive)
+        except BundleError:
             raise
-        raise BundleError(f"{path.name}: the zip archive cannot be read ({exc})") from exc
+        except (UnicodeDecodeError, RuntimeError, NotImplementedError, ValueError) as exc:
+            raise BundleError(f"{path.name}: the zip archive cannot be read ({exc})") from exc
+        yield tree
 
 
-def _copy_at_most(source, sink, declared: int, name: str) -> None:
-    copied = 0
-    while chunk := source.read(1024 * 1024):
-        copied += len(chunk)
-        if copied > declared:
-            raise BundleError(
-                f"bundle member {name!r} holds more than the {declared} bytes it declares"
-            )
-        sink.write(chunk)
+def _zip_member_verify(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Read a member through (no copy kept): BundleError naming it if its data is not what its
+    header declares (more bytes than its size, a wrong CRC, a broken stream)."""
+    if info.is_dir():
+        return
+    try:
+        with archive.open(info) as handle:
+            while handle.read(1024 * 1024):
+                pass
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
+        raise BundleError(
+            f"bundle member {info.filename!r} does not hold the {info.file_size} bytes it "
+            f"declares ({exc})"
+        ) from exc
 
 
 def _extract_tar(path: Path, target: Path, *, mode: str) -> None:
@@ -543,7 +556,7 @@ def _nested_archives(root: Path) -> list[str]:
     for folder in (root, *_single_subfolder(root)):
         for entry in sorted(folder.iterdir()):
             if entry.is_file():
-                with open(entry, "rb") as handle:
+                with entry.open("rb") as handle:
                     if archive_kind(handle.read(512)) is not None:
                         found.append(str(entry.relative_to(root)))
     return found

@@ -196,7 +196,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def training_preset() -> str:
-    return settings.TRAINING_PRESET
+    """TRAINING_PRESET, or "quick" where TRAINING_QUICK is set."""
+    return "quick" if settings.TRAINING_QUICK else settings.TRAINING_PRESET
 
 
 def training_config() -> RetrainConfig:  # noqa: F821 - imported where it is used (torch)

@@ -154,8 +154,8 @@ def test_a_run_reports_progress_through_each_epoch_and_logs_each(labelled, monke
     within and after each of its epochs, and each epoch of either network is a line of the log."""
     from screening.registry import training
 
-    quick = training._quick_overrides
-    monkeypatch.setattr(training, "_quick_overrides", lambda: {**quick(), "icn_epochs": 2})
+    name, overrides = training.PRESETS["quick"]
+    monkeypatch.setitem(training.PRESETS, "quick", (name, {**overrides, "icn_epochs": 2}))
     stored: list[tuple[float, str]] = []  # what the run's page could show, each time it changed
     record = training._progress
 
@@ -184,7 +184,7 @@ def test_a_run_reports_progress_through_each_epoch_and_logs_each(labelled, monke
         epochs[1],
     ), epochs
     tcn = [line for line in run.log.splitlines() if " TCN epoch " in line]
-    assert len(tcn) == quick()["tcn_epochs"], run.log
+    assert len(tcn) == overrides["tcn_epochs"], run.log
     assert re.search(r"TCN epoch 1 of \d+: loss \d+\.\d{4}, training accuracy \d+\.\d%", tcn[0])
     tcn_bar = [p for p, step in stored if step.startswith("TCN epoch")]
     assert all(a < b for a, b in zip(tcn_bar, tcn_bar[1:], strict=False)) and tcn_bar[0] > icn[-1]
