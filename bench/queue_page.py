@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "screening.settings")
+# as docker-compose.yml and .env.example run the site: database connections kept between requests
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "60")
 CLASSES = ["BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET"]
 
 
@@ -46,7 +48,8 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
         with cursor.copy(
             "COPY screening_tracklet (id, night_id, survey_id, status, score, model_version_id,"
             " content_sha256, n_detections, rate_deg_per_day, position_angle_deg, mean_mag,"
-            " pixels, created_at, scored_at, n_reviews, reviews_wanted) FROM STDIN"
+            " pixels, created_at, scored_at, n_reviews, reviews_wanted, digest2_scores,"
+            " digest2_version, digest2_problem, unlike_training) FROM STDIN"
         ) as copy:
             for i in range(n_tracklets):
                 copy.write_row(
@@ -67,11 +70,16 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
                         "2030-06-01T00:00:00Z",
                         0,
                         1,
+                        "{}",
+                        "",
+                        "",
+                        "",
                     )
                 )
         with cursor.copy(
             "COPY screening_detection (id, tracklet_id, index, mjd, ra, dec, mag, x, y, stamp,"
-            " stamp_format, stamp_sha256, stamp_width, stamp_height, display) FROM STDIN"
+            " stamp_format, stamp_sha256, stamp_width, stamp_height, display, mag_flag, station,"
+            " band, time_ref) FROM STDIN"
         ) as copy:
             for i in range(n_tracklets * 4):
                 copy.write_row(
@@ -91,6 +99,10 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
                         100,
                         100,
                         f"display/{i}.png",
+                        "",
+                        "",
+                        "",
+                        "mid",
                     )
                 )
         top = rng.integers(0, len(CLASSES), n_tracklets * 4)
@@ -112,12 +124,20 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
                 )
         judged = rng.choice(n_tracklets, size=n_tracklets // 20, replace=False)
         with cursor.copy(
-            "COPY screening_verdict (id, tracklet_id, reviewer_id, value, score_shown, created_at)"
-            " FROM STDIN"
+            "COPY screening_verdict (id, tracklet_id, reviewer_id, value, score_shown, created_at,"
+            " blind) FROM STDIN"
         ) as copy:
             for n, i in enumerate(judged, start=1):
                 copy.write_row(
-                    (n, int(i) + 1, reviewer.pk, "bogus", float(scores[i]), "2030-06-01T01:00:00Z")
+                    (
+                        n,
+                        int(i) + 1,
+                        reviewer.pk,
+                        "bogus",
+                        float(scores[i]),
+                        "2030-06-01T01:00:00Z",
+                        False,
+                    )
                 )
         cursor.execute(
             "INSERT INTO screening_currentverdict (tracklet_id, reviewer_id,"
@@ -175,7 +195,10 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
     date = fill(args.tracklets)
-    print(f"machine: {platform.node()}, {os.cpu_count()} cores; database: {connection.vendor}")
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} cores; database: {connection.vendor}, "
+        f"connections kept {os.environ['DATABASE_CONN_MAX_AGE']} s (DATABASE_CONN_MAX_AGE)"
+    )
     print(
         f"filled {args.tracklets} tracklets, {4 * args.tracklets} detections and predictions "
         f"in {time.perf_counter() - started:.0f} s"
@@ -232,6 +255,7 @@ def profile(client, url: str) -> None:
         client.get(url)
     profiler.disable()
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
 
 
 if __name__ == "__main__":

@@ -122,13 +122,24 @@ def displays_make(tracklet_ids: list[int]) -> int:
     returns how many were made. A stamp that cannot be drawn is left to its own request, which
     answers its error."""
     from screening.models import Detection
+
+    return displays_draw(
+        Detection.objects.filter(tracklet_id__in=tracklet_ids, display="").only(
+            "id", "tracklet_id", "index", "stamp", "display"
+        )
+    )
+
+
+def displays_draw(detections) -> int:
+    """Draw these detections' missing display PNGs (rows with at least id, index, stamp and
+    display loaded), reading each tracklet's file once; returns how many were made."""
     from screening.tracklet_files import read_stamps_bytes
 
     made = 0
     by_file: dict[str, list] = {}
-    for detection in Detection.objects.filter(tracklet_id__in=tracklet_ids, display="").only(
-        "id", "tracklet_id", "index", "stamp", "display"
-    ):
+    for detection in detections:
+        if detection.display:
+            continue
         by_file.setdefault(detection.stamp.name, []).append(detection)
     for detections in by_file.values():  # a tracklet's file read once for all its stamps
         try:

@@ -40,6 +40,7 @@ from screening.review.blind import (
     row_is_blind,
     to_review_q,
 )
+from screening.review.displays import displays_draw
 from screening.review.verdicts import current_verdicts
 
 STATUS_FILTERS = {
@@ -129,12 +130,12 @@ def claims_take(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> None:
     if not tracklet_ids:
         return
     until = timezone.now() + datetime.timedelta(seconds=CLAIM_SECONDS)
+    # one statement: new claims made, this reviewer's claims on the others renewed
     ReviewClaim.objects.bulk_create(
         [ReviewClaim(tracklet_id=pk, reviewer=reviewer, expires_at=until) for pk in tracklet_ids],
-        ignore_conflicts=True,
-    )
-    ReviewClaim.objects.filter(reviewer=reviewer, tracklet_id__in=tracklet_ids).update(
-        expires_at=until
+        update_conflicts=True,
+        unique_fields=["tracklet", "reviewer"],
+        update_fields=["expires_at"],
     )
 
 
@@ -142,19 +143,31 @@ def claims_release(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> No
     ReviewClaim.objects.filter(reviewer=reviewer, tracklet_id__in=tracklet_ids).delete()
 
 
-def rows_taken(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> dict[int, str]:
-    """Which of these tracklets another reviewer has taken from this one, and how: judged by
-    enough reviewers already, or claimed by others who got there first. {id: what to show}."""
-    if not tracklet_ids:
+def rows_taken(
+    *,
+    reviewer: AbstractBaseUser,
+    tracklet_ids: list[int] | None = None,
+    rows: list[Tracklet] | None = None,
+    verdicts: dict[int, dict[int, str]] | None = None,
+) -> dict[int, str]:
+    """Which of these tracklets (ids, or the rows as loaded, with their `current_verdicts` if the
+    caller has them) another reviewer has taken from this one, and how: judged by enough
+    reviewers already, or claimed by others who got there first. {id: what to show}."""
+    if rows is not None:
+        tracklets = {t.pk: (t.n_reviews, t.reviews_wanted) for t in rows}
+    elif tracklet_ids:
+        tracklets = {
+            pk: (n, wanted)
+            for pk, n, wanted in Tracklet.objects.filter(pk__in=tracklet_ids).values_list(
+                "pk", "n_reviews", "reviews_wanted"
+            )
+        }
+    else:
+        tracklets = {}
+    if not tracklets:
         return {}
     now = timezone.now()
-    tracklets = {
-        pk: (n, wanted)
-        for pk, n, wanted in Tracklet.objects.filter(pk__in=tracklet_ids).values_list(
-            "pk", "n_reviews", "reviews_wanted"
-        )
-    }
-    verdicts = current_verdicts(list(tracklets))
+    verdicts = current_verdicts(list(tracklets)) if verdicts is None else verdicts
     judges: dict[int, list[int]] = {}
     for pk, by in verdicts.items():
         judges[pk] = [r for r, v in by.items() if v != Verdict.Value.WITHDRAWN]
@@ -385,9 +398,19 @@ def queue_page(
     )
 
 
+@dataclass(frozen=True)
+class DetectionRef:
+    """A detection as a queue row's strip needs it (its id and place; whether its display image
+    is drawn)."""
+
+    pk: int
+    index: int
+    display: str = ""
+
+
 @dataclass
 class StampView:
-    detection: Detection
+    detection: Detection | DetectionRef
     top_class: str = ""
     top_probability: float | None = None
     probabilities: list[tuple[str, float]] = field(default_factory=list)
@@ -427,6 +450,8 @@ def queue_rows(
     *,
     reviewer: AbstractBaseUser,
     full_detections: bool = False,
+    verdicts: dict[int, dict[int, str]] | None = None,
+    draw: bool = False,
 ) -> list[QueueRow]:
     """What each row shows, in a fixed number of queries whatever the page size.
 
@@ -438,14 +463,26 @@ def queue_rows(
     every view: the same fields, empty, for every such row.
     """
     ids = [t.pk for t in tracklets]
-    detections: dict[int, list[Detection]] = {}
+    detections: dict[int, list[Detection | DetectionRef]] = {}
     found = Detection.objects.filter(tracklet_id__in=ids).order_by("tracklet_id", "index")
-    if not full_detections:
-        found = found.only("id", "tracklet_id", "index")
-    for detection in found:
-        detections.setdefault(detection.tracklet_id, []).append(detection)
+    if full_detections:
+        for detection in found:
+            detections.setdefault(detection.tracklet_id, []).append(detection)
+    else:  # what a strip shows, without a model instance a stamp
+        for pk, tracklet_id, index, display in found.values_list(
+            "id", "tracklet_id", "index", "display"
+        ):
+            detections.setdefault(tracklet_id, []).append(DetectionRef(pk, index, display))
+    if draw:  # the display images a row lacks, drawn before the page is shown
+        missing = [d.pk for ds in detections.values() for d in ds if not d.display]
+        if missing:
+            displays_draw(
+                Detection.objects.filter(pk__in=missing).only(
+                    "id", "tracklet_id", "index", "stamp", "display"
+                )
+            )
     versions = {t.pk: t.model_version_id for t in tracklets}
-    verdicts = current_verdicts(ids)
+    verdicts = current_verdicts(ids) if verdicts is None else verdicts
     screens_blind = blind_applies(reviewer)
     blind_ids = {
         t.pk

@@ -58,7 +58,12 @@ from screening.review.queue import (
     queue_tracklets,
     rows_taken,
 )
-from screening.review.verdicts import ReviewError, verdict_record, verdict_undo_last
+from screening.review.verdicts import (
+    ReviewError,
+    current_verdicts,
+    verdict_record,
+    verdict_undo_last,
+)
 from screening.scoring.digest2 import neo_candidate
 from screening.web.rows import queue_row
 
@@ -134,11 +139,12 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
         return redirect(f"{request.path}?{query.urlencode()}")
     ids = [t.pk for t in page.tracklets]
     taken: dict[int, str] = {}
+    verdicts = current_verdicts(ids)  # read once, for the rows and for who took them
     if screening:
         claims_take(reviewer=request.user, tracklet_ids=ids)
-        taken = rows_taken(reviewer=request.user, tracklet_ids=ids)
-    displays_make(ids)  # drawn before the page is shown, not as black squares after
-    rows = queue_rows(page.tracklets, reviewer=request.user)
+        taken = rows_taken(reviewer=request.user, rows=page.tracklets, verdicts=verdicts)
+    # display images drawn before the page is shown, not as black squares after
+    rows = queue_rows(page.tracklets, reviewer=request.user, verdicts=verdicts, draw=True)
     for row in rows:
         row.taken = taken.get(row.tracklet.pk, "")
     remaining = None
