@@ -228,7 +228,7 @@ def reference_from(
     """A model's reference from its training data: prepared (cropped) stamps with their class
     index (-1: none of the model's classes, left out of the class means), held-out prepared
     stamps for the limit, and the raw tracklet cues (features.TRACKLET_FEATURES) for the ranges."""
-    labels = np.asarray(labels)
+    labels = np.asarray(labels).astype(np.int64)  # class indices, whatever array they came in
     model = model.exact()  # measured in float32, whatever the machine's fast path
     features = model.stamp_features(np.asarray(images, np.float32))
     known = labels >= 0
@@ -255,8 +255,10 @@ def reference_from(
 
 
 def class_indices(model: ScreeningModel, names: list[str]) -> np.ndarray:
-    """Each stamp's class index in the model (-1 where the model has no such class)."""
-    return np.array([model.classes.index(c) if c in model.classes else -1 for c in names])
+    """Each stamp's class index in the model (-1 where the model has no such class); integers
+    even for no stamps (an empty float array would make a concatenation float)."""
+    found = [model.classes.index(c) if c in model.classes else -1 for c in names]
+    return np.array(found, dtype=np.int64)
 
 
 def fit_reference(

@@ -328,6 +328,7 @@ def synthetic_evaluation(
     cache_dir: Path | None = None,
     workers: int | None = None,
     progress: bool = False,
+    scored: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The models' figures on the fixed synthetic evaluation set (glare in the bogus mix, and
     `planet_bogus` tracklets of a field near a planet), by name, with the set's parameters
@@ -352,6 +353,8 @@ def synthetic_evaluation(
     kept, outputs = {}, {}
     for name, model in models.items():
         probs, scores = score_set(model, evaluation)
+        if scored is not None:  # a minute or more a model on a CPU: the caller's bar moves
+            scored(name)
         outputs[name] = (probs, scores)
         out[name] = _summary(
             tracklet_figures(scores, probs, evaluation, model.classes, model.threshold)
@@ -870,6 +873,7 @@ def _comparison(
     tracklets_held: list[LabelledTracklet],
     stamps_held: list[LabelledStamp],
     cfg: RetrainConfig,
+    report: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
     """Candidate and base on the held-out labels and on the fixed synthetic evaluation set
     (`metrics["comparison"]` of the candidate; screening.registry.comparison shows it)."""
@@ -898,6 +902,12 @@ def _comparison(
             planet_bogus=cfg.eval_planet,
             workers=cfg.workers,
             cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+            scored=None
+            if report is None
+            else lambda name: report(
+                0.91 if name == "candidate" else 0.96,
+                f"the {name} scored on the synthetic evaluation set",
+            ),
         ),
     }
 
@@ -1042,6 +1052,7 @@ def retrain(
         tracklets_held,
         stamps_held,
         cfg,
+        report,
     )
     training["seconds"] = time.time() - started
     payload["metrics"] = plain(

@@ -175,3 +175,26 @@ def test_a_reason_shows_the_trained_range_in_the_cue_s_own_units() -> None:
     inputs = tracklet_inputs(raw)
     for k, name in enumerate(TRACKLET_FEATURES[: CUES[1][1]]):
         assert _raw_of(name, float(inputs[k])) == pytest.approx(raw[k], rel=1e-5), name
+
+
+def test_a_reference_fitted_with_no_labelled_stamps_names_the_classes_it_saw(tiny_model) -> None:
+    """A retraining run with no stamp labels (verdicts only) fits its reference on simulated
+    stamps plus an empty list of labelled ones: the classes are still indices (an empty list
+    once turned the whole array into floats, and the run failed at its very end)."""
+    from classifier.features import TRACKLET_FEATURES
+    from classifier.inference import load_model
+    from classifier.novelty import class_indices, reference_from
+
+    model = load_model(tiny_model[0])
+    labels = np.concatenate([class_indices(model, ["AST", "CR"] * 8), class_indices(model, [])])
+    rng = np.random.default_rng(0)
+    side = model.preprocessing.crop
+    images = rng.random((16, side, side), dtype=np.float32)
+    reference = reference_from(
+        model,
+        images,
+        labels,
+        rng.random((8, side, side), dtype=np.float32),
+        rng.random((20, len(TRACKLET_FEATURES) + 8)) + 0.5,
+    )
+    assert reference.made["classes"] == ["AST", "CR"]
