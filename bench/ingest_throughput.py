@@ -47,7 +47,8 @@ def files_written(media: Path) -> tuple[int, int]:
     files = [
         p
         for p in media.rglob("*")
-        if p.is_file() and p.relative_to(media).parts[0] in ("tracklets", "stamps", "pixels", "display")
+        if p.is_file()
+        and p.relative_to(media).parts[0] in ("tracklets", "stamps", "pixels", "display")
     ]
     return len(files), sum(p.stat().st_size for p in files)
 
