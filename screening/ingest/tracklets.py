@@ -363,6 +363,8 @@ def _link_repeats(prepared: list[list[_PreparedDetection]], rows: list[list[Dete
 # arcsecond, or the very same stamp file.
 SAME_DETECTION_SECONDS = 0.5
 SAME_DETECTION_ARCSEC = 1.0
+_WINDOW_DAYS = SAME_DETECTION_SECONDS / 86400.0
+_DEC_SLACK_DEG = 2 * SAME_DETECTION_ARCSEC / 3600.0  # a declination band wider than the match
 
 
 def same_place(ra_a: float, dec_a: float, ra_b: float, dec_b: float) -> bool:
@@ -378,12 +380,10 @@ def _same_detection(a: _PreparedDetection, b_values: Mapping[str, Any], b_sha: s
     if a.stamp_sha256 == b_sha:
         return True
     station = a.values.get("station") or settings.MPC_STATION
-    window = SAME_DETECTION_SECONDS / 86400.0
-    dec_slack = 2 * SAME_DETECTION_ARCSEC / 3600.0
     return (
         (b_values.get("station") or settings.MPC_STATION) == station
-        and abs(float(b_values["mjd"]) - float(a.values["mjd"])) <= window
-        and abs(float(b_values["dec"]) - float(a.values["dec"])) <= dec_slack
+        and abs(float(b_values["mjd"]) - float(a.values["mjd"])) <= _WINDOW_DAYS
+        and abs(float(b_values["dec"]) - float(a.values["dec"])) <= _DEC_SLACK_DEG
         and same_place(a.values["ra"], a.values["dec"], b_values["ra"], b_values["dec"])
     )
 
@@ -405,8 +405,6 @@ def stored_repeats(detections: list[_PreparedDetection]) -> dict[int, int]:
             *columns
         )
     )
-    window = SAME_DETECTION_SECONDS / 86400.0
-    slack = 2 * SAME_DETECTION_ARCSEC / 3600.0
     table = Detection._meta.db_table
     for start in range(0, len(detections), 400):  # keep each statement's parameters few
         part = detections[start : start + 400]
@@ -420,7 +418,7 @@ def stored_repeats(detections: list[_PreparedDetection]) -> dict[int, int]:
                 f"SELECT DISTINCT {', '.join('d.' + c for c in columns)} FROM {table} d "
                 "JOIN box ON d.dec BETWEEN box.dec - %s AND box.dec + %s "
                 "AND d.mjd BETWEEN box.mjd - %s AND box.mjd + %s",
-                [*params, slack, slack, window, window],
+                [*params, _DEC_SLACK_DEG, _DEC_SLACK_DEG, _WINDOW_DAYS, _WINDOW_DAYS],
             )
             found.update(dict.fromkeys(tuple(row) for row in cursor.fetchall()))
     stored = [dict(zip(columns, row, strict=True)) for row in sorted(found)]  # by id
@@ -439,11 +437,9 @@ def _batch_repeats(prepared: list[list[_PreparedDetection]]) -> dict[int, int]:
     flat = [(t, d) for t, dets in enumerate(prepared) for d in dets]
     mjds = np.array([float(d.values["mjd"]) for _, d in flat])
     decs = np.array([float(d.values["dec"]) for _, d in flat])
-    slack = 2 * SAME_DETECTION_ARCSEC / 3600.0
     order = np.argsort(mjds, kind="stable")
-    window = SAME_DETECTION_SECONDS / 86400.0
-    starts = np.searchsorted(mjds[order], mjds - window, side="left")
-    ends = np.searchsorted(mjds[order], mjds + window, side="right")
+    starts = np.searchsorted(mjds[order], mjds - _WINDOW_DAYS, side="left")
+    ends = np.searchsorted(mjds[order], mjds + _WINDOW_DAYS, side="right")
     by_sha: dict[str, int] = {}
     for k, (_, det) in enumerate(flat):
         by_sha.setdefault(det.stamp_sha256, k)
@@ -453,7 +449,7 @@ def _batch_repeats(prepared: list[list[_PreparedDetection]]) -> dict[int, int]:
             out[position] = by_sha[det.stamp_sha256]
             continue
         near = order[starts[position] : ends[position]]
-        near = near[np.abs(decs[near] - decs[position]) <= slack]
+        near = near[np.abs(decs[near] - decs[position]) <= _DEC_SLACK_DEG]
         for k in sorted(int(k) for k in near):
             other_tracklet, other = flat[k]
             if other_tracklet < tracklet and _same_detection(det, other.values, other.stamp_sha256):

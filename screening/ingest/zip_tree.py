@@ -117,9 +117,6 @@ class ZipPath:
     def is_dir(self) -> bool:
         return self.at in self._tree.folders
 
-    def exists(self) -> bool:
-        return self.is_file() or self.is_dir()
-
     def iterdir(self) -> Iterator[ZipPath]:
         if not self.is_dir():
             raise NotADirectoryError(str(self))

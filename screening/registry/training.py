@@ -14,7 +14,7 @@ import traceback
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -35,6 +35,9 @@ from screening.models import (
     TrainingRun,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from classifier.retrain import RetrainConfig  # torch: imported where it is used
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +204,7 @@ def training_preset() -> str:
     return "quick" if settings.TRAINING_QUICK else settings.TRAINING_PRESET
 
 
-def training_config() -> RetrainConfig:  # noqa: F821 - imported where it is used (torch)
+def training_config() -> RetrainConfig:
     """The RetrainConfig of this install's preset (its synthetic sets under the evaluation
     cache, which `model_evaluate --retraining-sets` fills ahead of the first run)."""
     from classifier.retrain import RetrainConfig
