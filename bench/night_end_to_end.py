@@ -8,7 +8,8 @@ real `cpu` workers (default and inference queues, the cores shared between them)
 .zip as an upload (as `POST /api/v1/bundles/` does; the copy is not timed) and waits until every
 tracklet is scored. Prints the time from the start of the ingest job to the last score, its
 split between ingest and the scoring left after it, the ingest rate, which worker took which
-chunks, the precision the workers scored in, and their peak resident memory.
+chunks, the precision the workers scored in, their peak resident memory, and the workers' time
+by task (from their logs), which says whether ingest or scoring to cut next.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def main() -> None:
     from django.db.models import Max, Sum
 
     from bench.scoring_core import checkpoint_path
-    from bench.workers import cpu_workers, peak_memory, upload_and_wait, zip_bundle
+    from bench.workers import cpu_workers, peak_memory, task_seconds, upload_and_wait, zip_bundle
     from classifier.bundle import simulate_night
     from classifier.hardware import cpu_summary
     from screening.models import BundleChunk, Tracklet, WorkerHeartbeat
@@ -89,6 +90,7 @@ def main() -> None:
                 sys.exit("a worker stopped")
             time.sleep(0.5)
         memory = peak_memory(workers)
+        spent = task_seconds(workers)
         precisions = sorted({b.detail.get("precision", "?") for b in WorkerHeartbeat.objects.all()})
     rows = Tracklet.objects.filter(night__date=night)
     stamps = rows.aggregate(n=Sum("n_detections"))["n"]
@@ -105,6 +107,9 @@ def main() -> None:
     print(f"wall, start of ingest to last score  : {wall:7.1f} s (target: under 120 s)")
     print(f"scoring throughput over the night    : {stamps / wall:.0f} stamps/s")
     print(f"largest worker peak resident memory  : {memory:.2f} GiB")
+    print("workers' time by task (tasks finished by the last score):")
+    for name, (count, seconds) in spent.items():
+        print(f"  {name:<28} {count:5d} tasks {seconds:8.1f} s")
 
 
 if __name__ == "__main__":

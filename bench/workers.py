@@ -4,6 +4,7 @@ uploaded as the API stores it, ingested by those workers in chunks."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 import zipfile
@@ -37,12 +38,30 @@ def cpu_workers(count: int, **env: str):
     try:
         for i in range(count):
             worker_env = {**os.environ, "INFERENCE_THREADS": threads, **env}
-            workers.append(start_celery_worker(worker_env, folder / f"worker-{i}.log", "cpu"))
+            log = folder / f"worker-{i}.log"
+            workers.append(start_celery_worker(worker_env, log, "cpu"))
+            workers[-1].log_path = log
         yield workers
     finally:
         for worker in workers:
             if worker.poll() is None:
                 stop_process(worker)
+
+
+_SUCCEEDED = re.compile(r"Task (\S+?)\[[^\]]+\] succeeded in ([0-9.]+)s")
+
+
+def task_seconds(workers) -> dict[str, tuple[int, float]]:
+    """(tasks, seconds) each task name took in these workers, from their logs (Celery's
+    "succeeded in" lines), the longest first: where the workers' time went."""
+    totals: dict[str, list] = {}
+    for worker in workers:
+        for name, seconds in _SUCCEEDED.findall(worker.log_path.read_text(errors="replace")):
+            entry = totals.setdefault(name.rsplit(".", 1)[-1], [0, 0.0])
+            entry[0] += 1
+            entry[1] += float(seconds)
+    ranked = sorted(totals.items(), key=lambda item: -item[1][1])
+    return {name: (count, seconds) for name, (count, seconds) in ranked}
 
 
 def peak_memory(workers) -> float:

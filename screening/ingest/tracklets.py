@@ -919,16 +919,20 @@ def _content_hash(night: date, survey_id: str, detections: list[_PreparedDetecti
 
 def _motion(detections: list[_PreparedDetection]) -> dict[str, float | None]:
     """Rate and direction of motion between the first and last detection, and mean magnitude
-    (of the measured ones; None when none is)."""
-    from astropy.coordinates import angular_separation, position_angle
-
+    (of the measured ones; None when none is). The separation is Vincenty's formula and the
+    position angle east of north, as astropy's `angular_separation` and `position_angle`
+    compute them (in plain floats: astropy's units cost a millisecond a tracklet)."""
     first, last = detections[0].values, detections[-1].values
     ra1, dec1, ra2, dec2 = (
         math.radians(float(v)) for v in (first["ra"], first["dec"], last["ra"], last["dec"])
     )
-    separation = math.degrees(float(angular_separation(ra1, dec1, ra2, dec2)))
+    dra = ra2 - ra1
+    across = math.cos(dec2) * math.sin(dra)
+    along = math.cos(dec1) * math.sin(dec2) - math.sin(dec1) * math.cos(dec2) * math.cos(dra)
+    towards = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(dra)
+    separation = math.degrees(math.atan2(math.hypot(across, along), towards))
     days = float(last["mjd"]) - float(first["mjd"])
-    angle = position_angle(ra1, dec1, ra2, dec2).to_value("deg")  # east of north, 0..360
+    angle = math.degrees(math.atan2(across, along))  # east of north
     mags = [float(d.values["mag"]) for d in detections if d.values["mag"] is not None]
     return {
         "rate_deg_per_day": separation / days,

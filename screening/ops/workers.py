@@ -23,6 +23,13 @@ import os
 import sys
 from dataclasses import dataclass
 
+# NumPy's OpenBLAS starts a thread per core and keeps them spinning after each call: in a
+# scoring worker, whose NumPy calls are small (a tracklet's motion fit), they took about 30%
+# of another core, the core the next worker scores on (measured on the 2-core VM). The workers
+# that score and ingest run them on one thread; the network's own threads are set apart
+# (INFERENCE_THREADS). An operator's own value in the environment is kept.
+ONE_BLAS_THREAD = (("OPENBLAS_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1"))
+
 
 @dataclass(frozen=True)
 class WorkerRole:
@@ -30,13 +37,20 @@ class WorkerRole:
     pool: str
     concurrency: int
     options: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()  # defaults set before the worker starts
 
 
 ROLES: dict[str, WorkerRole] = {
-    "cpu": WorkerRole(queues=("default", "inference"), pool="prefork", concurrency=1),
+    "cpu": WorkerRole(
+        queues=("default", "inference"), pool="prefork", concurrency=1, environment=ONE_BLAS_THREAD
+    ),
     "training": WorkerRole(queues=("training",), pool="solo", concurrency=1),
     "gpu": WorkerRole(
-        queues=("inference",), pool="prefork", concurrency=1, options=("--prefetch-multiplier", "1")
+        queues=("inference",),
+        pool="prefork",
+        concurrency=1,
+        options=("--prefetch-multiplier", "1"),
+        environment=ONE_BLAS_THREAD,
     ),
 }
 
@@ -71,6 +85,8 @@ def main(argv: list[str]) -> None:
         sys.exit(f"usage: python -m screening.ops.workers {{{','.join(ROLES)}}} [celery options]")
     command = [sys.executable, "-m", "celery", *worker_argv(argv[0], *argv[1:])]
     os.environ["WORKER_ROLE"] = argv[0]  # for its heartbeat (screening/ops/heartbeat.py)
+    for name, value in ROLES[argv[0]].environment:
+        os.environ.setdefault(name, value)
     os.execv(sys.executable, command)
 
 

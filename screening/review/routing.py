@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from screening.bulk import rows_update
 from screening.models import ModelVersion, Night, QueueAssignment, Tracklet
 from screening.review.audit import audit_draw, audit_key, blind_rows_place
 
@@ -47,9 +48,7 @@ def scored_rows_route(*, model_version: ModelVersion, tracklet_ids: list[int]) -
                 ),
             )
         )
-    Tracklet.objects.bulk_update(
-        updates, ["audit_key", "queue_score", "reviews_wanted"], batch_size=1000
-    )
+    rows_update(updates, ["audit_key", "queue_score", "reviews_wanted"])
     for night in Night.objects.filter(pk__in=set(night_of.values())):
         audit_draw(night=night, model=model_version)
         unplaced = [pk for pk in gold if night_of.get(pk) == night.pk]

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from screening.bulk import rows_update
 from screening.models import (
     UNLIKE_TRAINING_MAX,
     Detection,
@@ -92,13 +93,21 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
         # Every tracklet now shows this model's score (the new one, or the one stored before,
         # for a model made active again after a rollback) and is no longer claimed by a worker;
         # who reviews it next is the review stage's decision.
-        Tracklet.objects.filter(pk__in=ids).update(
-            model_version=model_version, scored_at=timezone.now(), claimed_at=None
-        )
-        Tracklet.objects.bulk_update(
-            [Tracklet(pk=pk, score=stored[pk][0], unlike_training=stored[pk][1]) for pk in ids],
-            ["score", "unlike_training"],
-            batch_size=1000,
+        # One write of each row (`rows_update`): its score and reason, this model, now.
+        now = timezone.now()
+        rows_update(
+            [
+                Tracklet(
+                    pk=pk,
+                    score=stored[pk][0],
+                    unlike_training=stored[pk][1],
+                    model_version=model_version,
+                    scored_at=now,
+                    claimed_at=None,
+                )
+                for pk in ids
+            ],
+            ["score", "unlike_training", "model_version", "scored_at", "claimed_at"],
         )
         pending: dict[int, list[int]] = {}
         for pk, night_id in Tracklet.objects.filter(

@@ -241,3 +241,36 @@ def test_a_magnitude_not_measured_is_left_out_of_the_magnitude_cues() -> None:
     assert np.allclose(partial.detections[:, others], full.detections[:, others])
     none = measure(*cols[:3], np.full_like(mags, np.nan), *cols[4:])
     assert np.isfinite(none.detections).all() and np.isfinite(none.tracklet).all()
+
+
+@pytest.mark.parametrize("size", [1, 2, 9999, 10000])
+def test_the_cues_median_is_numpys_to_the_bit(size: int) -> None:
+    from classifier.features import _median
+
+    values = np.random.default_rng(size).normal(0, 5, size).astype(np.float32).astype(np.float64)
+    assert _median(values) == np.median(values)
+    assert _median(np.round(values)) == np.median(np.round(values))
+
+
+def test_the_stamp_background_is_the_plain_median_and_mad_to_the_bit() -> None:
+    """The fill and noise the cues threshold at are np.median's, so the cues of a stamp are
+    what the model was trained on: float32 and float64 stamps, chip edges with odd and even
+    counts of finite pixels, ties, a constant stamp (noise 1) and one with nothing finite."""
+    from classifier.features import stamp_background
+
+    rng = np.random.default_rng(11)
+    stamps = [rng.normal(5, 10, (100, 100)).astype(np.float32) for _ in range(12)]
+    for i, cols in enumerate([0, 7, 33, 50, 99]):
+        stamps[i][:, :cols] = np.nan
+    stamps[5][3, 3] = np.inf
+    stamps[6] = np.round(stamps[6])
+    stamps[7][:] = 4.0
+    stamps[8] = stamps[8].astype(np.float64) + rng.normal(0, 1e-9, (100, 100))
+    for stamp in stamps:
+        good = np.asarray(stamp, np.float64)[np.isfinite(stamp)]
+        fill = np.median(good)
+        noise = float(1.4826 * np.median(np.abs(good - fill - np.median(good - fill)))) or 1.0
+        img, got_fill, got_noise = stamp_background(stamp)
+        assert (got_fill, got_noise) == (fill, noise)
+        assert np.array_equal(img, np.where(np.isfinite(stamp), stamp, fill))
+    assert stamp_background(np.full((10, 10), np.nan, np.float32)) is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 from rest_framework.authtoken.models import Token
@@ -54,6 +56,10 @@ def test_an_uploaded_bundle_is_ingested_by_the_worker(celery_worker, tmp_path):
     rejected = [r for r in body["results"] if r["status"] == "rejected"]
     assert rejected[0]["tracklet"] == "C" and "file is empty" in rejected[0]["errors"][0]["reason"]
     assert set(Tracklet.objects.values_list("survey_id", flat=True)) == {"A", "B"}
+    # NumPy's BLAS runs on one thread in the worker (its spinning threads took another core)
+    environ = Path(f"/proc/{celery_worker.pid}/environ").read_bytes().split(b"\0")
+    expected = os.environ.get("OPENBLAS_NUM_THREADS", "1")
+    assert f"OPENBLAS_NUM_THREADS={expected}".encode() in environ
 
 
 def test_an_unsafe_bundle_upload_fails_with_its_reason_and_writes_nothing(celery_worker, tmp_path):

@@ -412,3 +412,31 @@ def test_a_seeing_that_is_no_seeing_is_refused_naming_the_detection(fwhm, reason
     assert refused.problems[0].field == "detections[2].fwhm_px"
     assert reason in refused.problems[0].reason
     assert not Tracklet.objects.filter(survey_id="S2").exists()
+
+
+def test_the_stored_rate_and_direction_are_astropys_across_the_sky():
+    """The tracklet's rate and position angle (plain floats at ingest) agree with astropy's
+    angular_separation and position_angle: across RA 0/360, near the poles, any direction."""
+    import math
+    from types import SimpleNamespace
+
+    import numpy as np
+    from astropy.coordinates import angular_separation, position_angle
+
+    from screening.ingest.tracklets import _motion
+
+    rng = np.random.default_rng(5)
+    cases = [(359.99, 10.0, 0.01, 10.02), (10.0, 89.99, 190.0, 89.98), (0.0, -89.9, 45.0, -89.8)]
+    cases += [tuple(rng.uniform([0, -89, 0, -89], [360, 89, 360, 89])) for _ in range(200)]
+    for ra1, dec1, ra2, dec2 in cases:
+        rows = [
+            SimpleNamespace(values={"ra": ra1, "dec": dec1, "mjd": 61000.0, "mag": 19.0}),
+            SimpleNamespace(values={"ra": ra2, "dec": dec2, "mjd": 61000.5, "mag": None}),
+        ]
+        got = _motion(rows)
+        args = [math.radians(v) for v in (ra1, dec1, ra2, dec2)]
+        separation = math.degrees(float(angular_separation(*args)))
+        angle = position_angle(*args).to_value("deg") % 360.0
+        assert got["rate_deg_per_day"] == pytest.approx(separation / 0.5, rel=1e-12, abs=1e-12)
+        assert abs((got["position_angle_deg"] - angle + 180) % 360 - 180) < 1e-9
+        assert got["mean_mag"] == 19.0
