@@ -48,10 +48,12 @@ def rows_update(
     def value(name: str, field) -> str:
         return f"CAST(v.{name} AS {_cast_type(field, connection)})" if postgres else f"v.{name}"
 
-    names = ["pk", *(f"f{i}" for i in range(len(columns)))]
+    # a VALUES list's columns are column1, column2, ... on PostgreSQL and SQLite alike (no CTE:
+    # SQLite's driver reports no row count for a statement that starts with WITH)
+    names = [f"column{i + 1}" for i in range(len(columns) + 1)]
     table = quote(meta.db_table)
     assignments = ", ".join(
-        f"{quote(field.column)} = {value(f'f{i}', field)}" for i, field in enumerate(columns)
+        f"{quote(field.column)} = {value(names[i + 1], field)}" for i, field in enumerate(columns)
     )
     row = "(" + ", ".join(["%s"] * len(names)) + ")"
     size = max(1, min(batch_rows, connection.ops.bulk_batch_size(names, objs)))
@@ -67,9 +69,9 @@ def rows_update(
                     for field in columns
                 )
             cursor.execute(
-                f"WITH v({', '.join(names)}) AS (VALUES {', '.join([row] * len(chunk))}) "
-                f"UPDATE {table} SET {assignments} FROM v "
-                f"WHERE {table}.{quote(meta.pk.column)} = {value('pk', meta.pk)}",
+                f"UPDATE {table} SET {assignments} "  # noqa: S608 - no input in the text
+                f"FROM (VALUES {', '.join([row] * len(chunk))}) AS v "
+                f"WHERE {table}.{quote(meta.pk.column)} = {value(names[0], meta.pk)}",
                 params,
             )
             updated += cursor.rowcount

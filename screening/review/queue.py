@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
@@ -129,14 +130,26 @@ def claims_take(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> None:
     """Claim (or renew the claim on) these tracklets for the reviewer, for CLAIM_SECONDS."""
     if not tracklet_ids:
         return
-    until = timezone.now() + datetime.timedelta(seconds=CLAIM_SECONDS)
-    # one statement: new claims made, this reviewer's claims on the others renewed
-    ReviewClaim.objects.bulk_create(
-        [ReviewClaim(tracklet_id=pk, reviewer=reviewer, expires_at=until) for pk in tracklet_ids],
-        update_conflicts=True,
-        unique_fields=["tracklet", "reviewer"],
-        update_fields=["expires_at"],
-    )
+    tracklet_ids = list(dict.fromkeys(tracklet_ids))  # a row named twice is claimed once
+    now = timezone.now()
+    until = now + datetime.timedelta(seconds=CLAIM_SECONDS)
+    # One statement, atomic by itself: new claims made, this reviewer's claims on the others
+    # renewed. (bulk_create's upsert built 50 instances and wrapped them in BEGIN and COMMIT:
+    # about 1.5 ms of a queue page's 25.)
+    meta = ReviewClaim._meta
+    stamp = meta.get_field("created_at")
+    when = [stamp.get_db_prep_value(v, connection) for v in (now, until)]
+    params: list = []
+    for pk in tracklet_ids:
+        params += [pk, reviewer.pk, *when]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} (tracklet_id, reviewer_id, created_at, "  # noqa: S608 - no input in the text
+            f"expires_at) VALUES {', '.join(['(%s, %s, %s, %s)'] * len(tracklet_ids))} "
+            "ON CONFLICT (tracklet_id, reviewer_id) DO UPDATE SET expires_at = excluded.expires_at",
+            params,
+        )
 
 
 def claims_release(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> None:

@@ -290,3 +290,26 @@ def test_the_page_endpoints_answer_bad_requests_clearly(thirty):
     assert pipeline.post(url, json.dumps({"value": "real"}), "application/json").status_code == 403
     assert not Verdict.objects.exists()
     assert QueueAssignment.objects.count() == 0
+
+
+def test_a_claim_is_made_once_and_renewed_keeping_when_it_was_first_made(thirty):
+    """Taking the same rows again (the page's poll) moves each claim's expiry forward and keeps
+    its first time, which decides who got there first; a row named twice is one claim."""
+    import datetime
+
+    from django.utils import timezone
+
+    from screening.review.queue import claims_take
+
+    alice = make_user("alice", "reviewer")
+    ids = [t.pk for t in list(thirty.values())[:3]]
+    claims_take(reviewer=alice, tracklet_ids=[*ids, ids[0]])
+    first = {c.tracklet_id: (c.created_at, c.expires_at) for c in ReviewClaim.objects.all()}
+    assert set(first) == set(ids)
+    ReviewClaim.objects.update(expires_at=timezone.now() + datetime.timedelta(seconds=5))
+    claims_take(reviewer=alice, tracklet_ids=ids)
+    again = {c.tracklet_id: (c.created_at, c.expires_at) for c in ReviewClaim.objects.all()}
+    assert ReviewClaim.objects.count() == 3
+    for pk in ids:
+        assert again[pk][0] == first[pk][0]
+        assert again[pk][1] >= first[pk][1] > timezone.now() + datetime.timedelta(seconds=200)
