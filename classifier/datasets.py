@@ -381,17 +381,10 @@ def build_tracklet_set(
     return sets if isinstance(pre, tuple) else sets[0]
 
 
-def cached_tracklet_set(
-    cache_dir: Path | None, seed: int, n_real: int, n_bogus: int, pre: Preprocessing, **options
-) -> TrackletSet:
-    """`build_tracklet_set` kept in one file under `cache_dir` (None: no cache), named by a hash
-    of everything the set depends on (the simulator's code too), so a fixed set such as the
-    promotion's evaluation set is simulated once per machine."""
+def tracklet_set_key(seed: int, n_real: int, n_bogus: int, pre: Preprocessing, **options) -> str:
+    """A hash of everything a `build_tracklet_set` depends on (the simulator's code too)."""
     import hashlib
-    import pickle
 
-    if cache_dir is None:
-        return build_tracklet_set(seed, n_real, n_bogus, pre, **options)
     cfg = options.get("cfg") or SimConfig()
     key = json.dumps(
         {
@@ -406,7 +399,21 @@ def cached_tracklet_set(
         sort_keys=True,
         default=str,
     )
-    path = Path(cache_dir) / f"tracklets-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def cached_tracklet_set(
+    cache_dir: Path | None, seed: int, n_real: int, n_bogus: int, pre: Preprocessing, **options
+) -> TrackletSet:
+    """`build_tracklet_set` kept in one file under `cache_dir` (None: no cache), named by a hash
+    of everything the set depends on (the simulator's code too), so a fixed set such as the
+    promotion's evaluation set is simulated once per machine."""
+    import pickle
+
+    if cache_dir is None:
+        return build_tracklet_set(seed, n_real, n_bogus, pre, **options)
+    key = tracklet_set_key(seed, n_real, n_bogus, pre, **options)
+    path = Path(cache_dir) / f"tracklets-{key}.pkl"
     if path.exists():
         try:
             with path.open("rb") as fh:  # our own file, written below

@@ -16,6 +16,7 @@ promotion compares them on the same data.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from classifier.datasets import (
     TrackletSet,
     build_stamp_set,
     cached_tracklet_set,
+    tracklet_set_key,
 )
 from classifier.evaluate import score_set, tracklet_figures
 from classifier.features import batch_inputs
@@ -63,6 +65,7 @@ from classifier.train import (
     without_seeing,
 )
 
+logger = logging.getLogger(__name__)
 EVALUATION_SEED = 20261124  # the fixed synthetic evaluation set (never used in training)
 # progress(fraction, step, log=True): the run is `fraction` done, doing `step`; log=False for a
 # tick within a stage (an epoch's batches) that moves the bar but is no line of the log.
@@ -338,21 +341,25 @@ def synthetic_evaluation(
     presets = {m.preprocessing for m in models.values()}
     if len(presets) != 1:
         raise ValueError("models with different preprocessing cannot share one evaluation set")
+    pre = presets.pop()
     evaluation = cached_tracklet_set(
         cache_dir,
         EVALUATION_SEED,
         n_real,
         n_bogus,
-        presets.pop(),
+        pre,
         glare=True,
         planet_bogus=planet_bogus,
         workers=workers,
         progress=progress,
     )
+    set_key = tracklet_set_key(
+        EVALUATION_SEED, n_real, n_bogus, pre, glare=True, planet_bogus=planet_bogus
+    )
     out: dict[str, Any] = {}
     kept, outputs = {}, {}
     for name, model in models.items():
-        probs, scores = score_set(model, evaluation)
+        probs, scores = _scores_kept(model, evaluation, cache_dir, set_key)
         if scored is not None:  # a minute or more a model on a CPU: the caller's bar moves
             scored(name)
         outputs[name] = (probs, scores)
@@ -393,6 +400,41 @@ def synthetic_evaluation(
 
 
 LOST_SHOWN = 20  # real tracklets a candidate loses, listed with why, per data set
+
+
+def _scores_kept(
+    model: ScreeningModel, tset: TrackletSet, cache_dir: Path | None, set_key: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """`score_set`, kept under `cache_dir` by model version, device and set: the base model of
+    every retraining run (and a registered candidate's own evaluation) is scored on the fixed
+    evaluation set once, not again each run (a minute a model on 2 cores). A file that does not
+    fit the set is scored again."""
+    if cache_dir is None or not model.version:
+        return score_set(model, tset)
+    # the code that turns a set into scores, beside the set's own (simulator_code)
+    code = hashlib.sha256()
+    for name in ("inference.py", "networks.py", "evaluate.py", "calibration.py"):
+        code.update((Path(__file__).resolve().parent / name).read_bytes())
+    device = model.device.replace(":", "")
+    name = f"scores-{model.version[:32]}-{device}-{set_key}-{code.hexdigest()[:12]}.npz"
+    path = Path(cache_dir) / name
+    if path.exists():
+        try:
+            with np.load(path) as kept:
+                probs, scores = kept["probabilities"], kept["scores"]
+            if probs.shape == (len(tset.images), len(model.classes)) and scores.shape == (
+                len(tset.lengths),
+            ):
+                return probs, scores
+        except Exception:  # noqa: BLE001 - a torn or foreign file: scored again below
+            pass
+        logger.warning("kept scores %s do not fit the set; scoring again", path.name)
+    probs, scores = score_set(model, tset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    np.savez(partial, probabilities=probs, scores=scores)
+    partial.replace(path)
+    return probs, scores
 
 
 def _finite(value: Any) -> float | None:

@@ -224,3 +224,29 @@ def test_retraining_a_retrained_model_does_not_lower_its_threshold_again() -> No
     half = 1 / (1 + np.exp(-(np.log(first / (1 - first)) - 0.5)))
     _, figures = drift_margin(base, cand, real, half, half, anchor=first)
     assert figures["logit"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_base_scored_on_the_evaluation_set_once_gives_the_same_figures_again(
+    tiny_model, tmp_path
+) -> None:
+    """The fixed evaluation set's scores of a model are kept by version: a second retraining
+    from the same base reads them (the same figures), and a kept file that does not fit the set
+    is not trusted but scored again."""
+    from classifier.retrain import synthetic_evaluation
+
+    base = load_model(tiny_model[0], device="cpu")
+    first = synthetic_evaluation({"base": base}, 6, 6, cache_dir=tmp_path, workers=1)
+    kept = sorted(tmp_path.glob(f"scores-{base.version[:32]}-cpu-*.npz"))
+    assert len(kept) == 1
+    again = synthetic_evaluation({"base": base}, 6, 6, cache_dir=tmp_path, workers=1)
+    assert again == first
+    with np.load(kept[0]) as data:  # what is kept is what is read: every tracklet at 1.0
+        probabilities = data["probabilities"]
+    np.savez(kept[0], probabilities=probabilities, scores=np.ones(12, np.float32))
+    read = synthetic_evaluation({"base": base}, 6, 6, cache_dir=tmp_path, workers=1)
+    assert read["base"] != first["base"]
+    # a file of another set's shape (a torn or foreign file) is scored again and replaced
+    np.savez(kept[0], probabilities=np.zeros((2, 2), np.float32), scores=np.zeros(1, np.float32))
+    assert synthetic_evaluation({"base": base}, 6, 6, cache_dir=tmp_path, workers=1) == first
+    with np.load(kept[0]) as data:
+        assert data["scores"].shape == (12,)
