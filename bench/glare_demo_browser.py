@@ -125,8 +125,11 @@ def main() -> None:
                         page.keyboard.press("l")
                     if cls == "GLARE" and labels < args.labels:
                         page.keyboard.press("9")
-                        page.wait_for_selector(
-                            ".qrow.focused .stamp.focused [data-label]:text-is('→ GLARE')"
+                        # saved: the label reads "→ GLARE" (no " …"); its name is in a <bdi>,
+                        # which Playwright's :text-is() does not see through
+                        page.wait_for_function(
+                            "() => document.querySelector('.qrow.focused .stamp.focused "
+                            "[data-label]')?.textContent === '→ GLARE'"
                         )
                         labels += 1
             if verdicts < args.verdicts or labels < args.labels:
@@ -138,7 +141,10 @@ def main() -> None:
                 )
                 verdicts += 1
             if page.locator(".qrow").last.get_attribute("class").find("focused") >= 0:
-                page.keyboard.press("n")  # next page
+                # next page: keys given while the page is left are refused (and said so), so
+                # the next one waits for the new page, not the old one's focused row
+                with page.expect_navigation():
+                    page.keyboard.press("n")
                 page.wait_for_selector(".qrow.focused")
         times[f"2 label {labels} glare stamps, {verdicts} verdicts (scripted keys)"] = (
             time.perf_counter() - t0
