@@ -8,7 +8,9 @@ night's queue (highest score first), glare tracklets get GLARE on each stamp (`h
 `b`, other rows `r` or `b` (the simulator's truth.jsonl beside the demo night stands for a
 reviewer's eyes); then Start retraining on the Models page, wait for the candidate, Activate on
 its page, wait for the rescoring; then count glare tracklets passing on the night before and
-after. Prints the wall time of each step. Uses Debian's chromium, headless.
+after. Prints the wall time of each step. Uses Debian's chromium, headless. Run it on a fresh
+demo: it screens the planet-glare night's queue, so a second run finds less (or nothing) to
+review; it says so and stops.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+RUN_IDS = "rows => rows.map(r => r.dataset.run)"
 
 
 def logins() -> dict[str, str]:
@@ -102,18 +107,27 @@ def main() -> None:
         if page.locator("input[name=description], textarea[name=description]").count():
             page.fill("[name=description]", "planet glare: knots on horizontal bands")
         page.click("input[name=_save]")
-        page.wait_for_selector("text=was added successfully")
+        # added, or there from an earlier run on this demo
+        page.wait_for_selector(".messagelist .success, .errorlist")
         times["1 add GLARE in the admin"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         page.goto(f"{args.url}/nights/{night}/")
-        page.wait_for_selector(".qrow")
+        page.wait_for_load_state()
+        if not page.locator(".qrow").count():
+            sys.exit(
+                f"night {night} has nothing left for admin to review: run this on a fresh "
+                "./run demo (an earlier run screened its queue)"
+            )
         labels = verdicts = 0
         while verdicts < args.verdicts or labels < args.labels:
             focused = page.locator(".qrow.focused .tid")
             if not focused.count():
                 page.keyboard.press("j")
-            sid = page.locator(".qrow.focused .tid").inner_text()
+            if not focused.count():  # an empty page: this demo's queue was screened before
+                print(f"the queue ends here: {labels} labels, {verdicts} verdicts given")
+                break
+            sid = focused.inner_text()
             row = truth[sid]
             if (
                 not row["real"]
@@ -141,6 +155,9 @@ def main() -> None:
                 )
                 verdicts += 1
             if page.locator(".qrow").last.get_attribute("class").find("focused") >= 0:
+                if not page.locator("[data-page='next']").count():
+                    print(f"the queue ends here: {labels} labels, {verdicts} verdicts given")
+                    break
                 # next page: keys given while the page is left are refused (and said so), so
                 # the next one waits for the new page, not the old one's focused row
                 with page.expect_navigation():
@@ -152,15 +169,23 @@ def main() -> None:
 
         t0 = time.perf_counter()
         page.goto(f"{args.url}/models/")
+        runs_before = {r for r in page.eval_on_selector_all("tr[data-run]", RUN_IDS) if r}
         page.click("#start-training")
         page.wait_for_selector(".run-live")
-        page.wait_for_selector("tr.status-succeeded, tr.status-failed", timeout=1_800_000)
+        # this run's row (newest first), not one an earlier run on the same demo left
+        page.wait_for_function(
+            "before => [...document.querySelectorAll('tr[data-run].status-succeeded,"
+            " tr[data-run].status-failed')].some(r => !before.includes(r.dataset.run))",
+            arg=sorted(runs_before),
+            timeout=1_800_000,
+        )
         times["3 retrain (Start retraining to candidate)"] = time.perf_counter() - t0
-        if page.locator("tr.status-failed").count():
+        run = page.locator("tr[data-run]").first
+        if "status-failed" in (run.get_attribute("class") or ""):
             sys.exit("the training run failed: see the Models page")
 
         t0 = time.perf_counter()
-        link = page.locator("tr.status-succeeded a[href^='/models/']").first
+        link = run.locator("a[href^='/models/']").first
         link.click()
         page.wait_for_selector("#promotion")
         changes = page.locator("#changes tbody tr").all_inner_texts()
