@@ -134,6 +134,9 @@ def main() -> None:
                 and row["latents"].get("correlated_kind") == "glare"
                 and labels < args.labels
             ):
+                # the stamp focus keeps its place from row to row: back to the first stamp
+                for _ in row["classes"]:
+                    page.keyboard.press("h")
                 for i, cls in enumerate(row["classes"]):
                     if i:
                         page.keyboard.press("l")
