@@ -15,6 +15,7 @@ promotion compares them on the same data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -402,6 +403,15 @@ def synthetic_evaluation(
 LOST_SHOWN = 20  # real tracklets a candidate loses, listed with why, per data set
 
 
+@functools.cache
+def _scoring_code() -> str:
+    """A hash of the code that turns a set into scores, beside the set's own (simulator_code)."""
+    code = hashlib.sha256()
+    for name in ("inference.py", "networks.py", "evaluate.py", "calibration.py"):
+        code.update((Path(__file__).resolve().parent / name).read_bytes())
+    return code.hexdigest()[:12]
+
+
 def _scores_kept(
     model: ScreeningModel, tset: TrackletSet, cache_dir: Path | None, set_key: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -411,12 +421,8 @@ def _scores_kept(
     fit the set is scored again."""
     if cache_dir is None or not model.version:
         return score_set(model, tset)
-    # the code that turns a set into scores, beside the set's own (simulator_code)
-    code = hashlib.sha256()
-    for name in ("inference.py", "networks.py", "evaluate.py", "calibration.py"):
-        code.update((Path(__file__).resolve().parent / name).read_bytes())
     device = model.device.replace(":", "")
-    name = f"scores-{model.version[:32]}-{device}-{set_key}-{code.hexdigest()[:12]}.npz"
+    name = f"scores-{model.version[:32]}-{device}-{set_key}-{_scoring_code()}.npz"
     path = Path(cache_dir) / name
     if path.exists():
         try:

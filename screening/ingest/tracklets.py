@@ -370,10 +370,20 @@ _DEC_SLACK_DEG = 2 * SAME_DETECTION_ARCSEC / 3600.0  # a declination band wider 
 def same_place(ra_a: float, dec_a: float, ra_b: float, dec_b: float) -> bool:
     """Whether two positions (degrees) are within SAME_DETECTION_ARCSEC on the sky
     (astropy.coordinates' great-circle separation: RA wraps, the poles are no special case)."""
-    from astropy.coordinates import angular_separation
+    return _separation_and_angle(ra_a, dec_a, ra_b, dec_b)[0] * 3600.0 <= SAME_DETECTION_ARCSEC
 
-    radians = (math.radians(v) for v in (ra_a, dec_a, ra_b, dec_b))
-    return math.degrees(float(angular_separation(*radians))) * 3600.0 <= SAME_DETECTION_ARCSEC
+
+def _separation_and_angle(ra1: float, dec1: float, ra2: float, dec2: float) -> tuple[float, float]:
+    """(great-circle separation, position angle east of north), degrees, of two positions in
+    degrees: Vincenty's formula and the angle as astropy's `angular_separation` and
+    `position_angle` compute them, in plain floats (astropy's units cost a millisecond)."""
+    ra1, dec1, ra2, dec2 = (math.radians(float(v)) for v in (ra1, dec1, ra2, dec2))
+    dra = ra2 - ra1
+    across = math.cos(dec2) * math.sin(dra)
+    along = math.cos(dec1) * math.sin(dec2) - math.sin(dec1) * math.cos(dec2) * math.cos(dra)
+    towards = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(dra)
+    separation = math.degrees(math.atan2(math.hypot(across, along), towards))
+    return separation, math.degrees(math.atan2(across, along))
 
 
 def _same_detection(a: _PreparedDetection, b_values: Mapping[str, Any], b_sha: str) -> bool:
@@ -919,20 +929,10 @@ def _content_hash(night: date, survey_id: str, detections: list[_PreparedDetecti
 
 def _motion(detections: list[_PreparedDetection]) -> dict[str, float | None]:
     """Rate and direction of motion between the first and last detection, and mean magnitude
-    (of the measured ones; None when none is). The separation is Vincenty's formula and the
-    position angle east of north, as astropy's `angular_separation` and `position_angle`
-    compute them (in plain floats: astropy's units cost a millisecond a tracklet)."""
+    (of the measured ones; None when none is)."""
     first, last = detections[0].values, detections[-1].values
-    ra1, dec1, ra2, dec2 = (
-        math.radians(float(v)) for v in (first["ra"], first["dec"], last["ra"], last["dec"])
-    )
-    dra = ra2 - ra1
-    across = math.cos(dec2) * math.sin(dra)
-    along = math.cos(dec1) * math.sin(dec2) - math.sin(dec1) * math.cos(dec2) * math.cos(dra)
-    towards = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(dra)
-    separation = math.degrees(math.atan2(math.hypot(across, along), towards))
+    separation, angle = _separation_and_angle(first["ra"], first["dec"], last["ra"], last["dec"])
     days = float(last["mjd"]) - float(first["mjd"])
-    angle = math.degrees(math.atan2(across, along))  # east of north
     mags = [float(d.values["mag"]) for d in detections if d.values["mag"] is not None]
     return {
         "rate_deg_per_day": separation / days,
