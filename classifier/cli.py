@@ -185,6 +185,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         "paper's equalize for the others)",
     )
     p.add_argument(
+        "--seeing",
+        type=float,
+        default=0.0,
+        help="shrink stamps taken under seeing broader than this FWHM (px) to it before the "
+        "ICN reads them, a physical invariant (default 0: never; asinh_sigma only)",
+    )
+    p.add_argument(
         "--full-precision",
         action="store_true",
         help="store float32 weights (default: float16, half the size)",
@@ -327,7 +334,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         icn_overrides=icn,
         tcn_overrides=tcn,
         curated_snr_slope=args.curated_snr_slope,
-        pre=Preprocessing(preprocessing),
+        pre=Preprocessing(preprocessing, seeing=args.seeing),
         stamp_cache=args.stamp_cache,
         state_dir=args.state_dir,
         command="python -m classifier " + shlex.join(sys.argv[1:]),

@@ -123,7 +123,8 @@ def _stamp_job(job: tuple) -> tuple[np.ndarray, list[int], list[dict[str, Any]]]
         make_stamp(cls, stamp_rng(seed, STREAM_STAMPS, class_index, i), cfg) for i in indices
     ]
     raw = np.stack([s.difference for s in samples])
-    images = prepare(raw, pre, crop=crop).astype(np.float16)
+    fwhm = np.array([s.latents["conditions"]["fwhm"] for s in samples])
+    images = prepare(raw, pre, crop=crop, fwhm=fwhm).astype(np.float16)
     latents = [
         {k: v for k, v in s.latents.items() if not isinstance(v, dict | list)} for s in samples
     ]
@@ -289,13 +290,13 @@ def _tracklet_job(job: tuple) -> dict[str, Any]:
     for index, real, planet in items:
         t = make_tracklet(seed, index, real, cfg, glare=glare, field=planet)
         raw = np.stack([d.stamp.difference for d in t.detections])
-        out["images"].append([prepare(raw, p).astype(np.float16) for p in presets])
+        meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y, d.fwhm_px] for d in t.detections])
+        out["images"].append([prepare(raw, p, fwhm=meta[:, 6]).astype(np.float16) for p in presets])
         out["lengths"].append(len(t.detections))
         out["real"].append(t.real)
         out["kinds"].append(tracklet_kind(t))
         out["det_classes"] += t.classes
         out["det_snr"] += [float(d.stamp.latents.get("snr", 0.0)) for d in t.detections]
-        meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y, d.fwhm_px] for d in t.detections])
         cues = measure(*meta[:, :6].T, raw, meta[:, 6])
         out["meta"].append(meta)
         out["det_raw"].append(cues.detections)

@@ -396,8 +396,10 @@ class ScreeningModel:
         with torch.inference_mode():
             probs = torch.empty((len(stamps), len(self.classes)), device=self.device)
             distances = np.zeros(len(stamps), np.float32)
+            seeing = seeing_of(meta, len(stamps))
             for start, batch in self._host_batches(stamps):
-                images = prepare_tensor(batch, self.preprocessing)
+                fwhm = None if seeing is None else seeing[start : start + len(batch)]
+                images = prepare_tensor(batch, self.preprocessing, fwhm=fwhm)
                 p, features = self._icn_outputs(images)
                 probs[start : start + len(batch)] = p
                 if self.novelty is not None:
@@ -506,6 +508,17 @@ def quantized_icn(icn: Any, preprocessing: Preprocessing, classes: tuple[str, ..
             for start in range(0, len(x), 64):
                 prepared(x[start : start + 64])
         return convert_fx(prepared)
+
+
+def seeing_of(meta: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Each detection's exposure seeing (FWHM, px; NaN where not sent) from `meta`'s 7th
+    column, or None where `meta` has none."""
+    if meta is None:
+        return None
+    meta = np.asarray(meta, dtype=np.float64)
+    if meta.ndim != 2 or meta.shape[1] < 7 or len(meta) != n:
+        return None
+    return meta[:, 6]
 
 
 def _checked_lengths(lengths: list[int] | np.ndarray, stamps: int) -> np.ndarray:

@@ -49,28 +49,69 @@ def fill_noise(size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """A preset and its parameters: input size, centre-crop size, asinh softening (sigma)."""
+    """A preset and its parameters: input size, centre-crop size, asinh softening (sigma),
+    and the seeing (FWHM, px) that stamps taken under broader seeing are shrunk to (0: never;
+    see `normalise_seeing`)."""
 
     name: str = "equalize"
     size: int = 100
     crop: int = 80
     softening: float = 3.0
+    seeing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in PRESETS:
             raise ValueError(f"unknown preprocessing preset {self.name!r}; known: {PRESETS}")
         if not 8 <= self.crop <= self.size:
             raise ValueError(f"crop must be between 8 and {self.size}, got {self.crop}")
+        if not (self.seeing == 0 or 0.5 <= self.seeing <= 20):
+            raise ValueError(f"seeing must be 0 (off) or 0.5-20 px, got {self.seeing}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.seeing:  # checkpoints and cache keys made before the field stay the same
+            del data["seeing"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
         return cls(**data)
 
-    def __call__(self, stamps: np.ndarray) -> np.ndarray:
-        return prepare(stamps, self)
+    def __call__(self, stamps: np.ndarray, fwhm: np.ndarray | None = None) -> np.ndarray:
+        return prepare(stamps, self, fwhm=fwhm)
+
+
+def normalise_seeing(stamps: torch.Tensor, fwhm: Any, seeing: float) -> torch.Tensor:
+    """Stamps taken under seeing broader than `seeing` (FWHM, px), each shrunk about its centre
+    by seeing / its exposure's FWHM, so that its point sources are `seeing` px wide, and
+    NaN-padded back to full size (the preset fills missing pixels).
+
+    The physical invariant: a star under 6 px seeing, binned to 3.5 px, is a star under 3.5 px
+    seeing seen through coarser pixels; its width relative to the PSF, a trail's length in PSF
+    widths and a cosmic ray's sharpness keep their meaning. Binning (area averaging) keeps the
+    noise as coarser pixels would. Stamps whose seeing is at most `seeing`, or unknown (NaN),
+    are returned as they are. `fwhm`: (N,) the exposure's seeing of each stamp.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    fwhm = np.asarray(
+        fwhm.cpu().numpy() if isinstance(fwhm, torch.Tensor) else fwhm, dtype=np.float64
+    ).reshape(-1)
+    if len(fwhm) != len(stamps):
+        raise ValueError(f"{len(fwhm)} seeing values for {len(stamps)} stamps")
+    broad = np.flatnonzero(np.isfinite(fwhm) & (fwhm > seeing))
+    if not len(broad):
+        return stamps
+    size = stamps.shape[-1]
+    out = stamps.to(torch.float32).clone()
+    for i in broad.tolist():
+        side = max(8, int(round(size * seeing / fwhm[i])))
+        small = F.interpolate(out[i][None, None], size=(side, side), mode="area")[0, 0]
+        start = (size - side) // 2
+        out[i] = float("nan")
+        out[i, start : start + side, start : start + side] = small
+    return out
 
 
 def _sorted_median(ordered: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
@@ -154,12 +195,20 @@ def centre_crop(stamps, crop: int):
     return stamps[..., start : start + crop, start : start + crop]
 
 
-def prepare_tensor(stamps: torch.Tensor, pre: Preprocessing, crop: bool = True) -> torch.Tensor:
-    """Apply a preset to a (N, size, size) tensor on its own device; float32 (N, crop, crop)."""
+def prepare_tensor(
+    stamps: torch.Tensor, pre: Preprocessing, crop: bool = True, fwhm: Any = None
+) -> torch.Tensor:
+    """Apply a preset to a (N, size, size) tensor on its own device; float32 (N, crop, crop).
+
+    `fwhm`: each stamp's exposure seeing (px, NaN where unknown), which a preset with a
+    `seeing` reads (`normalise_seeing`); other presets ignore it.
+    """
     import torch
 
     if stamps.ndim != 3 or tuple(stamps.shape[1:]) != (pre.size, pre.size):
         raise ValueError(f"stamps must be (N, {pre.size}, {pre.size}), got {tuple(stamps.shape)}")
+    if pre.seeing and fwhm is not None:
+        stamps = normalise_seeing(stamps, fwhm, pre.seeing)
     n, pixels = len(stamps), pre.size * pre.size
     flat = stamps.reshape(n, pixels).to(torch.float32)
     finite = torch.isfinite(flat)
@@ -200,8 +249,11 @@ def prepare_tensor(stamps: torch.Tensor, pre: Preprocessing, crop: bool = True) 
     return ((scaled + 3.0) / 9.0).contiguous()
 
 
-def prepare(stamps: np.ndarray, pre: Preprocessing, crop: bool = True) -> np.ndarray:
-    """Apply a preset to (N, size, size) NumPy stamps; crop=False keeps the full size."""
+def prepare(
+    stamps: np.ndarray, pre: Preprocessing, crop: bool = True, fwhm: Any = None
+) -> np.ndarray:
+    """Apply a preset to (N, size, size) NumPy stamps; crop=False keeps the full size; `fwhm`
+    as `prepare_tensor`'s."""
     import torch
 
     stamps = np.asarray(stamps, dtype=np.float32)
@@ -210,5 +262,5 @@ def prepare(stamps: np.ndarray, pre: Preprocessing, crop: bool = True) -> np.nda
     if stamps.shape[1:] != (pre.size, pre.size):
         raise ValueError(f"stamps must be (N, {pre.size}, {pre.size}), got {stamps.shape}")
     with torch.inference_mode():
-        out = prepare_tensor(torch.from_numpy(np.ascontiguousarray(stamps)), pre, crop)
+        out = prepare_tensor(torch.from_numpy(np.ascontiguousarray(stamps)), pre, crop, fwhm)
     return np.ascontiguousarray(out.numpy())

@@ -131,6 +131,7 @@ class LabelledStamp:
     key: str  # the tracklet it belongs to (held-out split is per tracklet)
     pixels: np.ndarray  # raw (100, 100) float32 with NaN
     stamp_class: str
+    fwhm: float = float("nan")  # its exposure's seeing (px), NaN where not sent
 
 
 @dataclass
@@ -138,7 +139,8 @@ class LabelledTracklet:
     key: str
     pixels: np.ndarray  # raw (n, 100, 100) float32, time order
     real: bool
-    meta: np.ndarray | None = None  # (n, 6): mjd, ra, dec, mag, x, y (classifier.features)
+    # (n, 6 or 7): mjd, ra, dec, mag, x, y and the exposure's seeing (classifier.features)
+    meta: np.ndarray | None = None
     weight: float = 1.0  # in the TCN's loss (the reviewers' gold accuracy, when weighted)
 
 
@@ -243,6 +245,20 @@ def holdout_figures(
     return out
 
 
+def _seeing(items: list[LabelledStamp] | list[LabelledTracklet]) -> np.ndarray:
+    """Each stamp's exposure seeing (px; NaN where not sent), for a preprocessing that reads it:
+    of labelled stamps, or of every detection of labelled tracklets."""
+    out = []
+    for item in items:
+        if isinstance(item, LabelledStamp):
+            out.append(item.fwhm)
+            continue
+        meta = None if item.meta is None else np.asarray(item.meta, dtype=np.float64)
+        usable = meta is not None and meta.ndim == 2 and meta.shape[1] > 6
+        out += list(meta[:, 6]) if usable else [float("nan")] * len(item.pixels)
+    return np.asarray(out, dtype=np.float64)
+
+
 def _meta_of(tracklets: list[LabelledTracklet]) -> np.ndarray | None:
     """The tracklets' detection metadata, one (N, 6) array, or None where any lacks it."""
     if not tracklets or any(t.meta is None for t in tracklets):
@@ -256,7 +272,11 @@ def stamp_accuracy(model: ScreeningModel, stamps: list[LabelledStamp]) -> dict[s
         return {"stamps": 0}
     model = model.exact()
     probs = model.stamp_probabilities(
-        prepare(np.stack([s.pixels for s in stamps]).astype(np.float32), model.preprocessing)
+        prepare(
+            np.stack([s.pixels for s in stamps]).astype(np.float32),
+            model.preprocessing,
+            fwhm=_seeing(stamps),
+        )
     )
     names = np.array(model.classes)[probs.argmax(1)]
     truth = np.array([s.stamp_class for s in stamps])
@@ -551,8 +571,10 @@ def _icn_sets(
     )
     labelled_images, labelled_targets = [], []
     for name in sorted({s.stamp_class for s in stamps_train}):
-        mine = [s.pixels for s in stamps_train if s.stamp_class == name]
-        prepared = prepare(np.stack(mine), pre, crop=False).astype(np.float16)
+        chosen = [s for s in stamps_train if s.stamp_class == name]
+        mine = [s.pixels for s in chosen]
+        prepared = prepare(np.stack(mine), pre, crop=False, fwhm=_seeing(chosen))
+        prepared = prepared.astype(np.float16)
         repeats = max(1, min(20, math.ceil(cfg.labelled_min / len(mine))))
         labelled_images.append(np.repeat(prepared, repeats, axis=0))
         labelled_targets.append(np.full(len(mine) * repeats, classes.index(name), np.int64))
@@ -563,10 +585,14 @@ def _icn_sets(
         # judged real (the survey's own data), the ICN learns the base model's answers (none
         # for a new class) rather than hard labels, so what the TCN sees of old stamps, and
         # with it a real tracklet's score, changes as little as the new classes allow.
-        kept = [t.pixels for t in tracklets_train if t.real]
+        kept = [t for t in tracklets_train if t.real]
         if kept and cfg.distill_real_stamps:
-            real_px = np.concatenate(kept)[: cfg.distill_real_stamps].astype(np.float32)
-            old_images.append(prepare(real_px, pre, crop=False).astype(np.float16))
+            n = cfg.distill_real_stamps
+            real_px = np.concatenate([t.pixels for t in kept])[:n].astype(np.float32)
+            real_seeing = _seeing(kept)[:n]
+            old_images.append(
+                prepare(real_px, pre, crop=False, fwhm=real_seeing).astype(np.float16)
+            )
     old = np.concatenate(old_images)
     hard = np.concatenate(labelled_targets) if labelled_targets else np.zeros(0, np.int64)
     if cfg.distill:
@@ -582,7 +608,9 @@ def _icn_sets(
     )
     val_source = stamps_held or stamps_train
     if val_source:
-        val_images = prepare(np.stack([s.pixels for s in val_source]), pre, crop=False)
+        val_images = prepare(
+            np.stack([s.pixels for s in val_source]), pre, crop=False, fwhm=_seeing(val_source)
+        )
         val_labels = np.array([classes.index(s.stamp_class) for s in val_source])
     else:  # no stamp labels: validate on part of the replay
         val_images, val_labels = replay.images[::10], replay.labels[::10]
@@ -706,7 +734,8 @@ def _set_tcn_stage(
         raw = np.concatenate([t.pixels for t in usable]).astype(np.float32)
         lengths = np.array([len(t.pixels) for t in usable])
         det, trk = batch_inputs(_meta_of(usable), raw, lengths, tcn_cfg.cues)
-        labelled = SetInputs(predict_icn(icn, prepare(raw, pre), device), det, trk, lengths)
+        images = prepare(raw, pre, fwhm=_seeing(usable))
+        labelled = SetInputs(predict_icn(icn, images, device), det, trk, lengths)
         parts += [labelled] * k  # the labelled tracklets k times over, as a block
     y, weights = _tcn_targets(synthetic, usable, lambda a: np.tile(a, k))
     lr = cfg.tcn_lr or (1e-2 if cfg.tcn_mode == "new-inputs" else 1e-3)
@@ -771,7 +800,9 @@ def _mlp4_tcn_stage(
     if tracklets_train:
         raw = np.concatenate([t.pixels for t in tracklets_train]).astype(np.float32)
         x_lab = tcn_inputs(
-            predict_icn(icn, prepare(raw, base.preprocessing), device),
+            predict_icn(
+                icn, prepare(raw, base.preprocessing, fwhm=_seeing(tracklets_train)), device
+            ),
             [len(t.pixels) for t in tracklets_train],
         )
         x_parts.append(np.repeat(x_lab, k, axis=0))  # each labelled tracklet k times in a row
@@ -1134,7 +1165,7 @@ def novelty_reference(
     def prepared(stamps: list[LabelledStamp]) -> np.ndarray:
         if not stamps:
             return np.zeros((0, pre.crop, pre.crop), np.float32)
-        return prepare(np.stack([s.pixels for s in stamps]), pre)
+        return prepare(np.stack([s.pixels for s in stamps]), pre, fwhm=_seeing(stamps))
 
     images = np.concatenate([np.asarray(synthetic.images, np.float32), prepared(stamps_train)])
     labels = np.concatenate(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -41,13 +42,16 @@ def night_parse(raw: Any, *, stored_range: bool = True) -> date:
     return value
 
 
-def night_or_404(text: str) -> Night:
+def night_or_404(text: str, among: Iterable[Night] = ()) -> Night:
     """The night a URL names; 404 (not 500) naming the problem for anything else, or an unknown
-    night."""
+    night. `among`: nights already read (a page's list), looked up without a query."""
     try:
         day = night_parse(text, stored_range=False)
     except ValueError as exc:
         raise Http404(f"{exc}: nights are YYYY-MM-DD") from None
+    for night in among:
+        if night.date == day:
+            return night
     return get_object_or_404(Night, date=day)
 
 

@@ -278,12 +278,14 @@ def labels_gather(reviewer_weights: dict[int, float] | None = None):
     labels = Labels(real_classes=dict(StampClass.objects.values_list("name", "is_real")))
     from screening.scoring.worker import detection_meta, tracklet_pixels
 
-    meta = detection_meta(agreed)
+    meta = detection_meta(needed)
     for tracklet in Tracklet.objects.filter(pk__in=needed).only("id", "pixels").order_by("id"):
         pixels = tracklet_pixels(tracklet)
         key = str(tracklet.pk)
+        seeing = meta[tracklet.pk][:, 6] if tracklet.pk in meta else None
         for detection_id, index in sorted(by_tracklet.get(tracklet.pk, [])):
-            labels.stamps.append(LabelledStamp(key, pixels[index], latest[detection_id]))
+            fwhm = float(seeing[index]) if seeing is not None else float("nan")
+            labels.stamps.append(LabelledStamp(key, pixels[index], latest[detection_id], fwhm))
         if tracklet.pk in agreed:
             labels.tracklets.append(
                 LabelledTracklet(

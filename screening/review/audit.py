@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Q
 from scipy.stats import beta
 
 from screening.models import ModelVersion, Night, QueueAssignment, Tracklet
@@ -374,14 +374,26 @@ def alarms_context(request) -> dict:
     global _ALARMS
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"audit_alarms": []}
-    judged = QueueAssignment.objects.filter(kind=QueueAssignment.Kind.AUDIT).exclude(value="")
-    key = (
-        tuple(judged.aggregate(n=Count("id"), last=Max("judged_at")).values()),
-        ModelVersion.objects.active_pk(),
-    )
+    key = _alarms_key()
     if key != _ALARMS[0]:
         _ALARMS = (key, active_alarms())
     return {"audit_alarms": _ALARMS[1]}
+
+
+def _alarms_key() -> tuple:
+    """What the banner depends on, in one query: the number of judged audit rows, the last
+    judgement's time, and the active model."""
+    from django.db import connection
+
+    audits, models = QueueAssignment._meta.db_table, ModelVersion._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COUNT(*) FROM {audits} WHERE kind = %s AND value <> ''),"
+            f" (SELECT MAX(judged_at) FROM {audits} WHERE kind = %s AND value <> ''),"
+            f" (SELECT id FROM {models} WHERE is_active ORDER BY id LIMIT 1)",
+            [QueueAssignment.Kind.AUDIT, QueueAssignment.Kind.AUDIT],
+        )
+        return tuple(cursor.fetchone())
 
 
 def alarms_reset() -> None:

@@ -116,7 +116,8 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
     to-review view the page's rows are claimed for the reviewer, and other reviewers' claims
     are left out (`screening.review.queue.claims_take`).
     """
-    night = night_or_404(date)
+    nights = list(Night.objects.order_by("-date")[:60])  # the menu; the page's night among them
+    night = night_or_404(date, nights)
     filters = QueueFilters.from_query(request.GET)
     screening = filters.to_review and request.user.has_perm("screening.add_verdict")
     tracklets = queue_tracklets(
@@ -161,7 +162,7 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
         "screening/queue.html",
         {
             "night": night,
-            "nights": Night.objects.order_by("-date")[:60],
+            "nights": nights,
             "page": page,
             "rows": rows,
             "filters": filters,

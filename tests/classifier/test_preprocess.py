@@ -171,3 +171,71 @@ def test_the_selection_medians_are_numpys_medians_to_the_bit(width: int) -> None
     assert np.array_equal(got, np.asarray(expected, np.float32))
     full = rng.normal(0, 10, (5, width)).astype(np.float32)
     assert np.array_equal(_middle(full), np.median(full, axis=1).astype(np.float32))
+
+
+def _star(fwhm: float, rng: np.random.Generator, peak: float = 2000.0) -> np.ndarray:
+    yy, xx = np.mgrid[:100, :100]
+    s = fwhm / 2.3548
+    star = peak * np.exp(-((xx - 50) ** 2 + (yy - 50) ** 2) / (2 * s * s))
+    return (star + rng.normal(0, 5, (100, 100))).astype(np.float32)
+
+
+def _width(image: np.ndarray) -> float:
+    """FWHM (px) of the source at the centre, from the second moment of its pixels above 4%
+    of its peak (the noise is under 1%)."""
+    image = np.nan_to_num(image - np.nanmedian(image))[35:66, 35:66]
+    image = np.where(image > 0.04 * image.max(), image, 0.0)
+    yy, xx = np.mgrid[:31, :31]
+    total = image.sum()
+    mx, my = (image * xx).sum() / total, (image * yy).sum() / total
+    return float(np.sqrt((image * ((xx - mx) ** 2 + (yy - my) ** 2)).sum() / total / 2) * 2.3548)
+
+
+def test_a_star_under_broad_seeing_is_prepared_as_one_under_the_preset_seeing() -> None:
+    """The seeing invariant: with `seeing` set, a star taken under 6 or 7 px seeing reaches the
+    ICN as wide as a star under the preset's 3.5 px (within a pixel's smear), centred, with the
+    shrunk stamp's outside missing (noise-filled); stamps at or under the preset's seeing, or
+    with no seeing sent, are prepared exactly as without it."""
+    import torch
+
+    from classifier.preprocess import normalise_seeing
+
+    rng = np.random.default_rng(11)
+    stamps = np.stack([_star(f, rng) for f in (2.0, 3.5, 6.0, 7.0, 6.0)])
+    fwhm = np.array([2.0, 3.5, 6.0, 7.0, np.nan])
+    shrunk = normalise_seeing(torch.from_numpy(stamps), fwhm, 3.5).numpy()
+    target = _width(_star(3.5, rng))
+    for i in (2, 3):
+        assert _width(stamps[i]) > 1.6 * target  # as received: far broader
+        assert abs(_width(shrunk[i]) - target) < 0.35
+        side = round(100 * 3.5 / fwhm[i])
+        inside = np.isfinite(shrunk[i])
+        assert inside.sum() == side * side and inside[50, 50]
+        peak = np.unravel_index(np.nanargmax(shrunk[i]), (100, 100))
+        assert max(abs(peak[0] - 50), abs(peak[1] - 50)) <= 1
+    for i in (0, 1, 4):  # narrower, equal, unknown: untouched
+        assert np.array_equal(shrunk[i], stamps[i])
+
+    on = Preprocessing("asinh_sigma", seeing=3.5)
+    off = Preprocessing("asinh_sigma")
+    with_seeing = prepare(stamps, on, fwhm=fwhm)
+    assert np.isfinite(with_seeing).all()
+    np.testing.assert_array_equal(with_seeing[[0, 1, 4]], prepare(stamps[[0, 1, 4]], off))
+    assert not np.array_equal(with_seeing[2], prepare(stamps[2:3], off)[0])
+    # without a seeing, or without the preset's, nothing changes
+    np.testing.assert_array_equal(prepare(stamps, on), prepare(stamps, off))
+    np.testing.assert_array_equal(prepare(stamps, off, fwhm=fwhm), prepare(stamps, off))
+    with pytest.raises(ValueError, match="seeing values"):
+        normalise_seeing(torch.from_numpy(stamps), fwhm[:2], 3.5)
+
+
+def test_the_seeing_is_kept_in_the_dict_only_when_set() -> None:
+    """A checkpoint made before the field existed is read with it off, and one made without it
+    stores the very dict it always did (its cache keys and evaluation stay valid)."""
+    old = {"name": "asinh_sigma", "size": 100, "crop": 80, "softening": 3.0}
+    before = Preprocessing.from_dict(old)
+    assert before.seeing == 0 and before.to_dict() == old
+    on = Preprocessing("asinh_sigma", seeing=3.5)
+    assert on.to_dict()["seeing"] == 3.5 and Preprocessing.from_dict(on.to_dict()) == on
+    with pytest.raises(ValueError, match="seeing"):
+        Preprocessing("asinh_sigma", seeing=-1)

@@ -290,3 +290,22 @@ def test_promotion_sees_one_real_tracklet_lost_in_a_thousand(active) -> None:
     record = model_promote(version=even.version, user=admin)
     assert "1494 >= 1494 of 1500 synthetic real tracklets (2 lost, 2 gained)" in record.reason
     assert "on 40 held-out real tracklets" in record.reason
+
+
+def test_labelled_stamps_carry_their_exposures_seeing(labelled) -> None:
+    """A model whose preprocessing reads the seeing (classifier.preprocess.normalise_seeing) is
+    retrained on each labelled stamp as it scores it: with its own exposure's seeing, NaN where
+    the survey sent none."""
+    from screening.models import Detection
+
+    mine = list(Detection.objects.filter(tracklet=labelled[6]).order_by("index"))
+    for i, detection in enumerate(mine):
+        detection.fwhm_px = 2.5 + i
+        detection.save(update_fields=["fwhm_px"])
+    labels = labels_gather()
+    seeing = {s.key: [] for s in labels.stamps}
+    for stamp in labels.stamps:
+        seeing[stamp.key].append(stamp.fwhm)
+    assert seeing[str(labelled[6].pk)] == [2.5 + i for i in range(len(mine))]
+    others = [v for key, values in seeing.items() if key != str(labelled[6].pk) for v in values]
+    assert others and all(np.isnan(v) for v in others)
