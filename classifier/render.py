@@ -113,6 +113,9 @@ class ConditionRanges:
     fwhm_median: float = 2.2
     fwhm_spread: float = 0.2  # sigma of ln(FWHM) around the median
     fwhm_range: tuple[float, float] = (1.6, 3.5)
+    # "lognormal": about the median, clipped to the range; "log-uniform": every part of the
+    # range as likely (training that must cover all of it, not only the middle)
+    fwhm_law: str = "lognormal"
     beta_range: tuple[float, float] = (2.5, 5.0)
     min_axis_ratio: float = 0.85
     ref_fwhm_ratio: tuple[float, float] = (0.7, 1.4)
@@ -140,7 +143,13 @@ def _registration(rng: np.random.Generator, ranges: ConditionRanges) -> tuple[fl
 def draw_conditions(rng: np.random.Generator, ranges: ConditionRanges) -> Conditions:
     """Draw one exposure's conditions and its reference."""
     lo, hi = ranges.fwhm_range
-    fwhm = float(np.clip(rng.lognormal(math.log(ranges.fwhm_median), ranges.fwhm_spread), lo, hi))
+    if ranges.fwhm_law == "log-uniform":
+        fwhm = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    elif ranges.fwhm_law == "lognormal":
+        median, spread = math.log(ranges.fwhm_median), ranges.fwhm_spread
+        fwhm = float(np.clip(rng.lognormal(median, spread), lo, hi))
+    else:
+        raise ValueError(f"unknown seeing law {ranges.fwhm_law!r}: lognormal or log-uniform")
     sci = Psf(
         fwhm=fwhm,
         beta=float(rng.uniform(*ranges.beta_range)),

@@ -221,3 +221,26 @@ def test_the_wider_simulator_cuts_some_stamps_smaller_and_pads_them_as_ingest_do
     assert not any("small_stamp" in s.latents for s in nominal)
     again = make_stamp("AST", stamp_rng(3, 1, 0))
     assert np.array_equal(again.difference, nominal[0].difference, equal_nan=True)
+
+
+def test_the_wider_simulator_trains_every_part_of_its_seeing_range() -> None:
+    """The wider simulator's seeing range (1.0-5.5 px) is trained, not only named: drawn
+    log-uniform, each end holds its share of exposures (under 1% fell below 1.2 or above 4.5 px
+    when it was the nominal lognormal, clipped), while the nominal ranges keep their lognormal
+    about 2.2 px."""
+    from classifier.render import ConditionRanges, draw_conditions
+    from classifier.simulate import SimConfig
+
+    rng = np.random.default_rng(7)
+    wide = np.array(
+        [draw_conditions(rng, SimConfig().wider().conditions).sci_psf.fwhm for _ in range(3000)]
+    )
+    assert wide.min() >= 1.0 and wide.max() <= 5.5
+    assert 0.12 <= (wide < 1.3).mean() <= 0.19  # log-uniform: 15.4%
+    assert 0.09 <= (wide > 4.5).mean() <= 0.15  # 11.8%
+    nominal = np.array(
+        [draw_conditions(rng, SimConfig().conditions).sci_psf.fwhm for _ in range(3000)]
+    )
+    assert 2.0 < np.median(nominal) < 2.4 and (nominal > 3.0).mean() < 0.1
+    with pytest.raises(ValueError, match="seeing law"):
+        draw_conditions(rng, ConditionRanges(fwhm_law="uniform"))
