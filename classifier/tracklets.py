@@ -406,8 +406,12 @@ def make_tracklet(
     glare: bool = True,
     night_mjd: float = 61000.0,
     field: PlanetField | None = None,
+    bogus_kind: str | None = None,
 ) -> Tracklet:
     """Tracklet `index` of `seed`: real or bogus; glare=False leaves GLARE out of the bogus mix.
+
+    `bogus_kind` ("independent", "correlated" or "mixed") makes a bogus tracklet of that kind
+    rather than one drawn from the mix, to measure a rare kind on enough of them.
 
     In a planet's `field` (glare comes in clusters) most bogus tracklets are its glare: knots
     sliding along a band (bogus kind "correlated", correlated_kind "glare") or chance linkages
@@ -434,6 +438,10 @@ def make_tracklet(
         chance = False
     else:
         kind = _choice(rng, BOGUS_KINDS if field is None else PLANET_BOGUS_KINDS)
+        if bogus_kind is not None:
+            if bogus_kind not in BOGUS_KINDS:
+                raise ValueError(f"unknown bogus kind {bogus_kind!r}; known: {list(BOGUS_KINDS)}")
+            kind = bogus_kind  # the draw above is still made: the rest of the stream is the same
         forced = None
         if kind == "glare":
             kind, forced = "correlated", "glare"

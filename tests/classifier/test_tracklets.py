@@ -122,3 +122,16 @@ def test_it_puts_the_requested_fraction_of_real_tracklets_in_a_night() -> None:
     flags = night_mix(1, 500, 0.02)
     assert sum(flags) == 10 and len(flags) == 500
     assert math.isclose(sum(night_mix(2, 100, 0.5)), 50)
+
+
+def test_a_rare_bogus_kind_can_be_made_on_demand() -> None:
+    """Mixed linkages are 5% of the bogus mix: bench/novelty.py measures them on sets made of
+    them alone, and every tracklet asked for is of that kind (both of its sub-kinds appear)."""
+    kinds = [
+        tracklet_kind(make_tracklet(4, 3_000_000 + i, False, bogus_kind="mixed"))
+        for i in range(12)
+    ]
+    assert all(k.startswith("mixed-") for k in kinds)
+    assert {"mixed-two-asteroids", "mixed-real+bogus"} <= set(kinds)
+    with pytest.raises(ValueError, match="unknown bogus kind"):
+        make_tracklet(4, 1, False, bogus_kind="glare")
