@@ -13,8 +13,9 @@ from classifier.novelty import NoveltyReference, fit_features, load_reference, r
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "models" / "screening-43028b2fba09ca58.pt"
-# the robust recipe's first version (cue set 2), kept beside the baseline: the same guarantees
-ROBUST = ROOT / "models" / "robust" / "screening-315f987fb95f6c48.pt"
+# the robust recipe's candidate (seeing-binned ICN, cue set 3), kept beside the baseline:
+# the same guarantees
+ROBUST = ROOT / "models" / "robust" / "screening-61190e642c3183f7.pt"
 ZTF_DIR = ROOT / "tests" / "data" / "ztf-alert-cutouts"
 
 

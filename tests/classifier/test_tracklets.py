@@ -128,8 +128,7 @@ def test_a_rare_bogus_kind_can_be_made_on_demand() -> None:
     """Mixed linkages are 5% of the bogus mix: bench/novelty.py measures them on sets made of
     them alone, and every tracklet asked for is of that kind (both of its sub-kinds appear)."""
     kinds = [
-        tracklet_kind(make_tracklet(4, 3_000_000 + i, False, bogus_kind="mixed"))
-        for i in range(12)
+        tracklet_kind(make_tracklet(4, 3_000_000 + i, False, bogus_kind="mixed")) for i in range(12)
     ]
     assert all(k.startswith("mixed-") for k in kinds)
     assert {"mixed-two-asteroids", "mixed-real+bogus"} <= set(kinds)
