@@ -279,14 +279,12 @@ def acceptance(sets: dict) -> list[tuple[str, bool, str]]:
             )
         # each kind on all its tracklets under one set's conditions (the set and its -mixed
         # set together), judged where there are at least MIN_KIND of them
-        pooled: dict[tuple[str, str], list[int]] = {}
+        pooled: dict[tuple[str, str], tuple[int, int]] = {}  # (set, kind): (n, rejected)
         for s, r in every.items():
             for k, v in r["by_bogus_kind"].items():
-                n, rejected = pooled.setdefault((s.removesuffix("-mixed"), k), [0, 0])
-                pooled[(s.removesuffix("-mixed"), k)] = [
-                    n + v["tracklets"],
-                    rejected + round(v["rejected"] * v["tracklets"]),
-                ]
+                key = (s.removesuffix("-mixed"), k)
+                n, rejected = pooled.get(key, (0, 0))
+                pooled[key] = (n + v["tracklets"], rejected + round(v["rejected"] * v["tracklets"]))
         kinds = [(f"{s}/{k}", r / n, n) for (s, k), (n, r) in pooled.items() if n >= MIN_KIND]
         few = [f"{s}/{k} (n={n})" for (s, k), (n, r) in pooled.items() if n < MIN_KIND]
         if kinds:
