@@ -42,3 +42,26 @@ def test_it_names_the_formats_it_reads_when_a_file_is_of_another(tmp_path: Path)
     torch.save({"format_version": 3, "classes": []}, path)
     with pytest.raises(CheckpointError, match=r"reads \(1, 2\); found 3"):
         load_checkpoint(path)
+
+
+def test_the_shipped_models_figures_are_for_todays_simulator() -> None:
+    """A new install shows the shipped model's figures from the start only while the figures
+    beside its checkpoint were measured on today's simulator (screening.registry.versions);
+    a change to the simulator's code (simulate, render, tracklets, features, preprocess) that
+    leaves them behind silently sends every demo back to a 5-minute evaluation run."""
+    import json
+
+    from classifier.datasets import simulator_code
+
+    models = Path(__file__).resolve().parents[2] / "models"
+    shipped = sorted(models.glob("*.evaluation.json"))
+    assert shipped, "the shipped baseline's figures are missing"
+    for path in shipped:
+        content = json.loads(path.read_text())
+        assert path.name == f"screening-{content['version'][:16]}.evaluation.json"
+        assert (models / path.name.replace(".evaluation.json", ".pt")).is_file()
+        assert content["simulator"] == simulator_code(), (
+            f"{path.name} was measured on another simulator: with DATABASE_URL=sqlite:///..., "
+            "`manage.py migrate`, `manage.py model_register <checkpoint> --activate`, then "
+            "`manage.py model_evaluate --save-beside`"
+        )
