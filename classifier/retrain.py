@@ -45,7 +45,13 @@ from classifier.datasets import (
 from classifier.evaluate import score_set, tracklet_figures
 from classifier.features import batch_inputs
 from classifier.hardware import resolve_device
-from classifier.inference import Runtime, ScreeningModel, model_from_checkpoint, tracklet_starts
+from classifier.inference import (
+    Runtime,
+    ScreeningModel,
+    model_from_checkpoint,
+    seeing_of,
+    tracklet_starts,
+)
 from classifier.metrics import operating_point, reliability, roc_auc, threshold_for_recall
 from classifier.networks import IcnConfig, TcnConfig, grow_icn, grow_tcn, tcn_inputs
 from classifier.novelty import NoveltyReference, class_indices, reference_from, reference_path
@@ -253,9 +259,8 @@ def _seeing(items: list[LabelledStamp] | list[LabelledTracklet]) -> np.ndarray:
         if isinstance(item, LabelledStamp):
             out.append(item.fwhm)
             continue
-        meta = None if item.meta is None else np.asarray(item.meta, dtype=np.float64)
-        usable = meta is not None and meta.ndim == 2 and meta.shape[1] > 6
-        out += list(meta[:, 6]) if usable else [float("nan")] * len(item.pixels)
+        seeing = seeing_of(item.meta, len(item.pixels))
+        out += list(seeing) if seeing is not None else [float("nan")] * len(item.pixels)
     return np.asarray(out, dtype=np.float64)
 
 

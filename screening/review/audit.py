@@ -388,10 +388,10 @@ def _alarms_key() -> tuple:
     audits, models = QueueAssignment._meta.db_table, ModelVersion._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT (SELECT COUNT(*) FROM {audits} WHERE kind = %s AND value <> ''),"
-            f" (SELECT MAX(judged_at) FROM {audits} WHERE kind = %s AND value <> ''),"
-            f" (SELECT id FROM {models} WHERE is_active ORDER BY id LIMIT 1)",
-            [QueueAssignment.Kind.AUDIT, QueueAssignment.Kind.AUDIT],
+            f"SELECT COUNT(*), MAX(judged_at),"
+            f" (SELECT id FROM {models} WHERE is_active ORDER BY id LIMIT 1)"
+            f" FROM {audits} WHERE kind = %s AND value <> ''",
+            [QueueAssignment.Kind.AUDIT],
         )
         return tuple(cursor.fetchone())
 
