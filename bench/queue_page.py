@@ -32,7 +32,7 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
     from django.contrib.auth.models import Group, User
     from django.db import connection
 
-    from screening.models import ModelVersion, Night
+    from screening.models import ModelVersion, Night, stamp_classes_text
 
     rng = np.random.default_rng(seed)
     night = Night.objects.create(date="2030-06-01")
@@ -44,12 +44,13 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
     scores = np.where(
         rng.random(n_tracklets) < 0.9, rng.beta(0.6, 6, n_tracklets), rng.beta(6, 0.6, n_tracklets)
     )
+    top = rng.integers(0, len(CLASSES), n_tracklets * 4)  # each stamp's top class
     with connection.cursor() as cursor:
         with cursor.copy(
             "COPY screening_tracklet (id, night_id, survey_id, status, score, model_version_id,"
             " content_sha256, n_detections, rate_deg_per_day, position_angle_deg, mean_mag,"
             " pixels, created_at, scored_at, n_reviews, reviews_wanted, digest2_scores,"
-            " digest2_version, digest2_problem, unlike_training) FROM STDIN"
+            " digest2_version, digest2_problem, unlike_training, stamp_classes) FROM STDIN"
         ) as copy:
             for i in range(n_tracklets):
                 copy.write_row(
@@ -74,6 +75,7 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
                         "",
                         "",
                         "",
+                        stamp_classes_text(CLASSES[k] for k in top[4 * i : 4 * i + 4]),
                     )
                 )
         with cursor.copy(
@@ -105,7 +107,6 @@ def fill(n_tracklets: int, seed: int = 0) -> str:
                         "mid",
                     )
                 )
-        top = rng.integers(0, len(CLASSES), n_tracklets * 4)
         with cursor.copy(
             "COPY screening_stampprediction (detection_id, model_version_id, probabilities,"
             " top_class, top_probability, created_at) FROM STDIN"

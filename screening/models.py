@@ -121,6 +121,18 @@ MARGIN_ORDER = Coalesce(
 UNLIKE_TRAINING_MAX = 500  # a novelty reason's length (classifier.novelty)
 
 
+def stamp_classes_text(classes) -> str:
+    """`Tracklet.stamp_classes` of these top classes: each once, sorted, between spaces, so
+    that a class is found as " NAME " and never as part of another's name."""
+    names = sorted({str(c) for c in classes if c})
+    return f" {' '.join(names)} " if names else ""
+
+
+def stamp_classes_match(name: str) -> str:
+    """What `Tracklet.stamp_classes` contains when a stamp's top class was `name`."""
+    return f" {name} "
+
+
 class Tracklet(models.Model):
     """A candidate moving object: its detections, and once scored, its real/bogus score."""
 
@@ -193,6 +205,14 @@ class Tracklet(models.Model):
         help_text=(
             "Why its model's training data holds nothing like it (classifier.novelty): such a "
             "tracklet stays in the to-review queue whatever its score. Blank: like training."
+        ),
+    )
+    stamp_classes = models.TextField(
+        blank=True,
+        default="",
+        help_text=(
+            "The top classes its model gave its stamps, each once, between spaces (' AST NOISE "
+            "'); blank: not scored. The queue's class filter reads it (stamp_classes_text)."
         ),
     )
 

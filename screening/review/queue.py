@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -31,6 +31,7 @@ from screening.models import (
     StampPrediction,
     Tracklet,
     Verdict,
+    stamp_classes_match,
 )
 from screening.review.blind import (
     auto_rejected,
@@ -281,14 +282,10 @@ def queue_tracklets(
     if filters.score_max is not None:
         tracklets = tracklets.filter(**{f"{score}__lte": filters.score_max})
     if filters.stamp_class:
+        # a stamp its model called this class: the tracklet's own column of its stamps' top
+        # classes, written at scoring, not a probe of every stamp's prediction per row walked
         tracklets = tracklets.filter(
-            Exists(
-                StampPrediction.objects.filter(
-                    detection__tracklet=OuterRef("pk"),
-                    model_version=OuterRef("model_version"),
-                    top_class=filters.stamp_class,
-                )
-            )
+            stamp_classes__contains=stamp_classes_match(filters.stamp_class)
         )
         if blind is not None:  # a blind row's classes choose nothing
             tracklets = tracklets.exclude(blind)

@@ -17,6 +17,7 @@ from screening.models import (
     StampPrediction,
     Tracklet,
     TrackletScore,
+    stamp_classes_text,
 )
 from screening.nights import night_counts_moved
 from screening.review.routing import scored_rows_route
@@ -52,6 +53,12 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
         todo = [r for r in results if r.tracklet_id not in stored]
         changed = Tracklet.objects.filter(pk__in=ids).exclude(model_version=model_version).count()
         detections = _detections_by_tracklet([r.tracklet_id for r in todo])
+        # the stamps' top classes of the scores stored before (a model made active again)
+        tops: dict[int, set[str]] = {pk: set() for pk in ids}
+        for tracklet_id, top in StampPrediction.objects.filter(
+            model_version=model_version, detection__tracklet_id__in=list(stored)
+        ).values_list("detection__tracklet_id", "top_class"):
+            tops[tracklet_id].add(top)
         predictions, scores = [], []
         for result in todo:
             rows = detections[result.tracklet_id]
@@ -63,6 +70,7 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
             for detection_id, probabilities in zip(rows, result.stamp_probabilities, strict=True):
                 named = {c: round(float(p), 6) for c, p in zip(classes, probabilities, strict=True)}
                 top = max(named, key=named.__getitem__)
+                tops[result.tracklet_id].add(top)
                 predictions.append(
                     StampPrediction(
                         detection_id=detection_id,
@@ -93,7 +101,8 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
         # Every tracklet now shows this model's score (the new one, or the one stored before,
         # for a model made active again after a rollback) and is no longer claimed by a worker;
         # who reviews it next is the review stage's decision.
-        # One write of each row (`rows_update`): its score and reason, this model, now.
+        # One write of each row (`rows_update`): its score and reason, its stamps' top classes
+        # (the queue's class filter), this model, now.
         now = timezone.now()
         rows_update(
             [
@@ -101,13 +110,21 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
                     pk=pk,
                     score=stored[pk][0],
                     unlike_training=stored[pk][1],
+                    stamp_classes=stamp_classes_text(tops[pk]),
                     model_version=model_version,
                     scored_at=now,
                     claimed_at=None,
                 )
                 for pk in ids
             ],
-            ["score", "unlike_training", "model_version", "scored_at", "claimed_at"],
+            [
+                "score",
+                "unlike_training",
+                "stamp_classes",
+                "model_version",
+                "scored_at",
+                "claimed_at",
+            ],  # fmt: skip
         )
         pending: dict[int, list[int]] = {}
         for pk, night_id in Tracklet.objects.filter(

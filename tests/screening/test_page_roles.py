@@ -103,3 +103,26 @@ def test_in_the_admin_verdicts_and_stamp_labels_can_be_read_but_not_changed(clie
         )
         assert action.status_code in (200, 302)
     assert Verdict.objects.get().value == "real" and StampLabel.objects.count() == 1
+
+
+def test_a_permission_given_to_the_account_itself_or_its_role_counts_and_a_role_taken_away_ends_access(
+    client, tracklet
+):
+    """Roles and permissions are read afresh each request (one query): a reviewer moved to the
+    pipeline role loses the pages at once; a permission given to an account alone (not its
+    role) lets it give verdicts on the API."""
+    from django.contrib.auth.models import Group, Permission
+
+    from tests.conftest import make_user
+
+    user = make_user("moved", "reviewer")
+    client.force_login(user)
+    assert client.get(f"/nights/{NIGHT}/").status_code == 200
+    user.groups.set([Group.objects.get(name="pipeline")])
+    assert client.get(f"/nights/{NIGHT}/").status_code == 403
+    assert not user.__class__.objects.get(pk=user.pk).has_perm("screening.add_verdict")
+    user.user_permissions.add(Permission.objects.get(codename="add_verdict"))
+    fresh = user.__class__.objects.get(pk=user.pk)
+    assert fresh.has_perm("screening.add_verdict")
+    assert fresh.has_perm("screening.add_tracklet")  # the pipeline role's own
+    assert not fresh.has_perm("screening.view_verdict")

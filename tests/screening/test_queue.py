@@ -50,6 +50,42 @@ def test_score_range_and_stamp_class_filters(night, reviewer):
     assert ids(night, reviewer, status="all", stamp_class="CR") == ["B"]
 
 
+def test_the_class_filter_follows_the_model_whose_score_is_shown(night, reviewer):
+    """A class matches only as a whole name, by the model that scored the row: rescored by
+    another model, then by the first again (its stored score taken back), the rows move."""
+    from screening.scoring.store import TrackletResult, scores_store
+    from tests.stamps import PAPER_CLASSES
+
+    second = model_version("b" * 64, threshold=0.8, active=False)
+    first = night.tracklets.get(survey_id="A").model_version
+    a = night.tracklets.get(survey_id="A")
+    # one stamp COMET, the others NOISE: the row matches either, and no name part matches
+    comet = [0.9 if c == "COMET" else 0.1 / 7 for c in PAPER_CLASSES]
+    noise = [0.9 if c == "NOISE" else 0.1 / 7 for c in PAPER_CLASSES]
+    scores_store(
+        model_version=second,
+        results=[
+            TrackletResult(
+                tracklet_id=a.pk,
+                stamp_probabilities=[comet] + [noise] * (a.n_detections - 1),
+                score=0.97,
+            )
+        ],
+    )
+    assert ids(night, reviewer, status="all", stamp_class="COMET") == ["A"]
+    assert ids(night, reviewer, status="all", stamp_class="NOISE") == ["A"]
+    assert "A" not in ids(night, reviewer, status="all", stamp_class="AST")
+    assert ids(night, reviewer, status="all", stamp_class="AS") == []
+    assert ids(night, reviewer, status="all", stamp_class="OMET") == []
+    # the first model made active again: its stored score and classes come back
+    scores_store(
+        model_version=first,
+        results=[TrackletResult(tracklet_id=a.pk, stamp_probabilities=[], score=0.0)],
+    )
+    assert ids(night, reviewer, status="all", stamp_class="COMET") == []
+    assert ids(night, reviewer, status="all", stamp_class="AST") == ["E", "A", "C"]
+
+
 def test_hide_what_i_judged_counts_a_withdrawn_verdict_as_not_judged(night, reviewer):
     from tests.conftest import make_user
 
