@@ -54,8 +54,10 @@ def stamp_figure(stamp, size: int, blind: bool = False) -> str:
         caption = '<span class="muted">class after verdict</span>'
     else:
         caption = '<span class="muted">not scored</span>'
-    distribution = _e(stamp.distribution)
-    title = _e(", ".join(f"{_isolated(name)} {p:.3f}" for name, p in stamp.probabilities))
+    # each probability formatted once, for the page's popup (data-dist) and the tooltip
+    shown = [(name, f"{p:.3f}") for name, p in stamp.probabilities]
+    distribution = _e(", ".join(f"{name} {p}" for name, p in shown))
+    title = _e(", ".join(f"{_isolated(name)} {p}" for name, p in shown))
     label = f"→ {_name(stamp.label)}" if stamp.label else ""
     return mark_safe(
         f'<figure class="stamp" data-detection="{stamp.detection.pk}" data-dist="{distribution}"'
