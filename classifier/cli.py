@@ -112,11 +112,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cues",
         type=int,
-        choices=[1, 2, 3, 4],
+        choices=[1, 2, 3, 4, 5],
         default=None,
         help="the set TCN's cue set (classifier.features.CUES: 2 adds the physical invariants, "
-        "3 the source's width over the exposure's seeing and the seeing, 4 the width alone); "
-        "default: the preset's",
+        "3 the source's width over the exposure's seeing and the seeing, 4 the width alone, "
+        "5 is 3 with the SNR, errors and fit chi^2 of a matched filter at the seeing, in the "
+        "filtered stamp's own (correlated) noise); default: the preset's",
     )
     p.add_argument(
         "--out-dir",

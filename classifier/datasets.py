@@ -297,7 +297,7 @@ def _tracklet_job(job: tuple) -> dict[str, Any]:
         out["kinds"].append(tracklet_kind(t))
         out["det_classes"] += t.classes
         out["det_snr"] += [float(d.stamp.latents.get("snr", 0.0)) for d in t.detections]
-        cues = measure(*meta[:, :6].T, raw, meta[:, 6])
+        cues = measure(*meta[:, :6].T, raw, meta[:, 6], filtered=True)  # every cue set's
         out["meta"].append(meta)
         out["det_raw"].append(cues.detections)
         out["trk_raw"].append(cues.tracklet)

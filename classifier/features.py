@@ -32,6 +32,19 @@ sharp that is: a star in 6 px seeing is not a comet, one in 1 px seeing is not a
 Cue set 4 is set 3 without the seeing itself: the network sees only the invariant, so that a
 seeing broader or sharper than any it was trained on is not a value it has never seen.
 
+Cue set 5 is set 3 with the SNR and the errors measured as they are, not as the pixels suggest:
+the second moments' SNR is in units of the stamp's pixel noise, and where the subtraction
+correlated that noise (a science image convolved to match a broader reference) it is 2-6x too
+high, or 0 where a sharp PSF is undersampled; chi^2/dof and the motion's significance in those
+units then call a faint real mover a poor fit. Set 5 measures the SNR through a Gaussian matched
+filter of the exposure's seeing (`filter_sigma`) in units of the *filtered* stamp's own noise
+(`filtered_snr`: correlated noise counted), the errors from it with the trail the fitted motion
+predicts, and chi^2/dof and the motion's significance in those errors (`snr_filtered`,
+`sigma_*_filtered_arcsec`, `chi2_dof_filtered`, `motion_sigma_filtered`). They cost about
+0.6 ms a stamp (the rest of the cues about 0.5 ms), so `measure` and `batch_raw` leave them NaN
+when told (`filtered=False`): scoring with a model of another cue set (`needs_filtered`) does
+not pay for them.
+
 The network inputs (`detection_inputs`, `tracklet_inputs`) are fixed, stateless transforms of
 these raw values (logs, soft clipping) so that every input is of order one; the raw values are
 what the tracklet page shows.
@@ -65,6 +78,10 @@ DETECTION_FEATURES = (
     "sigma_cross_arcsec",
     # cue set 3
     "fwhm_px",
+    # cue set 5: the matched filter's SNR in the filtered stamp's noise, the errors from it
+    "snr_filtered",
+    "sigma_along_filtered_arcsec",
+    "sigma_cross_filtered_arcsec",
 )
 TRACKLET_FEATURES = (
     "rate_deg_day",
@@ -76,10 +93,24 @@ TRACKLET_FEATURES = (
     # cue set 2
     "chi2_dof",
     "motion_sigma",
+    # cue set 5: the same in the matched filter's errors
+    "chi2_dof_filtered",
+    "motion_sigma_filtered",
 )
 # The network inputs of each cue set: (per detection, per tracklet). Set 1 is the shipped
 # baseline's; it reads the first 9 detection and 6 tracklet features only.
-CUES = {1: (10, 6), 2: (13, 8), 3: (16, 8), 4: (15, 8)}
+CUES = {1: (10, 6), 2: (13, 8), 3: (16, 8), 4: (15, 8), 5: (16, 8)}
+# The raw tracklet feature each tracklet input of a cue set is made from, in input order.
+TRACKLET_INPUT_FEATURES = {
+    cues: TRACKLET_FEATURES[:6]
+    + (() if cues == 1 else ("chi2_dof_filtered", "motion_sigma_filtered") if cues == 5
+       else ("chi2_dof", "motion_sigma"))
+    for cues in CUES
+}  # fmt: skip
+# How many raw columns (from the first) each cue set reads: sets 1-4 read rows stored before
+# set 5 existed (14 detection, 8 tracklet columns).
+DETECTION_COLUMNS = {1: 9, 2: 13, 3: 14, 4: 14, 5: len(DETECTION_FEATURES)}
+TRACKLET_COLUMNS = {1: 6, 2: 8, 3: 8, 4: 8, 5: len(TRACKLET_FEATURES)}
 N_DETECTION_INPUTS, N_TRACKLET_INPUTS = CUES[1]
 ASTROMETRIC_FLOOR = 0.08  # arcsec: reference catalogue and registration
 
@@ -247,6 +278,81 @@ def source_moments(
     return length, angle, math.sqrt(major / minor), max(snr, 0.0), psf_sigma
 
 
+def needs_filtered(cues: int) -> bool:
+    """Whether a cue set reads the matched filter's columns (`measure(..., filtered=True)`)."""
+    return cues == 5
+
+
+FILTER_WINDOW = 81  # px: the central part of a stamp the matched filter is measured in
+FILL_SHARE = 0.02  # a value that fills more of the window's finite pixels is a fill, not data
+
+
+def filtered_snr(stamp: np.ndarray, sigma_px: float, search: int = 1) -> float:
+    """The SNR of the source at the stamp's centre through a unit-sum Gaussian matched filter of
+    `sigma_px`, in units of the filtered stamp's own robust noise; 0 where there is too little
+    stamp to measure.
+
+    The noise is measured after filtering, away from the centre, so that noise the subtraction
+    correlated (a science image convolved to match a broader reference) counts as it is: such a
+    stamp's filtered noise is 2-6x its pixel noise over the filter's norm, and an SNR from the
+    pixel noise as much too high. Only the central `FILTER_WINDOW` px are filtered (the source
+    and enough noise around it). Missing pixels and any value that fills more than `FILL_SHARE`
+    of the finite ones (a chip edge filled with 0) are left out of both, the filter normalised by
+    the share of good pixels under it. The best value within `search` px of the centre, as a
+    survey's detector reports it."""
+    from scipy import ndimage
+
+    raw = np.asarray(stamp)
+    c = min(raw.shape) // 2
+    low = max(0, c - FILTER_WINDOW // 2)
+    cut = raw[low : c + FILTER_WINDOW // 2 + 1, low : c + FILTER_WINDOW // 2 + 1]
+    cut = cut.astype(np.float64)
+    half = c - low  # the stamp's centre in the window
+    ok = np.isfinite(cut)
+    values = np.sort(cut[ok])  # one sort for the fills and the median
+    if len(values) < 100:
+        return 0.0
+    # runs of one value longer than FILL_SHARE of the pixels: fills
+    edges = np.flatnonzero(np.diff(values)) + 1
+    starts = np.concatenate([[0], edges])
+    runs = np.diff(np.concatenate([starts, [len(values)]]))
+    long = runs > max(3, FILL_SHARE * len(values))
+    if long.any():
+        ok &= ~np.isin(cut, values[starts[long]])
+        values = values[np.repeat(~long, runs)]
+        if len(values) < 100:
+            return 0.0
+    middle = len(values) // 2
+    level = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2.0
+    s = max(float(sigma_px), 0.5)
+    both = np.stack([np.where(ok, cut - level, 0.0), ok.astype(np.float64)])
+    filt, cover = ndimage.gaussian_filter(both, (0, s, s), mode="constant", truncate=3.0)
+    yy, xx = np.ogrid[: cut.shape[0], : cut.shape[1]]
+    well = cover > 0.9
+    away = well & ((yy - half) ** 2 + (xx - half) ** 2 > (3 * s + 3) ** 2)
+    if away.sum() < 200:
+        away = well
+    if away.sum() < 50:
+        return 0.0
+    around = filt[away]
+    background = _median(around)
+    noise = 1.4826 * _median(np.abs(around - background))
+    if not noise > 0:
+        return 0.0
+    box = np.s_[half - search : half + search + 1, half - search : half + search + 1]
+    best = float(np.max((filt[box] - background) / np.maximum(cover[box], 0.5)))
+    return max(best / noise, 0.0)
+
+
+def filter_sigma(fwhm_px: float, psf_sigma_px: float) -> float:
+    """The PSF sigma (px) to filter with: the exposure's seeing as the pixels sample it
+    (sqrt((FWHM / 2.3548)^2 + 1/12)) where it is known, else the source's measured width
+    within 0.7-4 px."""
+    if np.isfinite(fwhm_px) and fwhm_px > 0:
+        return math.sqrt((fwhm_px / FWHM_PER_SIGMA) ** 2 + 1.0 / 12.0)
+    return min(max(psf_sigma_px, 0.7), 4.0)
+
+
 def expected_errors(snr: float, psf_sigma_px: float, length_px: float, scale: float):
     """(along, across) expected 1-sigma centroid error in arcsec of a detection: sqrt(2) s / SNR
     per axis, s^2 + L^2 / 12 along a trail, a floor for the catalogue and registration; an
@@ -281,10 +387,12 @@ def measure(
     *,
     exposure_s: float = EXPOSURE_S,
     chip_px: float = CHIP_PX,
+    filtered: bool = True,
 ) -> TrackletFeatures:
     """The cues of one tracklet from what ingest stores; rows in the order given (any order).
 
-    `fwhm_px` is each detection's exposure seeing in stamp pixels (NaN or None: not known)."""
+    `fwhm_px` is each detection's exposure seeing in stamp pixels (NaN or None: not known).
+    `filtered=False` leaves cue set 5's columns (the matched filter's) NaN, unmeasured."""
     mjd, ra, dec, mag, x, y = (np.asarray(v, dtype=np.float64) for v in (mjd, ra, dec, mag, x, y))
     n = len(mjd)
     fwhm = np.full(n, np.nan) if fwhm_px is None else np.asarray(fwhm_px, dtype=np.float64)
@@ -312,6 +420,12 @@ def measure(
     for i in range(n):
         length, angle, elong, snr, psf_sigma = source_moments(stamps[i])
         sigma_along, sigma_cross = expected_errors(snr, psf_sigma, length, scale)
+        if filtered:  # cue set 5: at the seeing's width, along the trail the fit predicts
+            width = filter_sigma(fwhm[i], psf_sigma)
+            snr_filtered = filtered_snr(stamps[i], width)
+            along_filtered, cross_filtered = expected_errors(snr_filtered, width, expected, scale)
+        else:
+            snr_filtered = along_filtered = cross_filtered = math.nan
         diff = abs((angle - fit.pixel_angle + math.pi / 2) % math.pi - math.pi / 2)
         edge = min(x[i], y[i], chip_px - x[i], chip_px - y[i])
         rows.append(
@@ -330,6 +444,9 @@ def measure(
                 sigma_along,
                 sigma_cross,
                 fwhm[i],
+                snr_filtered,
+                along_filtered,
+                cross_filtered,
             ]
         )
     span = float(mjd.max() - mjd.min()) * 24.0
@@ -337,15 +454,28 @@ def measure(
         (float(np.std(measured)), float(np.ptp(measured))) if len(measured) else (0.0, 0.0)
     )
     rows = np.asarray(rows, np.float64)
-    s_along, s_cross = rows[:, 11], rows[:, 12]
     dof = max(1, 2 * (n - 2))
-    chi2 = float(((fit.residual_along / s_along) ** 2 + (fit.residual_cross / s_cross) ** 2).sum())
     # the rate's error per axis: the positions' mean variance over the spread of the times
     t = mjd - mjd.mean()
     lever = math.sqrt(float((t**2).sum())) or 1e-9
-    sigma_rate = math.sqrt(float((s_along**2 + s_cross**2).mean() / 2)) / lever  # arcsec/day
-    tracklet = [fit.rate_deg_day, fit.rms_arcsec, scatter, spread, n, span, chi2 / dof,
-                speed / sigma_rate]  # fmt: skip
+
+    def fit_quality(s_along: np.ndarray, s_cross: np.ndarray) -> list[float]:
+        """[chi^2 / dof, motion significance] of the fit in these expected errors."""
+        r_along, r_cross = fit.residual_along / s_along, fit.residual_cross / s_cross
+        chi2 = float((r_along**2 + r_cross**2).sum())
+        sigma_rate = math.sqrt(float((s_along**2 + s_cross**2).mean() / 2)) / lever  # "/day
+        return [chi2 / dof, speed / sigma_rate]
+
+    column = DETECTION_FEATURES.index
+    tracklet = [fit.rate_deg_day, fit.rms_arcsec, scatter, spread, n, span]
+    tracklet += fit_quality(
+        rows[:, column("sigma_along_arcsec")], rows[:, column("sigma_cross_arcsec")]
+    )
+    tracklet += (
+        fit_quality(rows[:, column("sigma_along_filtered_arcsec")],
+                    rows[:, column("sigma_cross_filtered_arcsec")])
+        if filtered else [math.nan, math.nan]
+    )  # fmt: skip
     return TrackletFeatures(rows, np.asarray(tracklet, np.float64), fit)
 
 
@@ -364,9 +494,21 @@ def _columns(raw, needed: int, what: str) -> np.ndarray:
     return flat
 
 
+def _filtered(columns: np.ndarray, what: str) -> np.ndarray:
+    """Cue set 5's raw columns, refused where they were not measured (NaN: filtered=False)."""
+    if np.isnan(columns).any():
+        raise ValueError(
+            f"cue set 5 reads the matched filter's {what} features, and these were not "
+            "measured (NaN): measure them with filtered=True"
+        )
+    return columns
+
+
 def detection_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
     """(n, CUES[cues][0]) float32 network inputs from raw per-detection features."""
-    raw = _columns(raw, {1: 9, 2: 13}.get(cues, len(DETECTION_FEATURES)), "detection")
+    if cues not in CUES:
+        raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
+    raw = _columns(raw, DETECTION_COLUMNS[cues], "detection")
     along, cross, resid, dmag, length, expected, elong, angle, edge = raw[:, :9].T
     streaky = np.clip((elong - 1.0) / 1.0, 0, 3)  # how clearly the angle is measured
     out = np.stack(
@@ -386,17 +528,17 @@ def detection_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
     )
     if cues >= 2:
         snr, _, s_along, s_cross = raw[:, 9:13].T
+        if cues == 5:  # the matched filter's SNR and the errors from it
+            snr, s_along, s_cross = _filtered(raw[:, 14:17], "detection").T
         extra = np.stack(
             [_slog(along / s_along, 1.0), _slog(cross / s_cross, 1.0), np.log1p(snr / 5.0)],
             axis=1,
         )
         out = np.concatenate([out, extra], axis=1)
-    if cues == 3:
+    if cues in (3, 5):
         out = np.concatenate([out, seeing_inputs(raw[:, 10], raw[:, 13])], axis=1)
     elif cues == 4:  # the invariant alone: the width over the seeing, not the seeing itself
         out = np.concatenate([out, seeing_inputs(raw[:, 10], raw[:, 13])[:, [0, 2]]], axis=1)
-    elif cues not in CUES:
-        raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
     return np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
 
 
@@ -422,8 +564,10 @@ def seeing_inputs(psf_sigma_px: np.ndarray, fwhm_px: np.ndarray) -> np.ndarray:
 
 def tracklet_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
     """(CUES[cues][1],) or (T, CUES[cues][1]) float32 inputs from raw tracklet features."""
+    if cues not in CUES:
+        raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
     raw = np.asarray(raw, dtype=np.float64)
-    flat = _columns(raw, 6 if cues == 1 else len(TRACKLET_FEATURES), "tracklet")
+    flat = _columns(raw, TRACKLET_COLUMNS[cues], "tracklet")
     rate, rms, scatter, mrange, n, span = flat[:, :6].T
     out = np.stack(
         [
@@ -437,11 +581,9 @@ def tracklet_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
         axis=1,
     )
     if cues >= 2:
-        chi2, significance = flat[:, 6:8].T
+        chi2, significance = (_filtered(flat[:, 8:10], "tracklet") if cues == 5 else flat[:, 6:8]).T
         extra = np.stack([np.log1p(chi2), np.log1p(np.clip(significance, 0, None) / 3.0)], 1)
         out = np.concatenate([out, extra], axis=1)
-    if cues not in CUES:
-        raise ValueError(f"unknown cue set {cues}; known: {sorted(CUES)}")
     out = np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
     return out if raw.ndim > 1 else out[0]
 
@@ -456,13 +598,17 @@ def batch_inputs(
 
     `meta` is (N, 7) with META_COLUMNS per detection (or (N, 6) without the seeing), `stamps`
     the (N, 100, 100) raw stamps in the same order, `lengths` the detections per tracklet.
+    The matched filter's columns are measured only for a cue set that reads them.
     """
-    det, trk = batch_raw(meta, stamps, lengths)
+    det, trk = batch_raw(meta, stamps, lengths, filtered=needs_filtered(cues))
     return detection_inputs(det, cues), tracklet_inputs(trk, cues)
 
 
-def batch_raw(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray, np.ndarray]:
-    """Raw cues of consecutive tracklets: (N, len(DETECTION_FEATURES)), (T, ...)."""
+def batch_raw(
+    meta: np.ndarray, stamps: np.ndarray, lengths, *, filtered: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw cues of consecutive tracklets: (N, len(DETECTION_FEATURES)), (T, ...);
+    `filtered=False` leaves cue set 5's columns NaN (`measure`)."""
     meta = np.asarray(meta, dtype=np.float64)
     if meta.ndim != 2 or meta.shape[1] not in (len(META_COLUMNS) - 1, len(META_COLUMNS)):
         raise ValueError(
@@ -480,7 +626,7 @@ def batch_raw(meta: np.ndarray, stamps: np.ndarray, lengths) -> tuple[np.ndarray
     det, trk, at = [], [], 0
     for n in lengths:
         part = meta[at : at + n]
-        f = measure(*part[:, :6].T, stamps[at : at + n], part[:, 6])
+        f = measure(*part[:, :6].T, stamps[at : at + n], part[:, 6], filtered=filtered)
         det.append(f.detections)
         trk.append(f.tracklet)
         at += n

@@ -268,7 +268,9 @@ class ScreeningModel:
         self, meta: np.ndarray | None, stamps: np.ndarray, lengths
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The raw cues (per detection, per tracklet) where the TCN or the novelty measure
-        reads them, else None; a model whose TCN needs them refuses to go without `meta`."""
+        reads them, else None; a model whose TCN needs them refuses to go without `meta`.
+        Cue set 5's matched-filter columns are measured only for a TCN that reads them (NaN
+        otherwise): scoring with another model does not pay for them."""
         if meta is None:
             if self.needs_metadata:
                 raise ValueError(
@@ -278,9 +280,10 @@ class ScreeningModel:
             return None
         if not (self.needs_metadata or self.novelty is not None):
             return None
-        from classifier.features import batch_raw
+        from classifier.features import batch_raw, needs_filtered
 
-        return batch_raw(meta, stamps, lengths)
+        filtered = self.needs_metadata and needs_filtered(self.tcn_config.cues)
+        return batch_raw(meta, stamps, lengths, filtered=filtered)
 
     def _cue_inputs(
         self, raw: tuple[np.ndarray, np.ndarray] | None

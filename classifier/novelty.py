@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.features import TRACKLET_FEATURES, tracklet_inputs
+from classifier.features import TRACKLET_FEATURES, TRACKLET_INPUT_FEATURES, tracklet_inputs
 
 # The model arguments below are classifier.inference.ScreeningModel, which imports this module:
 # typed Any so that no import goes back (tests/test_import_graph.py).
@@ -48,6 +48,9 @@ CUE_MARGIN = 0.25  # beyond the training range, in the network's input units (lo
 REFERENCE_SEED = 20261206
 REFERENCE_TRACKLETS = 1000  # real and as many bogus
 SHRINKAGE = 1e-3  # of the mean variance, added to the covariance's diagonal
+# The cue set whose tracklet inputs a reference ranges, whatever the model's: set 1's (the
+# rate, fit RMS, magnitudes, detections and span), which every cue set reads the same way.
+REFERENCE_CUES = 1
 # How a cue is shown in a reason: its raw value's format and unit.
 CUE_SHOWN = {
     "rate_deg_day": ("{:.3g}", " deg/day"),
@@ -56,6 +59,10 @@ CUE_SHOWN = {
     "mag_range": ("{:.2f}", " mag"),
     "n_detections": ("{:.0f}", ""),
     "span_hours": ("{:.2f}", " h"),
+    "chi2_dof": ("{:.2f}", ""),
+    "motion_sigma": ("{:.3g}", " sigma"),
+    "chi2_dof_filtered": ("{:.2f}", ""),
+    "motion_sigma_filtered": ("{:.3g}", " sigma"),
 }
 CUE_NAMES = {
     "rate_deg_day": "rate",
@@ -64,6 +71,10 @@ CUE_NAMES = {
     "mag_range": "magnitude range",
     "n_detections": "detections",
     "span_hours": "time span",
+    "chi2_dof": "fit chi2/dof",
+    "motion_sigma": "motion significance",
+    "chi2_dof_filtered": "fit chi2/dof (matched filter)",
+    "motion_sigma_filtered": "motion significance (matched filter)",
 }
 
 
@@ -91,7 +102,8 @@ class NoveltyReference:
     def reasons(self, distances: np.ndarray, lengths, trk_raw: np.ndarray | None) -> list[str]:
         """One reason per tracklet ("" when it is like training), its stamps consecutive."""
         out, at = [], 0
-        inputs = tracklet_inputs(trk_raw) if trk_raw is not None and len(trk_raw) else None
+        usable = trk_raw is not None and len(trk_raw)
+        inputs = tracklet_inputs(trk_raw, REFERENCE_CUES) if usable else None
         for t, n in enumerate(np.asarray(lengths, dtype=int)):
             d = distances[at : at + n]
             at += n
@@ -108,15 +120,18 @@ class NoveltyReference:
         return out
 
     def _cue_reasons(self, inputs: np.ndarray, raw: np.ndarray) -> list[str]:
+        """Input k is made from the raw feature TRACKLET_INPUT_FEATURES[REFERENCE_CUES][k]: named
+        and shown from that raw column (not column k, which another cue set may not read)."""
         parts = []
-        for k, name in enumerate(TRACKLET_FEATURES[: len(self.cue_low)]):
+        for k, name in enumerate(TRACKLET_INPUT_FEATURES[REFERENCE_CUES][: len(self.cue_low)]):
             low, high = self.cue_low[k], self.cue_high[k]
             if low - CUE_MARGIN <= inputs[k] <= high + CUE_MARGIN:
                 continue
             shown, unit = CUE_SHOWN[name]
             lo_raw, hi_raw = (_raw_of(name, v) for v in (low, high))
+            value = raw[TRACKLET_FEATURES.index(name)]
             parts.append(
-                f"{CUE_NAMES[name]} {shown.format(raw[k])}{unit} outside the trained "
+                f"{CUE_NAMES[name]} {shown.format(value)}{unit} outside the trained "
                 f"{shown.format(lo_raw)}-{shown.format(hi_raw)}{unit}"
             )
         return parts
@@ -169,7 +184,9 @@ def _raw_of(name: str, value: float) -> float:
         return math.expm1(value) * 0.2
     if name == "n_detections":
         return value * 4.0 + 4.0
-    return math.expm1(value)  # span_hours
+    if name.startswith("motion_sigma"):
+        return math.expm1(value) * 3.0
+    return math.expm1(value)  # span_hours, chi2_dof
 
 
 def reference_path(checkpoint: Path) -> Path:
@@ -235,7 +252,7 @@ def reference_from(
     means, whiten, limit = fit_features(
         features[known], labels[known], model.stamp_features(np.asarray(held_images, np.float32))
     )
-    inputs = tracklet_inputs(trk_raw)
+    inputs = tracklet_inputs(trk_raw, REFERENCE_CUES)
     return NoveltyReference(
         model_version=model.version,
         means=means,

@@ -644,7 +644,9 @@ SEEING_DROPOUT = 0.3  # the fraction of training tracklets whose seeing is hidde
 
 def without_seeing(tset: TrackletSet, fraction: float, seed: int) -> np.ndarray:
     """The set's raw detection cues with the seeing hidden (NaN, as when a survey does not send
-    it) for a random `fraction` of its tracklets."""
+    it) for a random `fraction` of its tracklets. Cue set 5's matched-filter columns stay as
+    they were measured, at the seeing's width (the raw stamps are not kept to measure them again
+    at the source's own width, as scoring without the seeing does: within about 5%)."""
     from classifier.features import DETECTION_FEATURES
 
     rng = np.random.default_rng([seed, 3])
@@ -896,7 +898,7 @@ def train_model(
             n_tracklet_features=CUES[tcn_cfg_t.cues][1],
             cues=tcn_cfg_t.cues,
         )
-        if tcn_cfg.cues >= 3:  # sets 3 and 4 read the seeing
+        if tcn_cfg.cues >= 3:  # sets 3-5 read the seeing
             # the seeing is not sent by every survey: the TCN learns to do without it too
             tcn_train.det_raw = without_seeing(tcn_train, SEEING_DROPOUT, seed)
         in_train = set_inputs_of(icn, tcn_train, device, tcn_cfg.cues)

@@ -178,6 +178,28 @@ def test_a_reason_shows_the_trained_range_in_the_cue_s_own_units() -> None:
         assert _raw_of(name, float(inputs[k])) == pytest.approx(raw[k], rel=1e-5), name
 
 
+def test_a_reason_names_and_shows_each_input_s_own_raw_cue() -> None:
+    """Input k of a cue set is made from TRACKLET_INPUT_FEATURES[cues][k], not from raw column k
+    (cue set 5's chi^2 inputs read columns 8-9): a reason names and shows that raw cue, and
+    every cue's input inverts to its raw value."""
+    from classifier.features import TRACKLET_FEATURES, TRACKLET_INPUT_FEATURES
+    from classifier.novelty import REFERENCE_CUES, NoveltyReference, _raw_of
+
+    raw = np.array([3.7, 0.9, 0.25, 0.6, 5, 1.2, 2.5, 40.0, 1.5, 30.0])
+    assert len(raw) == len(TRACKLET_FEATURES)
+    for cues, names in TRACKLET_INPUT_FEATURES.items():
+        inputs = tracklet_inputs(raw, cues)
+        for k, name in enumerate(names):
+            value = raw[TRACKLET_FEATURES.index(name)]
+            assert _raw_of(name, float(inputs[k])) == pytest.approx(value, rel=1e-5), name
+    narrow = tracklet_inputs(raw * 0.5, REFERENCE_CUES)
+    reference = NoveltyReference("v", np.zeros((1, 2)), np.eye(2), 1.0, narrow - 1.0, narrow)
+    unmeasured = raw.copy()
+    unmeasured[8:] = np.nan  # a cue set 1 model's rows: the matched filter's left unmeasured
+    (reason,) = reference.reasons(np.zeros(1), [1], unmeasured[None])
+    assert "rate 3.7 deg/day outside the trained" in reason and "nan" not in reason
+
+
 def test_a_reference_fitted_with_no_labelled_stamps_names_the_classes_it_saw(tiny_model) -> None:
     """A retraining run with no stamp labels (verdicts only) fits its reference on simulated
     stamps plus an empty list of labelled ones: the classes are still indices (an empty list

@@ -105,7 +105,7 @@ def test_in_the_admin_verdicts_and_stamp_labels_can_be_read_but_not_changed(clie
     assert Verdict.objects.get().value == "real" and StampLabel.objects.count() == 1
 
 
-def test_a_permission_given_to_the_account_itself_or_its_role_counts_and_a_role_taken_away_ends_access(
+def test_a_permission_of_the_account_or_its_role_counts_and_a_role_taken_away_ends_access(
     client, tracklet
 ):
     """Roles and permissions are read afresh each request (one query): a reviewer moved to the
