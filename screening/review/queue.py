@@ -127,10 +127,16 @@ def _claimed_by_others(reviewer: AbstractBaseUser, now) -> Subquery:
     )
 
 
-def claims_take(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> None:
-    """Claim (or renew the claim on) these tracklets for the reviewer, for CLAIM_SECONDS."""
+def claims_take(
+    *, reviewer: AbstractBaseUser, tracklet_ids: list[int]
+) -> dict[int, list[tuple[int, str]]]:
+    """Claim (or renew the claim on) these tracklets for the reviewer, for CLAIM_SECONDS.
+
+    Returns the live claims on them, everyone's, in the order they were made ({tracklet id:
+    [(reviewer id, name), ...]}, `rows_taken`'s `claimed`): on PostgreSQL read by the same
+    statement that writes the reviewer's, elsewhere by a second one."""
     if not tracklet_ids:
-        return
+        return {}
     tracklet_ids = list(dict.fromkeys(tracklet_ids))  # a row named twice is claimed once
     now = timezone.now()
     until = now + datetime.timedelta(seconds=CLAIM_SECONDS)
@@ -144,13 +150,47 @@ def claims_take(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> None:
     for pk in tracklet_ids:
         params += [pk, reviewer.pk, *when]
     quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    upsert = (
+        f"INSERT INTO {table} (tracklet_id, reviewer_id, created_at, expires_at) "  # noqa: S608 - no input in the text
+        f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(tracklet_ids))} "
+        "ON CONFLICT (tracklet_id, reviewer_id) DO UPDATE SET expires_at = excluded.expires_at"
+    )
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(upsert, params)
+        return claims_live(tracklet_ids, now)
+    # The others' live claims as they stood, and this reviewer's as just written, by time made.
+    users = quote(get_user_model()._meta.db_table)
+    marks = ", ".join(["%s"] * len(tracklet_ids))
+    sql = (
+        f"WITH mine AS ({upsert} RETURNING id, tracklet_id, created_at) "
+        "SELECT c.id, c.tracklet_id, c.reviewer_id, u.username, c.created_at "  # noqa: S608 - no input in the text
+        f"FROM {table} c JOIN {users} u ON u.id = c.reviewer_id "
+        f"WHERE c.tracklet_id IN ({marks}) AND c.expires_at > %s AND c.reviewer_id <> %s "
+        "UNION ALL SELECT m.id, m.tracklet_id, %s::integer, %s::text, m.created_at FROM mine m "
+        "ORDER BY 5, 1"
+    )
+    params += [*tracklet_ids, when[0], reviewer.pk, reviewer.pk, reviewer.get_username()]
+    claimed: dict[int, list[tuple[int, str]]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} (tracklet_id, reviewer_id, created_at, "  # noqa: S608 - no input in the text
-            f"expires_at) VALUES {', '.join(['(%s, %s, %s, %s)'] * len(tracklet_ids))} "
-            "ON CONFLICT (tracklet_id, reviewer_id) DO UPDATE SET expires_at = excluded.expires_at",
-            params,
-        )
+        cursor.execute(sql, params)
+        for _, pk, reviewer_id, name, _ in cursor.fetchall():
+            claimed.setdefault(pk, []).append((reviewer_id, name))
+    return claimed
+
+
+def claims_live(tracklet_ids, now=None) -> dict[int, list[tuple[int, str]]]:
+    """The live claims on these tracklets, everyone's, in the order they were made."""
+    claims = ReviewClaim.objects.filter(
+        tracklet_id__in=tracklet_ids, expires_at__gt=now or timezone.now()
+    ).order_by("created_at", "id")
+    claimed: dict[int, list[tuple[int, str]]] = {}
+    for pk, reviewer_id, name in claims.values_list(
+        "tracklet_id", "reviewer_id", "reviewer__username"
+    ):
+        claimed.setdefault(pk, []).append((reviewer_id, name))
+    return claimed
 
 
 def claims_release(*, reviewer: AbstractBaseUser, tracklet_ids: list[int]) -> None:
@@ -163,10 +203,12 @@ def rows_taken(
     tracklet_ids: list[int] | None = None,
     rows: list[Tracklet] | None = None,
     verdicts: dict[int, dict[int, str]] | None = None,
+    claimed: dict[int, list[tuple[int, str]]] | None = None,
 ) -> dict[int, str]:
-    """Which of these tracklets (ids, or the rows as loaded, with their `current_verdicts` if the
-    caller has them) another reviewer has taken from this one, and how: judged by enough
-    reviewers already, or claimed by others who got there first. {id: what to show}."""
+    """Which of these tracklets (ids, or the rows as loaded, with their `current_verdicts` and
+    live claims (`claims_take`'s answer) if the caller has them) another reviewer has taken
+    from this one, and how: judged by enough reviewers already, or claimed by others who got
+    there first. {id: what to show}."""
     if rows is not None:
         tracklets = {t.pk: (t.n_reviews, t.reviews_wanted) for t in rows}
     elif tracklet_ids:
@@ -180,19 +222,11 @@ def rows_taken(
         tracklets = {}
     if not tracklets:
         return {}
-    now = timezone.now()
     verdicts = current_verdicts(list(tracklets)) if verdicts is None else verdicts
     judges: dict[int, list[int]] = {}
     for pk, by in verdicts.items():
         judges[pk] = [r for r, v in by.items() if v != Verdict.Value.WITHDRAWN]
-    claims = ReviewClaim.objects.filter(tracklet_id__in=tracklets, expires_at__gt=now).order_by(
-        "created_at", "id"
-    )
-    claimed: dict[int, list[tuple[int, str]]] = {}
-    for pk, reviewer_id, name in claims.values_list(
-        "tracklet_id", "reviewer_id", "reviewer__username"
-    ):
-        claimed.setdefault(pk, []).append((reviewer_id, name))
+    claimed = claims_live(list(tracklets)) if claimed is None else claimed
     names = dict(
         get_user_model()
         .objects.filter(pk__in={r for rs in judges.values() for r in rs})

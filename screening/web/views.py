@@ -142,8 +142,10 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
     taken: dict[int, str] = {}
     verdicts = current_verdicts(ids)  # read once, for the rows and for who took them
     if screening:
-        claims_take(reviewer=request.user, tracklet_ids=ids)
-        taken = rows_taken(reviewer=request.user, rows=page.tracklets, verdicts=verdicts)
+        claimed = claims_take(reviewer=request.user, tracklet_ids=ids)
+        taken = rows_taken(
+            reviewer=request.user, rows=page.tracklets, verdicts=verdicts, claimed=claimed
+        )
     # display images drawn before the page is shown, not as black squares after
     rows = queue_rows(page.tracklets, reviewer=request.user, verdicts=verdicts, draw=True)
     for row in rows:
@@ -278,8 +280,8 @@ def queue_presence(request: HttpRequest, date: str) -> HttpResponse:
     if body.get("release"):
         claims_release(reviewer=request.user, tracklet_ids=ids)
         return JsonResponse({"released": len(ids)})
-    claims_take(reviewer=request.user, tracklet_ids=ids)
-    taken = rows_taken(reviewer=request.user, tracklet_ids=ids)
+    claimed = claims_take(reviewer=request.user, tracklet_ids=ids)
+    taken = rows_taken(reviewer=request.user, tracklet_ids=ids, claimed=claimed)
     return JsonResponse({"taken": {str(k): v for k, v in taken.items()}})
 
 

@@ -313,3 +313,37 @@ def test_a_claim_is_made_once_and_renewed_keeping_when_it_was_first_made(thirty)
     for pk in ids:
         assert again[pk][0] == first[pk][0]
         assert again[pk][1] >= first[pk][1] > timezone.now() + datetime.timedelta(seconds=200)
+
+
+def test_taking_claims_answers_everyones_live_claims_in_the_order_they_were_made(thirty):
+    """The claims a page takes come back with the others' live ones, by time made (read by the
+    same statement on PostgreSQL): as a fresh read of the table gives them, lapsed ones left
+    out, so that who got there first is decided the same way."""
+    import datetime
+
+    from django.utils import timezone
+
+    from screening.review.queue import claims_live, claims_take
+
+    alice, bob, carol = (make_user(n, "reviewer") for n in ("alice", "bob", "carol"))
+    ids = [t.pk for t in list(thirty.values())[:3]]
+    claims_take(reviewer=alice, tracklet_ids=ids[:2])
+    claims_take(reviewer=carol, tracklet_ids=ids[1:])
+    ReviewClaim.objects.filter(reviewer=carol, tracklet_id=ids[2]).update(
+        expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )  # lapsed
+    answer = claims_take(reviewer=bob, tracklet_ids=ids)
+    assert answer == {
+        ids[0]: [(alice.pk, "alice"), (bob.pk, "bob")],
+        ids[1]: [(alice.pk, "alice"), (carol.pk, "carol"), (bob.pk, "bob")],
+        ids[2]: [(bob.pk, "bob")],
+    }
+    assert answer == claims_live(ids)
+    # taken again later, bob's first claims keep their place before anyone who came after
+    dave = make_user("dave", "reviewer")
+    claims_take(reviewer=dave, tracklet_ids=ids[:1])
+    assert claims_take(reviewer=bob, tracklet_ids=ids[:1])[ids[0]] == [
+        (alice.pk, "alice"),
+        (bob.pk, "bob"),
+        (dave.pk, "dave"),
+    ]
