@@ -4,7 +4,10 @@ from django.db import migrations, models
 
 
 def classes_of_scored_tracklets(apps, schema_editor):
-    """The column of the tracklets scored before it: their model's top class of each stamp."""
+    """The column of the tracklets scored before it: their model's top class of each stamp,
+    each once, sorted, between spaces (the format of screening.models.stamp_classes_text)."""
+    from itertools import groupby, islice
+
     from django.db.models import F
 
     Tracklet = apps.get_model("screening", "Tracklet")
@@ -16,23 +19,12 @@ def classes_of_scored_tracklets(apps, schema_editor):
         .order_by("detection__tracklet_id")
         .values_list("detection__tracklet_id", "top_class")
     )
-    batch, current, names = [], None, set()
-
-    def flush():
-        Tracklet.objects.bulk_update(batch, ["stamp_classes"], batch_size=1000)
-        batch.clear()
-
-    for tracklet_id, top in tops.iterator(chunk_size=5000):
-        if tracklet_id != current:
-            if current is not None:
-                batch.append(Tracklet(pk=current, stamp_classes=f" {' '.join(sorted(names))} "))
-                if len(batch) >= 1000:
-                    flush()
-            current, names = tracklet_id, set()
-        names.add(top)
-    if current is not None:
-        batch.append(Tracklet(pk=current, stamp_classes=f" {' '.join(sorted(names))} "))
-    flush()
+    rows = (
+        Tracklet(pk=pk, stamp_classes=f" {' '.join(sorted({top for _, top in group}))} ")
+        for pk, group in groupby(tops.iterator(chunk_size=5000), key=lambda row: row[0])
+    )
+    while batch := list(islice(rows, 1000)):
+        Tracklet.objects.bulk_update(batch, ["stamp_classes"])
 
 
 class Migration(migrations.Migration):
