@@ -17,6 +17,8 @@ Sets (raw stamps through `ScreeningModel.assess`, exactly as the inference worke
   cutouts) or 30x30 and NaN-padded back to 100x100 as ingest does;
 - psf-broad: seeing FWHM 5.5-7 px (the baseline trained up to 4.5, the robust recipe up to 5.5);
 - psf-sharp: FWHM 0.9-1.0 px, undersampled (the baseline trained from 1.3, the robust from 1.0);
+- psf-elongated: the science exposure's PSF axis ratio 0.3-0.5 (tracking error, wind shake; the
+  robust recipe trains down to 0.5 since 2026-12-06, the baseline to 0.75);
 - bad-subtraction: PSF-matching kernel error 0.3-0.5 and registration error 0.35 px (both
   trained up to 0.25 and 0.15);
 - ztf: 30 three-detection tracklets of real ZTF difference cutouts (tests/data), moving at
@@ -64,6 +66,8 @@ def shifted(name: str) -> SimConfig:
         return replace(base, conditions=replace(c, fwhm_median=6.2, fwhm_range=(5.5, 7.0)))
     if name == "psf-sharp":
         return replace(base, conditions=replace(c, fwhm_median=0.95, fwhm_range=(0.9, 1.0)))
+    if name == "psf-elongated":
+        return replace(base, conditions=replace(c, sci_axis_ratio=(0.3, 0.5)))
     if name == "bad-subtraction":
         return replace(
             base,
@@ -325,7 +329,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--sets",
-        default="nominal,stamp-63,stamp-30,psf-broad,psf-sharp,bad-subtraction,ztf",
+        default="nominal,stamp-63,stamp-30,psf-broad,psf-sharp,psf-elongated,bad-subtraction,ztf",
     )
     parser.add_argument(
         "--cache",

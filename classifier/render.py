@@ -118,6 +118,10 @@ class ConditionRanges:
     fwhm_law: str = "lognormal"
     beta_range: tuple[float, float] = (2.5, 5.0)
     min_axis_ratio: float = 0.85
+    # the science exposure's PSF axis ratio where it differs from the reference's (tracking
+    # error, wind shake, field-edge optics elongate one exposure, not the stacked reference);
+    # None: both drawn from (min_axis_ratio, 1)
+    sci_axis_ratio: tuple[float, float] | None = None
     ref_fwhm_ratio: tuple[float, float] = (0.7, 1.4)
     ref_depth: tuple[float, float] = (4.0, 50.0)
     registration_sigma: float = 0.1
@@ -153,7 +157,7 @@ def draw_conditions(rng: np.random.Generator, ranges: ConditionRanges) -> Condit
     sci = Psf(
         fwhm=fwhm,
         beta=float(rng.uniform(*ranges.beta_range)),
-        q=float(rng.uniform(ranges.min_axis_ratio, 1.0)),
+        q=float(rng.uniform(*(ranges.sci_axis_ratio or (ranges.min_axis_ratio, 1.0)))),
         theta=float(rng.uniform(0, math.pi)),
     )
     ref = Psf(

@@ -109,8 +109,9 @@ class SimConfig:
         """`widened()` and beyond one survey: seeing from undersampled to broad (1.0-5.5 px
         FWHM, log-uniform, so that both ends are as common as the middle; the wider Moffat
         wings of beta 1.8 too), and 15% of stamps cut smaller than the input (30-99 px,
-        NaN-padded as ingest stores ZTF's 63x63). Test sets held out of it: seeing 0.9-1.0 and
-        5.5-7 px (bench/novelty.py).
+        NaN-padded as ingest stores ZTF's 63x63), and science exposures whose PSF is elongated
+        to an axis ratio of 0.5 (the reference's stays 0.75-1). Test sets held out of it: seeing
+        0.9-1.0 and 5.5-7 px, science axis ratio 0.3-0.5 (bench/novelty.py).
 
         Until 2026-12-05 the seeing was the nominal lognormal about 2.2 px, clipped to 1.0-5.5:
         under 1% of stamps fell below 1.2 or above 4.5 px, so the range was named, not trained.
@@ -119,7 +120,11 @@ class SimConfig:
 
         base = self.widened()
         conditions = replace(
-            base.conditions, fwhm_range=(1.0, 5.5), fwhm_law="log-uniform", beta_range=(1.8, 6.0)
+            base.conditions,
+            fwhm_range=(1.0, 5.5),
+            fwhm_law="log-uniform",
+            beta_range=(1.8, 6.0),
+            sci_axis_ratio=(0.5, 1.0),
         )
         return replace(base, conditions=conditions, small_stamp_fraction=0.15)
 
