@@ -248,9 +248,9 @@ def test_the_wider_simulator_trains_every_part_of_its_seeing_range() -> None:
 
 def test_the_wider_simulator_elongates_science_exposures_not_their_references() -> None:
     """Tracking error, wind shake and field-edge optics elongate one exposure's PSF, not the
-    stacked reference: the wider simulator draws science axis ratios down to 0.5 (real ZTF point
-    sources measure 0.44-0.72 where the 0.75 floor read them STREAK), the reference keeps 0.75-1,
-    and a star drawn with such a PSF measures that elongation from its second moments."""
+    stacked reference: the wider simulator draws science axis ratios down to 0.5 (the real ZTF
+    sources its ICN read STREAK measure 0.44-0.72 by second moments, noise included), the
+    reference keeps 0.75-1, and a star drawn with such a PSF has that shape."""
     from classifier.render import draw_conditions
 
     rng = np.random.default_rng(11)
