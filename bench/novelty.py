@@ -24,7 +24,7 @@ Sets (raw stamps through `ScreeningModel.assess`, exactly as the inference worke
 - ztf: 30 three-detection tracklets of real ZTF difference cutouts (tests/data), moving at
   0.2-2 deg/day: all real point sources, each linking cutouts of alerts of about the same
   magnitude, as one mover's are; ztf-file-order: the same cutouts linked in file order, with
-  magnitudes up to 3.4 apart in a tracklet (the set until 2026-12-06; shown, not judged);
+  magnitudes up to 3.6 apart in a tracklet (the set until 2026-12-06; shown, not judged);
 - <set>-mixed (with --mixed N): N bogus tracklets a set that are all mixed linkages (two
   asteroids, or an asteroid's detections with bogus ones), under that set's conditions. They
   are 5% of the bogus mix, about 25 in 500, too few to judge their kind on alone.
@@ -128,7 +128,7 @@ def ztf_tracklets(n: int = 30, linking: str = "brightness") -> dict:
     "brightness" (the acceptance set) links cutouts next to each other in the alerts' magnitude
     order, as one mover's detections are: its brightness changes little in 40 minutes (a
     rotating asteroid's light curve, a few tenths of a magnitude). "file-order" (until
-    2026-12-06) linked them in file order, with magnitudes up to 3.4 apart in one tracklet: a
+    2026-12-06) linked them in file order, with magnitudes up to 3.6 apart in one tracklet: a
     model that doubts such a tracklet reads its magnitudes right, not its stamps wrong.
     """
     import csv
