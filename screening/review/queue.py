@@ -172,12 +172,9 @@ def claims_take(
         "ORDER BY 5, 1"
     )
     params += [*tracklet_ids, when[0], reviewer.pk, reviewer.pk, reviewer.get_username()]
-    claimed: dict[int, list[tuple[int, str]]] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for _, pk, reviewer_id, name, _ in cursor.fetchall():
-            claimed.setdefault(pk, []).append((reviewer_id, name))
-    return claimed
+        return _claims_by_tracklet(row[1:4] for row in cursor.fetchall())
 
 
 def claims_live(tracklet_ids, now=None) -> dict[int, list[tuple[int, str]]]:
@@ -185,10 +182,15 @@ def claims_live(tracklet_ids, now=None) -> dict[int, list[tuple[int, str]]]:
     claims = ReviewClaim.objects.filter(
         tracklet_id__in=tracklet_ids, expires_at__gt=now or timezone.now()
     ).order_by("created_at", "id")
+    return _claims_by_tracklet(
+        claims.values_list("tracklet_id", "reviewer_id", "reviewer__username")
+    )
+
+
+def _claims_by_tracklet(rows) -> dict[int, list[tuple[int, str]]]:
+    """(tracklet id, reviewer id, name) rows, in claim order, as {tracklet id: [(id, name)]}."""
     claimed: dict[int, list[tuple[int, str]]] = {}
-    for pk, reviewer_id, name in claims.values_list(
-        "tracklet_id", "reviewer_id", "reviewer__username"
-    ):
+    for pk, reviewer_id, name in rows:
         claimed.setdefault(pk, []).append((reviewer_id, name))
     return claimed
 

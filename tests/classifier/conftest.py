@@ -33,8 +33,11 @@ def tiny_model(tmp_path_factory) -> tuple[Path, dict]:
     )
 
 
-def tiny_set_model(out: Path, preset: str = "metadata", seed: int = 3) -> tuple[Path, dict]:
-    """A recipe with a set TCN (metadata: the shipped one; robust) trained on tiny data."""
+def tiny_set_model(
+    out: Path, preset: str = "metadata", seed: int = 3, cues: int | None = None
+) -> tuple[Path, dict]:
+    """A recipe with a set TCN (metadata: the shipped one; robust) trained on tiny data; `cues`
+    another cue set than the preset's."""
     from classifier.preprocess import Preprocessing
     from classifier.train import train_model
 
@@ -45,7 +48,12 @@ def tiny_set_model(out: Path, preset: str = "metadata", seed: int = 3) -> tuple[
         device="cpu",
         workers=1,
         icn_overrides={**TINY_ICN, "batch_size": 8},
-        tcn_overrides={**TINY_TCN, "n_real": 20, "n_bogus": 20},
+        tcn_overrides={
+            **TINY_TCN,
+            "n_real": 20,
+            "n_bogus": 20,
+            **({"cues": cues} if cues is not None else {}),
+        },
         pre=Preprocessing("asinh_sigma"),
         target_recall=0.9,
         progress=False,

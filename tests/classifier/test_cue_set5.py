@@ -196,22 +196,9 @@ def test_a_model_of_cue_set_5_trains_measures_them_and_scores(tmp_path) -> None:
     cues are measured with the filter, and it scores raw stamps and metadata."""
     from classifier.checkpoint import load_checkpoint
     from classifier.inference import load_model
-    from classifier.preprocess import Preprocessing
-    from classifier.train import train_model
-    from tests.classifier.conftest import TINY_ICN, TINY_TCN
+    from tests.classifier.conftest import tiny_set_model
 
-    path, _ = train_model(
-        seed=5,
-        preset="robust",
-        out_dir=tmp_path,
-        device="cpu",
-        workers=1,
-        icn_overrides={**TINY_ICN, "batch_size": 8},
-        tcn_overrides={**TINY_TCN, "n_real": 20, "n_bogus": 20, "cues": 5},
-        pre=Preprocessing("asinh_sigma"),
-        target_recall=0.9,
-        progress=False,
-    )
+    path, _ = tiny_set_model(tmp_path, preset="robust", seed=5, cues=5)
     config = load_checkpoint(path)["tcn"]["config"]
     assert config["cues"] == 5
     assert (config["n_detection_features"], config["n_tracklet_features"]) == CUES[5]
