@@ -528,9 +528,8 @@ def detection_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
     )
     if cues >= 2:
         snr, _, s_along, s_cross = raw[:, 9:13].T
-        if needs_filtered(cues):  # the matched filter's SNR and the errors from it
-            first = DETECTION_FEATURES.index("snr_filtered")
-            snr, s_along, s_cross = _filtered(raw[:, first : first + 3], "detection").T
+        if cues == 5:  # the matched filter's SNR and the errors from it
+            snr, s_along, s_cross = _filtered(raw[:, 14:17], "detection").T
         extra = np.stack(
             [_slog(along / s_along, 1.0), _slog(cross / s_cross, 1.0), np.log1p(snr / 5.0)],
             axis=1,
@@ -582,8 +581,7 @@ def tracklet_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
         axis=1,
     )
     if cues >= 2:
-        fit = flat[:, [TRACKLET_FEATURES.index(n) for n in TRACKLET_INPUT_FEATURES[cues][6:]]]
-        chi2, significance = (_filtered(fit, "tracklet") if needs_filtered(cues) else fit).T
+        chi2, significance = (_filtered(flat[:, 8:10], "tracklet") if cues == 5 else flat[:, 6:8]).T
         extra = np.stack([np.log1p(chi2), np.log1p(np.clip(significance, 0, None) / 3.0)], 1)
         out = np.concatenate([out, extra], axis=1)
     out = np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)
