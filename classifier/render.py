@@ -66,6 +66,9 @@ class Conditions:
     reg_dy: float
     kernel_error: float  # fractional error of the matching-kernel width
     flux_error: float  # fractional error of the reference flux scale
+    # cross-convolution: each image convolved with the other's PSF (a common, broader difference
+    # PSF, as ZOGY-like and cross-convolving pipelines give) instead of one matched to the other
+    cross: bool = False
 
     @property
     def saturation_e(self) -> float:
@@ -103,6 +106,7 @@ class Conditions:
             "reg_dy": self.reg_dy,
             "kernel_error": self.kernel_error,
             "flux_error": self.flux_error,
+            "cross": float(self.cross),
         }
 
 
@@ -122,6 +126,9 @@ class ConditionRanges:
     # error, wind shake, field-edge optics elongate one exposure, not the stacked reference);
     # None: both drawn from (min_axis_ratio, 1)
     sci_axis_ratio: tuple[float, float] | None = None
+    # the share of fields subtracted by cross-convolution (Conditions.cross), drawn only where
+    # the difference's PSF (the two exposures' widths in quadrature) stays within fwhm_range
+    cross_fraction: float = 0.0
     ref_fwhm_ratio: tuple[float, float] = (0.7, 1.4)
     ref_depth: tuple[float, float] = (4.0, 50.0)
     registration_sigma: float = 0.1
@@ -167,6 +174,11 @@ def draw_conditions(rng: np.random.Generator, ranges: ConditionRanges) -> Condit
         theta=float(rng.uniform(0, math.pi)),
     )
     dx, dy = _registration(rng, ranges)
+    cross = False
+    if ranges.cross_fraction > 0:  # no draw otherwise: the other ranges draw as they always did
+        cross = bool(rng.random() < ranges.cross_fraction) and (
+            math.hypot(sci.fwhm, ref.fwhm) <= ranges.fwhm_range[1]
+        )
     return Conditions(
         sci_psf=sci,
         ref_psf=ref,
@@ -179,6 +191,7 @@ def draw_conditions(rng: np.random.Generator, ranges: ConditionRanges) -> Condit
         reg_dy=dy,
         kernel_error=_signed(rng, *ranges.kernel_error),
         flux_error=_signed(rng, *ranges.flux_error),
+        cross=cross,
     )
 
 
@@ -395,13 +408,11 @@ def render(
     _bleed(ref_e, level)
     ref_e = ref_e - cond.sky
 
-    which, k_sigma = cond.matching
+    ks, kr = _kernels(cond)
     ref_scaled = ref_e * (1.0 + cond.flux_error)
-    if which == "ref":
-        diff = sci_e - gaussian_filter(ref_scaled, k_sigma, mode="nearest")
-    else:
-        diff = gaussian_filter(sci_e, k_sigma, mode="nearest") - ref_scaled
-        saturated = gaussian_filter(saturated.astype(float), k_sigma) > 0.05
+    diff = _apply(ks, sci_e, mode="nearest") - _apply(kr, ref_scaled, mode="nearest")
+    if ks is not None:
+        saturated = gaussian_filter(saturated.astype(float), ks) > 0.05
     if scene.gradient is not None:
         diff = diff + scene.gradient
     if peak_sigma is not None:
@@ -444,12 +455,18 @@ def _shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
 # --- noise model and matched filters -------------------------------------------------------------
 
 
-def _apply(kernel_sigma: float | None, patch: np.ndarray) -> np.ndarray:
-    return patch if kernel_sigma is None else gaussian_filter(patch, kernel_sigma, mode="constant")
+def _apply(kernel_sigma: float | None, patch: np.ndarray, mode: str = "constant") -> np.ndarray:
+    return patch if kernel_sigma is None else gaussian_filter(patch, kernel_sigma, mode=mode)
 
 
 def _kernels(cond: Conditions) -> tuple[float | None, float | None]:
-    """Matching kernel applied to (science, reference) in the difference; None is identity."""
+    """Matching kernel applied to (science, reference) in the difference; None is identity.
+
+    Cross-convolution convolves each with the other's PSF (Gaussian of the same FWHM, with the
+    exposure's kernel error); otherwise the sharper image is convolved to match the broader."""
+    if cond.cross:
+        scale = 1.0 + cond.kernel_error
+        return cond.ref_psf.sigma * scale, cond.sci_psf.sigma * scale
     which, k = cond.matching
     return (None, k) if which == "ref" else (k, None)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -16,15 +18,17 @@ from classifier.render import (
 )
 
 
-def _blank(seed: int):
+def _blank(seed: int, cross: bool = False):
     rng = np.random.default_rng(seed)
-    cond = draw_conditions(rng, ConditionRanges())
+    cond = replace(draw_conditions(rng, ConditionRanges()), cross=cross)
     return cond, render(Scene(), cond, rng)
 
 
+# cross: both images convolved (each with the other's PSF); the noise model must follow either way
+@pytest.mark.parametrize("cross", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_it_makes_unit_normal_noise_in_sigma_units(seed: int) -> None:
-    cond, out = _blank(seed)
+def test_it_makes_unit_normal_noise_in_sigma_units(seed: int, cross: bool) -> None:
+    cond, out = _blank(seed, cross)
     z = out.difference_e[10:-10, 10:-10] / np.sqrt(difference_variance(cond))
     assert abs(z.mean()) < 0.05
     assert z.std() == pytest.approx(1.0, abs=0.04)
@@ -33,9 +37,12 @@ def test_it_makes_unit_normal_noise_in_sigma_units(seed: int) -> None:
     assert (np.abs(z) > 5).sum() == 0
 
 
+@pytest.mark.parametrize("cross", [False, True])
 @pytest.mark.parametrize("seed", range(4))
-def test_it_has_the_autocorrelation_of_the_convolved_reference_noise(seed: int) -> None:
-    cond, _ = _blank(seed)
+def test_it_has_the_autocorrelation_of_the_convolved_reference_noise(
+    seed: int, cross: bool
+) -> None:
+    cond, _ = _blank(seed, cross)
     delta = np.ones((1, 1))
     cov = noise_covariance_with_filter(delta, cond)
     c = cov.shape[0] // 2
