@@ -249,12 +249,27 @@ def profile(client, url: str) -> None:
     import pstats
 
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as captured:
-        client.get(url)
-    for query in captured.captured_queries:
-        print(f"{float(query['time']) * 1000:7.2f} ms  {query['sql'][:160]}")
+    timed: list[tuple[float, str]] = []
+
+    def timer(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            timed.append(((time.perf_counter() - started) * 1000, sql))
+
+    client.get(url)
+    for _ in range(10):
+        timed.clear()
+        started = time.perf_counter()
+        with connection.execute_wrapper(timer):
+            client.get(url)
+        total = (time.perf_counter() - started) * 1000
+    in_sql = sum(ms for ms, _ in timed)
+    print(f"one page: {total:.1f} ms, of which {in_sql:.1f} ms in {len(timed)} SQL queries:")
+    for ms, sql in timed:
+        print(f"{ms:7.2f} ms  {sql[:150]}")
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(10):

@@ -50,4 +50,11 @@ def page(live_server, settings) -> Iterator[object]:
         yield context.new_page()
         context.close()
         browser.close()
+        # This context's own connections (the test's ORM calls made them): left open, they
+        # outlive the test and the test database cannot be dropped at the session's end.
+        from django.db import connections
+
+        for conn in connections.all(initialized_only=True):
+            if not conn.in_atomic_block:
+                conn.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
