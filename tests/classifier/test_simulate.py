@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from classifier import render as r
 from classifier.classes import ALL_CLASSES
 from classifier.simulate import SimConfig, make_stamp, power_law, stamp_rng
 
@@ -278,41 +280,31 @@ def test_the_wider_simulator_cross_convolves_a_third_of_fields_within_its_seeing
     exposure's: the wider simulator subtracts a third of fields so, only where the difference's
     width (the two exposures' in quadrature) stays inside the trained seeing range, and a point
     source's matched-filter SNR in such a difference is the SNR it was drawn with."""
-    from dataclasses import replace
-
-    from classifier.render import (
-        CENTRE,
-        Scene,
-        detection_sigma,
-        draw_conditions,
-        flux_for_snr,
-        psf_kernel,
-        render,
-    )
 
     rng = np.random.default_rng(5)
     ranges = SimConfig().wider().conditions
-    drawn = [draw_conditions(rng, ranges) for _ in range(3000)]
+    drawn = [r.draw_conditions(rng, ranges) for _ in range(3000)]
     cross = np.array([c.cross for c in drawn])
     width = np.array([math.hypot(c.sci_psf.fwhm, c.ref_psf.fwhm) for c in drawn])
     assert 0.15 <= cross.mean() <= 0.33 and width[cross].max() <= 5.5
-    assert not any(draw_conditions(rng, SimConfig().conditions).cross for _ in range(500))
+    assert not any(r.draw_conditions(rng, SimConfig().conditions).cross for _ in range(500))
 
     cond = next(c for c in drawn if c.cross and 2.0 < c.sci_psf.fwhm < 2.6)
     cond = replace(cond, flux_error=0.0, reg_dx=0.0, reg_dy=0.0)
-    psf = psf_kernel(cond.sci_psf, radius=12)
+    psf = r.psf_kernel(cond.sci_psf, radius=12)
     snr, core = {}, {}
-    for cross in (True, False):
-        c = replace(cond, cross=cross)
-        source = Scene(stars=[(float(CENTRE), float(CENTRE), flux_for_snr(12.0, psf, c), 0.0)])
+    mid = r.CENTRE
+    for kind in (True, False):
+        c = replace(cond, cross=kind)
+        source = r.Scene(stars=[(float(mid), float(mid), r.flux_for_snr(12.0, psf, c), 0.0)])
         found = []
         for i in range(40):
-            diff = render(source, c, np.random.default_rng(100 + i)).difference_e
-            found.append(detection_sigma(diff, c, CENTRE, CENTRE, search=0))
-        snr[cross] = float(np.mean(found))
-        bright = Scene(stars=[(float(CENTRE), float(CENTRE), flux_for_snr(500, psf, c), 0.0)])
-        diff = render(bright, c, np.random.default_rng(1)).difference_e
-        patch = diff[CENTRE - 10 : CENTRE + 11, CENTRE - 10 : CENTRE + 11]
-        core[cross] = int((patch > patch.max() / 2).sum())
+            diff = r.render(source, c, np.random.default_rng(100 + i)).difference_e
+            found.append(r.detection_sigma(diff, c, mid, mid, search=0))
+        snr[kind] = float(np.mean(found))
+        bright = r.Scene(stars=[(float(mid), float(mid), r.flux_for_snr(500, psf, c), 0.0)])
+        diff = r.render(bright, c, np.random.default_rng(1)).difference_e
+        patch = diff[mid - 10 : mid + 11, mid - 10 : mid + 11]
+        core[kind] = int((patch > patch.max() / 2).sum())
     assert snr[True] == pytest.approx(12.0, abs=1.0), snr  # the SNR it was drawn with
     assert core[True] > 1.3 * core[False], core  # a broader core than one image matched
