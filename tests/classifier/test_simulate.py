@@ -275,19 +275,21 @@ def test_the_wider_simulator_elongates_science_exposures_not_their_references() 
     assert abs(measured_q - psf.q) < 0.08, (measured_q, psf.q)
 
 
-def test_the_wider_simulator_cross_convolves_a_third_of_fields_within_its_seeing_range() -> None:
+def test_the_wider_simulator_can_cross_convolve_fields_within_its_seeing_range() -> None:
     """ZOGY-like and cross-convolving pipelines give a difference PSF broader than the science
-    exposure's: the wider simulator subtracts a third of fields so, only where the difference's
-    width (the two exposures' in quadrature) stays inside the trained seeing range, and a point
-    source's matched-filter SNR in such a difference is the SNR it was drawn with."""
+    exposure's: the wider simulator subtracts the share of fields it is asked to so, only where
+    the difference's width (the two exposures' in quadrature) stays inside the trained seeing
+    range (none by default), and a point source's matched-filter SNR in such a difference is the
+    SNR it was drawn with."""
 
     rng = np.random.default_rng(5)
-    ranges = SimConfig().wider().conditions
+    ranges = SimConfig().wider(cross_fraction=1 / 3).conditions
     drawn = [r.draw_conditions(rng, ranges) for _ in range(3000)]
     cross = np.array([c.cross for c in drawn])
     width = np.array([math.hypot(c.sci_psf.fwhm, c.ref_psf.fwhm) for c in drawn])
     assert 0.15 <= cross.mean() <= 0.33 and width[cross].max() <= 5.5
-    assert not any(r.draw_conditions(rng, SimConfig().conditions).cross for _ in range(500))
+    for default in (SimConfig().conditions, SimConfig().wider().conditions):
+        assert not any(r.draw_conditions(rng, default).cross for _ in range(500))
 
     cond = next(c for c in drawn if c.cross and 2.0 < c.sci_psf.fwhm < 2.6)
     cond = replace(cond, flux_error=0.0, reg_dx=0.0, reg_dy=0.0)
