@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from novelty import cached, shifted, simulate  # noqa: E402
 
-from classifier.features import TRACKLET_FEATURES, measure  # noqa: E402
+from classifier.features import TRACKLET_FEATURES, batch_raw  # noqa: E402
 
 KEEP = 0.996
 # the cues a mixed linkage shows as more than one mover: misfit, magnitudes
@@ -39,17 +39,11 @@ STILL = 3.0  # sigma: a motion this far within its errors is not a detected moti
 
 
 def tracklet_cues(data: dict, which: np.ndarray) -> np.ndarray:
-    """The tracklet cues (TRACKLET_FEATURES' columns) of the tracklets `which` of a set."""
+    """The tracklet cues (TRACKLET_FEATURES' columns) of the tracklets `which` of a set, as
+    scoring measures them (`classifier.features.batch_raw`)."""
     starts = np.concatenate([[0], np.cumsum(data["lengths"])])
-    rows = []
-    for t in which:
-        m = data["meta"][starts[t] : starts[t + 1]]
-        seeing = m[:, 6] if m.shape[1] > 6 else None
-        cues = measure(
-            *(m[:, k] for k in range(6)), data["stamps"][starts[t] : starts[t + 1]], seeing
-        )
-        rows.append(cues.tracklet)
-    return np.asarray(rows)
+    rows = np.concatenate([np.arange(starts[t], starts[t + 1]) for t in which] + [[]]).astype(int)
+    return batch_raw(data["meta"][rows], data["stamps"][rows], data["lengths"][which])[1]
 
 
 def main() -> None:
