@@ -444,7 +444,7 @@ def cmd_threshold(args: argparse.Namespace) -> None:
         first_index=TCN_VALIDATION_OFFSET,
         workers=args.workers,
     )
-    _, scores = score_set(model, tset)
+    _, scores = score_set(model, tset, motion_rule=False)
     threshold = threshold_for_recall(scores, tset.real, args.target_recall)
     payload.pop("version")
     payload.pop("format_version")

@@ -75,17 +75,29 @@ def evaluate_tracklets(model: ScreeningModel, tset: TrackletSet) -> dict[str, An
     return tracklet_figures(scores, probs, tset, model.classes, model.threshold)
 
 
-def score_set(model: ScreeningModel, tset: TrackletSet) -> tuple[np.ndarray, np.ndarray]:
+def score_set(
+    model: ScreeningModel, tset: TrackletSet, *, motion_rule: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(stamp probabilities, tracklet scores) of a prepared tracklet set, cues and all, in
     float32 (thresholds are chosen and figures measured on these: a bf16 machine's own scores
-    would move them)."""
+    would move them), with the motion rule (`classifier.motion`) where the set's cues were
+    measured, as `ScreeningModel.assess` applies it; `motion_rule=False`: the networks' scores
+    alone, which a threshold is chosen on (the rule caps scores at half the threshold: a
+    threshold chosen on capped scores could follow a capped real tracklet down to it)."""
+    from classifier import motion
+    from classifier.features import TRACKLET_FEATURES
+
     model = model.exact()
     probs = model.stamp_probabilities(tset.images)
     cues = None
     if model.needs_metadata:
         version = model.tcn_config.cues
         cues = (tset.det_inputs(version), tset.trk_inputs(version))
-    return probs, model.tracklet_scores(probs, tset.lengths, cues)
+    scores = model.tracklet_scores(probs, tset.lengths, cues)
+    if motion_rule and tset.trk_raw is not None:
+        significance = tset.trk_raw[:, TRACKLET_FEATURES.index("motion_sigma_filtered")]
+        scores = motion.cap(scores, motion.still(significance), model.threshold)
+    return probs, scores
 
 
 def _recall_by_bins(

@@ -126,12 +126,14 @@ class Runtime:
 class Assessment:
     """A model's output on tracklets: per-stamp class probabilities (N, C), scores (T,), and
     per tracklet why it is unlike the training data ("" where it is not); the stamps'
-    novelty distances (N,) where the model has a reference."""
+    novelty distances (N,) where the model has a reference; per tracklet why its score was
+    capped as a source that does not move (`classifier.motion`; "" where it was not)."""
 
     probabilities: np.ndarray
     scores: np.ndarray
     unlike_training: list[str]
     distances: np.ndarray | None
+    not_moving: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -383,18 +385,83 @@ class ScreeningModel:
     ) -> Assessment:
         """`score`, and how far each tracklet lies from the training data (classifier.novelty):
         its reason for being unlike training ("" where it is like it, or where the model has
-        no novelty reference)."""
-        import torch
-
+        no novelty reference); and, where `meta` is given, the motion rule
+        (`classifier.motion`): a tracklet whose motion is within its errors has its score
+        capped below the threshold, with its reason."""
         stamps = np.ascontiguousarray(stamps, dtype=np.float32)
         lengths = _checked_lengths(lengths, len(stamps))
+        probabilities, scores, distances, raw = self._network(stamps, lengths, meta)
+        still = [""] * len(lengths)
+        if meta is not None and len(lengths):
+            # where the rule could change a verdict: a score it would cap, or a motion below the
+            # trained range, which would flag the tracklet unlike training unless it is still
+            judged = scores > self.threshold / 2
+            if self.novelty is not None and raw is not None:
+                judged |= self.novelty.below_motion(raw[1])
+            scores, still = self._motion_rule(scores, stamps, lengths, meta, raw, judged)
+        if self.novelty is None:
+            return Assessment(probabilities, scores, [""] * len(lengths), None, still)
+        reasons = self.novelty.reasons(
+            distances,
+            lengths,
+            raw[1] if raw is not None else None,
+            still=np.array([bool(r) for r in still]),
+        )
+        return Assessment(probabilities, scores, reasons, distances, still)
+
+    def _motion_rule(
+        self,
+        scores: np.ndarray,
+        stamps: np.ndarray,
+        lengths: np.ndarray,
+        meta: np.ndarray,
+        raw: tuple[np.ndarray, np.ndarray] | None,
+        judged: np.ndarray,
+    ) -> tuple[np.ndarray, list[str]]:
+        """The scores with the motion rule applied, and the reason of each still tracklet among
+        those `judged`: the matched filter's significance is measured only for them (about
+        0.6 ms a stamp, for a few percent of a night)."""
+        from classifier import motion
+        from classifier.features import TRACKLET_FEATURES, batch_raw
+
+        column = TRACKLET_FEATURES.index("motion_sigma_filtered")
+        reasons = [""] * len(lengths)
+        candidates = np.flatnonzero(judged)
+        if not len(candidates):
+            return scores, reasons
+        if raw is not None and np.isfinite(raw[1][candidates, column]).all():
+            significance = raw[1][candidates, column]
+        else:
+            starts = tracklet_starts(lengths)
+            rows = np.concatenate(
+                [np.arange(starts[t], starts[t] + lengths[t]) for t in candidates]
+            )
+            significance = batch_raw(np.asarray(meta)[rows], stamps[rows], lengths[candidates])[1][
+                :, column
+            ]
+        is_still = motion.still(significance)
+        if not is_still.any():
+            return scores, reasons
+        capped = np.zeros(len(scores), bool)
+        capped[candidates[is_still]] = True
+        for t, sigma in zip(candidates[is_still], significance[is_still], strict=True):
+            reasons[t] = motion.reason(float(sigma), float(scores[t]))
+        return motion.cap(scores, capped, self.threshold), reasons
+
+    def _network(
+        self, stamps: np.ndarray, lengths: np.ndarray, meta: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """The networks' output: stamp probabilities, tracklet scores, stamp novelty distances
+        and the raw cues (None where not measured), with the tracklets whose verdict the
+        runtime's precision could have flipped scored again in float32."""
+        import torch
+
         size = self.preprocessing.size
         if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
             raise ValueError(f"stamps must be (N, {size}, {size}), got {stamps.shape}")
         if not len(stamps):
-            return Assessment(
-                np.zeros((0, len(self.classes)), np.float32), np.zeros(0, np.float32), [], None
-            )
+            empty = np.zeros((0, len(self.classes)), np.float32)
+            return empty, np.zeros(0, np.float32), np.zeros(0, np.float32), None
         raw = self._raw_cues(meta, stamps, lengths)
         with torch.inference_mode():
             probs = torch.empty((len(stamps), len(self.classes)), device=self.device)
@@ -416,10 +483,7 @@ class ScreeningModel:
             probabilities, scores, distances = self._rescore_exactly(
                 near, stamps, lengths, meta, probabilities, scores, distances
             )
-        if self.novelty is None:
-            return Assessment(probabilities, scores, [""] * len(lengths), None)
-        reasons = self.novelty.reasons(distances, lengths, raw[1] if raw is not None else None)
-        return Assessment(probabilities, scores, reasons, distances)
+        return probabilities, scores, distances, raw
 
     def _near_threshold(
         self, scores: np.ndarray, distances: np.ndarray, lengths: np.ndarray
@@ -447,13 +511,15 @@ class ScreeningModel:
             [np.arange(starts[i], starts[i] + lengths[i]) for i in np.flatnonzero(near)]
         )
         sub_meta = None if meta is None else np.asarray(meta)[rows]
-        exact = self.exact().assess(stamps[rows], np.asarray(lengths)[near], sub_meta)
+        exact_p, exact_s, exact_d, _ = self.exact()._network(
+            stamps[rows], np.asarray(lengths)[near], sub_meta
+        )
         probabilities, scores = probabilities.copy(), scores.copy()
-        probabilities[rows] = exact.probabilities
-        scores[near] = exact.scores
-        if exact.distances is not None:
+        probabilities[rows] = exact_p
+        scores[near] = exact_s
+        if self.novelty is not None:
             distances = distances.copy()
-            distances[rows] = exact.distances
+            distances[rows] = exact_d
         return probabilities, scores, distances
 
     def accepts(self, scores: np.ndarray) -> np.ndarray:

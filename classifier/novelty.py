@@ -64,6 +64,9 @@ CUE_SHOWN = {
     "chi2_dof_filtered": ("{:.2f}", ""),
     "motion_sigma_filtered": ("{:.3g}", " sigma"),
 }
+# the cues of how far a tracklet moved: below their trained range on a tracklet the motion rule
+# found not moving (classifier.motion), they say what the rule said, not that it is unseen
+MOTION_CUES = ("rate_deg_day", "motion_sigma", "motion_sigma_filtered")
 CUE_NAMES = {
     "rate_deg_day": "rate",
     "fit_rms_arcsec": "fit RMS",
@@ -99,8 +102,18 @@ class NoveltyReference:
         d2 = (z * z).sum(1)[:, None] - 2.0 * z @ self.means.T + (self.means**2).sum(1)[None]
         return np.sqrt(np.clip(d2.min(axis=1), 0.0, None))
 
-    def reasons(self, distances: np.ndarray, lengths, trk_raw: np.ndarray | None) -> list[str]:
-        """One reason per tracklet ("" when it is like training), its stamps consecutive."""
+    def reasons(
+        self,
+        distances: np.ndarray,
+        lengths,
+        trk_raw: np.ndarray | None,
+        still: np.ndarray | None = None,
+    ) -> list[str]:
+        """One reason per tracklet ("" when it is like training), its stamps consecutive.
+
+        `still` (T,): tracklets whose motion the motion rule found within its errors
+        (classifier.motion); a motion smaller than any trained on is no reason for them (it is
+        what the rule judged: no motion), a larger one still is."""
         out, at = [], 0
         usable = trk_raw is not None and len(trk_raw)
         inputs = tracklet_inputs(trk_raw, REFERENCE_CUES) if usable else None
@@ -115,17 +128,32 @@ class NoveltyReference:
                     f"{np.sort(d)[-far]:.0f}-{d.max():.0f}, limit {self.stamp_limit:.0f})"
                 )
             if inputs is not None:
-                parts += self._cue_reasons(inputs[t], trk_raw[t])
+                parts += self._cue_reasons(
+                    inputs[t], trk_raw[t], still=bool(still is not None and still[t])
+                )
             out.append("; ".join(parts))
         return out
 
-    def _cue_reasons(self, inputs: np.ndarray, raw: np.ndarray) -> list[str]:
+    def below_motion(self, trk_raw: np.ndarray) -> np.ndarray:
+        """(T,) True where a cue of how far the tracklet moved (`MOTION_CUES`) lies below the
+        trained range: a reason to flag it unless the motion rule finds it not moving."""
+        inputs = tracklet_inputs(trk_raw, REFERENCE_CUES)
+        names = TRACKLET_INPUT_FEATURES[REFERENCE_CUES][: len(self.cue_low)]
+        below = np.zeros(len(trk_raw), bool)
+        for k, name in enumerate(names):
+            if name in MOTION_CUES:
+                below |= inputs[:, k] < self.cue_low[k] - CUE_MARGIN
+        return below
+
+    def _cue_reasons(self, inputs: np.ndarray, raw: np.ndarray, still: bool = False) -> list[str]:
         """Input k is made from the raw feature TRACKLET_INPUT_FEATURES[REFERENCE_CUES][k]: named
         and shown from that raw column (not column k, which another cue set may not read)."""
         parts = []
         for k, name in enumerate(TRACKLET_INPUT_FEATURES[REFERENCE_CUES][: len(self.cue_low)]):
             low, high = self.cue_low[k], self.cue_high[k]
             if low - CUE_MARGIN <= inputs[k] <= high + CUE_MARGIN:
+                continue
+            if still and name in MOTION_CUES and inputs[k] < low:
                 continue
             shown, unit = CUE_SHOWN[name]
             lo_raw, hi_raw = (_raw_of(name, v) for v in (low, high))

@@ -432,7 +432,7 @@ LOST_SHOWN = 20  # real tracklets a candidate loses, listed with why, per data s
 def _scoring_code() -> str:
     """A hash of the code that turns a set into scores, beside the set's own (simulator_code)."""
     code = hashlib.sha256()
-    for name in ("inference.py", "networks.py", "evaluate.py", "calibration.py"):
+    for name in ("inference.py", "networks.py", "evaluate.py", "calibration.py", "motion.py"):
         code.update((Path(__file__).resolve().parent / name).read_bytes())
     return code.hexdigest()[:12]
 
@@ -916,7 +916,9 @@ def _choose_threshold(
     tracklets than the target asks, the candidate must keep as many.
     """
     real_val, val_scores = synthetic_val.real, stage.val_scores
-    _, base_val_scores = score_set(base_model, synthetic_val)
+    # the networks' scores, as the candidate's (`stage.val_scores`): a threshold is chosen on
+    # them, the motion rule being applied after it
+    _, base_val_scores = score_set(base_model, synthetic_val, motion_rule=False)
     base_val_recall = float((base_val_scores[real_val] >= base_model.threshold).mean())
     recall_floor = max(cfg.target_recall, base_val_recall)
     threshold = threshold_for_recall(val_scores, real_val, recall_floor)

@@ -119,6 +119,7 @@ MARGIN_ORDER = Coalesce(
 
 
 UNLIKE_TRAINING_MAX = 500  # a novelty reason's length (classifier.novelty)
+NOT_MOVING_MAX = 200  # the motion rule's reason (classifier.motion)
 
 
 def stamp_classes_text(classes) -> str:
@@ -207,6 +208,17 @@ class Tracklet(models.Model):
             "tracklet stays in the to-review queue whatever its score. Blank: like training."
         ),
     )
+    not_moving = models.CharField(
+        max_length=NOT_MOVING_MAX,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=(
+            "Why its model capped its score below the threshold as a source that does not move "
+            "(classifier.motion: its motion within its astrometric errors), with the networks' "
+            "own score. Blank: the rule did not apply."
+        ),
+    )
     stamp_classes = models.TextField(
         blank=True,
         default="",
@@ -237,6 +249,8 @@ class Tracklet(models.Model):
             models.Index(
                 fields=["night"], condition=~Q(unlike_training=""), name="tracklet_unlike_training"
             ),
+            # the few the motion rule rejected: the summary and the metrics
+            models.Index(fields=["night"], condition=~Q(not_moving=""), name="tracklet_not_moving"),
         ]
 
     def __str__(self) -> str:
@@ -364,6 +378,13 @@ class TrackletScore(models.Model):
         max_length=UNLIKE_TRAINING_MAX,
         blank=True,
         help_text="Why this model's training data holds nothing like it; blank: like training.",
+    )
+    not_moving = models.CharField(
+        max_length=NOT_MOVING_MAX,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Why this model capped its score as a source that does not move; blank: not.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -91,6 +91,7 @@ class TrackletSerializer(serializers.ModelSerializer):
             "digest2_version",
             "digest2_problem",
             "unlike_training",
+            "not_moving",
         ]
 
     digest2 = serializers.JSONField(

@@ -71,6 +71,11 @@ class TrackletFilter(filters.FilterSet):
                  ("false", "like it, or not scored")],
         method="filter_unlike_training",
     )  # fmt: skip
+    not_moving = EnumFilter(
+        choices=[("true", "capped below the threshold as a source that does not move"),
+                 ("false", "not capped by the motion rule, or not scored")],
+        method="filter_not_moving",
+    )  # fmt: skip
     ordering = EnumFilter(
         choices=[("id", "by id"), ("-digest2_neo", "NEO candidates first (digest2, highest "
                  "first, unscored last)")],
@@ -80,11 +85,15 @@ class TrackletFilter(filters.FilterSet):
     class Meta:
         model = Tracklet
         fields = ["night", "tracklet", "status", "score_min", "score_max", "created_after",
-                  "neo_candidate", "unlike_training", "ordering"]  # fmt: skip
+                  "neo_candidate", "unlike_training", "not_moving", "ordering"]  # fmt: skip
 
     def filter_unlike_training(self, queryset, name, value):
         unlike = ~Q(unlike_training="")
         return queryset.filter(unlike) if value == "true" else queryset.exclude(unlike)
+
+    def filter_not_moving(self, queryset, name, value):
+        still = ~Q(not_moving="")
+        return queryset.filter(still) if value == "true" else queryset.exclude(still)
 
     def filter_neo_candidate(self, queryset, name, value):
         candidate = Q(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)

@@ -113,6 +113,24 @@ def unlike_training_metric() -> GaugeMetricFamily:
     return family
 
 
+def not_moving_metric() -> GaugeMetricFamily:
+    """Tracklets whose score the motion rule capped below the threshold (classifier.motion),
+    by whether they are auto-rejected for it or kept as unlike training. Counted over the
+    capped rows alone (a partial index)."""
+    family = GaugeMetricFamily(
+        "screening_tracklets_not_moving",
+        "Tracklets whose motion is within their astrometric errors, their score capped below "
+        "the threshold: 'rejected' auto-rejected for it, 'kept' unlike training and kept.",
+        labels=["state"],
+    )
+    counts = Tracklet.objects.exclude(not_moving="").aggregate(
+        kept=Count("id", filter=~Q(unlike_training="")), total=Count("id")
+    )
+    family.add_metric(["rejected"], counts["total"] - counts["kept"])
+    family.add_metric(["kept"], counts["kept"])
+    return family
+
+
 def tracklet_metrics() -> Iterator[Metric]:
     now = timezone.now()
     counts = status_counts(Tracklet)
@@ -151,6 +169,7 @@ def tracklet_metrics() -> Iterator[Metric]:
     yield unscored
     yield oldest
     yield unlike_training_metric()
+    yield not_moving_metric()
 
     scored = CounterMetricFamily(
         "screening_tracklets_scored",

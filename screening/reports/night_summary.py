@@ -24,6 +24,9 @@ def night_summary_counts(night: Night) -> dict[str, float]:
         kept_unlike_training=Count(
             "id", filter=Q(score__lt=F("model_version__threshold")) & ~Q(unlike_training="")
         ),
+        # capped below the threshold as not moving (classifier.motion), like training (before
+        # the `unlike_training` count: an aggregate's name hides the field in later filters)
+        capped_not_moving=Count("id", filter=~Q(not_moving="") & Q(unlike_training="")),
         unlike_training=Count("id", filter=~Q(unlike_training="")),
         reviewed=Count("id", filter=Q(status=Tracklet.Status.REVIEWED)),
         neo_candidates=Count("id", filter=Q(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)),

@@ -71,6 +71,7 @@ class QueueFilters:
     order: str = "desc"
     neo_only: bool = False  # digest2's NEO score at least DIGEST2_NEO_CANDIDATE
     unlike_only: bool = False  # unlike the model's training data (classifier.novelty)
+    still_only: bool = False  # capped as a source that does not move (classifier.motion)
 
     @property
     def ascending(self) -> bool:
@@ -107,6 +108,7 @@ class QueueFilters:
             order=query.get("order") if query.get("order") in ORDERS else "desc",
             neo_only=query.get("neo") in ("1", "on", "true"),
             unlike_only=query.get("unlike") in ("1", "on", "true"),
+            still_only=query.get("still") in ("1", "on", "true"),
         )
 
 
@@ -331,6 +333,8 @@ def queue_tracklets(
         tracklets = tracklets.filter(digest2_neo__gte=settings.DIGEST2_NEO_CANDIDATE)
     if filters.unlike_only:
         tracklets = tracklets.exclude(unlike_training="")
+    if filters.still_only:
+        tracklets = tracklets.exclude(not_moving="")
     key, descending = queue_order(filters)
     return tracklets.order_by(key.desc() if descending else key.asc(), "id")
 

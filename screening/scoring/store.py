@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from screening.bulk import rows_update
 from screening.models import (
+    NOT_MOVING_MAX,
     UNLIKE_TRAINING_MAX,
     Detection,
     ModelVersion,
@@ -31,6 +32,7 @@ class TrackletResult:
     stamp_probabilities: Sequence[Sequence[float]]  # one row per detection, one column per class
     score: float
     unlike_training: str = ""  # why the model's training data holds nothing like it
+    not_moving: str = ""  # why the motion rule capped its score (classifier.motion)
 
 
 def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResult]) -> int:
@@ -45,10 +47,10 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
     ids = [r.tracklet_id for r in results]
     with transaction.atomic():
         stored = {
-            pk: (score, unlike)
-            for pk, score, unlike in TrackletScore.objects.filter(
+            pk: (score, unlike, still)
+            for pk, score, unlike, still in TrackletScore.objects.filter(
                 model_version=model_version, tracklet_id__in=ids
-            ).values_list("tracklet_id", "score", "unlike_training")
+            ).values_list("tracklet_id", "score", "unlike_training", "not_moving")
         }
         todo = [r for r in results if r.tracklet_id not in stored]
         changed = Tracklet.objects.filter(pk__in=ids).exclude(model_version=model_version).count()
@@ -86,11 +88,13 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
                     model_version=model_version,
                     score=float(result.score),
                     unlike_training=result.unlike_training[:UNLIKE_TRAINING_MAX],
+                    not_moving=result.not_moving[:NOT_MOVING_MAX],
                 )
             )
             stored[result.tracklet_id] = (
                 float(result.score),
                 result.unlike_training[:UNLIKE_TRAINING_MAX],
+                result.not_moving[:NOT_MOVING_MAX],
             )
         StampPrediction.objects.bulk_create(predictions, batch_size=2000)
         TrackletScore.objects.bulk_create(scores, batch_size=2000)
@@ -110,6 +114,7 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
                     pk=pk,
                     score=stored[pk][0],
                     unlike_training=stored[pk][1],
+                    not_moving=stored[pk][2],
                     stamp_classes=stamp_classes_text(tops[pk]),
                     model_version=model_version,
                     scored_at=now,
@@ -120,6 +125,7 @@ def scores_store(*, model_version: ModelVersion, results: Sequence[TrackletResul
             [
                 "score",
                 "unlike_training",
+                "not_moving",
                 "stamp_classes",
                 "model_version",
                 "scored_at",

@@ -134,14 +134,14 @@ def tracklets_score_pending(*, max_batches: int | None = None, digest2_after: bo
         if not batch:
             break
         arrays = [tracklet_pixels(t) for t in batch]
-        meta = None
-        if model.needs_metadata or model.novelty is not None:
-            by_id = detection_meta(t.pk for t in batch)
-            meta = np.concatenate([by_id[t.pk] for t in batch])
+        # every detection's metadata: the set TCN's cues, the novelty measure's and the
+        # motion rule's (classifier.motion)
+        by_id = detection_meta(t.pk for t in batch)
+        meta = np.concatenate([by_id[t.pk] for t in batch])
         out = model.assess(np.concatenate(arrays), [len(a) for a in arrays], meta)
         results, start = [], 0
-        for tracklet, array, score, unlike in zip(
-            batch, arrays, out.scores, out.unlike_training, strict=True
+        for tracklet, array, score, unlike, still in zip(
+            batch, arrays, out.scores, out.unlike_training, out.not_moving, strict=True
         ):
             results.append(
                 TrackletResult(
@@ -149,6 +149,7 @@ def tracklets_score_pending(*, max_batches: int | None = None, digest2_after: bo
                     stamp_probabilities=out.probabilities[start : start + len(array)],
                     score=float(score),
                     unlike_training=unlike,
+                    not_moving=still,
                 )
             )
             start += len(array)

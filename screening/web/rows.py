@@ -102,6 +102,15 @@ def unlike_line(t) -> str:
     )
 
 
+def not_moving_line(row) -> str:
+    """Why the motion rule capped the tracklet's score (classifier.motion), if it did. Not on
+    blind rows: it tells what the model made of it."""
+    t = row.tracklet
+    if not t.not_moving or row.blind:
+        return ""
+    return f'<div class="still" title="{_e(t.not_moving)}">⊘ not moving: {_e(t.not_moving)}</div>'
+
+
 def queue_row(row) -> str:
     """One row of the queue (a `screening.review.queue.QueueRow`), as the page and its keys
     expect it.
@@ -159,6 +168,7 @@ def queue_row(row) -> str:
         f"      <div>mag {_mag(t.mean_mag)} · {t.n_detections} det.</div>\n"
         f"      {digest2_line(t)}\n"
         f"      {unlike_line(t)}\n"
+        f"      {not_moving_line(row)}\n"
         '      <div class="buttons"><button type="button" data-action="real">Real <kbd>r</kbd>'
         '</button><button type="button" data-action="bogus">Bogus <kbd>b</kbd></button></div>\n'
         "    </div>\n  </article>"
