@@ -8,6 +8,14 @@ from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def latest_schema_after():
+    """Every test here moves the schema back; the tests after it need the latest one."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
 BEFORE = [("screening", "0015_tracklet_file_night_counts")]
 AFTER = [("screening", "0016_tracklet_stamp_classes")]
 
@@ -44,7 +52,7 @@ def test_the_class_filters_column_is_filled_for_tracklets_scored_before_it():
                 )  # fmt: skip
     executor = MigrationExecutor(connection)
     executor.migrate(AFTER)
-    from screening.models import Tracklet as Now
+    Now = executor.loader.project_state(AFTER).apps.get_model("screening", "Tracklet")
 
     assert Now.objects.get(survey_id="scored").stamp_classes == " AST NOISE "
     assert Now.objects.get(survey_id="unscored").stamp_classes == ""
