@@ -16,6 +16,7 @@ def latest_schema_after():
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
 
+
 BEFORE = [("screening", "0015_tracklet_file_night_counts")]
 AFTER = [("screening", "0016_tracklet_stamp_classes")]
 
