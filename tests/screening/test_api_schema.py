@@ -301,6 +301,7 @@ ENUMS = {
     ("/api/v1/tracklets/", "status"): ["pending", "scored", "reviewed"],
     ("/api/v1/tracklets/", "neo_candidate"): ["true", "false"],
     ("/api/v1/tracklets/", "unlike_training"): ["true", "false"],
+    ("/api/v1/tracklets/", "not_moving"): ["true", "false"],
     ("/api/v1/tracklets/", "ordering"): ["id", "-digest2_neo"],
     ("/api/v1/export/verdicts/", "verdict"): ["real", "bogus", "withdrawn"],
     ("/api/v1/export/verdicts.csv", "verdict"): ["real", "bogus", "withdrawn"],
