@@ -335,6 +335,8 @@ def queue_tracklets(
         tracklets = tracklets.exclude(unlike_training="")
     if filters.still_only:
         tracklets = tracklets.exclude(not_moving="")
+        if blind is not None:  # what the model made of a blind row chooses nothing either
+            tracklets = tracklets.exclude(blind)
     key, descending = queue_order(filters)
     return tracklets.order_by(key.desc() if descending else key.asc(), "id")
 

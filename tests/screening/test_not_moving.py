@@ -115,3 +115,19 @@ def test_the_api_and_the_metrics_count_tracklets_not_moving(scored_night, pipeli
     samples = scrape(client)
     assert value(samples, "screening_tracklets_not_moving", state="rejected") == 3
     assert value(samples, "screening_tracklets_not_moving", state="kept") == 0
+
+
+def test_the_not_moving_filter_chooses_no_blind_row(scored_night, reviewer, blind_rows):
+    """Under blind screening a row to review shows nothing of what the model made of it: the
+    motion rule's verdict does not choose it either (as the class filter does not)."""
+    still = scored_night["still"][0]
+    Tracklet.objects.filter(pk=still.pk).update(unlike_training="seeing 9 px outside the trained")
+    night = still.night
+    to_review = queue_tracklets(night=night, reviewer=reviewer, filters=QueueFilters())
+    assert still.pk in set(to_review.values_list("pk", flat=True))  # blind, to review
+    chosen = queue_tracklets(night=night, reviewer=reviewer, filters=QueueFilters(still_only=True))
+    assert not chosen.exists()
+    everything = queue_tracklets(
+        night=night, reviewer=reviewer, filters=QueueFilters(status="all", still_only=True)
+    )
+    assert sorted(everything.values_list("survey_id", flat=True)) == ["STILL1", "STILL2"]
