@@ -153,9 +153,10 @@ def score_tracklet(
     top_class: str = "AST",
     top: float = 0.9,
     unlike_training: str = "",
+    not_moving: str = "",
 ):
     """Store a model's output for a tracklet through the real scoring service (`unlike_training`:
-    the model's reason why it is unlike its training data)."""
+    the model's reason why it is unlike its training data; `not_moving`: the motion rule's)."""
     from screening.scoring.store import TrackletResult, scores_store
 
     rest = (1 - top) / (len(PAPER_CLASSES) - 1)
@@ -168,6 +169,7 @@ def score_tracklet(
                 stamp_probabilities=[row] * tracklet.n_detections,
                 score=score,
                 unlike_training=unlike_training,
+                not_moving=not_moving,
             )
         ],
     )

@@ -479,3 +479,38 @@ def test_a_tracklet_unlike_training_waits_in_the_queue_with_its_reason(page, liv
     page.goto(f"{live_server.url}/nights/{NIGHT}/summary/")
     assert page.locator("[data-figure=kept_unlike_training]").inner_text() == "1"
     assert page.locator("[data-figure=auto_rejected]").inner_text() == "1"
+
+
+def test_a_source_that_does_not_move_shows_why_it_was_auto_rejected(page, live_server):  # noqa: F811
+    """The motion rule's reason on the auto-rejected row and the tracklet page, found by the
+    "not moving only" filter from the summary's card; the rows to review are untouched."""
+    from screening.models import Tracklet
+
+    model = model_version(threshold=0.8)
+    for i in range(3):
+        score_tracklet(ingest_tracklet(f"P{i}", seed=i), model, score=0.95 - 0.01 * i)
+    score_tracklet(ingest_tracklet("LOW", seed=17), model, score=0.2)
+    reason = (
+        "motion 1.2σ of its error, under 3σ: a source that does not move (the networks scored "
+        "it 0.970)"
+    )
+    score_tracklet(ingest_tracklet("STAR", seed=18), model, score=0.4, not_moving=reason)
+    make_user("reviewer", "reviewer")
+    log_in(page, live_server, f"/nights/{NIGHT}/")
+    page.wait_for_selector(READY)
+    assert page.locator(".qrow .tid").all_inner_texts() == ["P0", "P1", "P2"]
+    assert page.locator(".qrow .still").count() == 0
+    page.goto(f"{live_server.url}/nights/{NIGHT}/summary/")
+    assert page.locator("[data-figure=not_moving]").inner_text() == "1"
+    page.locator("[data-figure=not_moving] a").click()
+    page.wait_for_url(re.compile(r"still=1"))
+    page.wait_for_selector(READY)
+    assert page.locator(".qrow .tid").all_inner_texts() == ["STAR"]
+    star = page.locator(".qrow").first
+    assert star.locator(".still").inner_text() == f"⊘ not moving: {reason}"
+    assert "rejected" in (star.get_attribute("class") or "")
+    assert page.locator("input[name=still]").is_checked()
+    star.locator(".tid").click()
+    page.wait_for_selector("#not-moving")
+    assert "Not moving: motion 1.2σ" in page.locator("#not-moving").inner_text()
+    assert Tracklet.objects.get(survey_id="STAR").not_moving == reason
