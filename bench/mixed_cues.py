@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from novelty import cached, shifted, simulate  # noqa: E402
 
+from classifier import motion  # noqa: E402
 from classifier.features import TRACKLET_FEATURES, batch_raw  # noqa: E402
 
 KEEP = 0.996
 # the cues a mixed linkage shows as more than one mover: misfit, magnitudes
 JOINT = ("fit_rms_arcsec", "mag_range", "chi2_dof_filtered")
-STILL = 3.0  # sigma: a motion this far within its errors is not a detected motion
 
 
 def tracklet_cues(data: dict, which: np.ndarray) -> np.ndarray:
@@ -97,14 +97,17 @@ def main() -> None:
             print(f"    inside every limit at once: {100 * inside.mean():.1f}%; the cut on all "
                   f"three rejects {100 * (1 - inside.mean()):.1f}%")  # fmt: skip
         # stationary variable stars: a motion within its errors (the set's own bogus of that kind)
-        j = names.index("motion_sigma_filtered")
-        still = tracklet_cues(
-            base, np.flatnonzero(np.array(base["kinds"]) == "correlated-variable")
+        # (the rule's own measure and cut: classifier.motion)
+        real_sigma = motion.significance(real)
+        star_sigma = motion.significance(
+            tracklet_cues(base, np.flatnonzero(np.array(base["kinds"]) == "correlated-variable"))
         )
-        print(f"  motion significance (filtered errors): real min {np.nanmin(real[:, j]):.2f}, "
-              f"{int((real[:, j] < STILL).sum())} of {len(real)} under {STILL:g} sigma; stationary "
-              f"variable stars (n = {len(still)}) max {np.nanmax(still[:, j]):.2f}, "
-              f"{int((still[:, j] < STILL).sum())} under {STILL:g} sigma")  # fmt: skip
+        cut = motion.STILL_SIGMA
+        print(f"  motion significance (filtered errors): real min {np.nanmin(real_sigma):.2f}, "
+              f"{int(motion.still(real_sigma).sum())} of {len(real)} under {cut:g} sigma; "
+              f"stationary variable stars (n = {len(star_sigma)}) max "
+              f"{np.nanmax(star_sigma):.2f}, {int(motion.still(star_sigma).sum())} under "
+              f"{cut:g} sigma")  # fmt: skip
 
 
 if __name__ == "__main__":

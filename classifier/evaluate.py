@@ -85,7 +85,6 @@ def score_set(
     alone, which a threshold is chosen on (the rule caps scores at half the threshold: a
     threshold chosen on capped scores could follow a capped real tracklet down to it)."""
     from classifier import motion
-    from classifier.features import TRACKLET_FEATURES
 
     model = model.exact()
     probs = model.stamp_probabilities(tset.images)
@@ -95,8 +94,8 @@ def score_set(
         cues = (tset.det_inputs(version), tset.trk_inputs(version))
     scores = model.tracklet_scores(probs, tset.lengths, cues)
     if motion_rule and tset.trk_raw is not None:
-        significance = tset.trk_raw[:, TRACKLET_FEATURES.index("motion_sigma_filtered")]
-        scores = motion.cap(scores, motion.still(significance), model.threshold)
+        still = motion.still(motion.significance(tset.trk_raw))
+        scores = motion.cap(scores, still, model.threshold)
     return probs, scores
 
 

@@ -422,23 +422,23 @@ class ScreeningModel:
         those `judged`: the matched filter's significance is measured only for them (about
         0.6 ms a stamp, for a few percent of a night)."""
         from classifier import motion
-        from classifier.features import TRACKLET_FEATURES, batch_raw
+        from classifier.features import batch_raw
 
-        column = TRACKLET_FEATURES.index("motion_sigma_filtered")
         reasons = [""] * len(lengths)
         candidates = np.flatnonzero(judged)
         if not len(candidates):
             return scores, reasons
-        if raw is not None and np.isfinite(raw[1][candidates, column]).all():
-            significance = raw[1][candidates, column]
+        measured = motion.significance(raw[1][candidates]) if raw is not None else None
+        if measured is not None and np.isfinite(measured).all():  # cue set 5 measured it
+            significance = measured
         else:
             starts = tracklet_starts(lengths)
             rows = np.concatenate(
                 [np.arange(starts[t], starts[t] + lengths[t]) for t in candidates]
             )
-            significance = batch_raw(np.asarray(meta)[rows], stamps[rows], lengths[candidates])[1][
-                :, column
-            ]
+            significance = motion.significance(
+                batch_raw(np.asarray(meta)[rows], stamps[rows], lengths[candidates])[1]
+            )
         is_still = motion.still(significance)
         if not is_still.any():
             return scores, reasons

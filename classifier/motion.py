@@ -29,6 +29,14 @@ import numpy as np
 STILL_SIGMA = 3.0  # a motion under this many times its own error is no detected motion
 
 
+def significance(trk_raw: np.ndarray) -> np.ndarray:
+    """(T,) the motion significance the rule reads, from raw tracklet cues
+    (`classifier.features.TRACKLET_FEATURES` columns; NaN where not measured)."""
+    from classifier.features import TRACKLET_FEATURES
+
+    return np.asarray(trk_raw)[:, TRACKLET_FEATURES.index("motion_sigma_filtered")]
+
+
 def still(significance: np.ndarray) -> np.ndarray:
     """True where a tracklet's motion significance is measured and under `STILL_SIGMA`."""
     significance = np.asarray(significance, dtype=np.float64)

@@ -94,41 +94,45 @@ def by_status(
     return family
 
 
+def flagged_metric(
+    name: str, text: str, field: str, kept: Q, states: tuple[str, str]
+) -> GaugeMetricFamily:
+    """Tracklets whose reason `field` is set, split in two states: those matching `kept`
+    (states[0]) and the rest (states[1]). Counted over the flagged rows alone (each field has
+    a partial index)."""
+    family = GaugeMetricFamily(name, text, labels=["state"])
+    counts = Tracklet.objects.exclude(**{field: ""}).aggregate(
+        kept=Count("id", filter=kept), total=Count("id")
+    )
+    family.add_metric([states[0]], counts["kept"])
+    family.add_metric([states[1]], counts["total"] - counts["kept"])
+    return family
+
+
 def unlike_training_metric() -> GaugeMetricFamily:
     """Tracklets unlike their model's training data (classifier.novelty), by whether their
-    score would have auto-rejected them (kept: in the to-review queue only for that reason).
-    Counted over the flagged rows alone (a partial index)."""
-    family = GaugeMetricFamily(
+    score would have auto-rejected them (kept: in the to-review queue only for that reason)."""
+    return flagged_metric(
         "screening_tracklets_unlike_training",
         "Tracklets unlike their model's training data: 'kept' scored below the threshold and "
         "stay in the to-review queue for it, 'passing' scored above.",
-        labels=["state"],
+        "unlike_training",
+        Q(score__lt=F("model_version__threshold")),
+        ("kept", "passing"),
     )
-    counts = Tracklet.objects.exclude(unlike_training="").aggregate(
-        kept=Count("id", filter=Q(score__lt=F("model_version__threshold"))),
-        total=Count("id"),
-    )
-    family.add_metric(["kept"], counts["kept"])
-    family.add_metric(["passing"], counts["total"] - counts["kept"])
-    return family
 
 
 def not_moving_metric() -> GaugeMetricFamily:
     """Tracklets whose score the motion rule capped below the threshold (classifier.motion),
-    by whether they are auto-rejected for it or kept as unlike training. Counted over the
-    capped rows alone (a partial index)."""
-    family = GaugeMetricFamily(
+    by whether they are kept as unlike training or auto-rejected for it."""
+    return flagged_metric(
         "screening_tracklets_not_moving",
         "Tracklets whose motion is within their astrometric errors, their score capped below "
         "the threshold: 'rejected' auto-rejected for it, 'kept' unlike training and kept.",
-        labels=["state"],
+        "not_moving",
+        ~Q(unlike_training=""),
+        ("kept", "rejected"),
     )
-    counts = Tracklet.objects.exclude(not_moving="").aggregate(
-        kept=Count("id", filter=~Q(unlike_training="")), total=Count("id")
-    )
-    family.add_metric(["rejected"], counts["total"] - counts["kept"])
-    family.add_metric(["kept"], counts["kept"])
-    return family
 
 
 def tracklet_metrics() -> Iterator[Metric]:
