@@ -209,6 +209,10 @@ def main() -> None:
         f"filled {args.tracklets} tracklets, {4 * args.tracklets} detections and predictions "
         f"in {time.perf_counter() - started:.0f} s"
     )
+    # the app as gunicorn and runserver load it (screening/wsgi.py: every view imported, then
+    # what loading made frozen out of garbage collection), after the fill's own objects are gone
+    import screening.wsgi  # noqa: F401
+
     client = Client(SERVER_NAME="localhost")
     client.login(username="bench-reviewer", password="bench-password-123")
     cases = {

@@ -10,6 +10,7 @@ class ScreeningConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        import screening.lookups  # noqa: F401 - registers `__any_of`
         from screening.ops.setup_data import setup_data_ensure
 
         post_migrate.connect(setup_data_ensure, sender=self)

@@ -151,6 +151,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_SERVER_SIDE_BINDING", True
+):
+    # Parameters sent apart from the query text, and a statement run 5 times on a connection
+    # prepared (psycopg's prepare_threshold): a page's queries are planned once a connection,
+    # not per request. Off (0) behind a pooler that cannot keep prepared statements (PgBouncer
+    # in transaction mode before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The embedded default: web server and worker share one file, so wait on locks and use WAL.

@@ -76,7 +76,7 @@ def _shown_blind(
 def current_verdicts(tracklet_ids: list[int]) -> dict[int, dict[int, str]]:
     """Each reviewer's latest verdict on each tracklet: {tracklet id: {reviewer id: value}}."""
     current: dict[int, dict[int, str]] = {}
-    rows = CurrentVerdict.objects.filter(tracklet_id__in=tracklet_ids).values_list(
+    rows = CurrentVerdict.objects.filter(tracklet_id__any_of=tracklet_ids).values_list(
         "tracklet_id", "reviewer_id", "value"
     )
     for tracklet_id, reviewer_id, value in rows:

@@ -118,6 +118,10 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
     """
     nights = list(Night.objects.order_by("-date")[:60])  # the menu; the page's night among them
     night = night_or_404(date, nights)
+    if night not in nights:  # an older night: in the menu too, where its date sorts
+        nights = sorted([*nights, night], key=lambda n: n.date, reverse=True)
+    # the menu's dates formatted here, not by the template's date filter twice a night
+    night_menu = [(n.date.isoformat(), n.pk == night.pk) for n in nights]
     filters = QueueFilters.from_query(request.GET)
     screening = filters.to_review and request.user.has_perm("screening.add_verdict")
     tracklets = queue_tracklets(
@@ -164,7 +168,7 @@ def queue(request: HttpRequest, date: str) -> HttpResponse:
         "screening/queue.html",
         {
             "night": night,
-            "nights": nights,
+            "night_menu": night_menu,
             "page": page,
             "rows": rows,
             "filters": filters,

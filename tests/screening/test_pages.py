@@ -184,3 +184,30 @@ def test_the_nav_leads_to_the_api_docs_and_the_docs_lead_back(client, reviewer):
     assert '<a href="/">← back to the site</a>' in bar
     assert '<a class="brand" href="/">Tracklet screening</a>' in bar
     assert page.index('id="site-bar"') < page.index('id="swagger-ui"')  # above the docs
+
+
+def test_the_night_menu_lists_the_newest_nights_and_selects_this_one_even_if_older(
+    client, reviewer
+):
+    """The queue's night menu: the 60 newest nights, newest first, the page's own selected,
+    and an older night's page shows its own date selected (not the newest night's)."""
+    import datetime
+    import re
+
+    from screening.models import Night
+
+    day = datetime.date(2031, 1, 1)
+    Night.objects.bulk_create(Night(date=day + datetime.timedelta(days=i)) for i in range(65))
+    client.force_login(reviewer)
+
+    def menu(date):
+        page = client.get(f"/nights/{date}/").content.decode()
+        select = page.split("<select onchange=", 1)[1].split("</select>", 1)[0]
+        return re.findall(r'<option value="([\d-]+)"( selected)?>([\d-]+)</option>', select)
+
+    newest = menu("2031-03-06")  # the newest of the 65
+    assert len(newest) == 60 and newest[0] == ("2031-03-06", " selected", "2031-03-06")
+    assert [d for d, _, _ in newest] == sorted((d for d, _, _ in newest), reverse=True)
+    oldest = menu("2031-01-01")  # not among the newest 60: added, at its place, selected
+    assert len(oldest) == 61 and oldest[-1] == ("2031-01-01", " selected", "2031-01-01")
+    assert sum(1 for _, chosen, _ in oldest if chosen) == 1

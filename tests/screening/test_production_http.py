@@ -241,3 +241,27 @@ def test_the_pages_and_the_api_work_without_torch(transactional_db, media_root, 
     assert report["attempts"] == [] and report["loaded"] == [], report
     failed = {p: s for p, s in report["statuses"].items() if s not in (200, 201)}
     assert not failed, (failed, result.stderr[-4000:])
+
+
+def test_the_served_app_leaves_what_loading_made_out_of_garbage_collection():
+    """gunicorn and runserver load screening.wsgi: every view module is imported there, and the
+    objects loading made (NumPy, matplotlib, astropy: about 200,000) are frozen, so that no
+    request pays for a full collection walking them (bench/queue_page.py's p95)."""
+    probe = (
+        "import gc, sys\n"
+        "import screening.wsgi\n"
+        "print(gc.get_freeze_count(), len(gc.get_objects()), 'matplotlib' in sys.modules)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "screening.settings", "SECRET_KEY": "k" * 60}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    frozen, tracked, views_loaded = result.stdout.split()
+    assert views_loaded == "True"  # the views (and their plotting) loaded before the freeze
+    assert int(frozen) > 100_000 and int(tracked) < int(frozen) // 100
