@@ -12,7 +12,23 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    FilteredRelation,
+    FloatField,
+    IntegerField,
+    JSONField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -29,7 +45,6 @@ from screening.models import (
     Night,
     ReviewClaim,
     StampLabel,
-    StampPrediction,
     Tracklet,
     Verdict,
     stamp_classes_match,
@@ -503,6 +518,37 @@ class QueueRow:
 _probability = itemgetter(1)
 
 
+def _strip_reads(shown: list[int], blind: list[int], reviewer: AbstractBaseUser) -> dict:
+    """What the strips' one query reads beside each stamp (`queue_rows`): its prediction by its
+    row's model and its latest class label. A blind row's classes are not even read (nothing of
+    them can reach the page), nor others' labels of its stamps: others' opinions (only the
+    reviewer's own)."""
+    shown_row = Q(tracklet_id__any_of=shown) if shown and blind else Q()
+    if shown:
+        condition = Q(predictions__model_version_id=F("tracklet__model_version_id"))
+        reads: dict = {  # the relation first: the fields after it read through it
+            "shown_prediction": FilteredRelation("predictions", condition=condition & shown_row)
+        }
+        for name in ("top_class", "top_probability", "probabilities"):
+            reads[name] = F(f"shown_prediction__{name}")
+    else:
+        reads = {
+            "top_class": Value(None, CharField()),
+            "top_probability": Value(None, FloatField()),
+            "probabilities": Value(None, JSONField()),
+        }
+    latest = StampLabel.objects.filter(detection=OuterRef("pk")).order_by("-created_at", "-id")
+    anyone = Subquery(latest.values("stamp_class__name")[:1])
+    mine = Subquery(latest.filter(reviewer=reviewer).values("stamp_class__name")[:1])
+    if not blind:
+        reads["label"] = anyone
+    elif not shown:
+        reads["label"] = mine
+    else:
+        reads["label"] = Case(When(shown_row, then=anyone), default=mine)
+    return reads
+
+
 def queue_rows(
     tracklets: list[Tracklet],
     *,
@@ -521,16 +567,36 @@ def queue_rows(
     every view: the same fields, empty, for every such row.
     """
     ids = [t.pk for t in tracklets]
-    detections: dict[int, list[Detection | DetectionRef]] = {}
+    verdicts = current_verdicts(ids) if verdicts is None else verdicts
+    screens_blind = blind_applies(reviewer)
+    blind_ids = [
+        t.pk
+        for t in tracklets
+        if screens_blind and row_is_blind(t, verdicts.get(t.pk, {}).get(reviewer.pk))
+    ]
+    shown = [pk for pk in ids if pk not in set(blind_ids)]
     found = Detection.objects.filter(tracklet_id__any_of=ids).order_by("tracklet_id", "index")
+    found = found.annotate(**_strip_reads(shown, blind_ids, reviewer))
+    detections: dict[int, list[Detection | DetectionRef]] = {}
+    predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
+    labels: dict[int, str] = {}
     if full_detections:
-        for detection in found:
-            detections.setdefault(detection.tracklet_id, []).append(detection)
+        rows_read = ((d, d.pk, d.tracklet_id, d.top_class, d.top_probability, d.probabilities,
+                      d.label) for d in found)  # fmt: skip
     else:  # what a strip shows, without a model instance a stamp
-        for pk, tracklet_id, index, display in found.values_list(
-            "id", "tracklet_id", "index", "display"
-        ):
-            detections.setdefault(tracklet_id, []).append(DetectionRef(pk, index, display))
+        rows_read = (
+            (DetectionRef(pk, index, display), pk, tracklet_id, top, probability, dist, label)
+            for pk, tracklet_id, index, display, top, probability, dist, label in found.values_list(
+                "id", "tracklet_id", "index", "display", "top_class", "top_probability",
+                "probabilities", "label",
+            )
+        )  # fmt: skip
+    for detection, pk, tracklet_id, top, probability, probabilities, label in rows_read:
+        detections.setdefault(tracklet_id, []).append(detection)
+        if top is not None:
+            predictions[pk] = (top, probability, probabilities)
+        if label:
+            labels[pk] = label
     if draw:  # the display images a row lacks, drawn before the page is shown
         missing = [d.pk for ds in detections.values() for d in ds if not d.display]
         if missing:
@@ -539,40 +605,7 @@ def queue_rows(
                     "id", "tracklet_id", "index", "stamp", "display"
                 )
             )
-    versions = {t.pk: t.model_version_id for t in tracklets}
-    verdicts = current_verdicts(ids) if verdicts is None else verdicts
-    screens_blind = blind_applies(reviewer)
-    blind_ids = {
-        t.pk
-        for t in tracklets
-        if screens_blind and row_is_blind(t, verdicts.get(t.pk, {}).get(reviewer.pk))
-    }
-    # a blind row's classes are not even read (nothing of them can reach the page)
-    shown = [pk for pk in ids if pk not in blind_ids]
-    # each shown stamp's prediction by its row's model, read by the stamps' own ids (the
-    # unique index on detection and model), not through a join on the detections' tracklets
-    tracklet_of = {d.pk: pk for pk in shown for d in detections.get(pk, [])}
-    predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
-    for detection_id, version_id, top, probability, probabilities in StampPrediction.objects.filter(
-        detection_id__any_of=list(tracklet_of),
-        model_version_id__any_of=[v for v in set(versions.values()) if v is not None],
-    ).values_list(
-        "detection_id", "model_version_id", "top_class", "top_probability", "probabilities"
-    ):
-        if version_id == versions[tracklet_of[detection_id]]:
-            predictions[detection_id] = (top, probability, probabilities)
-    labels: dict[int, str] = {}
-    # others' stamp classes are others' opinions: a blind row shows only the reviewer's own
-    blind_stamps = [d.pk for pk in blind_ids for d in detections.get(pk, [])]
-    labelled = Q(detection_id__any_of=list(tracklet_of)) | Q(
-        detection_id__any_of=blind_stamps, reviewer=reviewer
-    )
-    for detection_id, name in (
-        StampLabel.objects.filter(labelled)
-        .order_by("detection_id", "-created_at", "-id")
-        .values_list("detection_id", "stamp_class__name")
-    ):
-        labels.setdefault(detection_id, name)
+    blind_ids = set(blind_ids)
     url_prefix = reverse("stamp-display", args=[0]).removesuffix("0.png")
     page_prefix = reverse("tracklet-page", args=[0]).removesuffix("0/")
     rows = []

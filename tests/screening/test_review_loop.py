@@ -15,7 +15,14 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from screening.models import QueueAssignment, ReviewClaim, StampLabel, Tracklet, Verdict
+from screening.models import (
+    QueueAssignment,
+    ReviewClaim,
+    StampClass,
+    StampLabel,
+    Tracklet,
+    Verdict,
+)
 from screening.review.verdicts import verdict_record
 from tests.conftest import make_user
 from tests.screening.test_audit import night  # noqa: F401 - the fixture
@@ -186,9 +193,13 @@ def test_a_blind_row_is_blind_in_every_view_filter_api_answer_and_export(audited
     assert response.status_code == 201
     label = StampLabel.objects.get(detection=detection)
     assert (label.class_shown, label.probability_shown, label.blind) == ("", None, True)
-    StampLabel.objects.create(detection=detection, reviewer=bob, stamp_class=label.stamp_class)
+    cr = StampClass.objects.get(name="CR")
+    StampLabel.objects.create(detection=detection, reviewer=bob, stamp_class=cr)
     labels = api.get("/api/v1/export/labels/").json()["results"]  # bob's opinion: not yet
     assert [(r["reviewer"], r["blind"]) for r in labels] == [("alice", True)]
+    # nor on her page: the stamp shows her own class, not bob's later one
+    stamp = re.search(rf'<figure[^>]*data-detection="{detection.pk}".*?</figure>', page(""), re.S)
+    assert "→ <bdi>AST</bdi>" in stamp.group(0) and "CR" not in stamp.group(0)
     answer = give(client, audit, "real")
     verdict = Verdict.objects.get(tracklet=audit, reviewer=alice)
     assert (verdict.score_shown, verdict.blind) == (None, True)
@@ -196,6 +207,7 @@ def test_a_blind_row_is_blind_in_every_view_filter_api_answer_and_export(audited
     # ... and the row comes back revealed: score, classes, status
     assert 'data-blind="0"' in answer["row"] and score_text in answer["row"]
     assert "<bdi>CR</bdi> 0.90" in answer["row"]
+    assert "→ <bdi>CR</bdi>" in answer["row"]  # the latest class, anyone's, once revealed
     assert api.get(f"/api/v1/tracklets/{audit.pk}/").json()["score"] == pytest.approx(audit.score)
     # a verdict on a row that was not blind records the score that was on the screen
     passing = Tracklet.objects.get(survey_id="T000")
