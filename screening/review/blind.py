@@ -57,10 +57,13 @@ def to_review_q(reviewer: AbstractBaseUser, prefix: str = "") -> Q:
     for (2 when double-screened, every reviewer for gold), not judged by them, and passing, or a
     blind row (audit, gold) placed in the queue. `prefix` ("tracklet__") for related rows."""
     pk = OuterRef(prefix.removesuffix("__")) if prefix else OuterRef("pk")
+    # The reviewer's verdicts last: where this is negated (a view leaving blind rows out) the
+    # row's own columns settle most rows first, and PostgreSQL reads the verdicts (hashing
+    # all of the reviewer's) only if a row needs them.
     return (
         Q(**{f"{prefix}n_reviews__lt": F(f"{prefix}reviews_wanted")})
-        & ~mine_q(reviewer, pk)
         & queued_q(prefix)
+        & ~mine_q(reviewer, pk)
     )
 
 
