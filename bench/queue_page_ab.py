@@ -64,7 +64,7 @@ def worker(tree: str, tracklets: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--before", required=True, help="git revision to compare against")
+    parser.add_argument("--before", help="git revision to compare against (required)")
     parser.add_argument("--tracklets", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -72,6 +72,8 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.tracklets)
         return
+    if not args.before:
+        parser.error("--before REVISION is required")
 
     import psycopg
 
@@ -105,7 +107,7 @@ def main() -> None:
                     connection.execute(f"CREATE DATABASE {database}")
                 env = dict(os.environ, DATABASE_URL=f"{server}/{database}")
                 process = subprocess.Popen(
-                    [sys.executable, str(ROOT / "bench" / "queue_page_ab.py"), "--before", "-",
+                    [sys.executable, str(ROOT / "bench" / "queue_page_ab.py"),
                      "--worker", str(tree), "--tracklets", str(args.tracklets)],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
                 )  # fmt: skip

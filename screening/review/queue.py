@@ -521,12 +521,12 @@ class QueueRow:
 _probability = itemgetter(1)
 
 
-def _strip_reads(shown: list[int], blind: list[int], reviewer: AbstractBaseUser) -> dict:
+def _strip_reads(shown: list[int], any_blind: bool, reviewer: AbstractBaseUser) -> dict:
     """What the strips' one query reads beside each stamp (`queue_rows`): its prediction by its
-    row's model and its latest class label. A blind row's classes are not even read (nothing of
-    them can reach the page), nor others' labels of its stamps: others' opinions (only the
-    reviewer's own)."""
-    shown_row = Q(tracklet_id__any_of=shown) if shown and blind else Q()
+    row's model and its latest class label. `shown`: the rows not blind; the others' classes
+    are not even read (nothing of them can reach the page), nor others' labels of their
+    stamps: others' opinions (only the reviewer's own)."""
+    shown_row = Q(tracklet_id__any_of=shown) if shown and any_blind else Q()
     if shown:
         condition = Q(predictions__model_version_id=F("tracklet__model_version_id"))
         reads: dict = {  # the relation first: the fields after it read through it
@@ -543,7 +543,7 @@ def _strip_reads(shown: list[int], blind: list[int], reviewer: AbstractBaseUser)
     latest = StampLabel.objects.filter(detection=OuterRef("pk")).order_by("-created_at", "-id")
     anyone = Subquery(latest.values("stamp_class__name")[:1])
     mine = Subquery(latest.filter(reviewer=reviewer).values("stamp_class__name")[:1])
-    if not blind:
+    if not any_blind:
         reads["label"] = anyone
     elif not shown:
         reads["label"] = mine
@@ -572,14 +572,14 @@ def queue_rows(
     ids = [t.pk for t in tracklets]
     verdicts = current_verdicts(ids) if verdicts is None else verdicts
     screens_blind = blind_applies(reviewer)
-    blind_ids = [
+    blind_ids = {
         t.pk
         for t in tracklets
         if screens_blind and row_is_blind(t, verdicts.get(t.pk, {}).get(reviewer.pk))
-    ]
-    shown = [pk for pk in ids if pk not in set(blind_ids)]
+    }
+    shown = [pk for pk in ids if pk not in blind_ids]
     found = Detection.objects.filter(tracklet_id__any_of=ids).order_by("tracklet_id", "index")
-    found = found.annotate(**_strip_reads(shown, blind_ids, reviewer))
+    found = found.annotate(**_strip_reads(shown, bool(blind_ids), reviewer))
     detections: dict[int, list[Detection | DetectionRef]] = {}
     predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
     labels: dict[int, str] = {}
@@ -608,7 +608,6 @@ def queue_rows(
                     "id", "tracklet_id", "index", "stamp", "display"
                 )
             )
-    blind_ids = set(blind_ids)
     url_prefix = reverse("stamp-display", args=[0]).removesuffix("0.png")
     page_prefix = reverse("tracklet-page", args=[0]).removesuffix("0/")
     rows = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+from typing import NamedTuple
 
 from django.utils.safestring import mark_safe
 
@@ -44,12 +45,19 @@ def _isolated(value: object) -> str:
     return f"\u2068{value}\u2069"
 
 
+class ClassTexts(NamedTuple):
+    """A class name as a stamp figure writes it. Escaping acts on each character alone, so
+    escaped parts joined by ", " and digits are the escaped whole."""
+
+    attribute: str  # escaped (data-dist)
+    tooltip: str  # escaped within FSI ... PDI (title)
+    html: str  # isolated HTML (`_name`)
+
+
 @functools.lru_cache(maxsize=1024)
-def _class_texts(name: str) -> tuple[str, str, str]:
-    """A class name as attribute text: escaped, and escaped within FSI ... PDI (the tooltip);
-    and as isolated HTML (`_name`). Escaping acts on each character alone, so escaped parts
-    joined by ", " and digits are the escaped whole."""
-    return _e(name), _e(_isolated(name)), _name(name)
+def _class_texts(name: str) -> ClassTexts:
+    """A class name's texts, made once a process (a page has 200 stamps of 8 classes)."""
+    return ClassTexts(_e(name), _e(_isolated(name)), _name(name))
 
 
 def stamp_figure(stamp, size: int, blind: bool = False) -> str:
@@ -59,19 +67,18 @@ def stamp_figure(stamp, size: int, blind: bool = False) -> str:
     and an include costs about ten times as much (bench/queue_page.py)."""
     if stamp.top_class:
         caption = (
-            f'<span class="cls">{_class_texts(stamp.top_class)[2]} {stamp.top_probability:.2f}'
+            f'<span class="cls">{_class_texts(stamp.top_class).html} {stamp.top_probability:.2f}'
             "</span>"
         )
     elif blind:
         caption = '<span class="muted">class after verdict</span>'
     else:
         caption = '<span class="muted">not scored</span>'
-    # each probability formatted once, for the page's popup (data-dist) and the tooltip, with
-    # each class name's escaped forms made once a process (a page has 200 stamps of 8 classes)
+    # each probability formatted once, for the page's popup (data-dist) and the tooltip
     shown = [(_class_texts(name), f"{p:.3f}") for name, p in stamp.probabilities]
-    distribution = ", ".join(f"{texts[0]} {p}" for texts, p in shown)
-    title = ", ".join(f"{texts[1]} {p}" for texts, p in shown)
-    label = f"→ {_class_texts(stamp.label)[2]}" if stamp.label else ""
+    distribution = ", ".join(f"{texts.attribute} {p}" for texts, p in shown)
+    title = ", ".join(f"{texts.tooltip} {p}" for texts, p in shown)
+    label = f"→ {_class_texts(stamp.label).html}" if stamp.label else ""
     return mark_safe(
         f'<figure class="stamp" data-detection="{stamp.detection.pk}" data-dist="{distribution}"'
         f' title="{title}" tabindex="-1"><img src="{_e(stamp.url)}" width="{int(size)}"'
