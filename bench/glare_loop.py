@@ -206,6 +206,12 @@ def main() -> None:
     parser.add_argument(
         "--other-bogus", type=int, default=300, help="verdicts on bogus tracklets without glare"
     )
+    parser.add_argument(
+        "--save-labels",
+        type=Path,
+        help="also write the labels the training run gathers (classifier.retrain.Labels, "
+        "pickled) to this file, for training experiments without the services",
+    )
     args = parser.parse_args()
 
     import django
@@ -280,6 +286,15 @@ def main() -> None:
     print(f"queue order: {args.order}")
     timings["reviewers label (scripted)"] = time.perf_counter() - t0
     print(f"reviewers: {counts}")
+
+    if args.save_labels:
+        import pickle
+
+        from screening.registry.training import labels_gather
+
+        args.save_labels.parent.mkdir(parents=True, exist_ok=True)
+        args.save_labels.write_bytes(pickle.dumps(labels_gather()))
+        print(f"labels written to {args.save_labels}")
 
     loop_started = time.perf_counter()
     run = training_run_request()

@@ -54,6 +54,11 @@ class TcnConfig:
     n_tracklet_features: int = 0
     width: int = 64
     cues: int = 1  # which cue set its inputs are (classifier.features.CUES)
+    # The last `share_classes` classes (ones reviewers taught a retrained model) also enter as
+    # the tracklet's mean probability of each (the share of its stamps read so) beside the
+    # pooled detections: a class learned there can reject a tracklet made of such stamps
+    # without one misread stamp of a real mover doing the same through the max pooling.
+    share_classes: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in TCN_KINDS:
@@ -123,7 +128,8 @@ def _set_tcn_class():
                 torch.nn.ReLU(),
             )
             layers: list[torch.nn.Module] = []
-            width = 2 * w + cfg.n_tracklet_features
+            self.n_classes, self.share_classes = cfg.n_classes, cfg.share_classes
+            width = 2 * w + cfg.n_tracklet_features + cfg.share_classes
             for h in cfg.hidden:
                 layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
                 width = h
@@ -137,7 +143,11 @@ def _set_tcn_class():
             mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
             peak = h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
             peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-            return self.rho(torch.cat([mean, peak, trk], dim=1))
+            pooled = [mean, peak, trk]
+            if self.share_classes:
+                probs = det[..., self.n_classes - self.share_classes : self.n_classes]
+                pooled.append((probs * m).sum(1) / m.sum(1).clamp(min=1.0))
+            return self.rho(torch.cat(pooled, dim=1))
 
     return SetTcn
 
@@ -228,11 +238,18 @@ def pack_set_inputs(
 
 
 def grow_tcn(
-    model: torch.nn.Module, cfg: TcnConfig, old_classes: tuple[str, ...], classes: tuple[str, ...]
+    model: torch.nn.Module,
+    cfg: TcnConfig,
+    old_classes: tuple[str, ...],
+    classes: tuple[str, ...],
+    *,
+    shares: bool = False,
 ) -> tuple[torch.nn.Module, TcnConfig]:
-    """A set TCN taking probabilities of `classes` (a superset), old weights kept by name.
+    """A set TCN taking probabilities of `classes` (the old ones first, new ones after), old
+    weights kept by name; with `shares` the new classes also enter as the tracklet's share of
+    them (`TcnConfig.share_classes`).
 
-    The input columns of a new class start at zero, so the grown TCN scores exactly as before
+    The inputs of a new class start at zero weight, so the grown TCN scores exactly as before
     until it is trained. (The paper's MLP cannot grow: retraining builds a new one.)
     """
     from dataclasses import replace
@@ -241,18 +258,31 @@ def grow_tcn(
 
     if cfg.kind != "set":
         raise ValueError("only a set TCN can grow its classes")
-    new_cfg = replace(cfg, n_classes=len(classes))
+    if tuple(classes[: len(old_classes)]) != tuple(old_classes):
+        raise ValueError("a grown class list must start with the old classes, in their order")
+    added = len(classes) - len(old_classes)
+    # the shared classes are the last ones: once a TCN has some, every class after them is one
+    shares = shares or cfg.share_classes > 0
+    share_classes = cfg.share_classes + added if shares else cfg.share_classes
+    new_cfg = replace(cfg, n_classes=len(classes), share_classes=share_classes)
     grown = build_tcn(new_cfg)
     grown.load_state_dict(
-        {k: v for k, v in model.state_dict().items() if not k.startswith("phi.0.")}, strict=False
+        {
+            k: v
+            for k, v in model.state_dict().items()
+            if not k.startswith("phi.0.") and k != "rho.0.weight"
+        },
+        strict=False,
     )
     old_w, old_b = model.phi[0].weight, model.phi[0].bias
     with torch.no_grad():
         w = torch.zeros_like(grown.phi[0].weight)
-        for j, name in enumerate(classes):
-            if name in old_classes:
-                w[:, j] = old_w[:, old_classes.index(name)]
+        w[:, : len(old_classes)] = old_w[:, : len(old_classes)]
         w[:, len(classes) :] = old_w[:, len(old_classes) :]
         grown.phi[0].weight.copy_(w)
         grown.phi[0].bias.copy_(old_b)
+        rho_old = model.rho[0].weight
+        rho = torch.zeros_like(grown.rho[0].weight)
+        rho[:, : rho_old.shape[1]] = rho_old  # the old shares (if any) first, the new ones 0
+        grown.rho[0].weight.copy_(rho)
     return grown.to(old_w.device), new_cfg

@@ -181,6 +181,11 @@ class RetrainConfig:
     tcn_mode: str = "new-inputs"  # or "full": which TCN weights a set TCN's retraining moves
     tcn_lr: float | None = None  # None: 1e-2 training new inputs only, 1e-3 fine-tuning all
     labelled_tracklet_weight: int = 3  # verdict tracklets are repeated this many times
+    # How a set TCN takes a new class: "share", the tracklet's share of stamps read as it,
+    # beside its pooled detections (the detections' network never sees it, so one misread
+    # stamp is one stamp's share); "detection", each detection's probability of it through the
+    # detections' network, as the base's classes (max-pooled: one stamp can decide).
+    new_class_input: str = "share"
     target_recall: float = 0.996
     # The fixed synthetic evaluation set the promotion compares candidate and base on: 1,500
     # real tracklets, so that one real tracklet lost in a thousand shows; bogus ones with glare
@@ -199,6 +204,10 @@ class RetrainConfig:
             raise ValueError(f"tcn_mode must be 'new-inputs' or 'full', got {self.tcn_mode!r}")
         if not 0.5 <= self.target_recall < 1.0:
             raise ValueError(f"target_recall must be in [0.5, 1), got {self.target_recall}")
+        if self.new_class_input not in ("share", "detection"):
+            raise ValueError(
+                f"new_class_input must be 'share' or 'detection', got {self.new_class_input!r}"
+            )
 
 
 class RetrainError(ValueError):
@@ -727,9 +736,18 @@ def _set_tcn_stage(
 ) -> _TcnStage:
     """The set TCN grows inputs for the new classes (zero weights: it scores as before) and is
     fine-tuned on synthetic tracklets plus the labelled ones, cues and all (a labelled tracklet
-    without metadata is left out); its logit is calibrated anew unless it keeps the base's."""
+    without metadata is left out); its logit is calibrated anew unless it keeps the base's.
+
+    A new class enters as the tracklet's share of it (`RetrainConfig.new_class_input`), so
+    that a real mover with one stamp misread as the new class is not rejected for it."""
     pre = base.preprocessing
-    tcn, tcn_cfg = grow_tcn(base.tcn, base.tcn_config, tuple(base.classes), classes)
+    tcn, tcn_cfg = grow_tcn(
+        base.tcn,
+        base.tcn_config,
+        tuple(base.classes),
+        classes,
+        shares=cfg.new_class_input == "share",
+    )
     if tcn_cfg.cues >= 3:  # as the base learned it: with and without the exposure's seeing
         synthetic = replace(synthetic, det_raw=without_seeing(synthetic, SEEING_DROPOUT, cfg.seed))
     parts = [set_inputs_of(icn, synthetic, device, tcn_cfg.cues)]
@@ -755,11 +773,13 @@ def _set_tcn_stage(
     # "new-inputs": only the weights from the new classes' probabilities learn, so the TCN
     # scores tracklets without them as the base did (real recall kept); "full" fine-tunes
     # every weight.
-    columns = (
-        [classes.index(c) for c in new_classes]
-        if cfg.tcn_mode == "new-inputs" and new_classes
-        else None
-    )
+    columns = share_columns = None
+    if cfg.tcn_mode == "new-inputs" and new_classes:
+        if tcn_cfg.share_classes:  # the new classes are the last shares of the tracklet network
+            width = tcn.rho[0].weight.shape[1]
+            share_columns = list(range(width - len(new_classes), width))
+        else:
+            columns = [classes.index(c) for c in new_classes]
     tcn = train_set_tcn(
         SetInputs.concat(parts),
         y,
@@ -772,18 +792,20 @@ def _set_tcn_stage(
         model=tcn.to(device),
         input_columns=columns,
         on_epoch=on_epoch,
+        share_columns=share_columns,
     )
     round_to_half(tcn)
     val_logits = predict_set_tcn(
         tcn, set_inputs_of(icn, synthetic_val, device, tcn_cfg.cues), device
     )
-    if columns is not None and base_calibration:
+    trained = columns if share_columns is None else share_columns
+    if trained is not None and base_calibration:
         # Tracklets without a new class score as before: so does their calibration.
         calibration = dict(base_calibration)
     else:
         real_val = synthetic_val.real.astype(np.float32)
         calibration = fit_platt(val_logits, real_val, balanced=True)
-    return _TcnStage(tcn, tcn_cfg, calibrate_logits(val_logits, calibration), calibration, columns)
+    return _TcnStage(tcn, tcn_cfg, calibrate_logits(val_logits, calibration), calibration, trained)
 
 
 def _mlp4_tcn_stage(

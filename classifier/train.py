@@ -572,12 +572,15 @@ def train_set_tcn(
     model=None,
     input_columns: list[int] | None = None,
     on_epoch=None,
+    share_columns: list[int] | None = None,
 ):
     """Train a set TCN: weighted BCE (1 bogus, real_weight real, times `weights`), cosine lr.
 
     With `input_columns` only the first layer's weights from those inputs (a new class's
-    probability) are trained and everything else stays as it was: the TCN learns what the new
-    class means and scores tracklets without it exactly as before.
+    probability) are trained, and with `share_columns` only the tracklet network's weights
+    from those of its inputs (a new class's share, `TcnConfig.share_classes`); everything else
+    stays as it was: the TCN learns what the new class means and scores tracklets without it
+    exactly as before.
     `on_epoch({"epoch", "epochs", "loss", "accuracy", "seconds"})` is called after each epoch
     (the mean training loss and the training accuracy at a score of 0.5).
     """
@@ -594,15 +597,18 @@ def train_set_tcn(
     )
     params = model.parameters()
     decay = cfg.weight_decay
-    if input_columns is not None:
-        first = model.phi[0].weight
+    if input_columns is not None or share_columns is not None:
         for p in model.parameters():
             p.requires_grad_(False)
-        first.requires_grad_(True)
-        keep = torch.zeros_like(first)
-        keep[:, input_columns] = 1.0
-        first.register_hook(lambda grad: grad * keep)
-        params, decay = [first], 0.0  # no decay: the other columns must not shrink
+        params, decay = [], 0.0  # no decay: the other columns must not shrink
+        for layer, columns in ((model.phi[0], input_columns), (model.rho[0], share_columns)):
+            if columns:
+                weight = layer.weight
+                weight.requires_grad_(True)
+                keep = torch.zeros_like(weight)
+                keep[:, columns] = 1.0
+                weight.register_hook(lambda grad, keep=keep: grad * keep)
+                params.append(weight)
     opt = _optimizer(params, "adamw" if cfg.optimizer == "adam" else cfg.optimizer, cfg.lr, decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, steps))

@@ -187,3 +187,64 @@ def test_learning_a_new_class_leaves_tracklets_without_it_scored_as_before() -> 
         trained.phi[0].weight[:, :8].detach().numpy(), base.phi[0].weight[:, :8].detach().numpy()
     )
     assert all(p.requires_grad for p in trained.parameters())
+
+
+def test_a_class_learned_as_a_share_rejects_tracklets_of_it_and_weighs_one_stamp_as_a_share() -> (
+    None
+):
+    """Retraining's default for a new class (`TcnConfig.share_classes`): the tracklet network
+    learns from the share of a tracklet's stamps read as the class, which the detections'
+    network (max-pooled) never sees. A tracklet made of glare learns to be bogus; one stamp
+    read as glare weighs what its share of the tracklet is, wherever it sits; a tracklet
+    without glare scores exactly as under the base."""
+    from classifier.train import SetInputs, TcnTraining, predict_set_tcn, train_set_tcn
+
+    torch.manual_seed(4)
+    old = ("BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET")
+    base = build_tcn(CFG).eval()
+    grown, cfg = grow_tcn(base, CFG, old, (*old, "GLARE"), shares=True)
+    assert (cfg.n_classes, cfg.share_classes) == (9, 1)
+    rng = np.random.default_rng(1)
+    lengths = np.full(200, 4)
+    probs = rng.dirichlet(np.ones(9), 800).astype(np.float32)
+    glare = np.repeat(np.arange(200) < 100, 4)
+    probs[glare] = np.eye(9, dtype=np.float32)[8] * 0.9 + 0.1 / 9
+    probs[~glare, 8] = 0.0
+    det = rng.normal(size=(800, N_DETECTION_INPUTS)).astype(np.float32)
+    trk = rng.normal(size=(200, N_TRACKLET_INPUTS)).astype(np.float32)
+    inputs = SetInputs(probs, det, trk, lengths)
+    plain = inputs.select(np.arange(100, 200))
+    untrained = predict_set_tcn(grown, inputs, "cpu")
+    np.testing.assert_allclose(
+        untrained, predict_set_tcn(base, replace_probs(inputs), "cpu"), atol=1e-5
+    )
+    y = np.where(np.arange(200) < 100, 0.0, 1.0).astype(np.float32)
+    width = grown.rho[0].weight.shape[1]
+    trained = train_set_tcn(
+        inputs,
+        y,
+        TcnTraining(kind="set", epochs=40, lr=3e-2, batch_size=16),
+        cfg,
+        progress=False,
+        model=grown,
+        share_columns=[width - 1],
+    )
+    before = untrained[100:]
+    np.testing.assert_allclose(predict_set_tcn(trained, plain, "cpu"), before, atol=1e-5)
+    assert predict_set_tcn(trained, inputs.select(np.arange(100)), "cpu").max() < before.min()
+    assert not trained.phi[0].weight[:, 8].detach().any()  # never through the detections
+    # one stamp at 0.8 or four at 0.2: the same share, the same score
+    one = plain.select(np.array([0]))
+    spread = SetInputs(one.probs.copy(), one.det, one.trk, one.lengths)
+    one.probs[:, 8] = [0.8, 0.0, 0.0, 0.0]
+    spread.probs[:, 8] = 0.2
+    assert predict_set_tcn(trained, one, "cpu")[0] == pytest.approx(
+        predict_set_tcn(trained, spread, "cpu")[0], abs=1e-5
+    )
+
+
+def replace_probs(inputs):
+    """The inputs without their last class (what the base TCN takes)."""
+    from classifier.train import SetInputs
+
+    return SetInputs(inputs.probs[:, :-1], inputs.det, inputs.trk, inputs.lengths)

@@ -1,0 +1,206 @@
+"""The glare loop's retraining without the services: how a candidate's TCN learns a new class.
+
+Runs `classifier.retrain`'s stages on the labels `bench/glare_loop.py --save-labels FILE`
+wrote (the same labels a loop's training run gathers), with the ICN trained once (or taken
+from a candidate checkpoint) and the TCN trained once per variant, and prints each variant's
+figures on the promotion's fixed synthetic evaluation set: real tracklets lost and gained
+against the base, glare tracklets (every stamp GLARE) passing, any bogus tracklet with a glare
+stamp passing, and the threshold.
+
+    SECRET_KEY=x .venv/bin/python docs/results/classifier/experiments/glare_tcn.py \\
+        --labels ~/.cache/screening/glare-labels-seed2.pkl --night var/bench/glare-25-6000-0.2-0.12
+
+A few minutes a variant on 2 cores (the ICN stage about two more, once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[4]
+sys.path.insert(0, str(ROOT))
+
+
+def night_arrays(folder: Path, cache: Path):
+    """(pixels (N, 100, 100), lengths, meta (N, 7), real (T,), glare band (T,)) of a night
+    bundle, read once and kept in `cache` (an npz)."""
+    import json
+
+    import numpy as np
+
+    if cache.exists():
+        with np.load(cache) as kept:
+            return tuple(kept[k] for k in ("pixels", "lengths", "meta", "real", "band"))
+    from classifier.features import META_COLUMNS
+    from classifier.stamp_io import fit_to_input, read_stamp
+
+    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    truth = {
+        r["tracklet"]: r
+        for r in (json.loads(line) for line in (folder / "truth.jsonl").read_text().splitlines())
+    }
+    order = list(dict.fromkeys(r["tracklet"] for r in rows))
+    pixels = np.stack(
+        [fit_to_input(read_stamp((folder / r["stamp"]).read_bytes()).pixels) for r in rows]
+    ).astype(np.float32)
+    meta = np.array([[r.get(k, np.nan) for k in META_COLUMNS] for r in rows], np.float64)
+    lengths = np.array([sum(1 for r in rows if r["tracklet"] == t) for t in order])
+    real = np.array([truth[t]["real"] for t in order])
+    band = np.array(
+        [
+            not truth[t]["real"] and truth[t]["latents"].get("correlated_kind") == "glare"
+            for t in order
+        ]
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, pixels=pixels, lengths=lengths, meta=meta, real=real, band=band)
+    return pixels, lengths, meta, real, band
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=Path, required=True)
+    parser.add_argument("--base", type=Path, default=ROOT / "models/screening-43028b2fba09ca58.pt")
+    parser.add_argument("--icn-from", type=Path, help="a candidate whose ICN is used as it is")
+    parser.add_argument("--mode", default="new-inputs", choices=["new-inputs", "full"])
+    parser.add_argument(
+        "--input", nargs="+", default=["share", "detection"], choices=["share", "detection"]
+    )
+    parser.add_argument("--cache", type=Path, default=ROOT / "var/cache/evaluation")
+    parser.add_argument(
+        "--night", type=Path, help="a measurement night's bundle (var/bench/glare-25-6000-...)"
+    )
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from classifier.checkpoint import checkpoint_payload, load_checkpoint
+    from classifier.inference import Runtime, model_from_checkpoint
+    from classifier.networks import IcnConfig
+    from classifier.retrain import (
+        RetrainConfig,
+        _choose_threshold,
+        _icn_stage,
+        _set_tcn_stage,
+        _split,
+        synthetic_evaluation,
+        tcn_sets,
+    )
+
+    labels = pickle.loads(args.labels.read_bytes())
+    cfg = RetrainConfig(
+        cache_dir=str(args.cache),
+        device="cpu",
+        tcn_mode=args.mode,
+    )
+    payload = load_checkpoint(args.base)
+    base_model = model_from_checkpoint(payload, Runtime.for_device("cpu"))
+    base_classes = tuple(base_model.classes)
+    new = tuple(
+        dict.fromkeys(s.stamp_class for s in labels.stamps if s.stamp_class not in base_classes)
+    )
+    classes = base_classes + new
+    stamps_train, stamps_held = _split(labels.stamps, cfg.holdout_fraction)
+    tracklets_train, _ = _split(labels.tracklets, cfg.holdout_fraction)
+    print(f"labels: {len(labels.stamps)} stamps, {len(labels.tracklets)} tracklets; new {new}")
+
+    t0 = time.time()
+    if args.icn_from:
+        icn = model_from_checkpoint(load_checkpoint(args.icn_from)).icn
+        print(f"ICN of {args.icn_from.name}")
+    elif (kept_icn := Path.home() / ".cache/screening" / f"icn-{args.labels.stem}.pt").exists():
+        icn = torch.load(kept_icn, weights_only=False)
+        print(f"ICN kept in {kept_icn}")
+    else:
+        base = model_from_checkpoint(payload)
+        icn, _ = _icn_stage(
+            base, base_model, new, stamps_train, stamps_held, tracklets_train, cfg,
+            device="cpu", report=lambda *a, **k: None, started=t0,
+        )  # fmt: skip
+        print(f"ICN trained in {time.time() - t0:.0f} s")
+        torch.save(icn, kept_icn)
+    synthetic, synthetic_val = tcn_sets(cfg, base_model.preprocessing, base_classes)
+    night = None
+    if args.night:
+        night = night_arrays(
+            args.night, Path.home() / ".cache/screening" / f"{args.night.name}.npz"
+        )
+        _, base_night = base_model.exact().score(night[0], night[1], night[2])
+        base_kept = night[3] & (base_night >= base_model.threshold)
+        print(
+            f"night {args.night.name}: base keeps {base_kept.sum()} of {night[3].sum()} real, "
+            f"glare tracklets passing {(base_night[night[4]] >= base_model.threshold).mean():.2%}"
+            f" of {night[4].sum()}"
+        )
+    for new_input in args.input:
+        t0 = time.time()
+        variant = replace(cfg, new_class_input=new_input)
+        base = model_from_checkpoint(payload)
+        stage = _set_tcn_stage(
+            base, icn, classes, new, synthetic, synthetic_val, tracklets_train,
+            variant, base_calibration=payload.get("calibration"), device="cpu", on_epoch=None,
+        )  # fmt: skip
+        threshold, validation = _choose_threshold(
+            stage, base_model, payload.get("calibration"), synthetic_val, variant
+        )
+        with torch.no_grad():
+            candidate = model_from_checkpoint(
+                checkpoint_payload(
+                    icn,
+                    IcnConfig(classes=classes),
+                    stage.model,
+                    stage.config,
+                    base_model.preprocessing,
+                    threshold,
+                    {},
+                    {},
+                    half=True,
+                    calibration=stage.calibration,
+                )  # fmt: skip
+            )
+        figures = synthetic_evaluation(
+            {"candidate": candidate, "base": base_model},
+            cfg.eval_real,
+            cfg.eval_bogus,
+            planet_bogus=cfg.eval_planet,
+            cache_dir=args.cache,
+        )
+        mine = figures["candidate"]
+        band = mine["by_bogus_kind"].get("correlated-glare", {})
+        paired = figures["paired_real"]
+        print(
+            f"{new_input} ({args.mode}): threshold {threshold:.4f} (drift "
+            f"{validation['drift_margin']['logit']:.2f}); real kept {paired['candidate_kept']} "
+            f"(base {paired['base_kept']}; {paired['lost']} lost, {paired['gained']} gained); "
+            f"glare tracklets passing {1 - band.get('rejection_at_threshold', float('nan')):.2%} "
+            f"of {band.get('tracklets')}; with a glare stamp "
+            f"{mine['passing_by_class']['GLARE']['passing']:.2%}; bogus rejected "
+            f"{mine['at_model_threshold']['bogus_rejection']:.2%} [{time.time() - t0:.0f} s]",
+            flush=True,
+        )
+        if night is not None:
+            probs, scores = candidate.exact().score(night[0], night[1], night[2])
+            kept = night[3] & (scores >= threshold)
+            owner = np.repeat(np.arange(len(night[1])), night[1])
+            top = probs.argmax(1) == classes.index(new[0])
+            print(
+                f"    night stamps read {new[0]}: real {top[night[3][owner]].mean():.2%} of "
+                f"{night[3][owner].sum()}, of glare tracklets {top[night[4][owner]].mean():.2%}"
+            )
+            print(
+                f"    night: real kept {kept.sum()} of {night[3].sum()} "
+                f"({(base_kept & ~kept).sum()} lost, {(kept & ~base_kept).sum()} gained), "
+                "glare tracklets passing "
+                f"{(scores[night[4]] >= threshold).mean():.2%}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
