@@ -738,8 +738,9 @@ def _set_tcn_stage(
     fine-tuned on synthetic tracklets plus the labelled ones, cues and all (a labelled tracklet
     without metadata is left out); its logit is calibrated anew unless it keeps the base's.
 
-    A new class enters as the tracklet's share of it (`RetrainConfig.new_class_input`), so
-    that a real mover with one stamp misread as the new class is not rejected for it."""
+    A new class enters as the tracklet's share of it (`RetrainConfig.new_class_input`): one
+    stamp of a real mover misread as the new class weighs its share of the tracklet, not what
+    a tracklet made of such stamps weighs (it may still cost a three-detection mover)."""
     pre = base.preprocessing
     tcn, tcn_cfg = grow_tcn(
         base.tcn,

@@ -145,37 +145,44 @@ def test_a_format_1_checkpoint_still_loads_and_scores_without_metadata() -> None
     assert scores.shape == (1,)
 
 
+def _glare_and_plain(seed: int):
+    """200 four-detection tracklets of 9 classes: the first 100 every stamp GLARE (0.9), the
+    others none of it."""
+    from classifier.train import SetInputs
+
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(9), 800).astype(np.float32)
+    glare = np.repeat(np.arange(200) < 100, 4)
+    probs[glare] = np.eye(9, dtype=np.float32)[8] * 0.9 + 0.1 / 9
+    probs[~glare, 8] = 0.0
+    det = rng.normal(size=(800, N_DETECTION_INPUTS)).astype(np.float32)
+    trk = rng.normal(size=(200, N_TRACKLET_INPUTS)).astype(np.float32)
+    return SetInputs(probs, det, trk, np.full(200, 4))
+
+
+def _learn_glare(inputs, cfg, model, **columns):
+    """`model` trained on `_glare_and_plain` inputs (glare bogus), only `columns` learning."""
+    from classifier.train import TcnTraining, train_set_tcn
+
+    y = np.where(np.arange(200) < 100, 0.0, 1.0).astype(np.float32)
+    training = TcnTraining(kind="set", epochs=40, lr=3e-2, batch_size=16)
+    return train_set_tcn(inputs, y, training, cfg, progress=False, model=model, **columns)
+
+
 def test_learning_a_new_class_leaves_tracklets_without_it_scored_as_before() -> None:
     """Retraining's default: only the weights from the new class's probability learn, so a
     tracklet whose stamps give the new class nothing scores exactly as under the base TCN,
     while tracklets full of it learn to be bogus."""
-    from classifier.train import SetInputs, TcnTraining, predict_set_tcn, train_set_tcn
+    from classifier.train import predict_set_tcn
 
     torch.manual_seed(3)
     old = ("BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET")
     base = build_tcn(CFG).eval()
     grown, cfg = grow_tcn(base, CFG, old, (*old, "GLARE"))
-    rng = np.random.default_rng(0)
-    lengths = np.full(200, 4)
-    probs = rng.dirichlet(np.ones(9), 800).astype(np.float32)
-    glare = np.repeat(np.arange(200) < 100, 4)  # half the tracklets: every stamp GLARE
-    probs[glare] = np.eye(9, dtype=np.float32)[8] * 0.9 + 0.1 / 9
-    probs[~glare, 8] = 0.0
-    det = rng.normal(size=(800, N_DETECTION_INPUTS)).astype(np.float32)
-    trk = rng.normal(size=(200, N_TRACKLET_INPUTS)).astype(np.float32)
-    inputs = SetInputs(probs, det, trk, lengths)
+    inputs = _glare_and_plain(0)
     plain = inputs.select(np.arange(100, 200))
     before = predict_set_tcn(grown, plain, "cpu")
-    y = np.where(np.arange(200) < 100, 0.0, 1.0).astype(np.float32)  # glare is bogus
-    trained = train_set_tcn(
-        inputs,
-        y,
-        TcnTraining(kind="set", epochs=40, lr=3e-2, batch_size=16),
-        cfg,
-        progress=False,
-        model=grown,
-        input_columns=[8],
-    )
+    trained = _learn_glare(inputs, cfg, grown, input_columns=[8])
     np.testing.assert_allclose(predict_set_tcn(trained, plain, "cpu"), before, atol=1e-5)
     glare_logits = predict_set_tcn(trained, inputs.select(np.arange(100)), "cpu")
     # every glare tracklet now ranks below every tracklet without glare
@@ -197,38 +204,21 @@ def test_a_class_learned_as_a_share_rejects_tracklets_of_it_and_weighs_one_stamp
     network (max-pooled) never sees. A tracklet made of glare learns to be bogus; one stamp
     read as glare weighs what its share of the tracklet is, wherever it sits; a tracklet
     without glare scores exactly as under the base."""
-    from classifier.train import SetInputs, TcnTraining, predict_set_tcn, train_set_tcn
+    from classifier.train import SetInputs, predict_set_tcn
 
     torch.manual_seed(4)
     old = ("BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET")
     base = build_tcn(CFG).eval()
     grown, cfg = grow_tcn(base, CFG, old, (*old, "GLARE"), shares=True)
     assert (cfg.n_classes, cfg.share_classes) == (9, 1)
-    rng = np.random.default_rng(1)
-    lengths = np.full(200, 4)
-    probs = rng.dirichlet(np.ones(9), 800).astype(np.float32)
-    glare = np.repeat(np.arange(200) < 100, 4)
-    probs[glare] = np.eye(9, dtype=np.float32)[8] * 0.9 + 0.1 / 9
-    probs[~glare, 8] = 0.0
-    det = rng.normal(size=(800, N_DETECTION_INPUTS)).astype(np.float32)
-    trk = rng.normal(size=(200, N_TRACKLET_INPUTS)).astype(np.float32)
-    inputs = SetInputs(probs, det, trk, lengths)
+    inputs = _glare_and_plain(1)
     plain = inputs.select(np.arange(100, 200))
     untrained = predict_set_tcn(grown, inputs, "cpu")
     np.testing.assert_allclose(
         untrained, predict_set_tcn(base, replace_probs(inputs), "cpu"), atol=1e-5
     )
-    y = np.where(np.arange(200) < 100, 0.0, 1.0).astype(np.float32)
     width = grown.rho[0].weight.shape[1]
-    trained = train_set_tcn(
-        inputs,
-        y,
-        TcnTraining(kind="set", epochs=40, lr=3e-2, batch_size=16),
-        cfg,
-        progress=False,
-        model=grown,
-        share_columns=[width - 1],
-    )
+    trained = _learn_glare(inputs, cfg, grown, share_columns=[width - 1])
     before = untrained[100:]
     np.testing.assert_allclose(predict_set_tcn(trained, plain, "cpu"), before, atol=1e-5)
     assert predict_set_tcn(trained, inputs.select(np.arange(100)), "cpu").max() < before.min()
