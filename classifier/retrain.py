@@ -696,13 +696,14 @@ def _icn_stage(
 @dataclass
 class _TcnStage:
     """The candidate's TCN: the network, its config, its (calibrated) scores of the validation
-    tracklets, its calibration, and the inputs whose weights it trained (None: all of them)."""
+    tracklets, its calibration, and whether only the new classes' input weights were trained
+    (so that tracklets without them score as under the base)."""
 
     model: Any
     config: TcnConfig
     val_scores: np.ndarray
     calibration: dict[str, Any] | None = None
-    columns: list[int] | None = None
+    new_inputs_only: bool = False
 
 
 def _tcn_targets(
@@ -799,14 +800,16 @@ def _set_tcn_stage(
     val_logits = predict_set_tcn(
         tcn, set_inputs_of(icn, synthetic_val, device, tcn_cfg.cues), device
     )
-    trained = columns if share_columns is None else share_columns
-    if trained is not None and base_calibration:
+    new_inputs_only = columns is not None or share_columns is not None
+    if new_inputs_only and base_calibration:
         # Tracklets without a new class score as before: so does their calibration.
         calibration = dict(base_calibration)
     else:
         real_val = synthetic_val.real.astype(np.float32)
         calibration = fit_platt(val_logits, real_val, balanced=True)
-    return _TcnStage(tcn, tcn_cfg, calibrate_logits(val_logits, calibration), calibration, trained)
+    return _TcnStage(
+        tcn, tcn_cfg, calibrate_logits(val_logits, calibration), calibration, new_inputs_only
+    )
 
 
 def _mlp4_tcn_stage(
@@ -945,7 +948,7 @@ def _choose_threshold(
     base_val_recall = float((base_val_scores[real_val] >= base_model.threshold).mean())
     recall_floor = max(cfg.target_recall, base_val_recall)
     threshold = threshold_for_recall(val_scores, real_val, recall_floor)
-    kept_base_threshold = stage.columns is not None and stage.calibration == base_calibration
+    kept_base_threshold = stage.new_inputs_only and stage.calibration == base_calibration
     if kept_base_threshold:
         # Scores keep the base's meaning (its calibration, its TCN weights for tracklets without
         # a new class): the base's threshold, chosen on far more real tracklets than these, is

@@ -10,7 +10,9 @@ stamp passing, and the threshold.
     SECRET_KEY=x .venv/bin/python docs/results/classifier/experiments/glare_tcn.py \\
         --labels ~/.cache/screening/glare-labels-seed2.pkl --night var/bench/glare-25-6000-0.2-0.12
 
-A few minutes a variant on 2 cores (the ICN stage about two more, once).
+A few minutes a variant on 2 cores (the ICN stage about two more, once: its result is kept as
+~/.cache/screening/icn-<labels file's name>.pt, and the night's stamps as <bundle name>.npz
+beside it; delete them to start again).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def night_arrays(folder: Path, cache: Path):
     """(pixels (N, 100, 100), lengths, meta (N, 7), real (T,), glare band (T,)) of a night
     bundle, read once and kept in `cache` (an npz)."""
     import json
+    from collections import Counter
 
     import numpy as np
 
@@ -49,7 +52,8 @@ def night_arrays(folder: Path, cache: Path):
         [fit_to_input(read_stamp((folder / r["stamp"]).read_bytes()).pixels) for r in rows]
     ).astype(np.float32)
     meta = np.array([[r.get(k, np.nan) for k in META_COLUMNS] for r in rows], np.float64)
-    lengths = np.array([sum(1 for r in rows if r["tracklet"] == t) for t in order])
+    counts = Counter(r["tracklet"] for r in rows)
+    lengths = np.array([counts[t] for t in order])
     real = np.array([truth[t]["real"] for t in order])
     band = np.array(
         [
@@ -149,21 +153,20 @@ def main() -> None:
         threshold, validation = _choose_threshold(
             stage, base_model, payload.get("calibration"), synthetic_val, variant
         )
-        with torch.no_grad():
-            candidate = model_from_checkpoint(
-                checkpoint_payload(
-                    icn,
-                    IcnConfig(classes=classes),
-                    stage.model,
-                    stage.config,
-                    base_model.preprocessing,
-                    threshold,
-                    {},
-                    {},
-                    half=True,
-                    calibration=stage.calibration,
-                )  # fmt: skip
+        candidate = model_from_checkpoint(
+            checkpoint_payload(
+                icn,
+                IcnConfig(classes=classes),
+                stage.model,
+                stage.config,
+                base_model.preprocessing,
+                threshold,
+                {},
+                {},
+                half=True,
+                calibration=stage.calibration,
             )
+        )
         figures = synthetic_evaluation(
             {"candidate": candidate, "base": base_model},
             cfg.eval_real,
