@@ -33,6 +33,7 @@ class IcnConfig:
 
 
 TCN_KINDS = ("mlp4", "set")
+SHARE_STATISTICS = ("mean", "mean-but-top", "second")
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,18 @@ class TcnConfig:
     # pooled detections: a class learned there can reject a tracklet made of such stamps
     # without one misread stamp of a real mover doing the same through the max pooling.
     share_classes: int = 0
+    # How the share is taken: "mean" over the tracklet's stamps; "mean-but-top", the mean
+    # without its stamp most read as the class; "second", the second highest probability of it
+    # (two stamps must agree). With either of the last two one stamp alone never counts.
+    share_statistic: str = "mean"
 
     def __post_init__(self) -> None:
         if self.kind not in TCN_KINDS:
             raise ValueError(f"unknown TCN kind {self.kind!r}; known: {TCN_KINDS}")
+        if self.share_statistic not in SHARE_STATISTICS:
+            raise ValueError(
+                f"unknown share statistic {self.share_statistic!r}; known: {SHARE_STATISTICS}"
+            )
 
     @property
     def uses_metadata(self) -> bool:
@@ -129,6 +138,7 @@ def _set_tcn_class():
             )
             layers: list[torch.nn.Module] = []
             self.n_classes, self.share_classes = cfg.n_classes, cfg.share_classes
+            self.share_statistic = cfg.share_statistic
             width = 2 * w + cfg.n_tracklet_features + cfg.share_classes
             for h in cfg.hidden:
                 layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
@@ -146,8 +156,22 @@ def _set_tcn_class():
             pooled = [mean, peak, trk]
             if self.share_classes:
                 probs = det[..., self.n_classes - self.share_classes : self.n_classes]
-                pooled.append((probs * m).sum(1) / m.sum(1).clamp(min=1.0))
+                pooled.append(self._share(probs, mask, m))
             return self.rho(torch.cat(pooled, dim=1))
+
+        def _share(self, probs, mask, m):
+            """(T, share_classes): each shared class's share of the tracklet's stamps."""
+            total, count = (probs * m).sum(1), m.sum(1)
+            if self.share_statistic == "mean":
+                return total / count.clamp(min=1.0)
+            present = probs.masked_fill(~mask.unsqueeze(-1), 0.0)
+            several = count > 1  # a tracklet of one detection keeps its own
+            if self.share_statistic == "second":
+                top2 = present.topk(min(2, present.shape[1]), dim=1).values
+                return torch.where(several, top2[:, -1], top2[:, 0])
+            top = present.amax(1)
+            total = torch.where(several, total - top, total)
+            return total / torch.where(several, count - 1, count).clamp(min=1.0)
 
     return SetTcn
 
@@ -244,10 +268,12 @@ def grow_tcn(
     classes: tuple[str, ...],
     *,
     shares: bool = False,
+    share_statistic: str = "mean",
 ) -> tuple[torch.nn.Module, TcnConfig]:
     """A set TCN taking probabilities of `classes` (the old ones first, new ones after), old
     weights kept by name; with `shares` the new classes also enter as the tracklet's share of
-    them (`TcnConfig.share_classes`).
+    them (`TcnConfig.share_classes`), taken by `share_statistic` where the TCN had no shares
+    before (one that has keeps its own: its old shares were learned so).
 
     The inputs of a new class start at zero weight, so the grown TCN scores exactly as before
     until it is trained. (The paper's MLP cannot grow: retraining builds a new one.)
@@ -264,6 +290,8 @@ def grow_tcn(
     # the shared classes are the last ones: once a TCN has some, every class after them is one
     shares = shares or cfg.share_classes > 0
     share_classes = cfg.share_classes + added if shares else cfg.share_classes
+    if shares and not cfg.share_classes:
+        cfg = replace(cfg, share_statistic=share_statistic)
     new_cfg = replace(cfg, n_classes=len(classes), share_classes=share_classes)
     grown = build_tcn(new_cfg)
     grown.load_state_dict(

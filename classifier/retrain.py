@@ -53,7 +53,14 @@ from classifier.inference import (
     tracklet_starts,
 )
 from classifier.metrics import operating_point, reliability, roc_auc, threshold_for_recall
-from classifier.networks import IcnConfig, TcnConfig, grow_icn, grow_tcn, tcn_inputs
+from classifier.networks import (
+    SHARE_STATISTICS,
+    IcnConfig,
+    TcnConfig,
+    grow_icn,
+    grow_tcn,
+    tcn_inputs,
+)
 from classifier.novelty import NoveltyReference, class_indices, reference_from, reference_path
 from classifier.preprocess import centre_crop, prepare
 from classifier.train import (
@@ -186,6 +193,11 @@ class RetrainConfig:
     # stamp is one stamp's share); "detection", each detection's probability of it through the
     # detections' network, as the base's classes (max-pooled: one stamp can decide).
     new_class_input: str = "share"
+    # How the share is taken (classifier.networks.SHARE_STATISTICS): "second", the second
+    # highest probability of the class among the tracklet's stamps: one stamp misread as it
+    # never counts, two that agree count fully (the glare loop: 0 real lost on both seeds'
+    # nights where "mean" lost one; docs/retraining.md).
+    share_statistic: str = "second"
     target_recall: float = 0.996
     # The fixed synthetic evaluation set the promotion compares candidate and base on: 1,500
     # real tracklets, so that one real tracklet lost in a thousand shows; bogus ones with glare
@@ -207,6 +219,10 @@ class RetrainConfig:
         if self.new_class_input not in ("share", "detection"):
             raise ValueError(
                 f"new_class_input must be 'share' or 'detection', got {self.new_class_input!r}"
+            )
+        if self.share_statistic not in SHARE_STATISTICS:
+            raise ValueError(
+                f"share_statistic must be one of {SHARE_STATISTICS}, got {self.share_statistic!r}"
             )
 
 
@@ -739,9 +755,10 @@ def _set_tcn_stage(
     fine-tuned on synthetic tracklets plus the labelled ones, cues and all (a labelled tracklet
     without metadata is left out); its logit is calibrated anew unless it keeps the base's.
 
-    A new class enters as the tracklet's share of it (`RetrainConfig.new_class_input`): one
-    stamp of a real mover misread as the new class weighs its share of the tracklet, not what
-    a tracklet made of such stamps weighs (it may still cost a three-detection mover)."""
+    A new class enters as the tracklet's share of it (`RetrainConfig.new_class_input`), taken
+    by `RetrainConfig.share_statistic`: by default the second highest probability of it, so
+    one stamp of a real mover misread as the new class changes nothing; a real tracklet with
+    two or more such stamps (a bright comet read as glare) can still be lost."""
     pre = base.preprocessing
     tcn, tcn_cfg = grow_tcn(
         base.tcn,
@@ -749,6 +766,7 @@ def _set_tcn_stage(
         tuple(base.classes),
         classes,
         shares=cfg.new_class_input == "share",
+        share_statistic=cfg.share_statistic,
     )
     if tcn_cfg.cues >= 3:  # as the base learned it: with and without the exposure's seeing
         synthetic = replace(synthetic, det_raw=without_seeing(synthetic, SEEING_DROPOUT, cfg.seed))

@@ -233,6 +233,50 @@ def test_a_class_learned_as_a_share_rejects_tracklets_of_it_and_weighs_one_stamp
     )
 
 
+@pytest.mark.parametrize("statistic", ["second", "mean-but-top"])
+def test_a_share_that_needs_two_stamps_never_counts_one_misread_stamp(statistic) -> None:
+    """Retraining's default share statistic ("second": the second highest probability of the
+    class; "mean-but-top": the mean without the highest): one stamp of a real mover misread as
+    glare changes nothing, wherever it sits and however sure; two such stamps count, and
+    tracklets made of glare are still rejected. A TCN that had "mean" shares keeps them when it
+    grows again."""
+    from dataclasses import replace
+
+    from classifier.train import SetInputs, predict_set_tcn
+
+    torch.manual_seed(5)
+    old = ("BURN", "CR", "NOISE", "SCAR", "SPIKE", "AST", "STREAK", "COMET")
+    base = build_tcn(CFG).eval()
+    grown, cfg = grow_tcn(base, CFG, old, (*old, "GLARE"), shares=True, share_statistic=statistic)
+    assert cfg.share_statistic == statistic
+    assert TcnConfig.from_dict(cfg.to_dict()) == cfg
+    inputs = _glare_and_plain(1)
+    width = grown.rho[0].weight.shape[1]
+    trained = _learn_glare(inputs, cfg, grown, share_columns=[width - 1])
+    plain = inputs.select(np.arange(100, 200))
+    before = predict_set_tcn(trained, plain, "cpu")
+    assert predict_set_tcn(trained, inputs.select(np.arange(100)), "cpu").max() < before.min()
+    for slot in range(4):
+        one = plain.select(np.arange(10))
+        one.probs[slot::4, 8] = 0.99
+        np.testing.assert_allclose(predict_set_tcn(trained, one, "cpu"), before[:10], atol=1e-5)
+    two = plain.select(np.arange(10))
+    two.probs[0::4, 8] = two.probs[1::4, 8] = 0.99
+    assert (predict_set_tcn(trained, two, "cpu") < before[:10] - 0.5).all()
+    # a single-detection tracklet keeps its own share
+    alone = SetInputs(plain.probs[:1].copy(), plain.det[:1], plain.trk[:1], np.array([1]))
+    clean = predict_set_tcn(trained, alone, "cpu")[0]
+    alone.probs[0, 8] = 0.99
+    assert predict_set_tcn(trained, alone, "cpu")[0] < clean - 0.5
+    # growing again keeps the statistic the old shares were learned with
+    mean_cfg = replace(CFG, n_classes=9, share_classes=1)
+    regrown = grow_tcn(build_tcn(mean_cfg), mean_cfg, (*old, "GLARE"), (*old, "GLARE", "X"),
+                       share_statistic=statistic)[1]  # fmt: skip
+    assert (regrown.share_statistic, regrown.share_classes) == ("mean", 2)
+    with pytest.raises(ValueError, match="unknown share statistic 'median'"):
+        TcnConfig(n_classes=9, kind="set", share_statistic="median")
+
+
 def replace_probs(inputs):
     """The inputs without their last class (what the base TCN takes)."""
     from classifier.train import SetInputs

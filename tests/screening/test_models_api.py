@@ -222,3 +222,47 @@ def test_the_models_page_says_an_evaluation_is_running_or_failed(active, setting
     child.start()
     child.join()
     assert 'data-evaluation="stopped">evaluation stopped before it finished' in registry_row()
+
+
+def test_the_demo_makes_what_a_first_retraining_would_wait_for(active, settings, tmp_path):
+    """`./run demo` runs `model_evaluate --if-missing --retraining-sets`: with the model's
+    figures already there, it still simulates the retraining's tracklets and scores the model
+    on the set a run compares its candidate on, kept so that the first run reads them."""
+    from io import StringIO
+    from pathlib import Path
+
+    import numpy as np
+    from django.core.management import call_command
+
+    from classifier.evaluate import score_set
+    from classifier.inference import load_model
+    from classifier.retrain import EVALUATION_SEED, cached_tracklet_set, synthetic_evaluation
+    from screening.registry.training import training_config
+
+    settings.VAR_DIR = tmp_path
+    settings.TRAINING_QUICK = True
+    quiet = StringIO()
+    call_command("model_evaluate", "--real", "8", "--bogus", "8", "--planet", "4", stdout=quiet)
+    cache = tmp_path / "cache" / "evaluation"
+    before = set(cache.glob(f"scores-{active.version[:32]}-*.npz"))
+
+    out = StringIO()
+    call_command("model_evaluate", "--if-missing", "--retraining-sets", stdout=out)
+    assert "already has an evaluation" in out.getvalue()
+    kept = set(cache.glob(f"scores-{active.version[:32]}-*.npz")) - before
+    assert len(kept) == 1  # the retraining's evaluation set (the preset's sizes), scored once
+
+    cfg = training_config()
+    model = load_model(Path(active.checkpoint), device=cfg.device)
+    evaluation = cached_tracklet_set(
+        cache, EVALUATION_SEED, cfg.eval_real, cfg.eval_bogus, model.preprocessing,
+        glare=True, planet_bogus=cfg.eval_planet,
+    )  # fmt: skip
+    _, scores = score_set(model, evaluation)
+    with np.load(kept.pop()) as saved:
+        np.testing.assert_allclose(saved["scores"], scores, atol=1e-6)
+    figures = synthetic_evaluation(
+        {"base": model}, cfg.eval_real, cfg.eval_bogus, planet_bogus=cfg.eval_planet,
+        cache_dir=cache,
+    )  # fmt: skip
+    assert figures["base"]["tracklets"]["real"] == cfg.eval_real

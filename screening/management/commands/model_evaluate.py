@@ -40,8 +40,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--retraining-sets",
             action="store_true",
-            help="also simulate the tracklets a retraining run trains its TCN on (kept under "
-            "var/cache/evaluation/), so that the first retraining does not wait for them",
+            help="also simulate the tracklets a retraining run trains its TCN on and score the "
+            "model on the set it is compared on (both kept under var/cache/evaluation/), so "
+            "that the first retraining does not wait for them",
         )
 
     def handle(self, *args, version: str | None, real: int | None, bogus: int | None,
@@ -91,12 +92,26 @@ class Command(BaseCommand):
         )
 
     def _retraining_sets(self, model: ModelVersion) -> None:
-        from classifier.checkpoint import load_checkpoint
-        from classifier.inference import model_from_checkpoint
-        from classifier.retrain import tcn_sets
+        from pathlib import Path
+
+        from classifier.inference import load_model
+        from classifier.retrain import synthetic_evaluation, tcn_sets
         from screening.registry.checkpoints import checkpoint_local
         from screening.registry.training import training_config, training_preset
 
-        network = model_from_checkpoint(load_checkpoint(checkpoint_local(model)))
+        cfg = training_config()
+        network = load_model(checkpoint_local(model), device=cfg.device)
         self.stdout.write(f"simulating the retraining runs' tracklets (once; {training_preset()})")
-        tcn_sets(training_config(), network.preprocessing, tuple(network.classes), progress=True)
+        tcn_sets(cfg, network.preprocessing, tuple(network.classes), progress=True)
+        # A run scores its base on the evaluation set beside the candidate: made here once (and
+        # kept by model version), the first run does not spend minutes on it.
+        self.stdout.write("scoring the model on the set a retraining run compares it on (once)")
+        synthetic_evaluation(
+            {"base": network},
+            cfg.eval_real,
+            cfg.eval_bogus,
+            planet_bogus=cfg.eval_planet,
+            cache_dir=Path(cfg.cache_dir),
+            workers=cfg.workers,
+            progress=True,
+        )

@@ -72,9 +72,14 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=ROOT / "models/screening-43028b2fba09ca58.pt")
     parser.add_argument("--icn-from", type=Path, help="a candidate whose ICN is used as it is")
     parser.add_argument("--mode", default="new-inputs", choices=["new-inputs", "full"])
+
     parser.add_argument(
         "--input", nargs="+", default=["share", "detection"], choices=["share", "detection"]
     )
+    parser.add_argument(
+        "--share", nargs="+", default=["mean-but-top"], choices=["mean", "mean-but-top", "second"],
+        help="how the share input is taken (each a variant)",
+    )  # fmt: skip
     parser.add_argument("--cache", type=Path, default=ROOT / "var/cache/evaluation")
     parser.add_argument(
         "--night", type=Path, help="a measurement night's bundle (var/bench/glare-25-6000-...)"
@@ -98,11 +103,8 @@ def main() -> None:
     )
 
     labels = pickle.loads(args.labels.read_bytes())
-    cfg = RetrainConfig(
-        cache_dir=str(args.cache),
-        device="cpu",
-        tcn_mode=args.mode,
-    )
+    cfg = RetrainConfig(cache_dir=str(args.cache), device="cpu", tcn_mode=args.mode)
+    icn_name = f"icn-{args.labels.stem}.pt"
     payload = load_checkpoint(args.base)
     base_model = model_from_checkpoint(payload, Runtime.for_device("cpu"))
     base_classes = tuple(base_model.classes)
@@ -118,7 +120,7 @@ def main() -> None:
     if args.icn_from:
         icn = model_from_checkpoint(load_checkpoint(args.icn_from)).icn
         print(f"ICN of {args.icn_from.name}")
-    elif (kept_icn := Path.home() / ".cache/screening" / f"icn-{args.labels.stem}.pt").exists():
+    elif (kept_icn := Path.home() / ".cache/screening" / icn_name).exists():
         icn = torch.load(kept_icn, weights_only=False)
         print(f"ICN kept in {kept_icn}")
     else:
@@ -142,9 +144,13 @@ def main() -> None:
             f"glare tracklets passing {(base_night[night[4]] >= base_model.threshold).mean():.2%}"
             f" of {night[4].sum()}"
         )
-    for new_input in args.input:
+    variants = [(i, s) for i in args.input for s in (args.share if i == "share" else ["-"])]
+    for new_input, statistic in variants:
         t0 = time.time()
         variant = replace(cfg, new_class_input=new_input)
+        if new_input == "share":
+            variant = replace(variant, share_statistic=statistic)
+            new_input = f"share {statistic}"
         base = model_from_checkpoint(payload)
         stage = _set_tcn_stage(
             base, icn, classes, new, synthetic, synthetic_val, tracklets_train,
@@ -203,6 +209,11 @@ def main() -> None:
                 f"{(scores[night[4]] >= threshold).mean():.2%}",
                 flush=True,
             )
+            starts = np.concatenate([[0], np.cumsum(night[1])[:-1]])
+            glare = classes.index(new[0])
+            for i in np.flatnonzero(base_kept & ~kept):
+                stamps = probs[starts[i] : starts[i] + night[1][i], glare]
+                print(f"    lost #{i}: score {scores[i]:.3f}, {new[0]} {np.round(stamps, 2)}")
 
 
 if __name__ == "__main__":
