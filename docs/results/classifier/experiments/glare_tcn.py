@@ -77,7 +77,7 @@ def main() -> None:
         "--input", nargs="+", default=["share", "detection"], choices=["share", "detection"]
     )
     parser.add_argument(
-        "--share", nargs="+", default=["mean-but-top"], choices=["mean", "mean-but-top", "second"],
+        "--share", nargs="+", default=["second"], choices=["mean", "mean-but-top", "second"],
         help="how the share input is taken (each a variant)",
     )  # fmt: skip
     parser.add_argument("--cache", type=Path, default=ROOT / "var/cache/evaluation")
