@@ -80,6 +80,11 @@ def main() -> None:
         "--share", nargs="+", default=["second"], choices=["mean", "mean-but-top", "second"],
         help="how the share input is taken (each a variant)",
     )  # fmt: skip
+    parser.add_argument(
+        "--icn-learns-from", default="", choices=["", "layer3", "layer4"],
+        help="fine-tune only this ResNet block and those after it (and the output layer); "
+        "the blocks before keep their weights and BatchNorm statistics",
+    )  # fmt: skip
     parser.add_argument("--cache", type=Path, default=ROOT / "var/cache/evaluation")
     parser.add_argument(
         "--night", type=Path, help="a measurement night's bundle (var/bench/glare-25-6000-...)"
@@ -105,6 +110,8 @@ def main() -> None:
     labels = pickle.loads(args.labels.read_bytes())
     cfg = RetrainConfig(cache_dir=str(args.cache), device="cpu", tcn_mode=args.mode)
     icn_name = f"icn-{args.labels.stem}.pt"
+    if args.icn_learns_from:
+        icn_name = f"icn-{args.labels.stem}-from-{args.icn_learns_from}.pt"
     payload = load_checkpoint(args.base)
     base_model = model_from_checkpoint(payload, Runtime.for_device("cpu"))
     base_classes = tuple(base_model.classes)
@@ -125,6 +132,15 @@ def main() -> None:
         print(f"ICN kept in {kept_icn}")
     else:
         base = model_from_checkpoint(payload)
+        if args.icn_learns_from:
+            blocks = ["layer1", "layer2", "layer3", "layer4"]
+            frozen = blocks[: blocks.index(args.icn_learns_from)]
+            for name, module in base.icn.named_modules():
+                if name == "conv1" or name == "bn1" or name.split(".")[0] in frozen:
+                    for p in module.parameters(recurse=False):
+                        p.requires_grad_(False)
+                    if isinstance(module, torch.nn.BatchNorm2d):
+                        module.momentum = 0.0  # its running statistics stay the base's
         icn, _ = _icn_stage(
             base, base_model, new, stamps_train, stamps_held, tracklets_train, cfg,
             device="cpu", report=lambda *a, **k: None, started=t0,
@@ -137,7 +153,8 @@ def main() -> None:
         night = night_arrays(
             args.night, Path.home() / ".cache/screening" / f"{args.night.name}.npz"
         )
-        _, base_night = base_model.exact().score(night[0], night[1], night[2])
+        base_probs, base_night = base_model.exact().score(night[0], night[1], night[2])
+        base_top = base_probs.argmax(1)  # each stamp's class by the base
         base_kept = night[3] & (base_night >= base_model.threshold)
         print(
             f"night {args.night.name}: base keeps {base_kept.sum()} of {night[3].sum()} real, "
@@ -198,6 +215,12 @@ def main() -> None:
             kept = night[3] & (scores >= threshold)
             owner = np.repeat(np.arange(len(night[1])), night[1])
             top = probs.argmax(1) == classes.index(new[0])
+            real_stamps = night[3][owner]
+            moved = (probs.argmax(1) != base_top) & ~top & real_stamps
+            print(
+                f"    night real stamps whose top old class changed: {moved.sum()} of "
+                f"{real_stamps.sum()} ({moved.sum() / real_stamps.sum():.2%})"
+            )
             print(
                 f"    night stamps read {new[0]}: real {top[night[3][owner]].mean():.2%} of "
                 f"{night[3][owner].sum()}, of glare tracklets {top[night[4][owner]].mean():.2%}"
