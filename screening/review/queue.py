@@ -292,6 +292,18 @@ def queue_order(filters: QueueFilters) -> tuple[Any, bool]:
     return (REVIEW_ORDER_ASC, False) if filters.ascending else (REVIEW_ORDER_DESC, True)
 
 
+# What a queue row reads of its tracklet and model (the rows, their blindness, paging cursors,
+# who took them): only these. Every other column costs the page its parsing, the timestamps most
+# (Django reads each through a Python loader: about 2 ms of a 50-row page), and a field read
+# that is not here costs a query a row (tests/screening/test_queue.py counts the queries).
+ROW_FIELDS = (
+    "night_id", "survey_id", "status", "score", "queue_score", "n_detections", "rate_deg_per_day",
+    "position_angle_deg", "mean_mag", "reviews_wanted", "n_reviews", "digest2_neo",
+    "digest2_scores", "digest2_version", "digest2_problem", "unlike_training", "not_moving",
+    "model_version__version", "model_version__threshold",
+)  # fmt: skip
+
+
 def queue_tracklets(
     *,
     night: Night,
@@ -303,11 +315,8 @@ def queue_tracklets(
 
     `claims`: leave out what other reviewers hold (their pages' claims), for a screening pass.
     """
-    # the model's threshold and version, not its metrics, classes and path, for every row
     tracklets = (
-        Tracklet.objects.filter(night=night)
-        .select_related("model_version")
-        .defer("model_version__metrics", "model_version__classes", "model_version__checkpoint")
+        Tracklet.objects.filter(night=night).select_related("model_version").only(*ROW_FIELDS)
     )
     blind = blind_q(reviewer)
     if filters.status == "to_review":
