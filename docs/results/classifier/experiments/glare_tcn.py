@@ -85,6 +85,10 @@ def main() -> None:
         help="fine-tune only this ResNet block and those after it (and the output layer); "
         "the blocks before keep their weights and BatchNorm statistics",
     )  # fmt: skip
+    parser.add_argument(
+        "--tcn-lr", type=float, help="the TCN's learning rate (the retraining's default if not)"
+    )
+    parser.add_argument("--tcn-epochs", type=int, help="the TCN's epochs (the retraining's: 40)")
     parser.add_argument("--cache", type=Path, default=ROOT / "var/cache/evaluation")
     parser.add_argument(
         "--night", type=Path, help="a measurement night's bundle (var/bench/glare-25-6000-...)"
@@ -109,6 +113,10 @@ def main() -> None:
 
     labels = pickle.loads(args.labels.read_bytes())
     cfg = RetrainConfig(cache_dir=str(args.cache), device="cpu", tcn_mode=args.mode)
+    if args.tcn_lr:
+        cfg = replace(cfg, tcn_lr=args.tcn_lr)
+    if args.tcn_epochs:
+        cfg = replace(cfg, tcn_epochs=args.tcn_epochs)
     icn_name = f"icn-{args.labels.stem}.pt"
     if args.icn_learns_from:
         icn_name = f"icn-{args.labels.stem}-from-{args.icn_learns_from}.pt"
