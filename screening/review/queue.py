@@ -178,23 +178,25 @@ def claims_take(
         with connection.cursor() as cursor:
             cursor.execute(f"{insert}VALUES {rows} {conflict}", params)
         return claims_live(tracklet_ids, now)
-    # The others' live claims as they stood, and this reviewer's as just written, by time made;
-    # the ids as one array each time (50 rows of four values each cost more to send than to write).
+    # The others' live claims as they stood, and this reviewer's as just written, by time made
+    # (the times sorted on, not sent: each is parsed in Python); the ids as one array each time
+    # (50 rows of four values each cost more to send than to write).
     users = quote(get_user_model()._meta.db_table)
     sql = (
         f"WITH mine AS ({insert}SELECT unnest(%s::bigint[]), %s, %s, %s {conflict} "
         "RETURNING id, tracklet_id, created_at) "
-        "SELECT c.id, c.tracklet_id, c.reviewer_id, u.username, c.created_at "  # noqa: S608 - no input in the text
+        "SELECT tracklet_id, reviewer_id, username FROM ("  # noqa: S608 - no input in the text
+        "SELECT c.id, c.tracklet_id, c.reviewer_id, u.username, c.created_at "
         f"FROM {table} c JOIN {users} u ON u.id = c.reviewer_id "
         "WHERE c.tracklet_id = ANY(%s::bigint[]) AND c.expires_at > %s AND c.reviewer_id <> %s "
-        "UNION ALL SELECT m.id, m.tracklet_id, %s::integer, %s::text, m.created_at FROM mine m "
-        "ORDER BY 5, 1"
+        "UNION ALL SELECT m.id, m.tracklet_id, %s::integer, %s::text, m.created_at FROM mine m"
+        ") claims ORDER BY created_at, id"
     )
     params = [tracklet_ids, reviewer.pk, *when, tracklet_ids, when[0], reviewer.pk]
     params += [reviewer.pk, reviewer.get_username()]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return _claims_by_tracklet(row[1:4] for row in cursor.fetchall())
+        return _claims_by_tracklet(cursor.fetchall())
 
 
 def claims_live(tracklet_ids, now=None) -> dict[int, list[tuple[int, str]]]:
