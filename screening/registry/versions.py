@@ -6,7 +6,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -172,12 +172,24 @@ def _evaluation_marker(version: str) -> Path:
     return evaluation_cache() / f"evaluating-{version}.json"
 
 
-@contextmanager
-def evaluation_marked(version: str) -> Iterator[None]:
+def _retraining_sets_marker(version: str) -> Path:
+    return evaluation_cache() / f"retraining-sets-{version}.json"
+
+
+def evaluation_marked(version: str) -> AbstractContextManager[None]:
     """Mark a stand-alone evaluation of a model as running (a file under the evaluation cache,
     which the Models page reads: `evaluation_status`) for as long as the block runs; removed
     when it succeeds, left saying "failed" with the error when it raises."""
-    marker = _evaluation_marker(version)
+    return _marked(_evaluation_marker(version))
+
+
+def retraining_sets_marked(version: str) -> AbstractContextManager[None]:
+    """The same for the making of a retraining's sets (`retraining_sets_status`)."""
+    return _marked(_retraining_sets_marker(version))
+
+
+@contextmanager
+def _marked(marker: Path) -> Iterator[None]:
     marker.parent.mkdir(parents=True, exist_ok=True)
     started = timezone.now().isoformat()
     state = {"state": "running", "started": started, "pid": os.getpid(),
@@ -206,8 +218,19 @@ def evaluation_status(model: ModelVersion) -> dict[str, Any] | None:
     model has its figures or no evaluation was started."""
     if synthetic_report(model):
         return None
+    return _marker_state(_evaluation_marker(model.version))
+
+
+def retraining_sets_status(model: ModelVersion | None) -> dict[str, Any] | None:
+    """Where the making of a retraining's sets for this model (`model_evaluate
+    --retraining-sets`, which `./run demo` starts in the background) stands, as
+    `evaluation_status` says it; None when it finished or was never started."""
+    return _marker_state(_retraining_sets_marker(model.version)) if model else None
+
+
+def _marker_state(marker: Path) -> dict[str, Any] | None:
     try:
-        state = json.loads(_evaluation_marker(model.version).read_text())
+        state = json.loads(marker.read_text())
         out = {"state": str(state["state"]), "started": datetime.fromisoformat(state["started"])}
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -20,6 +20,7 @@ from screening.registry.versions import (
     evaluation_status,
     model_promote,
     promotion_check,
+    retraining_sets_status,
     synthetic_report,
 )
 from screening.review.audit import model_estimates
@@ -68,6 +69,10 @@ def models_page(request: HttpRequest) -> HttpResponse:
         "can_train": request.user.has_perm("screening.add_trainingrun"),
         "preset": training_preset(),
         "preset_text": PRESETS[training_preset()][0],
+        # what a retraining from the active model reads (its sets, the model's scores there),
+        # being made in the background: a run started meanwhile makes what is missing itself
+        "sets": retraining_sets_status(next(
+            (s["model"] for s in summaries if s["model"].is_active), None)),
     })  # fmt: skip
 
 

@@ -224,6 +224,37 @@ def test_the_models_page_says_an_evaluation_is_running_or_failed(active, setting
     assert 'data-evaluation="stopped">evaluation stopped before it finished' in registry_row()
 
 
+def test_the_models_page_says_a_retraining_would_wait_for_its_sets_being_made(
+    active, settings, tmp_path
+):
+    """While `model_evaluate --retraining-sets` (the demo's background step) makes what a
+    retraining reads, the Models page says so beside the button: a run started meanwhile makes
+    what is missing itself and takes longer. Nothing once it is done; a failure says so."""
+    from screening.registry.versions import retraining_sets_marked
+
+    settings.VAR_DIR = tmp_path
+    client = Client()
+    client.force_login(make_user("boss", "admin"))
+
+    def note() -> str:
+        page = client.get("/models/").content.decode()
+        if 'id="sets-preparing"' not in page:
+            return ""
+        start = page.index('id="sets-preparing"')
+        return " ".join(page[start : page.index("</p>", start)].split())
+
+    assert note() == ""
+    with retraining_sets_marked(active.version):
+        running = note()
+    assert "being made in the background (since" in running
+    assert "A retraining started before they are ready makes what is missing itself" in running
+    assert note() == ""  # done: nothing to say
+    with pytest.raises(RuntimeError), retraining_sets_marked(active.version):
+        raise RuntimeError("disk full")
+    assert "failed (RuntimeError: disk full)" in note()
+    assert "a retraining makes them itself" in note()
+
+
 def test_the_demo_makes_what_a_first_retraining_would_wait_for(active, settings, tmp_path):
     """`./run demo` runs `model_evaluate --if-missing --retraining-sets`: with the model's
     figures already there, it still simulates the retraining's tracklets and scores the model
@@ -251,6 +282,7 @@ def test_the_demo_makes_what_a_first_retraining_would_wait_for(active, settings,
     assert "already has an evaluation" in out.getvalue()
     kept = set(cache.glob(f"scores-{active.version[:32]}-*.npz")) - before
     assert len(kept) == 1  # the retraining's evaluation set (the preset's sizes), scored once
+    assert not list(cache.glob("retraining-sets-*"))  # done: the Models page says nothing more
 
     cfg = training_config()
     model = load_model(Path(active.checkpoint), device=cfg.device)

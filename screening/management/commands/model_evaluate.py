@@ -9,6 +9,7 @@ from screening.registry.versions import (
     evaluation_marked,
     evaluation_sizes,
     model_evaluate,
+    retraining_sets_marked,
     synthetic_report,
 )
 
@@ -72,7 +73,10 @@ class Command(BaseCommand):
             path = evaluation_file_write(model, checkpoint_local(model))
             self.stdout.write(f"figures saved beside the checkpoint: {path}")
         if retraining_sets:  # after the figures, which the Models page waits for
-            self._retraining_sets(model)
+            # marked while it runs: the Models page says that a retraining started meanwhile
+            # makes what is missing itself, and takes longer
+            with retraining_sets_marked(model.version):
+                self._retraining_sets(model)
 
     def _evaluate(self, model: ModelVersion, real: int | None, bogus: int | None,
                   planet: int | None) -> None:  # fmt: skip
