@@ -176,6 +176,33 @@ def review(
     return counts
 
 
+def _retrain_overrides(pairs: list[str]) -> None:
+    """Make the training run's RetrainConfig the preset's with these fields replaced (typed as
+    the fields' defaults are)."""
+    import dataclasses
+
+    from screening.registry import training
+
+    preset = training.training_config
+    fields = {f.name: f for f in dataclasses.fields(preset())}
+    changes = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if name not in fields:
+            sys.exit(f"--retrain {pair!r}: RetrainConfig has no field {name!r}")
+        default = getattr(preset(), name)
+        if isinstance(default, bool):
+            changes[name] = text.lower() in ("1", "true", "yes")
+        elif isinstance(default, int):
+            changes[name] = int(text)
+        elif isinstance(default, float) or default is None:  # tcn_lr: None or a rate
+            changes[name] = float(text)
+        else:
+            changes[name] = text
+    training.training_config = lambda: dataclasses.replace(preset(), **changes)
+    print(f"retraining with {changes} (otherwise the preset's)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -211,6 +238,14 @@ def main() -> None:
         type=Path,
         help="also write the labels the training run gathers (classifier.retrain.Labels, "
         "pickled) to this file, for training experiments without the services",
+    )
+    parser.add_argument(
+        "--retrain",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a RetrainConfig field other than the preset's for this run (say "
+        "icn_learns_from=layer3 or tcn_lr=0.03); repeatable",
     )
     args = parser.parse_args()
 
@@ -298,6 +333,8 @@ def main() -> None:
 
     loop_started = time.perf_counter()
     run = training_run_request()
+    if args.retrain:
+        _retrain_overrides(args.retrain)
     training_run_execute(run_id=run.pk)
     run = TrainingRun.objects.get(pk=run.pk)
     timings["retrain"] = time.perf_counter() - loop_started

@@ -107,6 +107,37 @@ def test_a_new_class_grows_the_icn_and_both_models_are_compared(tiny_model, tmp_
     assert not list(tmp_path.glob(".unevaluated/*.pt"))  # no half-made candidate left
 
 
+def test_an_icn_fine_tuned_from_a_late_block_keeps_the_blocks_before_to_the_bit(
+    tiny_model, tmp_path
+) -> None:
+    """`icn_learns_from="layer4"`: the stem and blocks 1-3 keep the base's weights and BatchNorm
+    statistics exactly (the old classes' features unmoved); layer4 and the output layer learn.
+    An unknown block is refused by name."""
+    from dataclasses import replace
+
+    import torch
+
+    base_path, _ = tiny_model
+    path, _ = retrain(
+        base_path, glare_labels(), tmp_path, replace(TINY, icn_learns_from="layer4"),
+        progress=lambda *a, **k: None,
+    )  # fmt: skip
+    before = load_checkpoint(base_path)["icn"]["state_dict"]
+    after = load_checkpoint(path)["icn"]["state_dict"]
+    kept, moved = [], []
+    for key, value in before.items():
+        if key.endswith("num_batches_tracked") or key.startswith("fc."):
+            continue
+        same = torch.equal(value.float(), after[key].float())
+        (moved if key.startswith("layer4.") else kept).append((key, same))
+    assert kept and all(same for _, same in kept), [k for k, same in kept if not same]
+    assert any(key.endswith("running_mean") for key, _ in kept)
+    assert not all(same for _, same in moved)  # layer4 learned
+    assert after["fc.weight"].shape[0] == before["fc.weight"].shape[0] + 1  # GLARE's row
+    with pytest.raises(ValueError, match="icn_learns_from must be .* got 'layer5'"):
+        RetrainConfig(icn_learns_from="layer5")
+
+
 def test_a_base_is_not_scored_on_held_out_stamps_of_a_class_it_lacks() -> None:
     from classifier.metrics import held_out_stamp_accuracy
 

@@ -81,7 +81,7 @@ def main() -> None:
         help="how the share input is taken (each a variant)",
     )  # fmt: skip
     parser.add_argument(
-        "--icn-learns-from", default="", choices=["", "layer3", "layer4"],
+        "--icn-learns-from", default="", choices=["", "layer2", "layer3", "layer4"],
         help="fine-tune only this ResNet block and those after it (and the output layer); "
         "the blocks before keep their weights and BatchNorm statistics",
     )  # fmt: skip
@@ -112,7 +112,10 @@ def main() -> None:
     )
 
     labels = pickle.loads(args.labels.read_bytes())
-    cfg = RetrainConfig(cache_dir=str(args.cache), device="cpu", tcn_mode=args.mode)
+    cfg = RetrainConfig(
+        cache_dir=str(args.cache), device="cpu", tcn_mode=args.mode,
+        icn_learns_from=args.icn_learns_from,
+    )  # fmt: skip
     if args.tcn_lr:
         cfg = replace(cfg, tcn_lr=args.tcn_lr)
     if args.tcn_epochs:
@@ -140,15 +143,6 @@ def main() -> None:
         print(f"ICN kept in {kept_icn}")
     else:
         base = model_from_checkpoint(payload)
-        if args.icn_learns_from:
-            blocks = ["layer1", "layer2", "layer3", "layer4"]
-            frozen = blocks[: blocks.index(args.icn_learns_from)]
-            for name, module in base.icn.named_modules():
-                if name == "conv1" or name == "bn1" or name.split(".")[0] in frozen:
-                    for p in module.parameters(recurse=False):
-                        p.requires_grad_(False)
-                    if isinstance(module, torch.nn.BatchNorm2d):
-                        module.momentum = 0.0  # its running statistics stay the base's
         icn, _ = _icn_stage(
             base, base_model, new, stamps_train, stamps_held, tracklets_train, cfg,
             device="cpu", report=lambda *a, **k: None, started=t0,
