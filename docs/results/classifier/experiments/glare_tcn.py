@@ -81,9 +81,10 @@ def main() -> None:
         help="how the share input is taken (each a variant)",
     )  # fmt: skip
     parser.add_argument(
-        "--icn-learns-from", default="", choices=["", "layer2", "layer3", "layer4"],
+        "--icn-learns-from", default="", choices=["", "layer1", "layer2", "layer3", "layer4"],
         help="fine-tune only this ResNet block and those after it (and the output layer); "
-        "the blocks before keep their weights and BatchNorm statistics",
+        "the blocks before keep their weights and BatchNorm statistics; '' every weight "
+        "(the retraining's default)",
     )  # fmt: skip
     parser.add_argument(
         "--tcn-lr", type=float, help="the TCN's learning rate (the retraining's default if not)"
