@@ -184,13 +184,13 @@ def _retrain_overrides(pairs: list[str]) -> None:
     from screening.registry import training
 
     preset = training.training_config
-    fields = {f.name: f for f in dataclasses.fields(preset())}
+    defaults = preset()
     changes = {}
     for pair in pairs:
         name, _, text = pair.partition("=")
-        if name not in fields:
+        if not hasattr(defaults, name):
             sys.exit(f"--retrain {pair!r}: RetrainConfig has no field {name!r}")
-        default = getattr(preset(), name)
+        default = getattr(defaults, name)
         if isinstance(default, bool):
             changes[name] = text.lower() in ("1", "true", "yes")
         elif isinstance(default, int):

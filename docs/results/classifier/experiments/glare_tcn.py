@@ -114,16 +114,12 @@ def main() -> None:
 
     labels = pickle.loads(args.labels.read_bytes())
     cfg = RetrainConfig(
-        cache_dir=str(args.cache), device="cpu", tcn_mode=args.mode,
+        cache_dir=str(args.cache), device="cpu", tcn_mode=args.mode, tcn_lr=args.tcn_lr,
         icn_learns_from=args.icn_learns_from,
+        **({"tcn_epochs": args.tcn_epochs} if args.tcn_epochs else {}),
     )  # fmt: skip
-    if args.tcn_lr:
-        cfg = replace(cfg, tcn_lr=args.tcn_lr)
-    if args.tcn_epochs:
-        cfg = replace(cfg, tcn_epochs=args.tcn_epochs)
-    icn_name = f"icn-{args.labels.stem}.pt"
-    if args.icn_learns_from:
-        icn_name = f"icn-{args.labels.stem}-from-{args.icn_learns_from}.pt"
+    learns_from = f"-from-{args.icn_learns_from}" if args.icn_learns_from else ""
+    icn_name = f"icn-{args.labels.stem}{learns_from}.pt"
     payload = load_checkpoint(args.base)
     base_model = model_from_checkpoint(payload, Runtime.for_device("cpu"))
     base_classes = tuple(base_model.classes)
