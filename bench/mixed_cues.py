@@ -1,7 +1,7 @@
 """How far the physical cues can tell a mixed linkage from one mover: no model, only the cues.
 
     .venv/bin/python bench/mixed_cues.py [--sets nominal,psf-broad] [--tracklets 500]
-        [--mixed 200] [--cache var/cache/bench-novelty]
+        [--mixed 200] [--cache var/cache/bench-novelty] [--oracle [--icn MODEL.pt]]
 
 For each simulated set of bench/novelty.py (the very same cached tracklets), the cues of every
 real tracklet and of every mixed linkage (`classifier.features.measure`, as scoring computes
@@ -10,6 +10,10 @@ value that keeps 99.6% of them (issue 25's real recall), and the share of each m
 real side of it, and what a cut on all of them at once keeps and rejects. A mixed linkage
 inside every one of those limits looks like one mover to these cues: what a model can reject
 of such linkages beyond the cut has to come from the stamps, or from a trade of real recall.
+With --oracle, every cue the cue set 5 network reads, at once, by a small network trained on
+the set's own conditions (5-fold, scored out of fold): an upper bound on what the cues allow,
+with no shift between training and test; with --icn, the stamps' class probabilities by that
+model's ICN as well (everything its TCN reads).
 And the motion significance (rate over its error, in the matched filter's errors) of the real
 tracklets and of the set's stationary variable stars, against 3 sigma.
 """
@@ -31,19 +35,77 @@ sys.path.insert(0, str(ROOT / "bench"))
 from novelty import cached, shifted, simulate  # noqa: E402
 
 from classifier import motion  # noqa: E402
-from classifier.features import TRACKLET_FEATURES, batch_raw  # noqa: E402
+from classifier.features import (  # noqa: E402
+    TRACKLET_FEATURES,
+    batch_raw,
+    detection_inputs,
+    tracklet_inputs,
+)
 
 KEEP = 0.996
 # the cues a mixed linkage shows as more than one mover: misfit, magnitudes
 JOINT = ("fit_rms_arcsec", "mag_range", "chi2_dof_filtered")
 
 
-def tracklet_cues(data: dict, which: np.ndarray) -> np.ndarray:
+def tracklet_cues(data: dict, which: np.ndarray, detections: bool = False):
     """The tracklet cues (TRACKLET_FEATURES' columns) of the tracklets `which` of a set, as
-    scoring measures them (`classifier.features.batch_raw`)."""
+    scoring measures them (`classifier.features.batch_raw`); with `detections`, the
+    per-detection cues too."""
     starts = np.concatenate([[0], np.cumsum(data["lengths"])])
     rows = np.concatenate([np.arange(starts[t], starts[t + 1]) for t in which] + [[]]).astype(int)
-    return batch_raw(data["meta"][rows], data["stamps"][rows], data["lengths"][which])[1]
+    det, trk = batch_raw(data["meta"][rows], data["stamps"][rows], data["lengths"][which])
+    return (det, trk) if detections else trk
+
+
+def oracle_inputs(data: dict, which: np.ndarray, model=None) -> np.ndarray:
+    """Every cue the TCN of cue set 5 reads, as its inputs: the tracklet's, and each detection
+    input's mean, minimum and maximum over the tracklet's detections; with `model`, its ICN's
+    class probabilities of each stamp too (pooled the same way)."""
+    det, trk = tracklet_cues(data, which, detections=True)
+    d = detection_inputs(det, 5)
+    if model is not None:
+        starts = np.concatenate([[0], np.cumsum(data["lengths"])])
+        rows = np.concatenate([np.arange(starts[t], starts[t + 1]) for t in which]).astype(int)
+        seen = model.assess(data["stamps"][rows], data["lengths"][which], data["meta"][rows])
+        d = np.concatenate([d, seen.probabilities], axis=1)
+    bounds = np.concatenate([[0], np.cumsum(data["lengths"][which])])
+    pooled = [
+        np.concatenate([d[a:b].mean(0), d[a:b].min(0), d[a:b].max(0)])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return np.concatenate([tracklet_inputs(trk, 5), np.stack(pooled)], axis=1)
+
+
+def oracle(real: np.ndarray, mixed: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Out-of-fold scores of a small MLP trained on these very conditions to tell mixed
+    linkages (1) from real tracklets (0): an upper bound on what a network can make of the
+    cues here, with no shift between training and test. Returns (scores of real, of mixed)."""
+    import torch
+
+    torch.manual_seed(seed)
+    x = np.concatenate([real, mixed]).astype(np.float32)
+    y = np.concatenate([np.zeros(len(real)), np.ones(len(mixed))]).astype(np.float32)
+    fold = np.random.default_rng(seed).permutation(len(x)) % folds
+    out = np.zeros(len(x), np.float32)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+        xt = torch.from_numpy((x[train] - mean) / std)
+        yt = torch.from_numpy(y[train])
+        net = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(),
+            torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1),
+        )  # fmt: skip
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+        weight = torch.tensor(float((yt == 0).sum() / max(1, (yt == 1).sum())))
+        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight)
+        for _ in range(400):
+            opt.zero_grad()
+            loss_fn(net(xt)[:, 0], yt).backward()
+            opt.step()
+        with torch.no_grad():
+            out[test] = net(torch.from_numpy((x[test] - mean) / std))[:, 0].numpy()
+    return out[: len(real)], out[len(real) :]
 
 
 def main() -> None:
@@ -53,12 +115,29 @@ def main() -> None:
     parser.add_argument("--mixed", type=int, default=200, help="mixed linkages a set")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "cache" / "bench-novelty")
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also an MLP trained on each set's own cues (5-fold, out of fold): how many mixed "
+        "linkages of each kind every cue together rejects at 99.6%% real recall",
+    )
+    parser.add_argument(
+        "--icn",
+        type=Path,
+        default=None,
+        help="with --oracle: also this model's ICN class probabilities of every stamp",
+    )
     args = parser.parse_args()
     print(
         f"{platform.node()}, {os.cpu_count()} cores; {args.tracklets} real tracklets and "
         f"{args.mixed} mixed linkages a set; each cue cut where it keeps {100 * KEEP:.1f}% of reals"
     )
     names = list(TRACKLET_FEATURES)
+    icn = None
+    if args.icn is not None:
+        from classifier.inference import load_model
+
+        icn = load_model(args.icn, device="cpu")
     for name in args.sets.split(","):
         base = cached(
             args.cache,
@@ -96,6 +175,19 @@ def main() -> None:
             print(f"  {kind} (n = {len(cues)}): " + "; ".join(parts))
             print(f"    inside every limit at once: {100 * inside.mean():.1f}%; the cut on all "
                   f"three rejects {100 * (1 - inside.mean()):.1f}%")  # fmt: skip
+        if args.oracle:
+            real_in = oracle_inputs(base, np.flatnonzero(base["real"]), icn)
+            for kind in sorted(set(kinds)):
+                mixed_in = oracle_inputs(mixed, np.flatnonzero(kinds == kind), icn)
+                real_out, mixed_out = oracle(real_in, mixed_in)
+                cut = np.quantile(real_out, KEEP)  # real tracklets at or below it are kept
+                print(
+                    f"  oracle on every cue at once, {kind}: rejects "
+                    f"{100 * (mixed_out > cut).mean():.1f}% of {len(mixed_out)} with "
+                    f"{100 * (real_out <= cut).mean():.1f}% of {len(real_out)} real kept "
+                    "(trained on this set's own conditions, scored out of fold"
+                    + (f"; with {icn.version}'s ICN probabilities)" if icn else ")")
+                )
         # stationary variable stars: a motion within its errors (the set's own bogus of that kind)
         # (the rule's own measure and cut: classifier.motion)
         real_sigma = motion.significance(real)

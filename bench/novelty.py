@@ -3,7 +3,7 @@
 was trained on, and on real ZTF cutouts; several models side by side on the very same tracklets.
 
     .venv/bin/python bench/novelty.py --model models/screening-<hash>.pt [--model OTHER.pt]
-        [--tracklets 1000] [--cache var/cache/bench-novelty]
+        [--tracklets 1000] [--cache var/cache/bench-novelty] [--thresholds 0.05,0.1,0.2]
 
 For every set, the same figures at the model's threshold, with a tracklet unlike training kept
 in the to-review queue whatever its score (what the product does):
@@ -32,7 +32,10 @@ Each shifted range is held out of every recipe's training, so the worst shift is
 The simulated sets carry each exposure's seeing (fwhm_px, which a cue set 3 model reads); with
 --without-seeing it is hidden, as from a survey that does not send it (ZTF's set never has it).
 Simulated sets are kept in --cache (keyed by the simulator's code) and reused by the next run.
-Prints a table per model, the acceptance checks of issue 25, and writes JSON (--out).
+Prints a table per model, the acceptance checks of issue 25, and writes JSON (--out). With
+--thresholds, the checks again at each of those thresholds (what a threshold chosen for more
+recall would give; the motion rule judged down to the lowest of them, which can leave a still
+tracklet below half a higher threshold unflagged as unlike training, as the product would not).
 """
 
 from __future__ import annotations
@@ -175,22 +178,42 @@ def ztf_tracklets(n: int = 30, linking: str = "brightness") -> dict:
     }
 
 
-def figures(model, data: dict) -> dict:
+def assessed(model, data: dict) -> dict:
+    """What the model makes of a set, at any threshold: scores, still and unlike flags, stamps'
+    top classes and novelty."""
     t0 = time.time()
     out = model.assess(data["stamps"], data["lengths"], data["meta"])
-    seconds = time.time() - t0
+    return {
+        "scores": np.asarray(out.scores),
+        "still": np.array([bool(r) for r in out.not_moving], bool).reshape(-1),
+        "unlike": np.array([bool(r) for r in out.unlike_training], bool),
+        "reasons": [r for r in out.unlike_training if r][:5],
+        "top": np.array(model.classes)[out.probabilities.argmax(1)],
+        "stamp_unlike": (
+            out.distances > model.novelty.stamp_limit if out.distances is not None else None
+        ),
+        "seconds": time.time() - t0,
+    }
+
+
+def figures(model, data: dict, threshold: float | None = None, seen: dict | None = None) -> dict:
+    """The set's figures at `threshold` (the model's own if None); `seen`: `assessed`'s answer
+    if already made. A still tracklet (the motion rule) passes at no threshold."""
+    seen = seen or assessed(model, data)
+    threshold = model.threshold if threshold is None else threshold
     real = data["real"]
-    unlike = np.array([bool(r) for r in out.unlike_training])
-    passing = out.scores >= model.threshold
+    unlike = seen["unlike"]
+    passing = (seen["scores"] >= threshold) & ~seen["still"]
     kept = passing | unlike
-    top = np.array(model.classes)[out.probabilities.argmax(1)]
+    top = seen["top"]
     stamp_real = np.repeat(real, data["lengths"])
-    stamp_unlike = out.distances > model.novelty.stamp_limit if out.distances is not None else None
+    stamp_unlike = seen["stamp_unlike"]
     ast_or_unlike = (top == "AST") | (stamp_unlike if stamp_unlike is not None else False)
     first = np.ones(len(top), bool)
     if "cutout" in data:
         first[:] = False
         first[np.unique(data["cutout"], return_index=True)[1]] = True
+    seconds = seen["seconds"]
     result = {
         "tracklets": {"real": int(real.sum()), "bogus": int((~real).sum())},
         "real_kept": float(kept[real].mean()) if real.any() else None,
@@ -213,7 +236,7 @@ def figures(model, data: dict) -> dict:
             float(ast_or_unlike[stamp_real & first].mean()) if stamp_real.any() else None
         ),
         "by_bogus_kind": {},
-        "reasons": [r for r in out.unlike_training if r][:5],
+        "reasons": seen["reasons"],
         "seconds": round(seconds, 1),
     }
     kinds = np.array(data["kinds"])
@@ -367,8 +390,15 @@ def main() -> None:
         default=0,
         help="also this many mixed linkages a simulated set (the <set>-mixed sets)",
     )
+    parser.add_argument(
+        "--thresholds",
+        default="",
+        help="also issue 25's checks at these thresholds (comma-separated), every model: what "
+        "a threshold chosen for more recall would give",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON report")
     args = parser.parse_args()
+    sweep = [float(t) for t in args.thresholds.split(",") if t.strip()]
     cache = args.cache if str(args.cache) else None
 
     from classifier.inference import load_model
@@ -394,6 +424,7 @@ def main() -> None:
         "models": {m.version: {"threshold": m.threshold, "sets": {}} for m in models},
     }
     nominal = None
+    kept_sets: dict[str, dict] = {m.version: {} for m in models}  # for --thresholds
     names = args.sets.split(",")
     if args.mixed:
         names += [
@@ -435,7 +466,15 @@ def main() -> None:
         if args.without_seeing and data["meta"].shape[1] > 6:
             data = {**data, "meta": data["meta"][:, :6]}  # features: seeing NaN, not sent
         for model in models:
-            result = figures(model, data)
+            seen = assessed(model, data)
+            if sweep:  # again, with the motion rule judging down to the lowest threshold asked
+                threshold = model.threshold
+                model.threshold = min([threshold, *sweep])
+                try:
+                    kept_sets[model.version][name] = (data, assessed(model, data))
+                finally:
+                    model.threshold = threshold
+            result = figures(model, data, seen=seen)
             result["simulation_seconds"] = round(made, 1)
             report["models"][model.version]["sets"][name] = result
             print(f"[{model.version}]", end=" ")
@@ -451,6 +490,21 @@ def main() -> None:
         print(f"\nissue 25's checks, model {model.version}:")
         for c, ok, f in checks:
             print(f"  {'met    ' if ok else 'NOT met'}  {c}: {f}")
+    for model in models if sweep else []:
+        print(f"\nissue 25's checks at other thresholds, model {model.version}:")
+        report["models"][model.version]["thresholds"] = {}
+        for threshold in sweep:
+            sets = {
+                name: figures(model, data, threshold, seen)
+                for name, (data, seen) in kept_sets[model.version].items()
+            }
+            checks = acceptance(sets)
+            report["models"][model.version]["thresholds"][str(threshold)] = [
+                {"check": c, "met": ok, "figure": f} for c, ok, f in checks
+            ]
+            print(f"  threshold {threshold:.4f}:")
+            for c, ok, f in checks:
+                print(f"    {'met    ' if ok else 'NOT met'}  {c}: {f.split('; too few')[0]}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
 
