@@ -35,6 +35,7 @@ from classifier.checkpoint import (
     round_to_half,
     save_checkpoint,
 )
+from classifier.classes import is_real
 from classifier.datasets import (
     StampSet,
     TrackletSet,
@@ -63,6 +64,7 @@ from classifier.networks import (
 )
 from classifier.novelty import NoveltyReference, class_indices, reference_from, reference_path
 from classifier.preprocess import centre_crop, prepare
+from classifier.simulate import SimConfig
 from classifier.train import (
     SEEING_DROPOUT,
     TCN_VALIDATION_OFFSET,
@@ -87,6 +89,13 @@ Progress = Callable[..., None]
 ICN_SPAN = (0.15, 0.55)  # the share of a run's progress the ICN's training takes
 TCN_SPAN = (0.7, 0.8)
 NOVELTY_STAMPS = 6000  # simulated stamps a candidate's novelty reference is fitted on
+# The bright replay (RetrainConfig.replay_bright_per_class): real classes at SNR 50-1,000, flat
+# in log SNR (the nominal draws put about 6% of comets and under 1% of asteroids above SNR
+# 100), on a seed of its own.
+REPLAY_BRIGHT = SimConfig(
+    snr_range=(50.0, 1000.0), snr_slope=1.0, comet_snr_range=(50.0, 1000.0), comet_snr_slope=1.0
+)
+BRIGHT_SEED_OFFSET = 7919
 TICKS_PER_EPOCH = 20  # progress ticks within an ICN epoch (a long one takes minutes on a CPU)
 
 
@@ -171,6 +180,10 @@ class RetrainConfig:
     seed: int = 0
     holdout_fraction: float = 0.25
     replay_per_class: int = 150  # synthetic stamps per base class, so nothing is forgotten
+    # and this many more of each real base class drawn bright (REPLAY_BRIGHT): the replay's
+    # power laws give few, and a new class of bright, diffuse light (planet glare) ate a bright
+    # comet the base read COMET 0.96 (docs/retraining.md)
+    replay_bright_per_class: int = 50
     labelled_min: int = 150  # each labelled class is repeated up to this many stamps
     icn_epochs: int = 6
     icn_lr: float = 5e-4
@@ -642,6 +655,23 @@ def _icn_sets(
         labelled_images.append(np.repeat(prepared, repeats, axis=0))
         labelled_targets.append(np.full(len(mine) * repeats, classes.index(name), np.int64))
     old_images = [replay.images]
+    replay_labels = [replay.labels]
+    bright = tuple(c for c in base_classes if is_real(c))
+    if cfg.replay_bright_per_class and bright:
+        report(
+            0.06, f"simulating {cfg.replay_bright_per_class} bright replay stamps per real class"
+        )
+        extra = build_stamp_set(
+            cfg.seed + BRIGHT_SEED_OFFSET,
+            bright,
+            cfg.replay_bright_per_class,
+            pre,
+            cfg=REPLAY_BRIGHT,
+            workers=cfg.workers,
+            progress=False,
+        )
+        old_images.append(extra.images)
+        replay_labels.append(np.array([base_classes.index(bright[i]) for i in extra.labels]))
     soft = None
     if cfg.distill:
         # Learning without forgetting: on the replay, and on stamps of tracklets reviewers
@@ -665,7 +695,7 @@ def _icn_sets(
         soft[np.arange(len(old), len(soft)), hard] = 1.0
         old_labels = teacher.argmax(1)  # for the record: the loss uses `soft`
     else:
-        old_labels = replay.labels
+        old_labels = np.concatenate(replay_labels)
     train_set = StampSet(
         np.concatenate([old, *labelled_images]), np.concatenate([old_labels, hard]), classes
     )

@@ -159,17 +159,19 @@ def _train(run_id: int) -> ModelVersion:
 # from RetrainConfig's defaults (the full run).
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "full": (
-        "the full run (6 epochs of the stamp network on 150 simulated stamps a class and the "
-        "labels, the tracklet network on 2,400 simulated tracklets)",
+        "the full run (6 epochs of the stamp network on 150 simulated stamps a class, 50 more "
+        "bright ones of each real class and the labels, the tracklet network on 2,400 simulated "
+        "tracklets)",
         {},
     ),
     "demo": (
-        "the demo's short run (2 epochs of the stamp network on 60 simulated stamps a class and "
-        "the labels, the tracklet network on 1,200 simulated tracklets, 20 epochs); the full "
-        "run (TRAINING_PRESET=full) trains 6 and 40 epochs on 150 stamps a class and 2,400 "
-        "tracklets",
+        "the demo's short run (2 epochs of the stamp network on 60 simulated stamps a class, 20 "
+        "more bright ones of each real class and the labels, the tracklet network on 1,200 "
+        "simulated tracklets, 20 epochs); the full run (TRAINING_PRESET=full) trains 6 and 40 "
+        "epochs on 150 stamps a class and 2,400 tracklets",
         dict(
             replay_per_class=60,
+            replay_bright_per_class=20,
             labelled_min=60,
             icn_epochs=2,
             tcn_real=600,
@@ -182,6 +184,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "a run of seconds for tests, not a useful model",
         dict(
             replay_per_class=4,
+            replay_bright_per_class=2,
             labelled_min=8,
             icn_epochs=1,
             tcn_real=12,

@@ -138,6 +138,39 @@ def test_an_icn_fine_tuned_from_a_late_block_keeps_the_blocks_before_to_the_bit(
         RetrainConfig(icn_learns_from="layer5")
 
 
+def test_the_replay_keeps_bright_stamps_of_every_real_class_the_base_knows(tiny_model) -> None:
+    """Glare is bright and diffuse: the ICN learning it must also see bright comets, asteroids
+    and streaks as what they are, which the nominal draws (mostly faint) rarely show it."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from classifier.classes import is_real
+    from classifier.datasets import build_stamp_set
+    from classifier.retrain import REPLAY_BRIGHT, _icn_sets
+
+    base = load_model(tiny_model[0], device="cpu")
+    classes = (*base.classes, "GLARE")
+    stamps = glare_labels().stamps
+    cfg = replace(TINY, replay_per_class=2, replay_bright_per_class=3, distill=False)
+    train, _, _ = _icn_sets(base, classes, stamps, [], [], cfg, lambda *a, **k: None)
+    counts = Counter(classes[i] for i in train.labels)
+    real = [c for c in base.classes if is_real(c)]
+    assert real == ["AST", "STREAK", "COMET"]
+    for name in base.classes:
+        assert counts[name] == 2 + (3 if name in real else 0), name
+    assert counts["GLARE"] >= len(stamps)
+    none = replace(cfg, replay_bright_per_class=0)
+    train, _, _ = _icn_sets(base, classes, stamps, [], [], none, lambda *a, **k: None)
+    assert Counter(classes[i] for i in train.labels)["COMET"] == 2
+    # what the bright draws are: every real stamp at SNR 50 or more, where the nominal draws of
+    # the same seeds are mostly fainter
+    bright = build_stamp_set(5, tuple(real), 6, base.preprocessing, cfg=REPLAY_BRIGHT, workers=1,
+                             progress=False)  # fmt: skip
+    nominal = build_stamp_set(5, tuple(real), 6, base.preprocessing, workers=1, progress=False)
+    assert min(lat["snr"] for lat in bright.latents) >= 50
+    assert np.median([lat["snr"] for lat in nominal.latents]) < 50
+
+
 def test_a_base_is_not_scored_on_held_out_stamps_of_a_class_it_lacks() -> None:
     from classifier.metrics import held_out_stamp_accuracy
 
