@@ -47,12 +47,17 @@ KEEP = 0.996
 JOINT = ("fit_rms_arcsec", "mag_range", "chi2_dof_filtered")
 
 
+def _rows(data: dict, which: np.ndarray) -> np.ndarray:
+    """The detections' rows of the tracklets `which` of a set, in order."""
+    starts = np.concatenate([[0], np.cumsum(data["lengths"])])
+    return np.concatenate([np.arange(starts[t], starts[t + 1]) for t in which] + [[]]).astype(int)
+
+
 def tracklet_cues(data: dict, which: np.ndarray, detections: bool = False):
     """The tracklet cues (TRACKLET_FEATURES' columns) of the tracklets `which` of a set, as
     scoring measures them (`classifier.features.batch_raw`); with `detections`, the
     per-detection cues too."""
-    starts = np.concatenate([[0], np.cumsum(data["lengths"])])
-    rows = np.concatenate([np.arange(starts[t], starts[t + 1]) for t in which] + [[]]).astype(int)
+    rows = _rows(data, which)
     det, trk = batch_raw(data["meta"][rows], data["stamps"][rows], data["lengths"][which])
     return (det, trk) if detections else trk
 
@@ -64,8 +69,7 @@ def oracle_inputs(data: dict, which: np.ndarray, model=None) -> np.ndarray:
     det, trk = tracklet_cues(data, which, detections=True)
     d = detection_inputs(det, 5)
     if model is not None:
-        starts = np.concatenate([[0], np.cumsum(data["lengths"])])
-        rows = np.concatenate([np.arange(starts[t], starts[t + 1]) for t in which]).astype(int)
+        rows = _rows(data, which)
         seen = model.assess(data["stamps"][rows], data["lengths"][which], data["meta"][rows])
         d = np.concatenate([d, seen.probabilities], axis=1)
     bounds = np.concatenate([[0], np.cumsum(data["lengths"][which])])
@@ -76,7 +80,9 @@ def oracle_inputs(data: dict, which: np.ndarray, model=None) -> np.ndarray:
     return np.concatenate([tracklet_inputs(trk, 5), np.stack(pooled)], axis=1)
 
 
-def oracle(real: np.ndarray, mixed: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+def oracle(
+    real: np.ndarray, mixed: np.ndarray, folds: int = 5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold scores of a small MLP trained on these very conditions to tell mixed
     linkages (1) from real tracklets (0): an upper bound on what a network can make of the
     cues here, with no shift between training and test. Returns (scores of real, of mixed)."""
@@ -128,6 +134,8 @@ def main() -> None:
         help="with --oracle: also this model's ICN class probabilities of every stamp",
     )
     args = parser.parse_args()
+    if args.icn is not None and not args.oracle:
+        parser.error("--icn adds to --oracle's inputs: give --oracle too")
     print(
         f"{platform.node()}, {os.cpu_count()} cores; {args.tracklets} real tracklets and "
         f"{args.mixed} mixed linkages a set; each cue cut where it keeps {100 * KEEP:.1f}% of reals"
