@@ -185,7 +185,11 @@ def assessed(model, data: dict) -> dict:
     out = model.assess(data["stamps"], data["lengths"], data["meta"])
     return {
         "scores": np.asarray(out.scores),
-        "still": np.array([bool(r) for r in out.not_moving], bool).reshape(-1),
+        "still": (  # the motion rule's verdicts (none where it did not run: no metadata)
+            np.array([bool(r) for r in out.not_moving], bool)
+            if out.not_moving
+            else np.zeros(len(out.scores), bool)
+        ),
         "unlike": np.array([bool(r) for r in out.unlike_training], bool),
         "reasons": [r for r in out.unlike_training if r][:5],
         "top": np.array(model.classes)[out.probabilities.argmax(1)],
