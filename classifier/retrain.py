@@ -671,7 +671,8 @@ def _icn_sets(
             progress=False,
         )
         old_images.append(extra.images)
-        replay_labels.append(np.array([base_classes.index(bright[i]) for i in extra.labels]))
+        # the bright set's labels index `bright`; the replay's, every base class
+        replay_labels.append(np.array([base_classes.index(c) for c in bright])[extra.labels])
     soft = None
     if cfg.distill:
         # Learning without forgetting: on the replay, and on stamps of tracklets reviewers
