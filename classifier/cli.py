@@ -243,6 +243,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--real", type=int, default=2000, help="real validation tracklets")
     p.add_argument("--bogus", type=int, default=2000, help="bogus validation tracklets")
     p.add_argument(
+        "--ranges",
+        choices=("nominal", "training"),
+        default="nominal",
+        help="simulator ranges of the validation tracklets: the nominal survey's (default), or "
+        "the ranges the model was trained on (its recipe's; for the robust recipe the wider "
+        "simulator, so the recall holds over every condition it was made for)",
+    )
+    p.add_argument(
         "--out-dir",
         type=Path,
         default=Path("var/models"),
@@ -430,11 +438,12 @@ def cmd_threshold(args: argparse.Namespace) -> None:
     from classifier.evaluate import score_set
     from classifier.inference import Runtime, model_from_checkpoint
     from classifier.metrics import operating_point, threshold_for_recall
-    from classifier.train import TCN_VALIDATION_OFFSET
+    from classifier.train import TCN_VALIDATION_OFFSET, training_ranges
 
     payload = load_checkpoint(args.model)
     model = model_from_checkpoint(payload, Runtime.for_device(args.device))
     seed = args.seed if args.seed is not None else payload["training"]["seed"]
+    cfg = training_ranges(payload) if args.ranges == "training" else None
     tset = build_tracklet_set(
         seed,
         args.real,
@@ -442,6 +451,7 @@ def cmd_threshold(args: argparse.Namespace) -> None:
         model.preprocessing,
         glare="GLARE" in model.classes,
         first_index=TCN_VALIDATION_OFFSET,
+        cfg=cfg,
         workers=args.workers,
     )
     _, scores = score_set(model, tset, motion_rule=False)
@@ -454,6 +464,9 @@ def cmd_threshold(args: argparse.Namespace) -> None:
         "threshold_choice": {
             "target_recall": args.target_recall,
             "seed": seed,
+            "ranges": args.ranges,
+            "real": args.real,
+            "bogus": args.bogus,
             **operating_point(scores, tset.real, threshold),
         },
     }

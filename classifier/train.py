@@ -708,6 +708,13 @@ def simulator_of(cfg: IcnTraining) -> SimConfig:
     return SimConfig().widened() if cfg.widened else SimConfig()
 
 
+def training_ranges(payload: dict) -> SimConfig:
+    """The simulator ranges a saved model's recipe trained on (from its checkpoint's record)."""
+    icn = payload["training"]["icn"]
+    widened, wider = icn.get("widened", False), icn.get("wider", False)
+    return simulator_of(IcnTraining(name=icn["name"], widened=widened, wider=wider))
+
+
 def stamp_config(cfg: IcnTraining, curated_snr_slope: float | None = None) -> SimConfig:
     """The simulator settings of the ICN's curated stamps under a training recipe."""
     sim = simulator_of(cfg)

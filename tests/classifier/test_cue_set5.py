@@ -29,7 +29,7 @@ from classifier.features import (
 HERE = Path(__file__).resolve().parent
 BEFORE = HERE / "cues_before_set5.npz"  # `python -m tests.classifier.test_cue_set5` made it
 ROOT = HERE.parents[1]
-BASELINE = ROOT / "models" / "screening-43028b2fba09ca58.pt"  # cue set 1
+BASELINE = ROOT / "models" / "previous" / "screening-43028b2fba09ca58.pt"  # cue set 1
 FILTERED = [DETECTION_FEATURES.index(n) for n in DETECTION_FEATURES if "filtered" in n]
 FILTERED_FIT = [TRACKLET_FEATURES.index(n) for n in TRACKLET_FEATURES if "filtered" in n]
 

@@ -12,7 +12,7 @@ from classifier.features import CUES, tracklet_inputs
 from classifier.novelty import NoveltyReference, fit_features, load_reference, reference_path
 
 ROOT = Path(__file__).resolve().parents[2]
-BASELINE = ROOT / "models" / "screening-43028b2fba09ca58.pt"
+BASELINE = ROOT / "models" / "previous" / "screening-43028b2fba09ca58.pt"
 # the robust recipe's candidate (seeing-binned ICN, cue set 3), kept beside the baseline:
 # the same guarantees
 ROBUST = ROOT / "models" / "robust" / "screening-61190e642c3183f7.pt"

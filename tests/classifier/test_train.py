@@ -98,7 +98,9 @@ def test_a_tracklet_weight_decides_between_contradicting_labels(trusted: str) ->
         assert scores.max() < 0.2
 
 
-BASELINE = Path(__file__).resolve().parents[2] / "models" / "screening-43028b2fba09ca58.pt"
+BASELINE = (
+    Path(__file__).resolve().parents[2] / "models" / "previous" / "screening-43028b2fba09ca58.pt"
+)
 
 
 def test_it_fine_tunes_the_icn_of_a_checkpoint_rather_than_starting_from_scratch(

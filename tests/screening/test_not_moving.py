@@ -25,7 +25,7 @@ from tests.stamps import NIGHT, detection_rows, ingest_rows
 
 pytestmark = pytest.mark.django_db
 
-BASELINE = Path(__file__).resolve().parents[2] / "models" / "screening-43028b2fba09ca58.pt"
+BASELINE = Path(__file__).resolve().parents[2] / "models" / "screening-bf73f2326bcaa1d9.pt"
 
 
 def ztf_tracklet(survey_id: str, first: int, *, still: bool):
