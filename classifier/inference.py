@@ -461,11 +461,16 @@ class ScreeningModel:
         return motion.cap(scores, capped, self.threshold), reasons
 
     def _network(
-        self, stamps: np.ndarray, lengths: np.ndarray, meta: np.ndarray | None
+        self,
+        stamps: np.ndarray,
+        lengths: np.ndarray,
+        meta: np.ndarray | None,
+        raw: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """The networks' output: stamp probabilities, tracklet scores, stamp novelty distances
-        and the raw cues (None where not measured), with the tracklets whose verdict the
-        runtime's precision could have flipped scored again in float32."""
+        and the raw cues (None where not measured; `raw`: already measured, as the host
+        measures them in float64 whatever the runtime's precision), with the tracklets whose
+        verdict the runtime's precision could have flipped scored again in float32."""
         import torch
 
         size = self.preprocessing.size
@@ -474,7 +479,8 @@ class ScreeningModel:
         if not len(stamps):
             empty = np.zeros((0, len(self.classes)), np.float32)
             return empty, np.zeros(0, np.float32), np.zeros(0, np.float32), None
-        raw = self._raw_cues(meta, stamps, lengths)
+        if raw is None:
+            raw = self._raw_cues(meta, stamps, lengths)
         with torch.inference_mode():
             probs = torch.empty((len(stamps), len(self.classes)), device=self.device)
             distances = np.zeros(len(stamps), np.float32)
@@ -493,7 +499,7 @@ class ScreeningModel:
         near = self._near_threshold(scores, distances, lengths)
         if near.any():
             probabilities, scores, distances = self._rescore_exactly(
-                near, stamps, lengths, meta, probabilities, scores, distances
+                near, stamps, lengths, meta, raw, (probabilities, scores, distances)
             )
         return probabilities, scores, distances, raw
 
@@ -515,16 +521,19 @@ class ScreeningModel:
             near |= (np.add.reduceat(close.astype(int), starts) > 0) & (scores < self.threshold)
         return near
 
-    def _rescore_exactly(self, near, stamps, lengths, meta, probabilities, scores, distances):
-        """The tracklets `near` the threshold scored again in float32: their stamps'
-        probabilities and distances, and their scores, replace the reduced-precision ones."""
+    def _rescore_exactly(self, near, stamps, lengths, meta, raw, outputs):
+        """The tracklets `near` the threshold scored again in float32 (their cues, `raw`,
+        reused): their stamps' probabilities and distances, and their scores, replace the
+        reduced-precision ones (`outputs`)."""
+        probabilities, scores, distances = outputs
         starts = tracklet_starts(lengths)
         rows = np.concatenate(
             [np.arange(starts[i], starts[i] + lengths[i]) for i in np.flatnonzero(near)]
         )
         sub_meta = None if meta is None else np.asarray(meta)[rows]
+        sub_raw = None if raw is None else (raw[0][rows], raw[1][near])
         exact_p, exact_s, exact_d, _ = self.exact()._network(
-            stamps[rows], np.asarray(lengths)[near], sub_meta
+            stamps[rows], np.asarray(lengths)[near], sub_meta, sub_raw
         )
         probabilities, scores = probabilities.copy(), scores.copy()
         probabilities[rows] = exact_p
