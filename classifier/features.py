@@ -305,13 +305,11 @@ def filtered_snr(stamp: np.ndarray, sigma_px: float, search: int = 1) -> float:
     raw = np.asarray(stamp)
     c = min(raw.shape) // 2
     low = max(0, c - FILTER_WINDOW // 2)
-    window = raw[low : c + FILTER_WINDOW // 2 + 1, low : c + FILTER_WINDOW // 2 + 1]
-    cut = window.astype(np.float64)
+    cut = raw[low : c + FILTER_WINDOW // 2 + 1, low : c + FILTER_WINDOW // 2 + 1]
+    cut = cut.astype(np.float64)
     half = c - low  # the stamp's centre in the window
     ok = np.isfinite(cut)
-    # one sort for the fills and the median, in the stamp's own float32 where it is float32
-    # (the same values in the same order as in float64, in half the time)
-    values = np.sort(window[ok] if window.dtype == np.float32 else cut[ok]).astype(np.float64)
+    values = np.sort(cut[ok])  # one sort for the fills and the median
     if len(values) < 100:
         return 0.0
     # runs of one value longer than FILL_SHARE of the pixels: fills

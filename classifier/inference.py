@@ -73,7 +73,7 @@ INT8_CALIBRATION_PER_CLASS = 24  # simulated stamps of each class the observers 
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:
-    """log(p / (1 - p)), with p kept inside float32's open unit interval."""
+    """log(p / (1 - p)), with p clipped to [1e-12, 1 - 1e-12] (a score of 0 or 1 is finite)."""
     p = np.clip(np.asarray(p, np.float64), 1e-12, 1 - 1e-12)
     return np.log(p) - np.log1p(-p)
 
