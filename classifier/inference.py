@@ -72,9 +72,9 @@ CPU_ONLY = ("int8",)  # quantized kernels (fbgemm / oneDNN) run on the CPU only
 INT8_CALIBRATION_PER_CLASS = 24  # simulated stamps of each class the observers see
 
 
-def _logit(p: np.ndarray | float) -> np.ndarray:
-    """log(p / (1 - p)), with p clipped to [1e-12, 1 - 1e-12] (a score of 0 or 1 is finite)."""
-    p = np.clip(np.asarray(p, np.float64), 1e-12, 1 - 1e-12)
+def logit(p: np.ndarray | float, eps: float = 1e-12) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped to [eps, 1 - eps] (a score of 0 or 1 is finite)."""
+    p = np.clip(np.asarray(p, np.float64), eps, 1 - eps)
     return np.log(p) - np.log1p(-p)
 
 
@@ -513,7 +513,7 @@ class ScreeningModel:
         if self.runtime.precision == "fp32" or not self.runtime.exact_near_threshold:
             return np.zeros(len(scores), bool)
         tolerance = AGREEMENT[self.runtime.precision]
-        near = np.abs(_logit(scores) - _logit(self.threshold)) <= tolerance["logit"]
+        near = np.abs(logit(scores) - logit(self.threshold)) <= tolerance["logit"]
         if self.novelty is not None and len(distances):
             limit = self.novelty.stamp_limit
             close = np.abs(distances - limit) <= tolerance["distance"] * limit

@@ -49,6 +49,7 @@ from classifier.hardware import resolve_device
 from classifier.inference import (
     Runtime,
     ScreeningModel,
+    logit,
     model_from_checkpoint,
     seeing_of,
     tracklet_starts,
@@ -950,8 +951,7 @@ DRIFT_MAX_BOGUS = 0.01
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
+    return logit(p, eps=1e-7)
 
 
 def drift_anchor(base: ScreeningModel) -> float:
