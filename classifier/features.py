@@ -41,9 +41,11 @@ filter of the exposure's seeing (`filter_sigma`) in units of the *filtered* stam
 (`filtered_snr`: correlated noise counted), the errors from it with the trail the fitted motion
 predicts, and chi^2/dof and the motion's significance in those errors (`snr_filtered`,
 `sigma_*_filtered_arcsec`, `chi2_dof_filtered`, `motion_sigma_filtered`). They cost about
-0.6 ms a stamp (the rest of the cues about 0.5 ms), so `measure` and `batch_raw` leave them NaN
-when told (`filtered=False`): scoring with a model of another cue set (`needs_filtered`) does
-not pay for them.
+0.5 ms a stamp (the rest of the cues about 0.4 ms; `bench/scoring_stages.py`), so `measure` and
+`batch_raw` leave them NaN when told (`filtered=False`): scoring with a model of another cue set
+(`needs_filtered`) does not pay for them. What each stamp says of its source is measured for
+many stamps at once (`stamp_cues`): the medians, smoothing, regions and sorting of a chunk of
+stamps in one call each, in chunks small enough to stay in the CPU's cache.
 
 The network inputs (`detection_inputs`, `tracklet_inputs`) are fixed, stateless transforms of
 these raw values (logs, soft clipping) so that every input is of order one; the raw values are
@@ -176,42 +178,45 @@ def fit_motion(mjd, ra, dec, x=None, y=None) -> MotionFit:
     return MotionFit(speed / 3600.0, pa, along, cross, rms, pixel_rate, pixel_angle)
 
 
-def _middle_pair(values: np.ndarray) -> tuple[float, float]:
-    """The two middle values (the middle one twice for an odd count) of a 1-D array of finite
-    values, as float64, by one partial selection."""
-    at = (len(values) - 1) // 2
-    parted = np.partition(values, at)
-    low = float(parted[at])
-    return low, low if len(values) % 2 else float(parted[at + 1 :].min())
+STAMP_CHUNK = 32  # stamps measured at once: their float64 copies stay in the CPU's cache
 
 
-def _median(values: np.ndarray) -> float:
-    """`np.median` of a 1-D array of finite values, to the bit (the mean of the two middle
-    values), by one partial selection instead of two."""
-    low, high = _middle_pair(values)
-    return (low + high) / 2
+def stamp_backgrounds(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`stamp_background` of (N, H, W) stamps at once: (the stamps in float64 with missing pixels
+    at the fill, the fills, the robust sigmas, whether any pixel is finite), by two partial
+    selections for all rows (`classifier.preprocess.middle_pairs`)."""
+    from classifier.preprocess import middle_pairs
+
+    raw = np.asarray(stamps)
+    n = len(raw)
+    flat = raw.reshape(n, -1)
+    img = flat.astype(np.float64)
+    finite = np.isfinite(flat)
+    # the middle values, selected in float32 where the stamps are float32 (the same order,
+    # faster); their mean is the median of the pixels in float64
+    low, high, count = middle_pairs(flat if raw.dtype == np.float32 else img, finite)
+    low, high = low.astype(np.float64), high.astype(np.float64)
+    some = count > 0
+    with np.errstate(invalid="ignore"):  # rows with nothing finite: +-inf, not used
+        fill = np.where(some, (low + high) / 2, 0.0)
+        # the deviations' median: that of their middle values, as subtracting keeps the order
+        centre = np.where(some, ((low - fill) + (high - fill)) / 2, 0.0)
+    deviations = np.abs((img - fill[:, None]) - centre[:, None])
+    d_low, d_high, _ = middle_pairs(deviations, finite)
+    with np.errstate(invalid="ignore"):
+        noise = 1.4826 * ((d_low + d_high) / 2)
+    noise = np.where(some & (noise != 0), noise, 1.0)
+    filled = np.where(finite, img, fill[:, None]).reshape(raw.shape)
+    return filled, fill, noise, some
 
 
 def stamp_background(stamp: np.ndarray) -> tuple[np.ndarray, float, float] | None:
     """(the stamp in float64 with missing pixels at the fill, the fill, the robust sigma) of a
     stamp, None where no pixel is finite. The fill is the median of the finite pixels, the
     robust sigma 1.4826 x the median absolute deviation of the finite pixels less the fill
-    from their median (1 where that is 0): np.median's values to the bit, by two partial
-    selections instead of three."""
-    raw = np.asarray(stamp)
-    img = raw.astype(np.float64)
-    finite = np.isfinite(img)
-    if not finite.any():
-        return None
-    # the middle values, selected in float32 where the stamp is float32 (the same order,
-    # faster); their mean is the median of the pixels in float64
-    low, high = _middle_pair(raw[finite] if raw.dtype == np.float32 else img[finite])
-    fill = (low + high) / 2
-    deviations = img[finite] - fill
-    # the deviations' median: that of their middle values, as subtracting keeps the order
-    centre = ((low - fill) + (high - fill)) / 2
-    noise = 1.4826 * _median(np.abs(deviations - centre)) or 1.0
-    return np.where(finite, img, fill), fill, noise
+    from their median (1 where that is 0): np.median's values to the bit."""
+    img, fill, noise, some = stamp_backgrounds(np.asarray(stamp)[None])
+    return (img[0], float(fill[0]), float(noise[0])) if some[0] else None
 
 
 def trail_moments(
@@ -226,7 +231,16 @@ def source_moments(
     stamp: np.ndarray, window: int = 45, nsigma: float = 2.0
 ) -> tuple[float, float, float, float, float]:
     """(length px, angle rad in [0, pi), elongation, SNR, PSF sigma px) of the source at the
-    stamp's centre.
+    stamp's centre (`stamps_moments` of one stamp)."""
+    return tuple(float(v) for v in stamps_moments(np.asarray(stamp)[None], window, nsigma)[0])
+
+
+NO_SOURCE = (0.0, 0.0, 1.0, 0.0, 0.0)  # source_moments where there is nothing to measure
+
+
+def stamps_moments(stamps: np.ndarray, window: int = 45, nsigma: float = 2.0) -> np.ndarray:
+    """(N, 5): length px, angle rad in [0, pi), elongation, SNR, PSF sigma px of the source at
+    the centre of each of (N, H, W) stamps.
 
     The central `window` px are smoothed with a 3x3 box, thresholded at `nsigma` robust sigma,
     and the connected region that holds (or is nearest to) the centre is measured by its
@@ -234,24 +248,29 @@ def source_moments(
     L^2 / 12 + s^2 along it and s^2 across, so L = sqrt(12 (major - minor)). A stamp with no
     such region gives (0, 0, 1, 0, 0). The PSF sigma is the square root of the minor axis's
     variance; the SNR is the matched-filter SNR of a Gaussian of that width with the region's
-    flux.
+    flux. The background, smoothing and regions of all stamps are found at once.
     """
     from scipy import ndimage
 
-    background = stamp_background(stamp)
-    if background is None:
-        return 0.0, 0.0, 1.0, 0.0, 0.0
-    img, fill, noise = background
-    size = img.shape[0]
+    img, fill, noise, some = stamp_backgrounds(stamps)
+    out = np.tile(np.asarray(NO_SOURCE), (len(img), 1))
+    size = img.shape[1]
     half = min(window, size) // 2
     c = size // 2
-    cut = img[c - half : c + half + 1, c - half : c + half + 1] - fill
+    cut = img[:, c - half : c + half + 1, c - half : c + half + 1] - fill[:, None, None]
     sigma = noise / 3.0  # a 3x3 mean of correlated noise
-    smooth = ndimage.uniform_filter(cut, 3)
-    mask = smooth > nsigma * sigma
-    labels, count = ndimage.label(mask)
-    if not count:
-        return 0.0, 0.0, 1.0, 0.0, 0.0
+    smooth = ndimage.uniform_filter(cut, (1, 3, 3))  # each stamp on its own
+    mask = (smooth > nsigma * sigma[:, None, None]) & some[:, None, None]
+    within = np.zeros((3, 3, 3), bool)  # regions connected within a stamp, not across
+    within[1] = ndimage.generate_binary_structure(2, 1)
+    labels, _ = ndimage.label(mask, within)
+    for i in np.flatnonzero(labels.reshape(len(labels), -1).any(axis=1)):
+        out[i] = _region_moments(cut[i], labels[i], half, sigma[i])
+    return out
+
+
+def _region_moments(cut: np.ndarray, labels: np.ndarray, half: int, sigma: float) -> tuple:
+    """`stamps_moments`' values of one stamp's region at (or nearest to) the centre."""
     centre = labels[half, half]
     if not centre:
         ys, xs = np.nonzero(labels)
@@ -260,7 +279,7 @@ def source_moments(
     ys, xs = np.nonzero(labels == centre)
     w = np.clip(cut[ys, xs], 0, None)
     if w.sum() <= 0 or len(w) < 3:
-        return 0.0, 0.0, 1.0, 0.0, 0.0
+        return NO_SOURCE
     flux = float(cut[ys, xs].sum())
     w = w / w.sum()
     mx, my = float((w * xs).sum()), float((w * ys).sum())
@@ -289,8 +308,14 @@ FILL_SHARE = 0.02  # a value that fills more of the window's finite pixels is a 
 
 def filtered_snr(stamp: np.ndarray, sigma_px: float, search: int = 1) -> float:
     """The SNR of the source at the stamp's centre through a unit-sum Gaussian matched filter of
-    `sigma_px`, in units of the filtered stamp's own robust noise; 0 where there is too little
-    stamp to measure.
+    `sigma_px`, in units of the filtered stamp's own robust noise (`filtered_snrs` of one)."""
+    return float(filtered_snrs(np.asarray(stamp)[None], [sigma_px], search)[0])
+
+
+def filtered_snrs(stamps: np.ndarray, sigmas_px, search: int = 1) -> np.ndarray:
+    """(N,) the SNR of the source at the centre of each of (N, H, W) stamps through a unit-sum
+    Gaussian matched filter of its `sigmas_px`, in units of the filtered stamp's own robust
+    noise; 0 where there is too little stamp to measure.
 
     The noise is measured after filtering, away from the centre, so that noise the subtraction
     correlated (a science image convolved to match a broader reference) counts as it is: such a
@@ -299,49 +324,98 @@ def filtered_snr(stamp: np.ndarray, sigma_px: float, search: int = 1) -> float:
     and enough noise around it). Missing pixels and any value that fills more than `FILL_SHARE`
     of the finite ones (a chip edge filled with 0) are left out of both, the filter normalised by
     the share of good pixels under it. The best value within `search` px of the centre, as a
-    survey's detector reports it."""
-    from scipy import ndimage
-
-    raw = np.asarray(stamp)
-    c = min(raw.shape) // 2
+    survey's detector reports it. The sorting, the fills and the level of all stamps are found
+    at once; each stamp is filtered at its own width, the share of good pixels under the filter
+    of a stamp with none left out from the filter of ones along each axis (separable)."""
+    raw = np.asarray(stamps)
+    n = len(raw)
+    sigmas = np.maximum(np.asarray(sigmas_px, np.float64).reshape(n), 0.5)
+    c = min(raw.shape[1:]) // 2
     low = max(0, c - FILTER_WINDOW // 2)
-    cut = raw[low : c + FILTER_WINDOW // 2 + 1, low : c + FILTER_WINDOW // 2 + 1]
-    cut = cut.astype(np.float64)
-    half = c - low  # the stamp's centre in the window
-    ok = np.isfinite(cut)
-    values = np.sort(cut[ok])  # one sort for the fills and the median
-    if len(values) < 100:
-        return 0.0
-    # runs of one value longer than FILL_SHARE of the pixels: fills
+    window = raw[:, low : c + FILTER_WINDOW // 2 + 1, low : c + FILTER_WINDOW // 2 + 1]
+    half = c - low  # the stamps' centre in the window
+    ok = np.isfinite(window)
+    # one sort (in the stamps' own dtype: the same order) for the fills and the median;
+    # missing pixels as NaN, which sorts last
+    ordered = np.sort(np.where(ok, window, np.nan).reshape(n, -1), axis=1)
+    count = ok.reshape(n, -1).sum(axis=1)
+    # runs of one value longer than FILL_SHARE of the finite pixels (and 3): fills
+    run = np.floor(np.maximum(3, FILL_SHARE * count)).astype(np.int64)  # a fill is longer
+    ahead = np.arange(ordered.shape[1])[None, :] + run[:, None]
+    inside = ahead < count[:, None]
+    same = np.take_along_axis(ordered, np.minimum(ahead, ordered.shape[1] - 1), axis=1) == ordered
+    filled = (same & inside).any(axis=1)
+    middle = count // 2
+    rows = np.arange(n)
+    upper = ordered[rows, np.minimum(middle, ordered.shape[1] - 1)].astype(np.float64)
+    lower = ordered[rows, np.maximum(middle - 1, 0)].astype(np.float64)
+    level = np.where(count % 2 == 1, upper, (lower + upper) / 2.0)
+    usable = count >= 100
+    for i in np.flatnonzero(filled & usable):
+        usable[i], level[i] = _without_fills(window[i], ok[i], ordered[i, : count[i]])
+    cut = window.astype(np.float64)
+    yy, xx = np.ogrid[: cut.shape[1], : cut.shape[2]]
+    distance2 = (yy - half) ** 2 + (xx - half) ** 2
+    box = np.s_[half - search : half + search + 1, half - search : half + search + 1]
+    snr = np.zeros(n)
+    for i in np.flatnonzero(usable):
+        s = sigmas[i]
+        filt, cover = _matched_filter(cut[i], ok[i], level[i], s)
+        well = cover > 0.9
+        away = well & (distance2 > (3 * s + 3) ** 2)
+        if away.sum() < 200:
+            away = well
+        if away.sum() < 50:
+            continue
+        around = filt[away]
+        background = _median(around)
+        noise = 1.4826 * _median(np.abs(around - background))
+        if not noise > 0:
+            continue
+        best = float(np.max((filt[box] - background) / np.maximum(cover[box], 0.5)))
+        snr[i] = max(best / noise, 0.0)
+    return snr
+
+
+def _median(values: np.ndarray) -> float:
+    """`np.median` of a 1-D array of finite values, to the bit (the mean of the two middle
+    values), by one partial selection instead of two."""
+    at = (len(values) - 1) // 2
+    parted = np.partition(values, at)
+    low = float(parted[at])
+    return (low + (low if len(values) % 2 else float(parted[at + 1 :].min()))) / 2
+
+
+def _without_fills(window: np.ndarray, ok: np.ndarray, values: np.ndarray) -> tuple[bool, float]:
+    """(enough pixels left, the median of the rest) of one stamp's window whose sorted finite
+    `values` hold fills (`filtered_snrs`); `ok` loses the fills' pixels, in place."""
+    values = values.astype(np.float64)
     edges = np.flatnonzero(np.diff(values)) + 1
     starts = np.concatenate([[0], edges])
     runs = np.diff(np.concatenate([starts, [len(values)]]))
     long = runs > max(3, FILL_SHARE * len(values))
-    if long.any():
-        ok &= ~np.isin(cut, values[starts[long]])
-        values = values[np.repeat(~long, runs)]
-        if len(values) < 100:
-            return 0.0
+    ok &= ~np.isin(window.astype(np.float64), values[starts[long]])
+    values = values[np.repeat(~long, runs)]
+    if len(values) < 100:
+        return False, 0.0
     middle = len(values) // 2
     level = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2.0
-    s = max(float(sigma_px), 0.5)
+    return True, float(level)
+
+
+def _matched_filter(cut: np.ndarray, ok: np.ndarray, level: float, s: float):
+    """(the filtered stamp less its level, the share of good pixels under the filter) of one
+    window: with no pixel left out, that share is the filter of ones, separable."""
+    from scipy import ndimage
+
+    if ok.all():
+        filt = ndimage.gaussian_filter(cut - level, s, mode="constant", truncate=3.0)
+        edge = ndimage.gaussian_filter1d(np.ones(cut.shape[0]), s, mode="constant", truncate=3.0)
+        across = ndimage.gaussian_filter1d(np.ones(cut.shape[1]), s, mode="constant", truncate=3.0)
+        return filt, np.outer(edge, across)
     both = np.stack([np.where(ok, cut - level, 0.0), ok.astype(np.float64)])
     filt, cover = ndimage.gaussian_filter(both, (0, s, s), mode="constant", truncate=3.0)
-    yy, xx = np.ogrid[: cut.shape[0], : cut.shape[1]]
-    well = cover > 0.9
-    away = well & ((yy - half) ** 2 + (xx - half) ** 2 > (3 * s + 3) ** 2)
-    if away.sum() < 200:
-        away = well
-    if away.sum() < 50:
-        return 0.0
-    around = filt[away]
-    background = _median(around)
-    noise = 1.4826 * _median(np.abs(around - background))
-    if not noise > 0:
-        return 0.0
-    box = np.s_[half - search : half + search + 1, half - search : half + search + 1]
-    best = float(np.max((filt[box] - background) / np.maximum(cover[box], 0.5)))
-    return max(best / noise, 0.0)
+    return filt, cover
 
 
 def filter_sigma(fwhm_px: float, psf_sigma_px: float) -> float:
@@ -366,6 +440,23 @@ def expected_errors(snr: float, psf_sigma_px: float, length_px: float, scale: fl
     return along, across
 
 
+def stamp_cues(stamps, fwhm_px, filtered: bool = True) -> np.ndarray:
+    """(N, 7) what each of N stamps says of its source, measured for many stamps at once (in
+    chunks of `STAMP_CHUNK`): `stamps_moments`' five values, the matched filter's width
+    (`filter_sigma`) and SNR (`filtered_snrs`; NaN both where `filtered` is False)."""
+    stamps = np.asarray(stamps)
+    fwhm = np.asarray(fwhm_px, np.float64).reshape(len(stamps))
+    out = np.full((len(stamps), 7), np.nan)
+    for at in range(0, len(stamps), STAMP_CHUNK):
+        part = np.s_[at : at + STAMP_CHUNK]
+        out[part, :5] = stamps_moments(stamps[part])
+        if filtered:
+            width = [filter_sigma(f, p) for f, p in zip(fwhm[part], out[part, 4], strict=True)]
+            out[part, 5] = width
+            out[part, 6] = filtered_snrs(stamps[part], width)
+    return out
+
+
 @dataclass
 class TrackletFeatures:
     """Raw (unscaled) cues of one tracklet: per detection (n, D) and per tracklet (F,)."""
@@ -388,11 +479,13 @@ def measure(
     exposure_s: float = EXPOSURE_S,
     chip_px: float = CHIP_PX,
     filtered: bool = True,
+    stamp_values: np.ndarray | None = None,
 ) -> TrackletFeatures:
     """The cues of one tracklet from what ingest stores; rows in the order given (any order).
 
     `fwhm_px` is each detection's exposure seeing in stamp pixels (NaN or None: not known).
-    `filtered=False` leaves cue set 5's columns (the matched filter's) NaN, unmeasured."""
+    `filtered=False` leaves cue set 5's columns (the matched filter's) NaN, unmeasured.
+    `stamp_values`: the stamps' `stamp_cues`, where already measured (`batch_raw`)."""
     mjd, ra, dec, mag, x, y = (np.asarray(v, dtype=np.float64) for v in (mjd, ra, dec, mag, x, y))
     n = len(mjd)
     fwhm = np.full(n, np.nan) if fwhm_px is None else np.asarray(fwhm_px, dtype=np.float64)
@@ -416,13 +509,13 @@ def measure(
     # arcsec per px from the fit itself (another survey's pixel scale), else ATLAS's
     speed = fit.rate_deg_day * 3600.0
     scale = speed / fit.pixel_rate if fit.pixel_rate > 1e-9 and speed > 0 else PIXEL_SCALE
+    if stamp_values is None:
+        stamp_values = stamp_cues(stamps, fwhm, filtered=filtered)
     rows = []
     for i in range(n):
-        length, angle, elong, snr, psf_sigma = source_moments(stamps[i])
+        length, angle, elong, snr, psf_sigma, width, snr_filtered = stamp_values[i].tolist()
         sigma_along, sigma_cross = expected_errors(snr, psf_sigma, length, scale)
         if filtered:  # cue set 5: at the seeing's width, along the trail the fit predicts
-            width = filter_sigma(fwhm[i], psf_sigma)
-            snr_filtered = filtered_snr(stamps[i], width)
             along_filtered, cross_filtered = expected_errors(snr_filtered, width, expected, scale)
         else:
             snr_filtered = along_filtered = cross_filtered = math.nan
@@ -623,10 +716,18 @@ def batch_raw(
             f"lengths sum to {int(lengths.sum())} but there are {len(meta)} "
             f"detections and {len(stamps)} stamps"
         )
+    fwhm = np.where(np.isfinite(meta[:, 6]) & (meta[:, 6] > 0), meta[:, 6], np.nan)
+    values = stamp_cues(stamps, fwhm, filtered=filtered)
     det, trk, at = [], [], 0
     for n in lengths:
         part = meta[at : at + n]
-        f = measure(*part[:, :6].T, stamps[at : at + n], part[:, 6], filtered=filtered)
+        f = measure(
+            *part[:, :6].T,
+            stamps[at : at + n],
+            part[:, 6],
+            filtered=filtered,
+            stamp_values=values[at : at + n],
+        )
         det.append(f.detections)
         trk.append(f.tracklet)
         at += n

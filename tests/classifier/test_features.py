@@ -244,12 +244,24 @@ def test_a_magnitude_not_measured_is_left_out_of_the_magnitude_cues() -> None:
 
 
 @pytest.mark.parametrize("size", [1, 2, 9999, 10000])
-def test_the_cues_median_is_numpys_to_the_bit(size: int) -> None:
+def test_the_cues_medians_are_numpys_to_the_bit(size: int) -> None:
+    """The medians the cues take by partial selection, all rows at once, over each row's own
+    pixels (any number, odd or even), are np.median's: ties, rows with one value or none."""
     from classifier.features import _median
+    from classifier.preprocess import middle_pairs
 
     values = np.random.default_rng(size).normal(0, 5, size).astype(np.float32).astype(np.float64)
     assert _median(values) == np.median(values)
     assert _median(np.round(values)) == np.median(np.round(values))
+    rng = np.random.default_rng(size)
+    rows = rng.normal(0, 5, (6, size)).astype(np.float32).astype(np.float64)
+    rows[1] = np.round(rows[1])
+    kept = rng.random((6, size)) < [[1.0], [1.0], [0.5], [0.9], [1 / size], [0.0]]
+    low, high, count = middle_pairs(rows, kept)
+    for row, keep, lo, hi, n in zip(rows, kept, low, high, count, strict=True):
+        assert n == keep.sum()
+        if n:
+            assert (lo + hi) / 2 == np.median(row[keep])
 
 
 def test_the_stamp_background_is_the_plain_median_and_mad_to_the_bit() -> None:
