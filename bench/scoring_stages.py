@@ -7,7 +7,8 @@ The stages of `ScreeningModel.assess` as the inference worker runs them (its run
 and precision on this machine), each timed alone on the same stamps, best of --repeats:
 - cues: the per-stamp measurements (`classifier.features.stamp_cues`: moments, matched filter)
   stamp by stamp (chunks of 1, as before 2026-12-07) and in chunks of STAMP_CHUNK, side by
-  side, with their largest difference; then the per-tracklet rest (motion fit, errors);
+  side, with their largest difference; then all the cues (`batch_raw`: with each tracklet's
+  motion fit and errors);
 - preprocessing (`prepare_tensor`, with the exposures' seeing);
 - the ICN in the workers' precision, and the whole of `assess`.
 Prints milliseconds a stamp of each and its share of `assess`. Run it on a quiet machine; the
@@ -71,7 +72,7 @@ def main() -> None:
     )
     n = len(stamps)
     filtered = model.needs_metadata and features.needs_filtered(model.tcn_config.cues)
-    fwhm = np.where(np.isfinite(meta[:, 6]) & (meta[:, 6] > 0), meta[:, 6], np.nan)
+    fwhm = meta[:, 6]  # NaN where not known (filter_sigma then reads the source's width)
     print(
         f"machine: {platform.node()}, {os.cpu_count()} cores ({cpu_summary()}); torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads; precision "
@@ -93,34 +94,27 @@ def main() -> None:
     results[f"cues, {chunk} stamps at once"] = best_of(
         args.repeats, lambda: features.stamp_cues(stamps, fwhm, filtered=filtered)
     )
-    whole_cues = best_of(
+    results["cues in all (batch_raw, with the fits)"] = best_of(
         args.repeats, lambda: features.batch_raw(meta, stamps, lengths, filtered=filtered)
-    )
-    results["cues per tracklet (fit, errors)"] = (
-        whole_cues - results[f"cues, {chunk} stamps at once"]
     )
     seeing = seeing_of(meta, n)
 
-    def prepared() -> None:
+    def prepared() -> np.ndarray:
+        """The ICN's images, in the workers' batches, as `assess` makes them."""
         with torch.inference_mode():
-            for start in range(0, n, model.runtime.batch_stamps):
-                part = slice(start, start + model.runtime.batch_stamps)
-                prepare_tensor(
-                    torch.from_numpy(stamps[part]), model.preprocessing, fwhm=seeing[part]
-                )
+            return np.concatenate(
+                [
+                    prepare_tensor(
+                        torch.from_numpy(stamps[s : s + model.runtime.batch_stamps]),
+                        model.preprocessing,
+                        fwhm=seeing[s : s + model.runtime.batch_stamps],
+                    ).numpy()
+                    for s in range(0, n, model.runtime.batch_stamps)
+                ]
+            )
 
     results["preprocessing"] = best_of(args.repeats, prepared)
-    with torch.inference_mode():
-        images = np.concatenate(
-            [
-                prepare_tensor(
-                    torch.from_numpy(stamps[s : s + 256]),
-                    model.preprocessing,
-                    fwhm=seeing[s : s + 256],
-                ).numpy()
-                for s in range(0, n, 256)
-            ]
-        )
+    images = prepared()
     results[f"ICN ({model.runtime.precision})"] = best_of(
         args.repeats, lambda: model.stamp_probabilities(images)
     )

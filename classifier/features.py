@@ -716,8 +716,7 @@ def batch_raw(
             f"lengths sum to {int(lengths.sum())} but there are {len(meta)} "
             f"detections and {len(stamps)} stamps"
         )
-    fwhm = np.where(np.isfinite(meta[:, 6]) & (meta[:, 6] > 0), meta[:, 6], np.nan)
-    values = stamp_cues(stamps, fwhm, filtered=filtered)
+    values = stamp_cues(stamps, meta[:, 6], filtered=filtered)  # filter_sigma reads the seeing
     det, trk, at = [], [], 0
     for n in lengths:
         part = meta[at : at + n]
