@@ -113,6 +113,36 @@ def explain_lost(night: str, folder: Path, before: dict, after: dict) -> None:
             )
 
 
+def explain_glare_passing(night: str, folder: Path, before: dict, after: dict) -> None:
+    """Each glare tracklet the candidate still passes: its scores, the truth, and each stamp's
+    top class and GLARE probability under the candidate, so that what the new class misses
+    can be seen (faint knots, one glare stamp among others, or a TCN that does not follow)."""
+    from screening.models import StampPrediction
+
+    known = truth(folder)
+    passing = [
+        key
+        for key, score in after["scores"].items()
+        if glare_band(known[key]) and score >= after["threshold"]
+    ]
+    for key in sorted(passing, key=lambda k: -after["scores"][k]):
+        row = known[key]
+        tops = StampPrediction.objects.filter(
+            detection__tracklet__survey_id=key,
+            detection__tracklet__night__date=night,
+            model_version__version=after["model"],
+        ).order_by("detection__index")
+        stamps = " ".join(
+            f"{p.top_class} {p.top_probability:.2f} (GLARE {p.probabilities.get('GLARE', 0):.2f})"
+            for p in tops
+        )
+        print(
+            f"  passes {key}: score {before['scores'][key]:.3f} -> {after['scores'][key]:.3f}, "
+            f"{len(row['classes'])} stamps, SNR {row['latents'].get('snr', float('nan')):.1f}: "
+            f"{stamps}"
+        )
+
+
 def show(label: str, f: dict) -> None:
     print(
         f"{label:7s} model {f['model']}, threshold {f['threshold']:.4f}: real recall "
@@ -240,6 +270,12 @@ def main() -> None:
         "pickled) to this file, for training experiments without the services",
     )
     parser.add_argument(
+        "--keep-candidate",
+        type=Path,
+        help="also copy the candidate's checkpoint (with its evaluation and novelty files) into "
+        "this folder, for experiments on it after the run",
+    )
+    parser.add_argument(
         "--retrain",
         action="append",
         default=[],
@@ -341,6 +377,14 @@ def main() -> None:
     if run.status != "succeeded":
         sys.exit(f"training failed: {run.error}")
     print(run.log.rstrip())
+    if args.keep_candidate:
+        import shutil
+
+        args.keep_candidate.mkdir(parents=True, exist_ok=True)
+        source = Path(run.candidate.checkpoint)
+        for path in source.parent.glob(source.stem + ".*"):
+            shutil.copy2(path, args.keep_candidate / path.name)
+        print(f"candidate {source.name} copied to {args.keep_candidate}")
     t0 = time.perf_counter()
     try:
         record = model_promote(version=run.candidate.version)
@@ -376,6 +420,7 @@ def main() -> None:
         "not below the baseline's)"
     )
     explain_lost(nights["measure"][0], folders["measure"], before, after)
+    explain_glare_passing(nights["measure"][0], folders["measure"], before, after)
     print(
         f"bogus rejection {before['bogus_rejection']:.2%} -> {after['bogus_rejection']:.2%} "
         "(target: up)"

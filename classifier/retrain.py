@@ -220,6 +220,10 @@ class RetrainConfig:
     # the new class is learned. In the glare loop (tcn_lr 0.03) neither layer2 nor layer3 met
     # every target in every run, no more than every weight does (docs/retraining.md).
     icn_learns_from: str = ""
+    # What the ICN's BatchNorm layers do through the fine-tuning (IcnTraining.batch_norm):
+    # "learn" normalises each batch by its own statistics and moves the running ones with
+    # the new class's stamps; "kept" normalises by the base's statistics and keeps them.
+    icn_batch_norm: str = "learn"
     target_recall: float = 0.996
     # The fixed synthetic evaluation set the promotion compares candidate and base on: 1,500
     # real tracklets, so that one real tracklet lost in a thousand shows; bogus ones with glare
@@ -245,6 +249,10 @@ class RetrainConfig:
         if self.share_statistic not in SHARE_STATISTICS:
             raise ValueError(
                 f"share_statistic must be one of {SHARE_STATISTICS}, got {self.share_statistic!r}"
+            )
+        if self.icn_batch_norm not in ("learn", "kept"):
+            raise ValueError(
+                f"icn_batch_norm must be 'learn' or 'kept', got {self.icn_batch_norm!r}"
             )
         if self.icn_learns_from not in ("", *ICN_BLOCKS):
             raise ValueError(
@@ -756,6 +764,7 @@ def _icn_stage(
         patience=cfg.icn_epochs,
         augmentation=cfg.icn_augmentation,
         precision="auto",
+        batch_norm=cfg.icn_batch_norm,
     )
     on_batch, on_epoch = _icn_reports(report, cfg.icn_epochs, started)
     icn, history = train_icn(

@@ -59,6 +59,11 @@ class IcnTraining:
     wider: bool = False  # beyond one survey (SimConfig.wider: seeing, smaller stamps)
     # a checkpoint whose ICN the training starts from (fine-tuning it) instead of from scratch
     init_from: str = ""
+    # "learn": BatchNorm normalises each batch by its own statistics and moves its running
+    # ones (training from scratch); "kept": every BatchNorm normalises by the running statistics
+    # it starts with and keeps them (a fine-tuning whose new stamps must not shift what the
+    # network makes of the old ones); its scale and shift still learn
+    batch_norm: str = "learn"
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,10 @@ def train_icn_epoch(
     precision = training_precision(device) if cfg.precision == "auto" else cfg.precision
     channels_last = precision == "bf16"
     model.train()
+    if cfg.batch_norm == "kept":
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
     order = torch.randperm(len(images), generator=gen)
     total, count = 0.0, 0
     batches = range(0, len(order), cfg.batch_size)

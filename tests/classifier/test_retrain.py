@@ -314,3 +314,37 @@ def test_a_base_scored_on_the_evaluation_set_once_gives_the_same_figures_again(
     assert synthetic_evaluation({"base": base}, 6, 6, cache_dir=tmp_path, workers=1) == first
     with np.load(kept[0]) as data:
         assert data["scores"].shape == (12,)
+
+
+def test_an_icn_fine_tuned_with_its_batch_norm_kept_keeps_every_running_statistic(
+    tiny_model, tmp_path
+) -> None:
+    """`icn_batch_norm="kept"`: the glare stamps of a fine-tuning do not move the statistics
+    every BatchNorm normalises by (what the network makes of old stamps moves only with the
+    weights it learns), while the weights learn; with "learn" the statistics move. An unknown
+    value is refused by name."""
+    from dataclasses import replace
+
+    import torch
+
+    base_path, _ = tiny_model
+    before = load_checkpoint(base_path)["icn"]["state_dict"]
+    moved = {}
+    for mode in ("kept", "learn"):
+        path, _ = retrain(
+            base_path, glare_labels(), tmp_path / mode, replace(TINY, icn_batch_norm=mode),
+            progress=lambda *a, **k: None,
+        )  # fmt: skip
+        after = load_checkpoint(path)["icn"]["state_dict"]
+        moved[mode] = {
+            key
+            for key, value in before.items()
+            if key.endswith(("running_mean", "running_var"))
+            and not torch.equal(value.float(), after[key].float())
+        }
+        weights = [k for k in before if k.endswith("conv1.weight") and k.startswith("layer")]
+        assert any(not torch.equal(before[k].float(), after[k].float()) for k in weights)
+    assert moved["kept"] == set()
+    assert len(moved["learn"]) > 10
+    with pytest.raises(ValueError, match="icn_batch_norm must be .* got 'frozen'"):
+        RetrainConfig(icn_batch_norm="frozen")

@@ -87,6 +87,11 @@ def main() -> None:
         "(the retraining's default)",
     )  # fmt: skip
     parser.add_argument(
+        "--icn-batch-norm", default="learn", choices=["learn", "kept"],
+        help="the ICN's BatchNorm through the fine-tuning: its statistics learnt from the "
+        "batches (the retraining's default) or the base's kept",
+    )  # fmt: skip
+    parser.add_argument(
         "--tcn-lr", type=float, help="the TCN's learning rate (the retraining's default if not)"
     )
     parser.add_argument("--tcn-epochs", type=int, help="the TCN's epochs (the retraining's: 40)")
@@ -115,10 +120,11 @@ def main() -> None:
     labels = pickle.loads(args.labels.read_bytes())
     cfg = RetrainConfig(
         cache_dir=str(args.cache), device="cpu", tcn_mode=args.mode, tcn_lr=args.tcn_lr,
-        icn_learns_from=args.icn_learns_from,
+        icn_learns_from=args.icn_learns_from, icn_batch_norm=args.icn_batch_norm,
         **({"tcn_epochs": args.tcn_epochs} if args.tcn_epochs else {}),
     )  # fmt: skip
     learns_from = f"-from-{args.icn_learns_from}" if args.icn_learns_from else ""
+    learns_from += "-bn-kept" if args.icn_batch_norm == "kept" else ""
     icn_name = f"icn-{args.labels.stem}{learns_from}.pt"
     payload = load_checkpoint(args.base)
     base_model = model_from_checkpoint(payload, Runtime.for_device("cpu"))
