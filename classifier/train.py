@@ -65,6 +65,10 @@ class IcnTraining:
     # network makes of the old ones); its scale and shift still learn
     batch_norm: str = "learn"
 
+    def __post_init__(self) -> None:
+        if self.batch_norm not in ("learn", "kept"):
+            raise ValueError(f"batch_norm must be 'learn' or 'kept', got {self.batch_norm!r}")
+
 
 @dataclass(frozen=True)
 class TcnTraining:

@@ -139,3 +139,11 @@ def test_it_fine_tunes_the_icn_of_a_checkpoint_rather_than_starting_from_scratch
             tcn_overrides=TINY_TCN,
             progress=False,
         )
+
+
+def test_an_unknown_batch_norm_mode_is_refused_by_name() -> None:
+    """A misspelt mode must not fall back to learning the statistics silently."""
+    from classifier.train import IcnTraining
+
+    with pytest.raises(ValueError, match="batch_norm must be 'learn' or 'kept', got 'keep'"):
+        IcnTraining("retrain", batch_norm="keep")
