@@ -138,8 +138,7 @@ def explain_glare_passing(night: str, folder: Path, before: dict, after: dict) -
         )
         print(
             f"  passes {key}: score {before['scores'][key]:.3f} -> {after['scores'][key]:.3f}, "
-            f"{len(row['classes'])} stamps, SNR {row['latents'].get('snr', float('nan')):.1f}: "
-            f"{stamps}"
+            f"{len(row['classes'])} stamps: {stamps}"
         )
 
 

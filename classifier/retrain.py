@@ -67,6 +67,7 @@ from classifier.novelty import NoveltyReference, class_indices, reference_from, 
 from classifier.preprocess import centre_crop, prepare
 from classifier.simulate import SimConfig
 from classifier.train import (
+    BATCH_NORM_MODES,
     SEEING_DROPOUT,
     TCN_VALIDATION_OFFSET,
     IcnTraining,
@@ -255,9 +256,9 @@ class RetrainConfig:
             raise ValueError(
                 f"share_statistic must be one of {SHARE_STATISTICS}, got {self.share_statistic!r}"
             )
-        if self.icn_batch_norm not in ("learn", "kept"):
+        if self.icn_batch_norm not in BATCH_NORM_MODES:
             raise ValueError(
-                f"icn_batch_norm must be 'learn' or 'kept', got {self.icn_batch_norm!r}"
+                f"icn_batch_norm must be one of {BATCH_NORM_MODES}, got {self.icn_batch_norm!r}"
             )
         if self.icn_learns_from not in ("", *ICN_BLOCKS):
             raise ValueError(

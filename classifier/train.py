@@ -33,6 +33,13 @@ DEFAULT_THRESHOLD = 0.8
 TCN_VALIDATION_OFFSET = 1_000_000  # tracklet indices of the TCN validation split
 
 
+BATCH_NORM_MODES = ("learn", "kept")  # IcnTraining.batch_norm
+
+
+def _modes() -> str:
+    return " or ".join(repr(m) for m in BATCH_NORM_MODES)
+
+
 @dataclass(frozen=True)
 class IcnTraining:
     """How the ICN is trained: optimiser, schedule, early stopping, stamps per class."""
@@ -66,8 +73,8 @@ class IcnTraining:
     batch_norm: str = "learn"
 
     def __post_init__(self) -> None:
-        if self.batch_norm not in ("learn", "kept"):
-            raise ValueError(f"batch_norm must be 'learn' or 'kept', got {self.batch_norm!r}")
+        if self.batch_norm not in BATCH_NORM_MODES:
+            raise ValueError(f"batch_norm must be {_modes()}, got {self.batch_norm!r}")
 
 
 @dataclass(frozen=True)

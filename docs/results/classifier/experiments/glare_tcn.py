@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument(
         "--icn-batch-norm", default="learn", choices=["learn", "kept"],
         help="the ICN's BatchNorm through the fine-tuning: its statistics learnt from the "
-        "batches (the retraining's default) or the base's kept",
+        "batches (the retraining's default until stop 49) or the base's kept (its default since)",
     )  # fmt: skip
     parser.add_argument(
         "--tcn-lr", type=float, help="the TCN's learning rate (the retraining's default if not)"
