@@ -198,16 +198,17 @@ def main() -> None:
                 )
         # stationary variable stars: a motion within its errors (the set's own bogus of that kind)
         # (the rule's own measure and cut: classifier.motion)
-        real_sigma = motion.significance(real)
-        star_sigma = motion.significance(
-            tracklet_cues(base, np.flatnonzero(np.array(base["kinds"]) == "correlated-variable"))
+        stars = tracklet_cues(
+            base, np.flatnonzero(np.array(base["kinds"]) == "correlated-variable")
         )
+        real_sigma, star_sigma = motion.significance(real), motion.significance(stars)
         cut = motion.STILL_SIGMA
         print(f"  motion significance (filtered errors): real min {np.nanmin(real_sigma):.2f}, "
-              f"{int(motion.still(real_sigma).sum())} of {len(real)} under {cut:g} sigma; "
-              f"stationary variable stars (n = {len(star_sigma)}) max "
-              f"{np.nanmax(star_sigma):.2f}, {int(motion.still(star_sigma).sum())} under "
-              f"{cut:g} sigma")  # fmt: skip
+              f"{int((real_sigma < cut).sum())} of {len(real)} under {cut:g} sigma, "
+              f"{int(motion.still(real).sum())} still by the rule; stationary variable stars "
+              f"(n = {len(star_sigma)}) max {np.nanmax(star_sigma):.2f}, "
+              f"{int((star_sigma < cut).sum())} under {cut:g} sigma, "
+              f"{int(motion.still(stars).sum())} still by the rule")  # fmt: skip
 
 
 if __name__ == "__main__":

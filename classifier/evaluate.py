@@ -94,7 +94,7 @@ def score_set(
         cues = (tset.det_inputs(version), tset.trk_inputs(version))
     scores = model.tracklet_scores(probs, tset.lengths, cues)
     if motion_rule and tset.trk_raw is not None:
-        still = motion.still(motion.significance(tset.trk_raw))
+        still = motion.still(tset.trk_raw)
         scores = motion.cap(scores, still, model.threshold)
     return probs, scores
 

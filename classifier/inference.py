@@ -440,24 +440,24 @@ class ScreeningModel:
         candidates = np.flatnonzero(judged)
         if not len(candidates):
             return scores, reasons
-        measured = motion.significance(raw[1][candidates]) if raw is not None else None
-        if measured is not None and np.isfinite(measured).all():  # cue set 5 measured it
-            significance = measured
+        measured = raw[1][candidates] if raw is not None else None
+        if measured is not None and np.isfinite(motion.significance(measured)).all():
+            trk = measured  # cue set 5 measured the significance
         else:
             starts = tracklet_starts(lengths)
             rows = np.concatenate(
                 [np.arange(starts[t], starts[t] + lengths[t]) for t in candidates]
             )
-            significance = motion.significance(
-                batch_raw(np.asarray(meta)[rows], stamps[rows], lengths[candidates])[1]
-            )
-        is_still = motion.still(significance)
+            trk = batch_raw(np.asarray(meta)[rows], stamps[rows], lengths[candidates])[1]
+        is_still = motion.still(trk)
         if not is_still.any():
             return scores, reasons
         capped = np.zeros(len(scores), bool)
         capped[candidates[is_still]] = True
-        for t, sigma in zip(candidates[is_still], significance[is_still], strict=True):
-            reasons[t] = motion.reason(float(sigma), float(scores[t]))
+        significance, excluded = motion.significance(trk), motion.slowest_excluded(trk)
+        for k in np.flatnonzero(is_still):
+            t = candidates[k]
+            reasons[t] = motion.reason(float(significance[k]), float(excluded[k]), float(scores[t]))
         return motion.cap(scores, capped, self.threshold), reasons
 
     def _network(

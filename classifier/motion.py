@@ -12,9 +12,16 @@ subtraction correlated the noise, which would make a star's scatter look like mo
 
 `STILL_SIGMA` is 3: every simulated variable star (rate 0) lies under it (at most 2.7 sigma)
 and every real mover of the nominal ranges over it (lowest 5.4; simulator.md's slowest,
-0.05 deg/day, over about half an hour); under seeing broader than any trained on (5.5-7 px), 1
-of 500 real movers lies under it (`bench/novelty.py`, docs/model.md). A real mover slower than its
-own errors cannot be told from a star by its positions: the rule trades it for the stars.
+0.05 deg/day, over about half an hour).
+
+No detected motion is not evidence of no motion where the errors are too large to have seen the
+slowest mover a linker reports (`SLOWEST_MOVER_DEG_DAY`): under seeing broader than any trained
+on (5.5-7 px), 19 of 2,000 faint slow real movers lay under 3 sigma, with the networks scoring
+most of them over 0.75, and a one-sided test threw them away. So a tracklet is still only where
+its motion is both under `STILL_SIGMA` from zero and at least `SLOWEST_EXCLUDED_SIGMA` below the
+slowest mover's: the positions must tell the two apart. Where they cannot, the rule says
+nothing and the networks' score stands (and a rate below the trained range flags the tracklet
+unlike training, so it stays in the to-review queue): real first.
 
 The rule caps a tracklet's score below the model's threshold (`cap`), so that everything that
 reads a score (the queue, audits, summaries, the promotion rule) treats it as rejected; the
@@ -27,6 +34,11 @@ from __future__ import annotations
 import numpy as np
 
 STILL_SIGMA = 3.0  # a motion under this many times its own error is no detected motion
+# the slowest real mover a linker reports (simulator.md's range starts here, as the linkers of
+# ATLAS-like surveys do); a tracklet is still only where its positions exclude this motion by
+# SLOWEST_EXCLUDED_SIGMA of their error
+SLOWEST_MOVER_DEG_DAY = 0.05
+SLOWEST_EXCLUDED_SIGMA = 3.0
 
 
 def significance(trk_raw: np.ndarray) -> np.ndarray:
@@ -37,10 +49,31 @@ def significance(trk_raw: np.ndarray) -> np.ndarray:
     return np.asarray(trk_raw)[:, TRACKLET_FEATURES.index("motion_sigma_filtered")]
 
 
-def still(significance: np.ndarray) -> np.ndarray:
-    """True where a tracklet's motion significance is measured and under `STILL_SIGMA`."""
-    significance = np.asarray(significance, dtype=np.float64)
-    return np.isfinite(significance) & (significance < STILL_SIGMA)
+def slowest_excluded(trk_raw: np.ndarray) -> np.ndarray:
+    """(T,) how many of its own errors the fitted motion lies below the slowest mover's
+    (`SLOWEST_MOVER_DEG_DAY`): (slowest - rate) / the rate's error, the error recovered from the
+    raw cues as rate / significance. +inf where the positions do not move at all (no error to
+    recover, nothing moved), NaN where the significance was not measured."""
+    from classifier.features import TRACKLET_FEATURES
+
+    raw = np.asarray(trk_raw, dtype=np.float64)
+    rate = raw[:, TRACKLET_FEATURES.index("rate_deg_day")]
+    sigma = significance(raw)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = rate / sigma
+        out = (SLOWEST_MOVER_DEG_DAY - rate) / error
+    out = np.where(np.isfinite(sigma) & (rate <= 0), np.inf, out)
+    return np.where(np.isfinite(sigma), out, np.nan)
+
+
+def still(trk_raw: np.ndarray) -> np.ndarray:
+    """True where a tracklet's motion is measured, under `STILL_SIGMA` of its error, and at
+    least `SLOWEST_EXCLUDED_SIGMA` of it below the slowest mover's: its positions say it does
+    not move, and could have seen it if it did."""
+    sigma = np.asarray(significance(trk_raw), dtype=np.float64)
+    excluded = slowest_excluded(trk_raw)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(sigma) & (sigma < STILL_SIGMA) & (excluded >= SLOWEST_EXCLUDED_SIGMA)
 
 
 def cap(scores: np.ndarray, is_still: np.ndarray, threshold: float) -> np.ndarray:
@@ -51,9 +84,14 @@ def cap(scores: np.ndarray, is_still: np.ndarray, threshold: float) -> np.ndarra
     return out
 
 
-def reason(significance: float, network_score: float) -> str:
+def reason(significance: float, excluded: float, network_score: float) -> str:
     """Why a still tracklet's score was capped, in words for the reviewer."""
+    slowest = (
+        ""
+        if not np.isfinite(excluded)
+        else (f", {excluded:.1f}σ below the slowest mover's ({SLOWEST_MOVER_DEG_DAY:g}°/day)")
+    )
     return (
-        f"motion {significance:.1f}σ of its error, under {STILL_SIGMA:.0f}σ: a source that "
-        f"does not move (the networks scored it {network_score:.3f})"
+        f"motion {significance:.1f}σ of its error, under {STILL_SIGMA:.0f}σ{slowest}: a source "
+        f"that does not move (the networks scored it {network_score:.3f})"
     )

@@ -63,7 +63,7 @@ def test_no_variable_star_passes_though_the_networks_pass_some(model, variable_s
     # the networks alone passed some of them (the rule is what rejects them)
     passed = [float(r.split("scored it ")[1].rstrip(")")) for r in capped]
     assert sum(p >= model.threshold for p in passed) >= 2, out.not_moving
-    assert all("under 3σ: a source that does not move" in r for r in capped)
+    assert all("under 3σ, " in r and "below the slowest mover's" in r for r in capped), capped
     assert not unlike.any(), out.unlike_training
 
 
@@ -105,11 +105,58 @@ def test_the_evaluation_applies_the_rule_as_scoring_does(model, variable_stars) 
     assert (scores[networks > model.threshold / 2] <= model.threshold / 2).all()
 
 
+def trk_rows(rates: list[float], significances: list[float]) -> np.ndarray:
+    """Raw tracklet cue rows with these fitted rates (deg/day) and motion significances."""
+    from classifier.features import TRACKLET_FEATURES
+
+    rows = np.zeros((len(rates), len(TRACKLET_FEATURES)))
+    rows[:, TRACKLET_FEATURES.index("rate_deg_day")] = rates
+    rows[:, TRACKLET_FEATURES.index("motion_sigma_filtered")] = significances
+    return rows
+
+
 def test_the_cap_keeps_lower_scores_and_ignores_what_was_not_measured() -> None:
     scores = np.array([0.9, 0.01, 0.9, 0.9], np.float32)
-    significance = np.array([1.0, 0.5, np.nan, 7.0])
-    still = motion.still(significance)
+    # errors of 0.002 deg/day: the slowest mover (0.05) would show 25 sigma
+    still = motion.still(trk_rows([0.002, 0.001, 0.002, 0.014], [1.0, 0.5, np.nan, 7.0]))
     assert still.tolist() == [True, True, False, False]
     capped = motion.cap(scores, still, threshold=0.2)
     np.testing.assert_allclose(capped, [0.1, 0.01, 0.9, 0.9])
     assert scores[0] == np.float32(0.9)  # a copy
+
+
+def test_no_motion_is_only_stillness_where_the_slowest_mover_would_have_shown() -> None:
+    """Two tracklets, each fitted at 1.5 sigma: with an error of 0.004 deg/day the slowest
+    mover (0.05) would have shown at 12.5 sigma, so the first is still; with 0.02 it would
+    have shown at 2.5 sigma, so the second's positions cannot tell it from a slow mover."""
+    rows = trk_rows([0.006, 0.03], [1.5, 1.5])
+    np.testing.assert_allclose(motion.slowest_excluded(rows), [11.0, 1.0])
+    assert motion.still(rows).tolist() == [True, False]
+    # positions that did not move at all: nothing to recover an error from, and still
+    assert motion.still(trk_rows([0.0], [0.0])).tolist() == [True]
+    reason = motion.reason(1.5, 11.0, 0.97)
+    assert "11.0σ below the slowest mover's (0.05°/day)" in reason
+    assert "a source that does not move (the networks scored it 0.970)" in reason
+
+
+def test_faint_slow_movers_under_broad_seeing_keep_their_scores_and_stars_do_not() -> None:
+    """Seeing of 5.5-7 px (broader than any trained on): the faint real movers at 0.05-0.09
+    deg/day that a one-sided rule (motion under 3 sigma) capped, though the networks passed
+    them, are not found still; the variable stars under the same seeing still are, where their
+    positions could have seen the slowest mover."""
+    from dataclasses import replace
+
+    from classifier.features import batch_raw
+    from classifier.simulate import SimConfig
+    from classifier.tracklets import make_tracklet
+
+    base = SimConfig()
+    broad = replace(
+        base, conditions=replace(base.conditions, fwhm_median=6.2, fwhm_range=(5.5, 7.0))
+    )
+    # bench/novelty.py's psf-broad set: real movers the one-sided rule capped
+    movers = [make_tracklet(20261124, i, True, broad, glare=False) for i in (5, 514, 866, 1042)]
+    stamps, lengths, meta = as_arrays(movers)
+    _, trk = batch_raw(meta, stamps, lengths)
+    assert (motion.significance(trk) < motion.STILL_SIGMA).all()  # the old rule's verdict
+    assert not motion.still(trk).any(), motion.slowest_excluded(trk)
