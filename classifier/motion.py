@@ -70,10 +70,9 @@ def still(trk_raw: np.ndarray) -> np.ndarray:
     """True where a tracklet's motion is measured, under `STILL_SIGMA` of its error, and at
     least `SLOWEST_EXCLUDED_SIGMA` of it below the slowest mover's: its positions say it does
     not move, and could have seen it if it did."""
-    sigma = np.asarray(significance(trk_raw), dtype=np.float64)
-    excluded = slowest_excluded(trk_raw)
+    excluded = slowest_excluded(trk_raw)  # NaN, so never still, where not measured
     with np.errstate(invalid="ignore"):
-        return np.isfinite(sigma) & (sigma < STILL_SIGMA) & (excluded >= SLOWEST_EXCLUDED_SIGMA)
+        return (significance(trk_raw) < STILL_SIGMA) & (excluded >= SLOWEST_EXCLUDED_SIGMA)
 
 
 def cap(scores: np.ndarray, is_still: np.ndarray, threshold: float) -> np.ndarray:

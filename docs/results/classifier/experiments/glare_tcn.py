@@ -67,6 +67,8 @@ def night_arrays(folder: Path, cache: Path):
 
 
 def main() -> None:
+    from classifier.train import BATCH_NORM_MODES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, required=True)
     parser.add_argument("--base", type=Path, default=ROOT / "models/screening-43028b2fba09ca58.pt")
@@ -87,7 +89,7 @@ def main() -> None:
         "(the retraining's default)",
     )  # fmt: skip
     parser.add_argument(
-        "--icn-batch-norm", default="learn", choices=["learn", "kept"],
+        "--icn-batch-norm", default="learn", choices=BATCH_NORM_MODES,
         help="the ICN's BatchNorm through the fine-tuning: its statistics learnt from the "
         "batches (the retraining's default until stop 49) or the base's kept (its default since)",
     )  # fmt: skip
