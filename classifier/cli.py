@@ -112,12 +112,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cues",
         type=int,
-        choices=[1, 2, 3, 4, 5],
+        choices=[1, 2, 3, 4, 5, 6],
         default=None,
         help="the set TCN's cue set (classifier.features.CUES: 2 adds the physical invariants, "
         "3 the source's width over the exposure's seeing and the seeing, 4 the width alone, "
         "5 is 3 with the SNR, errors and fit chi^2 of a matched filter at the seeing, in the "
-        "filtered stamp's own (correlated) noise); default: the preset's",
+        "filtered stamp's own (correlated) noise, 6 is 5 with the chi^2 of a fit weighted by "
+        "those errors); default: the preset's",
     )
     p.add_argument(
         "--out-dir",

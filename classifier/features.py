@@ -47,6 +47,15 @@ predicts, and chi^2/dof and the motion's significance in those errors (`snr_filt
 many stamps at once (`stamp_cues`): the medians, smoothing, regions and sorting of a chunk of
 stamps in one call each, in chunks small enough to stay in the CPU's cache.
 
+Cue set 6 is set 5 with the chi^2 of the motion fit *weighted* by those errors
+(`chi2_dof_weighted`, `weighted_chi2`). Sets 2-5 put the residuals of an unweighted fit in the
+errors: with one bright detection among faint ones, the line passes where the faint ones pull it
+and the bright one's residual, in its own small error, is large, so a real mover's chi^2 grew
+with the spread of its errors (the seeing): 99.6% of real movers lay under 6.2 in nominal
+seeing, 14.9 with a bad subtraction and 27.9 in 5.5-7 px seeing, and a network trained across
+seeings had to let mis-linked tracklets through. The weighted fit's lies under 3.6-3.9 in all
+three: a real mover's follows chi^2 with 2 (n - 2) degrees of freedom, whatever its errors.
+
 The network inputs (`detection_inputs`, `tracklet_inputs`) are fixed, stateless transforms of
 these raw values (logs, soft clipping) so that every input is of order one; the raw values are
 what the tracklet page shows.
@@ -98,21 +107,27 @@ TRACKLET_FEATURES = (
     # cue set 5: the same in the matched filter's errors
     "chi2_dof_filtered",
     "motion_sigma_filtered",
+    # cue set 6: chi^2/dof of the fit weighted by those errors
+    "chi2_dof_weighted",
 )
 # The network inputs of each cue set: (per detection, per tracklet). Set 1 is the shipped
 # baseline's; it reads the first 9 detection and 6 tracklet features only.
-CUES = {1: (10, 6), 2: (13, 8), 3: (16, 8), 4: (15, 8), 5: (16, 8)}
+CUES = {1: (10, 6), 2: (13, 8), 3: (16, 8), 4: (15, 8), 5: (16, 8), 6: (16, 8)}
+FILTERED_CUES = (5, 6)  # the cue sets that read the matched filter's columns
 # The raw tracklet feature each tracklet input of a cue set is made from, in input order.
 TRACKLET_INPUT_FEATURES = {
     cues: TRACKLET_FEATURES[:6]
-    + (() if cues == 1 else ("chi2_dof_filtered", "motion_sigma_filtered") if cues == 5
+    + (() if cues == 1
+       else ("chi2_dof_filtered", "motion_sigma_filtered") if cues == 5
+       else ("chi2_dof_weighted", "motion_sigma_filtered") if cues == 6
        else ("chi2_dof", "motion_sigma"))
     for cues in CUES
 }  # fmt: skip
 # How many raw columns (from the first) each cue set reads: sets 1-4 read rows stored before
-# set 5 existed (14 detection, 8 tracklet columns).
-DETECTION_COLUMNS = {1: 9, 2: 13, 3: 14, 4: 14, 5: len(DETECTION_FEATURES)}
-TRACKLET_COLUMNS = {1: 6, 2: 8, 3: 8, 4: 8, 5: len(TRACKLET_FEATURES)}
+# set 5 existed (14 detection, 8 tracklet columns), set 5 rows stored before set 6 (10).
+DETECTION_COLUMNS = {1: 9, 2: 13, 3: 14, 4: 14, 5: 17, 6: 17}
+TRACKLET_COLUMNS = {1: 6, 2: 8, 3: 8, 4: 8, 5: 10, 6: len(TRACKLET_FEATURES)}
+assert len(DETECTION_FEATURES) == DETECTION_COLUMNS[6]
 N_DETECTION_INPUTS, N_TRACKLET_INPUTS = CUES[1]
 ASTROMETRIC_FLOOR = 0.08  # arcsec: reference catalogue and registration
 
@@ -299,7 +314,7 @@ def _region_moments(cut: np.ndarray, labels: np.ndarray, half: int, sigma: float
 
 def needs_filtered(cues: int) -> bool:
     """Whether a cue set reads the matched filter's columns (`measure(..., filtered=True)`)."""
-    return cues == 5
+    return cues in FILTERED_CUES
 
 
 FILTER_WINDOW = 81  # px: the central part of a stamp the matched filter is measured in
@@ -564,12 +579,37 @@ def measure(
     tracklet += fit_quality(
         rows[:, column("sigma_along_arcsec")], rows[:, column("sigma_cross_arcsec")]
     )
-    tracklet += (
-        fit_quality(rows[:, column("sigma_along_filtered_arcsec")],
-                    rows[:, column("sigma_cross_filtered_arcsec")])
-        if filtered else [math.nan, math.nan]
-    )  # fmt: skip
+    if filtered:
+        s_along = rows[:, column("sigma_along_filtered_arcsec")]
+        s_cross = rows[:, column("sigma_cross_filtered_arcsec")]
+        weighted = weighted_chi2(t, fit.residual_along, s_along) + weighted_chi2(
+            t, fit.residual_cross, s_cross
+        )
+        tracklet += fit_quality(s_along, s_cross) + [weighted / dof]
+    else:
+        tracklet += [math.nan, math.nan, math.nan]
     return TrackletFeatures(rows, np.asarray(tracklet, np.float64), fit)
+
+
+def weighted_chi2(t: np.ndarray, residual: np.ndarray, sigma: np.ndarray) -> float:
+    """chi^2 of one axis's positions about the line fitted to them with weights 1 / sigma^2.
+
+    `residual` may be the residuals of any line (an unweighted fit's): a line fitted to them
+    is the weighted fit's correction, since the model (an offset and a rate) is linear. With one
+    precise detection among faint ones, the unweighted line passes where the faint ones pull it
+    and the precise one's residual, in its own small error, is large: chi^2 then grows with the
+    spread of the errors (with the seeing), not with the misfit. The weighted fit's chi^2 of a
+    real mover follows chi^2 with 2 (n - 2) degrees of freedom, whatever the errors."""
+    t, r = np.asarray(t, np.float64), np.asarray(residual, np.float64)
+    w = 1.0 / np.asarray(sigma, np.float64) ** 2
+    s, st, stt = w.sum(), (w * t).sum(), (w * t * t).sum()
+    sr, str_ = (w * r).sum(), (w * t * r).sum()
+    det = s * stt - st * st
+    if det <= 1e-12 * s * max(stt, 1e-300):  # one time: an offset alone
+        offset, slope = sr / s, 0.0
+    else:
+        offset, slope = (stt * sr - st * str_) / det, (s * str_ - st * sr) / det
+    return float((w * (r - offset - slope * t) ** 2).sum())
 
 
 def _slog(v: np.ndarray, scale: float) -> np.ndarray:
@@ -588,10 +628,10 @@ def _columns(raw, needed: int, what: str) -> np.ndarray:
 
 
 def _filtered(columns: np.ndarray, what: str) -> np.ndarray:
-    """Cue set 5's raw columns, refused where they were not measured (NaN: filtered=False)."""
+    """Cue sets 5 and 6's raw columns, refused where not measured (NaN: filtered=False)."""
     if np.isnan(columns).any():
         raise ValueError(
-            f"cue set 5 reads the matched filter's {what} features, and these were not "
+            f"cue sets 5 and 6 read the matched filter's {what} features, and these were not "
             "measured (NaN): measure them with filtered=True"
         )
     return columns
@@ -621,14 +661,14 @@ def detection_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
     )
     if cues >= 2:
         snr, _, s_along, s_cross = raw[:, 9:13].T
-        if cues == 5:  # the matched filter's SNR and the errors from it
+        if cues in FILTERED_CUES:  # the matched filter's SNR and the errors from it
             snr, s_along, s_cross = _filtered(raw[:, 14:17], "detection").T
         extra = np.stack(
             [_slog(along / s_along, 1.0), _slog(cross / s_cross, 1.0), np.log1p(snr / 5.0)],
             axis=1,
         )
         out = np.concatenate([out, extra], axis=1)
-    if cues in (3, 5):
+    if cues in (3, 5, 6):
         out = np.concatenate([out, seeing_inputs(raw[:, 10], raw[:, 13])], axis=1)
     elif cues == 4:  # the invariant alone: the width over the seeing, not the seeing itself
         out = np.concatenate([out, seeing_inputs(raw[:, 10], raw[:, 13])[:, [0, 2]]], axis=1)
@@ -674,7 +714,12 @@ def tracklet_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
         axis=1,
     )
     if cues >= 2:
-        chi2, significance = (_filtered(flat[:, 8:10], "tracklet") if cues == 5 else flat[:, 6:8]).T
+        if cues == 6:  # the weighted fit's chi^2, the matched filter's significance
+            chi2, significance = _filtered(flat[:, [10, 9]], "tracklet").T
+        elif cues == 5:
+            chi2, significance = _filtered(flat[:, 8:10], "tracklet").T
+        else:
+            chi2, significance = flat[:, 6:8].T
         extra = np.stack([np.log1p(chi2), np.log1p(np.clip(significance, 0, None) / 3.0)], 1)
         out = np.concatenate([out, extra], axis=1)
     out = np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)

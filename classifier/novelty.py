@@ -63,6 +63,7 @@ CUE_SHOWN = {
     "motion_sigma": ("{:.3g}", " sigma"),
     "chi2_dof_filtered": ("{:.2f}", ""),
     "motion_sigma_filtered": ("{:.3g}", " sigma"),
+    "chi2_dof_weighted": ("{:.2f}", ""),
 }
 # the cues of how far a tracklet moved: below their trained range on a tracklet the motion rule
 # found not moving (classifier.motion), they say what the rule said, not that it is unseen
@@ -78,6 +79,7 @@ CUE_NAMES = {
     "motion_sigma": "motion significance",
     "chi2_dof_filtered": "fit chi2/dof (matched filter)",
     "motion_sigma_filtered": "motion significance (matched filter)",
+    "chi2_dof_weighted": "fit chi2/dof (weighted fit)",
 }
 
 

@@ -127,8 +127,13 @@ def test_batch_inputs_are_finite_and_shaped_for_the_network() -> None:
     # cue set 4: set 3 without the seeing itself (the width over it, and whether it was sent)
     det4, _ = batch_inputs(meta, stamps, lengths, cues=4)
     assert np.array_equal(det4, det3[:, [*range(CUES[2][0]), CUES[2][0], CUES[3][0] - 1]])
-    with pytest.raises(ValueError, match="unknown cue set 6"):
-        batch_inputs(meta, stamps, lengths, cues=6)
+    # cue set 6: set 5's inputs, with the chi^2 of the fit weighted by the errors
+    det5, trk5 = batch_inputs(meta, stamps, lengths, cues=5)
+    det6, trk6 = batch_inputs(meta, stamps, lengths, cues=6)
+    assert np.array_equal(det6, det5) and np.array_equal(trk6[:, 7], trk5[:, 7])
+    assert np.array_equal(trk6[:, :6], trk5[:, :6]) and np.isfinite(trk6).all()
+    with pytest.raises(ValueError, match="unknown cue set 7"):
+        batch_inputs(meta, stamps, lengths, cues=7)
 
 
 def test_a_point_source_is_as_wide_as_the_seeing_however_broad_or_sharp() -> None:

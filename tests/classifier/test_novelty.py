@@ -180,12 +180,12 @@ def test_a_reason_shows_the_trained_range_in_the_cue_s_own_units() -> None:
 
 def test_a_reason_names_and_shows_each_input_s_own_raw_cue() -> None:
     """Input k of a cue set is made from TRACKLET_INPUT_FEATURES[cues][k], not from raw column k
-    (cue set 5's chi^2 inputs read columns 8-9): a reason names and shows that raw cue, and
-    every cue's input inverts to its raw value."""
+    (cue set 5's chi^2 inputs read columns 8-9, set 6's columns 10 and 9): a reason names and
+    shows that raw cue, and every cue's input inverts to its raw value."""
     from classifier.features import TRACKLET_FEATURES, TRACKLET_INPUT_FEATURES
     from classifier.novelty import REFERENCE_CUES, NoveltyReference, _raw_of
 
-    raw = np.array([3.7, 0.9, 0.25, 0.6, 5, 1.2, 2.5, 40.0, 1.5, 30.0])
+    raw = np.array([3.7, 0.9, 0.25, 0.6, 5, 1.2, 2.5, 40.0, 1.5, 30.0, 0.8])
     assert len(raw) == len(TRACKLET_FEATURES)
     for cues, names in TRACKLET_INPUT_FEATURES.items():
         inputs = tracklet_inputs(raw, cues)
