@@ -1,7 +1,7 @@
 """How far the physical cues can tell a mixed linkage from one mover: no model, only the cues.
 
     .venv/bin/python bench/mixed_cues.py [--sets nominal,psf-broad] [--tracklets 500]
-        [--mixed 200] [--cache var/cache/bench-novelty] [--oracle [--icn MODEL.pt]]
+        [--mixed 200] [--cache var/cache/bench-novelty] [--cues 5|6] [--oracle [--icn MODEL.pt]]
 
 For each simulated set of bench/novelty.py (the very same cached tracklets), the cues of every
 real tracklet and of every mixed linkage (`classifier.features.measure`, as scoring computes
@@ -10,7 +10,9 @@ value that keeps 99.6% of them (issue 25's real recall), and the share of each m
 real side of it, and what a cut on all of them at once keeps and rejects. A mixed linkage
 inside every one of those limits looks like one mover to these cues: what a model can reject
 of such linkages beyond the cut has to come from the stamps, or from a trade of real recall.
-With --oracle, every cue the cue set 5 network reads, at once, by a small network trained on
+The chi^2 is cue set 5's (`--cues 5`, the default: the unweighted fit's residuals in the matched
+filter's errors) or cue set 6's (`--cues 6`: the fit weighted by those errors).
+With --oracle, every cue the cue set's network reads, at once, by a small network trained on
 the set's own conditions (5-fold, scored out of fold): an upper bound on what the cues allow,
 with no shift between training and test; with --icn, the stamps' class probabilities by that
 model's ICN as well (everything its TCN reads).
@@ -44,7 +46,10 @@ from classifier.features import (  # noqa: E402
 
 KEEP = 0.996
 # the cues a mixed linkage shows as more than one mover: misfit, magnitudes
-JOINT = ("fit_rms_arcsec", "mag_range", "chi2_dof_filtered")
+JOINT = {
+    cues: ("fit_rms_arcsec", "mag_range", chi2)
+    for cues, chi2 in ((5, "chi2_dof_filtered"), (6, "chi2_dof_weighted"))
+}
 
 
 def _rows(data: dict, which: np.ndarray) -> np.ndarray:
@@ -62,12 +67,12 @@ def tracklet_cues(data: dict, which: np.ndarray, detections: bool = False):
     return (det, trk) if detections else trk
 
 
-def oracle_inputs(data: dict, which: np.ndarray, model=None) -> np.ndarray:
-    """Every cue the TCN of cue set 5 reads, as its inputs: the tracklet's, and each detection
+def oracle_inputs(data: dict, which: np.ndarray, model=None, cues: int = 5) -> np.ndarray:
+    """Every cue the TCN of cue set `cues` reads, as its inputs: the tracklet's, and each detection
     input's mean, minimum and maximum over the tracklet's detections; with `model`, its ICN's
     class probabilities of each stamp too (pooled the same way)."""
     det, trk = tracklet_cues(data, which, detections=True)
-    d = detection_inputs(det, 5)
+    d = detection_inputs(det, cues)
     if model is not None:
         rows = _rows(data, which)
         seen = model.assess(data["stamps"][rows], data["lengths"][which], data["meta"][rows])
@@ -77,7 +82,7 @@ def oracle_inputs(data: dict, which: np.ndarray, model=None) -> np.ndarray:
         np.concatenate([d[a:b].mean(0), d[a:b].min(0), d[a:b].max(0)])
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
-    return np.concatenate([tracklet_inputs(trk, 5), np.stack(pooled)], axis=1)
+    return np.concatenate([tracklet_inputs(trk, cues), np.stack(pooled)], axis=1)
 
 
 def oracle(
@@ -133,12 +138,21 @@ def main() -> None:
         default=None,
         help="with --oracle: also this model's ICN class probabilities of every stamp",
     )
+    parser.add_argument(
+        "--cues",
+        type=int,
+        choices=sorted(JOINT),
+        default=5,
+        help="whose chi^2 and inputs: cue set 5 (the unweighted fit's) or 6 (the weighted fit's)",
+    )
     args = parser.parse_args()
+    joint = JOINT[args.cues]
     if args.icn is not None and not args.oracle:
         parser.error("--icn adds to --oracle's inputs: give --oracle too")
     print(
         f"{platform.node()}, {os.cpu_count()} cores; {args.tracklets} real tracklets and "
-        f"{args.mixed} mixed linkages a set; each cue cut where it keeps {100 * KEEP:.1f}% of reals"
+        f"{args.mixed} mixed linkages a set; cue set {args.cues}; each cue cut where it keeps "
+        f"{100 * KEEP:.1f}% of reals"
     )
     names = list(TRACKLET_FEATURES)
     icn = None
@@ -162,18 +176,18 @@ def main() -> None:
         real = tracklet_cues(base, np.flatnonzero(base["real"]))
         kinds = np.array(mixed["kinds"])
         print(f"\n== {name}: {len(real)} real tracklets")
-        limits = {c: float(np.nanquantile(real[:, names.index(c)], KEEP)) for c in JOINT}
-        for c in JOINT:
+        limits = {c: float(np.nanquantile(real[:, names.index(c)], KEEP)) for c in joint}
+        for c in joint:
             j = names.index(c)
             print(f"  {c:18s} real: median {np.nanmedian(real[:, j]):7.3f}, "
                   f"{100 * KEEP:.1f}% at or below {limits[c]:7.3f}")  # fmt: skip
-        box = np.all([real[:, names.index(c)] <= limits[c] for c in JOINT], axis=0)
+        box = np.all([real[:, names.index(c)] <= limits[c] for c in joint], axis=0)
         print(f"  the cut on all three at these values keeps {100 * box.mean():.1f}% of real ones")
         for kind in sorted(set(kinds)):
             cues = tracklet_cues(mixed, np.flatnonzero(kinds == kind))
             inside = np.ones(len(cues), bool)
             parts = []
-            for c in JOINT:
+            for c in joint:
                 j = names.index(c)
                 within = cues[:, j] <= limits[c]
                 inside &= within
@@ -184,9 +198,9 @@ def main() -> None:
             print(f"    inside every limit at once: {100 * inside.mean():.1f}%; the cut on all "
                   f"three rejects {100 * (1 - inside.mean()):.1f}%")  # fmt: skip
         if args.oracle:
-            real_in = oracle_inputs(base, np.flatnonzero(base["real"]), icn)
+            real_in = oracle_inputs(base, np.flatnonzero(base["real"]), icn, args.cues)
             for kind in sorted(set(kinds)):
-                mixed_in = oracle_inputs(mixed, np.flatnonzero(kinds == kind), icn)
+                mixed_in = oracle_inputs(mixed, np.flatnonzero(kinds == kind), icn, args.cues)
                 real_out, mixed_out = oracle(real_in, mixed_in)
                 cut = np.quantile(real_out, KEEP)  # real tracklets at or below it are kept
                 print(

@@ -159,6 +159,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="real and bogus TCN training tracklets, each (preset: 1200)",
     )
     p.add_argument(
+        "--tcn-mixed",
+        type=int,
+        default=None,
+        help="extra mixed linkages (a mover's detections linked with bogus ones or another "
+        "mover's) among the TCN's training tracklets: the simulator draws them as 2%% of bogus "
+        "tracklets (preset: 0)",
+    )
+    p.add_argument(
         "--threshold",
         type=float,
         default=0.8,
@@ -321,6 +329,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         icn["lr"] = args.icn_lr
     if args.tcn_tracklets is not None:
         tcn["n_real"] = tcn["n_bogus"] = args.tcn_tracklets
+    if args.tcn_mixed is not None:
+        tcn["n_mixed"] = args.tcn_mixed
     if args.cues is not None:
         tcn["cues"] = args.cues
     if args.tcn_kind is not None:

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 BOGUS_INDEX_OFFSET = 10_000_000  # bogus tracklet indices, so real and bogus never share a stream
 PLANET_INDEX_OFFSET = 20_000_000  # bogus tracklets of a planet's field
+MIXED_INDEX_OFFSET = 30_000_000  # extra mixed linkages (bogus kind "mixed" only)
 SNR_EDGES = (4, 5, 6, 8, 12, 25, 60, 1e12)
 
 
@@ -287,8 +288,10 @@ def _tracklet_job(job: tuple) -> dict[str, Any]:
         "rate": [],
     }
     presets = pre if isinstance(pre, tuple) else (pre,)
-    for index, real, planet in items:
-        t = make_tracklet(seed, index, real, cfg, glare=glare, field=planet)
+    for index, real, planet, *kind in items:
+        t = make_tracklet(
+            seed, index, real, cfg, glare=glare, field=planet, bogus_kind=kind[0] if kind else None
+        )
         raw = np.stack([d.stamp.difference for d in t.detections])
         meta = np.array([[d.mjd, d.ra, d.dec, d.mag, d.x, d.y, d.fwhm_px] for d in t.detections])
         out["images"].append([prepare(raw, p, fwhm=meta[:, 6]).astype(np.float16) for p in presets])
@@ -331,9 +334,13 @@ def build_tracklet_set(
     progress: bool = True,
     chunk: int = 25,
     planet_bogus: int = 0,
+    mixed_bogus: int = 0,
 ):
     """n_real real and n_bogus bogus tracklets of `seed`, stamps prepared with `pre` (cropped),
-    and `planet_bogus` more bogus tracklets from one field near a planet (mostly its glare).
+    `planet_bogus` more bogus tracklets from one field near a planet (mostly its glare), and
+    `mixed_bogus` more of the bogus kind "mixed" only (a real mover's detections linked with
+    bogus ones or with another mover's: 2% of the simulator's bogus mix, too rare for a network
+    to learn from at its share).
 
     `pre` may be a tuple of presets: then one TrackletSet per preset comes back (a tuple), on
     the same simulated tracklets (for comparing models that prepare stamps differently).
@@ -347,6 +354,9 @@ def build_tracklet_set(
         items += [
             (PLANET_INDEX_OFFSET + first_index + i, False, planet) for i in range(planet_bogus)
         ]
+    items += [
+        (MIXED_INDEX_OFFSET + first_index + i, False, None, "mixed") for i in range(mixed_bogus)
+    ]
     jobs = [(seed, items[s : s + chunk], glare, pre, cfg) for s in range(0, len(items), chunk)]
     parts = list(_pool_map(_tracklet_job, jobs, workers, "tracklets", progress))
     presets = pre if isinstance(pre, tuple) else (pre,)
@@ -372,6 +382,7 @@ def build_tracklet_set(
                 "n_bogus": n_bogus,
                 "glare": glare,
                 "planet_bogus": planet_bogus,
+                "mixed_bogus": mixed_bogus,
                 "first_index": first_index,
                 "preprocessing": one.to_dict(),
                 "simulator": cfg.to_dict(),
@@ -396,6 +407,8 @@ def tracklet_set_key(seed: int, n_real: int, n_bogus: int, pre: Preprocessing, *
             "sim": cfg.to_dict(),
             "code": simulator_code(),
             **{k: v for k, v in options.items() if k in ("glare", "first_index", "planet_bogus")},
+            # only where asked: every set cached before keeps its key
+            **({"mixed_bogus": options["mixed_bogus"]} if options.get("mixed_bogus") else {}),
         },
         sort_keys=True,
         default=str,

@@ -95,6 +95,9 @@ class TcnTraining:
     weight_decay: float = 0.0
     calibrate: bool = False  # Platt-scale the logit on the validation split
     cues: int = 1  # the set TCN's cue set (classifier.features.CUES)
+    # extra mixed linkages among the training tracklets (not the validation split's): the
+    # simulator draws them as 2% of bogus tracklets, too few to learn from
+    n_mixed: int = 0
 
 
 PRESETS: dict[str, tuple[IcnTraining, TcnTraining]] = {
@@ -909,6 +912,7 @@ def train_model(
         cfg=train_sim,
         workers=workers,
         progress=progress,
+        mixed_bogus=tcn_cfg_t.n_mixed,
     )
     tcn_val = build_tracklet_set(
         seed,

@@ -147,3 +147,20 @@ def test_an_unknown_batch_norm_mode_is_refused_by_name() -> None:
 
     with pytest.raises(ValueError, match="batch_norm must be 'learn' or 'kept', got 'keep'"):
         IcnTraining("retrain", batch_norm="keep")
+
+
+def test_extra_mixed_linkages_join_the_training_set_and_leave_the_rest_as_it_was() -> None:
+    """`TcnTraining.n_mixed` (`train --tcn-mixed N`): N more bogus tracklets, every one a mixed
+    linkage (a mover's detections with bogus ones or with another mover's), after the set's own
+    tracklets, which are the very tracklets of the set without them."""
+    from classifier.datasets import build_tracklet_set
+    from classifier.preprocess import Preprocessing
+
+    pre = Preprocessing("asinh_sigma")
+    plain = build_tracklet_set(4, 3, 3, pre, glare=False, workers=1, progress=False)
+    more = build_tracklet_set(4, 3, 3, pre, glare=False, workers=1, progress=False, mixed_bogus=5)
+    assert len(more.real) == 11 and not more.real[6:].any()
+    assert more.kinds[:6] == plain.kinds
+    assert all(kind.startswith("mixed-") for kind in more.kinds[6:])
+    assert np.array_equal(more.trk_raw[:6], plain.trk_raw, equal_nan=True)
+    assert more.params["mixed_bogus"] == 5
