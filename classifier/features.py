@@ -51,10 +51,11 @@ Cue set 6 is set 5 with the chi^2 of the motion fit *weighted* by those errors
 (`chi2_dof_weighted`, `weighted_chi2`). Sets 2-5 put the residuals of an unweighted fit in the
 errors: with one bright detection among faint ones, the line passes where the faint ones pull it
 and the bright one's residual, in its own small error, is large, so a real mover's chi^2 grew
-with the spread of its errors (the seeing): 99.6% of real movers lay under 6.2 in nominal
-seeing, 14.9 with a bad subtraction and 27.9 in 5.5-7 px seeing, and a network trained across
-seeings had to let mis-linked tracklets through. The weighted fit's lies under 3.6-3.9 in all
-three: a real mover's follows chi^2 with 2 (n - 2) degrees of freedom, whatever its errors.
+with the spread of its errors (the seeing): 99.6% of real movers lay under 6.8 in nominal
+seeing, 9.2 with a bad subtraction and 33.4 in 5.5-7 px seeing (`bench/mixed_cues.py`), and a
+network trained across seeings had to let mis-linked tracklets through. The weighted fit's lies
+under 4.0-4.4 in all three: a real mover's follows chi^2 with 2 (n - 2) degrees of freedom,
+whatever its errors.
 
 The network inputs (`detection_inputs`, `tracklet_inputs`) are fixed, stateless transforms of
 these raw values (logs, soft clipping) so that every input is of order one; the raw values are

@@ -140,3 +140,20 @@ def test_a_model_of_cue_set_6_trains_and_scores(tmp_path) -> None:
     assert np.isfinite(trk[:, TRACKLET_FEATURES.index("chi2_dof_weighted")]).all()
     scores = model.assess(stamps, lengths, meta).scores
     assert np.isfinite(scores).all() and scores.shape == (len(lengths),)
+
+
+def test_the_cue_set_6_candidate_loads_and_scores_with_its_novelty_reference() -> None:
+    """models/robust/screening-6fab83dcba44b5b5.pt (the shipped model's ICN with a cue set 6
+    TCN, its card beside it): it loads with its own novelty reference, reads cue set 6 and
+    scores raw stamps and metadata."""
+    from pathlib import Path
+
+    from classifier.inference import load_model
+
+    path = Path(__file__).resolve().parents[2] / "models/robust/screening-6fab83dcba44b5b5.pt"
+    model = load_model(path, "cpu")
+    assert model.version == "6fab83dcba44b5b5" and model.tcn_config.cues == 6
+    assert model.novelty is not None and model.threshold == pytest.approx(0.0745, abs=1e-4)
+    meta, stamps, lengths = synthetic_tracklets()
+    scores = model.assess(stamps, lengths, meta).scores
+    assert np.isfinite(scores).all() and ((0 <= scores) & (scores <= 1)).all()
