@@ -128,7 +128,6 @@ TRACKLET_INPUT_FEATURES = {
 # set 5 existed (14 detection, 8 tracklet columns), set 5 rows stored before set 6 (10).
 DETECTION_COLUMNS = {1: 9, 2: 13, 3: 14, 4: 14, 5: 17, 6: 17}
 TRACKLET_COLUMNS = {1: 6, 2: 8, 3: 8, 4: 8, 5: 10, 6: len(TRACKLET_FEATURES)}
-assert len(DETECTION_FEATURES) == DETECTION_COLUMNS[6]
 N_DETECTION_INPUTS, N_TRACKLET_INPUTS = CUES[1]
 ASTROMETRIC_FLOOR = 0.08  # arcsec: reference catalogue and registration
 
@@ -714,13 +713,11 @@ def tracklet_inputs(raw: np.ndarray, cues: int = 1) -> np.ndarray:
         ],
         axis=1,
     )
-    if cues >= 2:
-        if cues == 6:  # the weighted fit's chi^2, the matched filter's significance
-            chi2, significance = _filtered(flat[:, [10, 9]], "tracklet").T
-        elif cues == 5:
-            chi2, significance = _filtered(flat[:, 8:10], "tracklet").T
-        else:
-            chi2, significance = flat[:, 6:8].T
+    if cues >= 2:  # a chi^2/dof and a motion significance, named by the cue set
+        picked = flat[:, [TRACKLET_FEATURES.index(n) for n in TRACKLET_INPUT_FEATURES[cues][6:]]]
+        if cues in FILTERED_CUES:
+            picked = _filtered(picked, "tracklet")
+        chi2, significance = picked.T
         extra = np.stack([np.log1p(chi2), np.log1p(np.clip(significance, 0, None) / 3.0)], 1)
         out = np.concatenate([out, extra], axis=1)
     out = np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-5.0).astype(np.float32)

@@ -10,7 +10,11 @@ from scipy import stats
 
 from classifier.features import (
     CUES,
+    DETECTION_COLUMNS,
+    DETECTION_FEATURES,
+    TRACKLET_COLUMNS,
     TRACKLET_FEATURES,
+    TRACKLET_INPUT_FEATURES,
     _linear_fit,
     batch_inputs,
     batch_raw,
@@ -106,6 +110,11 @@ def test_cue_set_6_reads_the_weighted_chi2_and_set_5_rows_score_as_before() -> N
     meta, stamps, lengths = synthetic_tracklets()
     det, trk = batch_raw(meta, stamps, lengths)
     assert trk.shape[1] == len(TRACKLET_FEATURES) == 11
+    assert det.shape[1] == len(DETECTION_FEATURES) == DETECTION_COLUMNS[6]
+    # each cue set reads its named tracklet features from the columns it is given
+    for cues, names in TRACKLET_INPUT_FEATURES.items():
+        assert len(names) == CUES[cues][1]
+        assert max(TRACKLET_FEATURES.index(n) for n in names) < TRACKLET_COLUMNS[cues]
     five = tracklet_inputs(trk, 5)
     np.testing.assert_array_equal(tracklet_inputs(trk[:, :10], 5), five)
     six = tracklet_inputs(trk, 6)
