@@ -600,6 +600,13 @@ def weighted_chi2(t: np.ndarray, residual: np.ndarray, sigma: np.ndarray) -> flo
     and the precise one's residual, in its own small error, is large: chi^2 then grows with the
     spread of the errors (with the seeing), not with the misfit. The weighted fit's chi^2 of a
     real mover follows chi^2 with 2 (n - 2) degrees of freedom, whatever the errors."""
+    w = 1.0 / np.asarray(sigma, np.float64) ** 2
+    return float((w * weighted_residuals(t, residual, sigma) ** 2).sum())
+
+
+def weighted_residuals(t: np.ndarray, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """One axis's residuals about the line fitted with weights 1 / sigma^2 (see `weighted_chi2`);
+    `t` in any unit and origin (the fit is linear in it)."""
     t, r = np.asarray(t, np.float64), np.asarray(residual, np.float64)
     w = 1.0 / np.asarray(sigma, np.float64) ** 2
     s, st, stt = w.sum(), (w * t).sum(), (w * t * t).sum()
@@ -609,7 +616,7 @@ def weighted_chi2(t: np.ndarray, residual: np.ndarray, sigma: np.ndarray) -> flo
         offset, slope = sr / s, 0.0
     else:
         offset, slope = (stt * sr - st * str_) / det, (s * str_ - st * sr) / det
-    return float((w * (r - offset - slope * t) ** 2).sum())
+    return r - offset - slope * t
 
 
 def _slog(v: np.ndarray, scale: float) -> np.ndarray:

@@ -1,6 +1,10 @@
 """What the TCN sees besides the stamps, for the tracklet page: motion residuals, magnitudes and
 trails, measured by `classifier.features` from the detections and the model-input stamps.
 
+Residuals are shown about the motion fitted with each detection weighted by its expected error
+(cue set 6's fit), in those errors (cue set 5's, the matched filter's); whether the tracklet moves
+is the motion rule's verdict (`classifier.motion`), the one that caps scores.
+
 `tracklet_cues` is the one computation; the page's table and `tracklet_cues_png` both draw its
 plain dicts. Where the cues cannot be measured (fewer than two detections, a stamps file missing
 or not matching the detections, values that are not finite) it says why instead of raising.
@@ -21,13 +25,20 @@ ROUND_ELONGATION = 1.3  # below this the stamp's source is round: a trail angle 
 # 0.1-0.5 arcsec; the linker joins detections up to 1-2 arcsec off the line.
 LARGE_RESIDUAL_ARCSEC = 1.0
 TRAIL_OFF_MOTION_DEG = 30.0
-# The physical invariants (cue set 2): a residual in units of the detection's expected
-# astrometric error (from its SNR, PSF width and trail) is about 1 for a real mover whatever the
-# survey; a motion under 5 times its own error is no motion (a stationary source, or a chance
-# linkage of detections at one place).
+# The physical invariants, as the model and the motion rule read them: a residual in units of
+# the detection's expected astrometric error (the matched filter's SNR in the filtered stamp's
+# own noise, the PSF width and the trail: cue set 5) is about 1 for a real mover whatever the
+# survey; the chi-squared of the fit weighted by those errors (cue set 6) follows the
+# chi-squared distribution for one linear motion however unequal the errors are; whether the
+# tracklet moves is `classifier.motion`'s rule, the one that caps scores.
 LARGE_RESIDUAL_SIGMA = 3.0
-SIGNIFICANT_MOTION_SIGMA = 5.0
 POOR_FIT_P = 0.001  # chi-squared of the fit this unlikely for one mover: not one linear motion
+WEIGHTED_BY = (  # residuals along and across, and the errors they are weighted by
+    "resid_along_arcsec",
+    "resid_cross_arcsec",
+    "sigma_along_filtered_arcsec",
+    "sigma_cross_filtered_arcsec",
+)
 
 
 def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
@@ -39,7 +50,14 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
     """
     from scipy.stats import chi2
 
-    from classifier.features import DETECTION_FEATURES, FWHM_PER_SIGMA, TRACKLET_FEATURES, measure
+    from classifier import motion
+    from classifier.features import (
+        DETECTION_FEATURES,
+        FWHM_PER_SIGMA,
+        TRACKLET_FEATURES,
+        measure,
+        weighted_residuals,
+    )
     from screening.scoring.worker import detection_meta
 
     meta = detection_meta([tracklet.pk]).get(tracklet.pk, np.zeros((0, 7)))
@@ -65,13 +83,23 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
     if not (np.isfinite(measured).all() and np.isfinite(features.tracklet).all()):
         return {"problem": "the cues came out not finite (NaN or infinite) for this tracklet"}
     mjd, mag = meta[:, 0], meta[:, 3]
+    # the residuals about the fit weighted by each detection's error (the one `chi2_dof_weighted`
+    # measures): with the unweighted fit the model reads, one faint detection off the line pulls
+    # it off the precise ones, and those would be the ones shown off it
+    column = features.detections[:, [DETECTION_FEATURES.index(n) for n in WEIGHTED_BY]]
+    weighted = {
+        name: weighted_residuals(mjd - mjd[0], column[:, k], column[:, k + 2])
+        for k, name in enumerate(WEIGHTED_BY[:2])
+    }
     rows = []
     for position, values in enumerate(features.detections):
         cue = {name: float(v) for name, v in zip(DETECTION_FEATURES, values, strict=True)}
+        cue |= {name: float(v[position]) for name, v in weighted.items()}
+        cue["resid_arcsec"] = math.hypot(cue["resid_along_arcsec"], cue["resid_cross_arcsec"])
         elongated = cue["elongation"] >= ROUND_ELONGATION
         resid_sigma = math.hypot(
-            cue["resid_along_arcsec"] / cue["sigma_along_arcsec"],
-            cue["resid_cross_arcsec"] / cue["sigma_cross_arcsec"],
+            cue["resid_along_arcsec"] / cue["sigma_along_filtered_arcsec"],
+            cue["resid_cross_arcsec"] / cue["sigma_cross_filtered_arcsec"],
         )
         rows.append({
             "number": position + 1,  # ingest stores indexes 0..n-1 in time order
@@ -97,16 +125,21 @@ def tracklet_cues(tracklet: Tracklet) -> dict[str, Any]:
     summary = {name: float(v) for name, v in zip(TRACKLET_FEATURES, features.tracklet, strict=True)}
     summary["n_detections"] = int(summary["n_detections"])
     summary["position_angle_deg"] = float(features.fit.position_angle_deg)
-    summary["motion_significant"] = summary["motion_sigma"] >= SIGNIFICANT_MOTION_SIGMA
+    raw = features.tracklet[None, :]
+    summary["motion_still"] = bool(motion.still(raw)[0])  # the rule that caps the score
+    summary["motion_undecided"] = (
+        not summary["motion_still"] and summary["motion_sigma_filtered"] < motion.STILL_SIGMA
+    )
     dof = max(1, 2 * (len(rows) - 2))  # as features.measure counts them
-    summary["fit_p"] = float(chi2.sf(summary["chi2_dof"] * dof, dof))
+    summary["fit_p"] = float(chi2.sf(summary["chi2_dof_weighted"] * dof, dof))
     summary["fit_poor"] = summary["fit_p"] < POOR_FIT_P
     return {
         "detections": rows,
         "tracklet": summary,
         "round_elongation": ROUND_ELONGATION,
         "large_resid_sigma": LARGE_RESIDUAL_SIGMA,
-        "significant_motion_sigma": SIGNIFICANT_MOTION_SIGMA,
+        "still_sigma": motion.STILL_SIGMA,
+        "slowest_mover": motion.SLOWEST_MOVER_DEG_DAY,
         "poor_fit_p": POOR_FIT_P,
     }
 
@@ -163,7 +196,7 @@ def tracklet_cues_png(tracklet: Tracklet) -> bytes:
     motion.set_ylabel("residual (arcsec)")
     summary = cues["tracklet"]
     motion.set_title(
-        f"Against the fitted motion: RMS {summary['fit_rms_arcsec']:.2f}″, "
+        f"Against the motion fitted with each detection weighted by its error: "
         f"{summary['rate_deg_day']:.3f}°/day",
         fontsize=9,
     )
