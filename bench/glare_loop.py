@@ -304,6 +304,7 @@ def main() -> None:
         model_register,
     )
     from screening.scoring.worker import tracklets_score_pending
+    from screening.web.registry_views import lost_real
 
     if connection.vendor != "postgresql":
         sys.exit("run it with ./run bench: it needs PostgreSQL")
@@ -389,6 +390,15 @@ def main() -> None:
         record = model_promote(version=run.candidate.version)
     except PromotionRefused as refusal:
         print(f"PROMOTION REFUSED by the rule: {refusal}; forcing it to measure the candidate")
+        # what the refused candidate's model page lists: each real tracklet lost, and why
+        for row in lost_real(run.metrics or {}):
+            snr = (
+                f"SNR {row['snr']:.1f}, {row['rate_deg_day']:.2f} deg/day" if row.get("snr") else ""
+            )
+            print(
+                f"  lost ({row['data']}) {row['tracklet']}: score {row['base_score']:.3f} -> "
+                f"{row['candidate_score']:.3f} {snr}; {row.get('why', '')}"
+            )
         record = model_promote(version=run.candidate.version, force=True)
     print(f"promoted: {record.reason}")
     tracklets_score_pending()
