@@ -200,7 +200,7 @@ def tracklet_cues_png(tracklet: Tracklet) -> bytes:
         f"{summary['rate_deg_day']:.3f}°/day",
         fontsize=9,
     )
-    motion.legend(loc="upper right", fontsize=7, ncols=3)
+    motion.legend(loc="best", fontsize=7, ncols=3)  # where it covers the fewest points
     measured = [(m, r["dmag"]) for m, r in zip(minutes, rows, strict=True) if r["dmag"] is not None]
     dmag = [d for _, d in measured] or [0.0]
     magnitude.axhline(0, color="black", linewidth=0.8)
