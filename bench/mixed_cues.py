@@ -1,7 +1,8 @@
 """How far the physical cues can tell a mixed linkage from one mover: no model, only the cues.
 
     .venv/bin/python bench/mixed_cues.py [--sets nominal,psf-broad] [--tracklets 500]
-        [--mixed 200] [--cache var/cache/bench-novelty] [--cues 5|6] [--oracle [--icn MODEL.pt]]
+        [--mixed 200] [--cache var/cache/bench-novelty] [--cues 5|6]
+        [--oracle [--icn MODEL.pt] [--bogus]]
 
 For each simulated set of bench/novelty.py (the very same cached tracklets), the cues of every
 real tracklet and of every mixed linkage (`classifier.features.measure`, as scoring computes
@@ -15,7 +16,9 @@ filter's errors) or cue set 6's (`--cues 6`: the fit weighted by those errors).
 With --oracle, every cue the cue set's network reads, at once, by a small network trained on
 the set's own conditions (5-fold, scored out of fold): an upper bound on what the cues allow,
 with no shift between training and test; with --icn, the stamps' class probabilities by that
-model's ICN as well (everything its TCN reads).
+model's ICN as well (everything its TCN reads); with --bogus, the set's own bogus tracklets of
+every kind against its real ones too (what every input together rejects at 99.6% real recall
+under conditions a model was not trained for, were it trained for them).
 And the motion significance (rate over its error, in the matched filter's errors) of the real
 tracklets and of the set's stationary variable stars, against 3 sigma.
 """
@@ -119,6 +122,27 @@ def oracle(
     return out[: len(real)], out[len(real) :]
 
 
+def print_bogus_oracle(data: dict, real_in: np.ndarray, icn, cues: int) -> None:
+    """The oracle on the set's own bogus tracklets against its real ones (`real_in`: their
+    inputs): the share rejected at 99.6% real recall, in all and by kind."""
+    which = np.flatnonzero(~data["real"])
+    bogus_in = oracle_inputs(data, which, icn, cues)
+    real_out, bogus_out = oracle(real_in, bogus_in)
+    rejected = bogus_out > np.quantile(real_out, KEEP)
+    kinds = np.array(data["kinds"])[which]
+    by_kind = ", ".join(
+        f"{k} {100 * rejected[kinds == k].mean():.1f}% (n={int((kinds == k).sum())})"
+        for k in sorted(set(kinds), key=lambda k: rejected[kinds == k].mean())
+    )
+    print(
+        f"  oracle on every cue at once, the set's bogus: rejects {100 * rejected.mean():.1f}% "
+        f"of {len(bogus_out)} with {100 * (real_out <= np.quantile(real_out, KEEP)).mean():.1f}% "
+        f"of {len(real_out)} real kept (trained on this set's own conditions, scored out of fold"
+        + (f"; with {icn.version}'s ICN probabilities)" if icn else ")")
+    )
+    print(f"    by kind: {by_kind}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default="nominal,psf-broad")
@@ -139,6 +163,13 @@ def main() -> None:
         help="with --oracle: also this model's ICN class probabilities of every stamp",
     )
     parser.add_argument(
+        "--bogus",
+        action="store_true",
+        help="with --oracle: also the set's own bogus tracklets (every kind, as bench/novelty.py "
+        "draws them) against its real ones: how many every cue together rejects at 99.6%% real "
+        "recall under the set's conditions",
+    )
+    parser.add_argument(
         "--cues",
         type=int,
         choices=sorted(JOINT),
@@ -147,8 +178,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     joint = JOINT[args.cues]
-    if args.icn is not None and not args.oracle:
-        parser.error("--icn adds to --oracle's inputs: give --oracle too")
+    if (args.icn is not None or args.bogus) and not args.oracle:
+        parser.error("--icn and --bogus add to --oracle: give --oracle too")
     print(
         f"{platform.node()}, {os.cpu_count()} cores; {args.tracklets} real tracklets and "
         f"{args.mixed} mixed linkages a set; cue set {args.cues}; each cue cut where it keeps "
@@ -210,6 +241,8 @@ def main() -> None:
                     "(trained on this set's own conditions, scored out of fold"
                     + (f"; with {icn.version}'s ICN probabilities)" if icn else ")")
                 )
+            if args.bogus:
+                print_bogus_oracle(base, real_in, icn, args.cues)
         # stationary variable stars: a motion within its errors (the set's own bogus of that kind)
         # (the rule's own measure and cut: classifier.motion)
         stars = tracklet_cues(
