@@ -373,11 +373,15 @@ def print_set(name: str, result: dict) -> None:
     )
     missed = result.get("cutouts_missed")
     if missed and missed["cutouts"]:
+
+        def px(v) -> str:
+            return "-" if v is None else f"{v:.2f}"
+
         print(
             f"                  cutouts neither AST nor unlike: {missed['cutouts']} "
             f"{missed['top_class']}; the sources' FWHM median of those read COMET "
-            f"{missed['fwhm_px_median_comet']:.2f} px (those read AST or unlike: "
-            f"{missed['fwhm_px_median_read']:.2f} px)"
+            f"{px(missed['fwhm_px_median_comet'])} px (those read AST or unlike: "
+            f"{px(missed['fwhm_px_median_read'])} px)"
         )
 
 
