@@ -200,6 +200,13 @@ def assessed(model, data: dict) -> dict:
     }
 
 
+def kept_for_review(seen: dict, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(passing, kept) of `assessed`'s answer at `threshold`: a score at it or over it that the
+    motion rule did not cap, and that or unlike training (never auto-rejected)."""
+    passing = (seen["scores"] >= threshold) & ~seen["still"]
+    return passing, passing | seen["unlike"]
+
+
 def figures(model, data: dict, threshold: float | None = None, seen: dict | None = None) -> dict:
     """The set's figures at `threshold` (the model's own if None); `seen`: `assessed`'s answer
     if already made. A still tracklet (the motion rule) passes at no threshold."""
@@ -207,8 +214,7 @@ def figures(model, data: dict, threshold: float | None = None, seen: dict | None
     threshold = model.threshold if threshold is None else threshold
     real = data["real"]
     unlike = seen["unlike"]
-    passing = (seen["scores"] >= threshold) & ~seen["still"]
-    kept = passing | unlike
+    passing, kept = kept_for_review(seen, threshold)
     top = seen["top"]
     stamp_real = np.repeat(real, data["lengths"])
     stamp_unlike = seen["stamp_unlike"]
@@ -264,8 +270,7 @@ def noise_truth(name: str, data: dict, seen: dict, model) -> dict:
     from classifier.tracklets import make_tracklet
 
     real, kinds = data["real"], np.array(data["kinds"])
-    threshold = model.threshold
-    kept = ((seen["scores"] >= threshold) & ~seen["still"]) | seen["unlike"]
+    _, kept = kept_for_review(seen, model.threshold)
     n_real = int(real.sum())
     groups: dict[str, list[bool]] = {"no noise peak": [], "some noise peaks": [], "all noise": []}
     for t in np.flatnonzero(~real & (kinds == "independent")):

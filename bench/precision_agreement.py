@@ -38,13 +38,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from novelty import cached, simulate  # noqa: E402
 
 from classifier.hardware import cpu_summary  # noqa: E402
-from classifier.inference import AGREEMENT, load_model  # noqa: E402
+from classifier.inference import AGREEMENT, load_model, logit  # noqa: E402
 from classifier.simulate import SimConfig  # noqa: E402
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
 
 
 def subset(data: dict, n: int) -> dict:
